@@ -1,0 +1,90 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Typed errors shared by the modules and the inventory plugin.
+
+Every error carries a message a person can act on and, where a server was involved,
+the request that failed, so the fail helper can return a structured ``failure``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Long bodies (HTML error pages, stack traces) are cut so a failure stays readable.
+EXCERPT_LIMIT = 500
+
+
+def excerpt(text: str | bytes | None, limit: int = EXCERPT_LIMIT) -> str | None:
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class GolemError(Exception):
+    """Base of every error the collection raises on purpose."""
+
+    kind = "golem"
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        url: str | None = None,
+        method: str | None = None,
+        status: int | None = None,
+        response: str | bytes | None = None,
+        field: str | None = None,
+        value: Any = None,
+    ) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.url = url
+        self.method = method
+        self.status = status
+        self.response = excerpt(response)
+        self.field = field
+        self.value = value
+
+    def failure(self) -> dict[str, Any]:
+        """The structured part of a failed task's result; keys without a value are left out."""
+        data: dict[str, Any] = {"kind": self.kind}
+        for key in ("url", "method", "status", "response", "field"):
+            val = getattr(self, key)
+            if val is not None:
+                data[key] = val
+        if self.field is not None:
+            data["value"] = self.value
+        return data
+
+
+class DiscoveryError(GolemError):
+    """The discovery service failed or answered with something unusable."""
+
+    kind = "discovery"
+
+
+class ProviderError(GolemError):
+    """A provider failed or answered with something unusable."""
+
+    kind = "provider"
+
+
+class ValidationError(GolemError):
+    """User input, or data a server sent, broke a rule; ``field`` and ``value`` name it."""
+
+    kind = "validation"
+
+
+class StateError(GolemError):
+    """The local state file could not be read or written."""
+
+    kind = "state"
+
+
+class TimeoutError_(GolemError):
+    """The task's time budget ran out."""
+
+    kind = "timeout"
