@@ -21,16 +21,13 @@ make_venv() {
     local name=$1 req=$2 dir="$cache/venvs/$1"
     [ -f "$dir/.complete" ] && return 0
     echo "install-devnet: virtualenv $name ($req)"
-    rm -rf "$dir.tmp"
-    "$python" -m venv "$dir.tmp"
-    "$dir.tmp/bin/pip" install -q --disable-pip-version-check "$req" >"$cache/venvs/$name.log" 2>&1 || {
+    # venvs hard-code their own path, so build in place; .complete marks a finished one.
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$req" >"$cache/venvs/$name.log" 2>&1 || {
         echo "install-devnet: pip install $req failed; see $cache/venvs/$name.log" >&2
         return 1
     }
-    # venvs hard-code their own path in scripts; build in place under the final name.
-    rm -rf "$dir.tmp"
-    "$python" -m venv "$dir"
-    "$dir/bin/pip" install -q --disable-pip-version-check "$req" >>"$cache/venvs/$name.log" 2>&1
     touch "$dir/.complete"
 }
 

@@ -1,0 +1,73 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the local Golem network is made of: addresses, versions, prices, paths."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("GOLEM_DEVNET_CACHE", "/var/cache/golem-vm-devnet"))
+RUN = Path(os.environ.get("GOLEM_DEVNET_DIR", str(REPO / ".devnet"))).resolve()
+ROOTFS = CACHE / "rootfs-bookworm"
+
+DISCOVERY_IP = "127.0.0.1"
+DISCOVERY_PORT = 9001
+DISCOVERY_URL = f"http://{DISCOVERY_IP}:{DISCOVERY_PORT}"
+DISCOVERY_VERSION = "0.1.25"
+# Discovery rate-limits per client address; the network's own traffic comes from here
+# so it never eats the requestor's share of 127.0.0.1.
+CONTROL_SOURCE_IP = "127.0.0.9"
+PROVIDER_PORT = 7466
+ADVERTISE_EVERY = float(os.environ.get("GOLEM_DEVNET_ADVERTISE_EVERY", "30"))
+ZERO_ADDRESS = "0x" + "0" * 40
+
+
+@dataclass(frozen=True)
+class Provider:
+    key: str
+    ip: str
+    country: str
+    version: str
+    port_range: tuple[int, int]
+    usd: tuple[float, float, float] | None  # per core, per GB RAM, per GB storage, a month
+    glm: tuple[float, float, float] | None
+
+    @property
+    def api(self) -> str:
+        """'jobs' for the current async API, 'sync' for the MVP-era one."""
+        return "sync" if self.version.startswith("0.1.3") else "jobs"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:{PROVIDER_PORT}"
+
+
+PROVIDERS = (
+    Provider("se", "127.0.0.2", "SE", "0.1.63", (20000, 21000), (5.0, 2.0, 0.1), (20.0, 8.0, 0.4)),
+    Provider("us", "127.0.0.3", "US", "0.1.63", (21000, 22000), (7.0, 3.0, 0.15), (28.0, 12.0, 0.6)),
+    # The MVP-era synchronous API; its advertisement carries no platform and no pricing.
+    Provider("de", "127.0.0.4", "DE", "0.1.31", (22000, 23000), None, None),
+)
+
+
+def host_size() -> dict[str, int]:
+    """The emulated host each provider sees (each counts the whole host on its own)."""
+    return {
+        "cpu": int(os.environ.get("GOLEM_DEVNET_HOST_CPUS", "32")),
+        "memory": int(os.environ.get("GOLEM_DEVNET_HOST_MEMORY_GB", "64")),
+        "storage": int(os.environ.get("GOLEM_DEVNET_HOST_DISK_GB", "1000")),
+    }
+
+
+def venv(name: str) -> Path:
+    return CACHE / "venvs" / name
+
+
+def provider_by_key(key: str) -> Provider:
+    for prov in PROVIDERS:
+        if prov.key == key:
+            return prov
+    raise KeyError(key)
