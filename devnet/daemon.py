@@ -370,7 +370,7 @@ async def main() -> int:
     try:
         starting = loop.create_task(net.start())
         stopping = loop.create_task(net._stop.wait())
-        done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        done, _pending = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting in done and starting.exception() is None:
             print("devnetd: ready", flush=True)
             await stopping

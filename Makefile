@@ -1,0 +1,79 @@
+# golem.vm: everything runs through these targets; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
+PY311 ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.11.7/bin/python) $(shell command -v python3.11))
+PY312 ?= $(PYENV_ROOT)/versions/3.12.1/bin/python
+CORE311 ?= ansible-core>=2.19,<2.20
+CORE312 ?= ansible-core>=2.21,<2.22
+VENV ?= .venv/py311
+COLLECTIONS := $(CURDIR)/.venv/collections
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export GOLEM_REQUESTOR_DISCOVERY_URL ?= http://127.0.0.1:9001
+export ANSIBLE_FORCE_COLOR ?= 0
+PYTEST_ARGS ?=
+
+.PHONY: help install install-system install-tools install-devnet collection devnet-up devnet-down \
+        devnet-status demo test sanity units integration test-leg clean
+
+help:
+	@echo "make demo         set up everything, start the local network, run playbooks/create_vm.yml"
+	@echo "make test         everything CI checks (sanity, unit, integration; both toolchain legs)"
+	@echo "make devnet-up    start the local Golem network (devnet-down stops it, devnet-status shows it)"
+
+install: install-system install-tools install-devnet collection
+
+install-system:
+	@bash scripts/install-system.sh
+
+install-tools:
+	@bash scripts/install-tools.sh py311 "$(PY311)" '$(CORE311)'
+	@bash scripts/install-tools.sh py312 "$(PY312)" '$(CORE312)'
+
+install-devnet: install-system
+	@bash scripts/install-devnet.sh
+
+# The integration tests and the demo use the collection as users get it: built and installed.
+collection: install-tools
+	@rm -rf .venv/dist "$(COLLECTIONS)/ansible_collections/golem/vm"
+	@$(VENV)/bin/ansible-galaxy collection build -v --output-path .venv/dist . >/dev/null
+	@$(VENV)/bin/ansible-galaxy collection install --offline -p "$(COLLECTIONS)" .venv/dist/golem-vm-*.tar.gz >/dev/null
+	@echo "collection: golem.vm installed in $(COLLECTIONS)"
+
+devnet-up: install-devnet install-tools
+	@$(VENV)/bin/python devnet/ctl.py up
+
+devnet-down:
+	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python devnet/ctl.py down; \
+	 else echo "devnet: not installed"; fi
+
+devnet-status:
+	@$(VENV)/bin/python devnet/ctl.py status
+
+demo: install devnet-up
+	@cd playbooks && ../$(VENV)/bin/ansible-playbook create_vm.yml $(DEMO_ARGS)
+
+# One leg: sanity, units, integration for the toolchain in VENV.
+sanity:
+	@bash scripts/ansible-test-offline.sh $(VENV) $(shell $(VENV)/bin/python -c 'import sys;print("%d.%d"%sys.version_info[:2])') sanity
+
+units:
+	@$(VENV)/bin/python -m pytest tests/unit -p no:cacheprovider -q $(PYTEST_ARGS)
+
+integration:
+	@$(VENV)/bin/python -m pytest tests/integration -p no:cacheprovider -q $(PYTEST_ARGS)
+
+test-leg: sanity units integration
+
+test: install devnet-up
+	@status=0; \
+	for leg in py311 py312; do \
+	  echo "=== leg $$leg: $$(.venv/$$leg/bin/ansible --version | head -1) on $$(.venv/$$leg/bin/python -V)"; \
+	  $(MAKE) --no-print-directory test-leg VENV=.venv/$$leg || { status=1; break; }; \
+	done; \
+	$(MAKE) --no-print-directory devnet-down || status=1; \
+	exit $$status
+
+clean: devnet-down
+	rm -rf .venv/dist .venv/ansible-test collections tests/output
