@@ -1,0 +1,348 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A known_hosts file the collection manages, so VMs are not reached with host key checking off.
+
+Upstream's CLI connects with ``StrictHostKeyChecking=no``. We record each VM's host key on
+first contact (``[host]:port``, the provider's SSH proxy), refuse a changed key as ssh does,
+and forget the entry when the VM is destroyed, because providers hand the port to the next VM.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import math
+import os
+import shutil
+import socket
+import subprocess
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from ansible_collections.golem.vm.plugins.module_utils._files import (
+    atomic_write,
+    ensure_private_dir,
+    file_lock,
+    tighten_mode,
+)
+from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    GolemError,
+    ProviderError,
+    StateError,
+    TimeoutError_,
+    excerpt,
+)
+
+DEFAULT_KNOWN_HOSTS = "~/.golem/requestor/known_hosts"
+SCAN_KEY_TYPES = ("ed25519", "rsa")
+_HOST_KEY_TYPES = frozenset(
+    {
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "ssh-dss",
+    }
+)
+# RFC 4253 lets a server send other lines before its identification; cap what we read.
+_MAX_BANNER_LINES = 20
+_MAX_BANNER_BYTES = 8192
+
+
+def host_pattern(host: str, port: int) -> str:
+    """The host field ssh uses: ``[host]:port``, or the bare host on port 22."""
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host if int(port) == 22 else f"[{host}]:{int(port)}"
+
+
+@dataclass(frozen=True)
+class HostKey:
+    key_type: str
+    key: str  # base64 blob, as in known_hosts
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(base64.b64decode(self.key)).digest()
+        return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+    def describe(self) -> str:
+        return f"{self.key_type} {self.fingerprint}"
+
+
+class HostKeyChanged(ProviderError):
+    """The host key a VM offers differs from the one recorded for its ``[host]:port``."""
+
+    kind = "host_key_changed"
+
+    def __init__(
+        self, endpoint: str, vm: str | None, recorded: list[HostKey], offered: list[HostKey], path: str
+    ) -> None:
+        who = f"VM {vm} at {endpoint}" if vm else endpoint
+        super().__init__(
+            f"host key of {who} has changed: recorded {', '.join(k.describe() for k in recorded)}; "
+            f"now offered {', '.join(k.describe() for k in offered) or 'nothing comparable'}. "
+            f"Refusing to trust it, as ssh would. If the VM was really recreated on a reused port, "
+            f"remove the entries for {endpoint} from {path}."
+        )
+        self.endpoint = endpoint
+        self.vm = vm
+        self.recorded = [k.fingerprint for k in recorded]
+        self.offered = [k.fingerprint for k in offered]
+
+    def failure(self) -> dict[str, object]:
+        data = super().failure()
+        data.update(endpoint=self.endpoint, recorded=self.recorded, offered=self.offered)
+        if self.vm:
+            data["vm"] = self.vm
+        return data
+
+
+def _parse_key(key_type: str, key: str) -> HostKey | None:
+    if key_type not in _HOST_KEY_TYPES:
+        return None
+    try:
+        base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return HostKey(key_type, key)
+
+
+def _entry_matches(entry: str, pattern: str) -> bool:
+    if entry.startswith("|1|"):
+        # Hashed by ssh-keygen -H: |1|base64(salt)|base64(hmac-sha1(salt, host))
+        try:
+            salt, digest = entry.split("|")[2:4]
+            expected = hmac.new(base64.b64decode(salt), pattern.encode(), hashlib.sha1).digest()
+            return hmac.compare_digest(expected, base64.b64decode(digest))
+        except (ValueError, binascii.Error):
+            return False
+    return entry.lower() == pattern
+
+
+def _split_line(line: str) -> tuple[str, str, str] | None:
+    """(hosts, key type, key) for a plain entry; None for comments, blanks and @markers."""
+    parts = line.split()
+    if len(parts) < 3 or parts[0].startswith(("#", "@")):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+class KnownHosts:
+    """One known_hosts file; writes take a lock on ``<path>.lock`` and replace the file atomically."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = os.path.abspath(os.path.expanduser(path or DEFAULT_KNOWN_HOSTS))
+        self.lock_path = self.path + ".lock"
+
+    def _read_lines(self) -> list[str]:
+        try:
+            with open(self.path, encoding="utf-8", errors="surrogateescape") as handle:
+                return handle.read().splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StateError(f"cannot read known_hosts file {self.path}: {exc.strerror or exc}") from exc
+
+    def _write_lines(self, lines: list[str]) -> None:
+        text = "".join(line + "\n" for line in lines)
+        try:
+            atomic_write(self.path, text.encode("utf-8", errors="surrogateescape"))
+        except OSError as exc:
+            raise StateError(f"cannot write known_hosts file {self.path}: {exc.strerror or exc}") from exc
+
+    def _lock(self) -> AbstractContextManager[None]:
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            ensure_private_dir(directory)
+        tighten_mode(self.path)
+        return file_lock(self.lock_path)
+
+    @staticmethod
+    def _keys_in(lines: list[str], pattern: str) -> list[HostKey]:
+        keys: list[HostKey] = []
+        for line in lines:
+            parsed = _split_line(line)
+            if parsed is None:
+                continue
+            hosts, key_type, key = parsed
+            if any(_entry_matches(entry, pattern) for entry in hosts.split(",")):
+                host_key = _parse_key(key_type, key)
+                if host_key is not None and host_key not in keys:
+                    keys.append(host_key)
+        return keys
+
+    @staticmethod
+    def _without(lines: list[str], pattern: str) -> list[str]:
+        kept: list[str] = []
+        for line in lines:
+            parsed = _split_line(line)
+            if parsed is None:
+                kept.append(line)
+                continue
+            hosts, key_type, key = parsed
+            entries = hosts.split(",")
+            others = [entry for entry in entries if not _entry_matches(entry, pattern)]
+            if len(others) == len(entries):
+                kept.append(line)
+            elif others:
+                # A line shared with other hosts keeps them; only our endpoint goes.
+                rest = line.split(None, 1)[1]
+                kept.append(",".join(others) + " " + rest)
+        return kept
+
+    def keys_for(self, host: str, port: int) -> list[HostKey]:
+        """Keys recorded for ``[host]:port``; an absent file records nothing."""
+        return self._keys_in(self._read_lines(), host_pattern(host, port))
+
+    def add(self, host: str, port: int, keys: list[HostKey]) -> bool:
+        """Record ``keys`` for ``[host]:port``, replacing what was there; True if the file changed.
+
+        For a VM just created: the port may have belonged to an earlier VM.
+        """
+        if not keys:
+            raise ValueError("no host keys to record")
+        pattern = host_pattern(host, port)
+        with self._lock():
+            lines = self._read_lines()
+            if sorted(self._keys_in(lines, pattern), key=repr) == sorted(set(keys), key=repr):
+                return False
+            new = self._without(lines, pattern)
+            new.extend(f"{pattern} {k.key_type} {k.key}" for k in dict.fromkeys(keys))
+            self._write_lines(new)
+        return True
+
+    def _compare(self, pattern: str, recorded: list[HostKey], offered: list[HostKey], vm: str | None) -> None:
+        recorded_by_type = {k.key_type: k for k in recorded}
+        common = [k for k in offered if k.key_type in recorded_by_type]
+        if not common or any(recorded_by_type[k.key_type] != k for k in common):
+            raise HostKeyChanged(pattern, vm, recorded, common or offered, self.path)
+
+    def check(self, host: str, port: int, offered: list[HostKey], vm: str | None = None) -> bool:
+        """True if ``offered`` matches what is recorded, False if nothing is; raise HostKeyChanged otherwise."""
+        pattern = host_pattern(host, port)
+        recorded = self.keys_for(host, port)
+        if not recorded:
+            return False
+        self._compare(pattern, recorded, offered, vm)
+        return True
+
+    def learn(self, host: str, port: int, offered: list[HostKey], vm: str | None = None) -> bool:
+        """Trust on first use: record ``offered`` if nothing is recorded (True), else check it (False)."""
+        if not offered:
+            raise ValueError("no host keys offered")
+        pattern = host_pattern(host, port)
+        with self._lock():
+            lines = self._read_lines()
+            recorded = self._keys_in(lines, pattern)
+            if recorded:
+                self._compare(pattern, recorded, offered, vm)
+                return False
+            lines.extend(f"{pattern} {k.key_type} {k.key}" for k in dict.fromkeys(offered))
+            self._write_lines(lines)
+        return True
+
+    def learn_from_scan(self, host: str, port: int, timeout: float = 5.0, vm: str | None = None) -> list[HostKey]:
+        """Scan ``[host]:port`` and learn the result; returns the keys the host offered."""
+        offered = scan_host_keys(host, port, timeout=timeout)
+        self.learn(host, port, offered, vm=vm)
+        return offered
+
+    def remove(self, host: str, port: int) -> bool:
+        """Forget every key for ``[host]:port``; True if something was removed."""
+        if not os.path.exists(self.path):
+            return False
+        pattern = host_pattern(host, port)
+        with self._lock():
+            lines = self._read_lines()
+            new = self._without(lines, pattern)
+            if new == lines:
+                return False
+            self._write_lines(new)
+        return True
+
+
+def scan_host_keys(
+    host: str, port: int, timeout: float = 5.0, key_types: tuple[str, ...] = SCAN_KEY_TYPES
+) -> list[HostKey]:
+    """The host keys ``[host]:port`` offers, fetched with ``ssh-keyscan``."""
+    keyscan = shutil.which("ssh-keyscan")
+    if keyscan is None:
+        raise GolemError("ssh-keyscan was not found on the controller; install the OpenSSH client")
+    per_connection = max(1, math.ceil(timeout))
+    command = [keyscan, "-T", str(per_connection), "-p", str(int(port)), "-t", ",".join(key_types), host]
+    try:
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            # ssh-keyscan opens one connection per key type, each bounded by -T.
+            timeout=per_connection * (len(key_types) + 1) + 5,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise TimeoutError_(f"ssh-keyscan of {host_pattern(host, port)} did not finish") from exc
+    keys: list[HostKey] = []
+    for line in result.stdout.splitlines():
+        parsed = _split_line(line)
+        if parsed is None:
+            continue
+        host_key = _parse_key(parsed[1], parsed[2])
+        if host_key is not None and host_key not in keys:
+            keys.append(host_key)
+    if not keys:
+        detail = excerpt(result.stderr) or f"exit code {result.returncode}"
+        raise ProviderError(f"no SSH host key from {host_pattern(host, port)} within {per_connection} s: {detail}")
+    return keys
+
+
+def _read_banner(sock: socket.socket, deadline: float, connect_timeout: float) -> str | None:
+    buffer = b""
+    lines = 0
+    while lines < _MAX_BANNER_LINES and len(buffer) < _MAX_BANNER_BYTES:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        sock.settimeout(min(remaining, connect_timeout))
+        chunk = sock.recv(1024)
+        if not chunk:
+            return None
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            lines += 1
+            if line.startswith(b"SSH-"):
+                return line.rstrip(b"\r").decode("ascii", errors="replace")
+    return None
+
+
+def wait_for_ssh_banner(
+    host: str, port: int, deadline: float, interval: float = 0.5, connect_timeout: float = 5.0
+) -> str:
+    """Block until ``host:port`` sends an ``SSH-`` identification line and return that line.
+
+    ``deadline`` is a ``time.monotonic()`` value. An open port is not enough: a provider's
+    SSH proxy accepts connections before the VM behind it answers, then closes them.
+    """
+    endpoint = host_pattern(host, port)
+    last = "no attempt was made"
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError_(f"no SSH banner from {endpoint} before the deadline (last attempt: {last})")
+        try:
+            with socket.create_connection((host, int(port)), timeout=min(remaining, connect_timeout)) as sock:
+                banner = _read_banner(sock, deadline, connect_timeout)
+            if banner is not None:
+                return banner
+            last = "the connection closed or stalled without an SSH banner"
+        except socket.timeout:
+            last = "timed out"
+        except OSError as exc:
+            last = exc.strerror or str(exc)
+        time.sleep(max(0.0, min(interval, deadline - time.monotonic())))

@@ -1,0 +1,477 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The local state store: one SQLite file shared with the upstream ``golem`` CLI.
+
+The table is upstream's ``vms`` table, unchanged, so ``golem vm list`` keeps working on
+VMs this collection created. The CLI reads ``config`` as ``{cpu, memory, storage,
+ssh_port, stream_id?}``; everything only we need lives in that same JSON object, because
+the CLI ignores keys it does not know and a new column would break nothing today but
+might break a future upstream migration. Config keys we write:
+
+    cpu, memory, storage, ssh_port, stream_id     (read by the CLI)
+    provider_id, provider_port, country, ssh_host, ssh_user, ssh_private_key_path,
+    image, size, host_key_fingerprint, error, labels, updated_at
+
+Concurrency: Ansible runs each fork as its own process, so every operation opens its own
+connection, writes in a short ``BEGIN IMMEDIATE`` transaction in WAL mode and closes.
+Readers never create anything; writers create the directory 0700 and the file 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from ansible_collections.golem.vm.plugins.module_utils._files import (
+    create_private_file,
+    ensure_private_dir,
+    tighten_mode,
+)
+from ansible_collections.golem.vm.plugins.module_utils.errors import StateError, ValidationError
+
+# Byte-for-byte what we execute; upstream's own statement differs only in whitespace.
+UPSTREAM_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS vms (name TEXT PRIMARY KEY, provider_ip TEXT NOT NULL, "
+    "vm_id TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'running', "
+    "created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)"
+)
+DEFAULT_STATE_PATH = "~/.golem/requestor/vms.db"
+STATE_PATH_ENV = "GOLEM_REQUESTOR_DB_PATH"
+STATUSES = ("creating", "running", "stopped", "error")
+BUSY_TIMEOUT = 30.0
+
+# Named columns, never SELECT *: some upstream versions added an ssh_key_name column.
+_COLUMNS = "name, provider_ip, vm_id, config, status, created_at"
+# Past this many names an IN (...) list stops paying off; filter in Python instead.
+_MAX_SQL_NAMES = 500
+
+_T = TypeVar("_T")
+
+
+def default_state_path(environ: Mapping[str, str] | None = None) -> str:
+    """``$GOLEM_REQUESTOR_DB_PATH`` if set, else upstream's ``~/.golem/requestor/vms.db``, absolute.
+
+    The upstream CLI 0.1.58 ignores the variable, so a custom path hides our VMs from it.
+    """
+    env = os.environ if environ is None else environ
+    return os.path.abspath(os.path.expanduser(env.get(STATE_PATH_ENV) or DEFAULT_STATE_PATH))
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class VMRecord:
+    """One row of ``vms``; ``config_error`` is set (and ``config`` empty) when its JSON is unreadable."""
+
+    name: str
+    provider_ip: str
+    vm_id: str
+    status: str = "creating"
+    config: dict[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
+    config_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.config_error is None
+
+    def _int(self, key: str) -> int | None:
+        value = self.config.get(key)
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return None
+
+    def _str(self, key: str) -> str | None:
+        value = self.config.get(key)
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def cpu(self) -> int | None:
+        return self._int("cpu")
+
+    @property
+    def memory(self) -> int | None:
+        return self._int("memory")
+
+    @property
+    def storage(self) -> int | None:
+        return self._int("storage")
+
+    @property
+    def ssh_port(self) -> int | None:
+        return self._int("ssh_port")
+
+    @property
+    def stream_id(self) -> int | None:
+        return self._int("stream_id")
+
+    @property
+    def provider_port(self) -> int | None:
+        return self._int("provider_port")
+
+    @property
+    def provider_id(self) -> str | None:
+        return self._str("provider_id")
+
+    @property
+    def ssh_host(self) -> str:
+        # The provider's /access may name a host; otherwise its SSH proxy is on the provider IP.
+        return self._str("ssh_host") or self.provider_ip
+
+    @property
+    def ssh_user(self) -> str | None:
+        return self._str("ssh_user")
+
+    @property
+    def ssh_private_key_path(self) -> str | None:
+        return self._str("ssh_private_key_path")
+
+    @property
+    def country(self) -> str | None:
+        return self._str("country")
+
+    @property
+    def image(self) -> str | None:
+        return self._str("image")
+
+    @property
+    def size(self) -> str | None:
+        return self._str("size")
+
+    @property
+    def host_key_fingerprint(self) -> str | None:
+        return self._str("host_key_fingerprint")
+
+    @property
+    def error(self) -> str | None:
+        return self._str("error")
+
+    @property
+    def updated_at(self) -> str | None:
+        return self._str("updated_at")
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        value = self.config.get("labels")
+        return dict(value) if isinstance(value, dict) else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe copy of the row, config included."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "provider_ip": self.provider_ip,
+            "vm_id": self.vm_id,
+            "status": self.status,
+            "created_at": self.created_at,
+            "config": json.loads(json.dumps(self.config)),
+        }
+        if self.config_error is not None:
+            data["config_error"] = self.config_error
+        return data
+
+
+def _row_to_record(row: tuple[Any, ...]) -> VMRecord:
+    name, provider_ip, vm_id, raw_config, status, created_at = row
+    record = VMRecord(
+        name=str(name),
+        provider_ip="" if provider_ip is None else str(provider_ip),
+        vm_id="" if vm_id is None else str(vm_id),
+        status="" if status is None else str(status),
+        created_at=None if created_at is None else str(created_at),
+    )
+    try:
+        config = json.loads(raw_config)
+    except (TypeError, ValueError) as exc:
+        record.config_error = f"config of VM {record.name!r} is not valid JSON: {exc}"
+        return record
+    if not isinstance(config, dict):
+        record.config_error = f"config of VM {record.name!r} is JSON {type(config).__name__}, not an object"
+        return record
+    record.config = config
+    return record
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise ValidationError(
+            f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status", value=status
+        )
+
+
+def _dump_config(name: str, config: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(dict(config), sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"config of VM {name!r} cannot be stored as JSON: {exc}", field="config", value=None
+        ) from exc
+
+
+def _as_list(values: Iterable[str] | str | None) -> list[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        return [values]
+    return [str(v) for v in values]
+
+
+class StateStore:
+    """The ``vms`` table in one SQLite file; every call opens, uses and closes its own connection."""
+
+    def __init__(self, path: str | None = None, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
+        self.path = os.path.abspath(os.path.expanduser(path)) if path else default_state_path()
+        self.busy_timeout = busy_timeout
+
+    # --- reading ---------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return os.path.isfile(self.path)
+
+    def get(self, name: str) -> VMRecord | None:
+        """The row called ``name``, or None; a missing state file reads as empty."""
+        rows = self._read(f"SELECT {_COLUMNS} FROM vms WHERE name = ?", (name,))
+        return _row_to_record(rows[0]) if rows else None
+
+    def list(
+        self,
+        statuses: Iterable[str] | str | None = None,
+        names: Iterable[str] | str | None = None,
+        providers: Iterable[str] | str | None = None,
+    ) -> list[VMRecord]:
+        """Rows sorted by name, in one SELECT; unreadable configs come back flagged, not raised.
+
+        ``providers`` matches a row's ``provider_id`` (from config) or its ``provider_ip``.
+        """
+        status_list = _as_list(statuses)
+        name_list = _as_list(names)
+        provider_set = set(_as_list(providers) or ()) if providers is not None else None
+        if status_list == [] or name_list == [] or provider_set == set():
+            return []
+        clauses: list[str] = []
+        params: list[str] = []
+        if status_list is not None:
+            clauses.append(f"status IN ({', '.join('?' * len(status_list))})")
+            params.extend(status_list)
+        if name_list is not None and len(name_list) <= _MAX_SQL_NAMES:
+            clauses.append(f"name IN ({', '.join('?' * len(name_list))})")
+            params.extend(name_list)
+        sql = f"SELECT {_COLUMNS} FROM vms"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY name"
+        records = [_row_to_record(row) for row in self._read(sql, tuple(params))]
+        if name_list is not None and len(name_list) > _MAX_SQL_NAMES:
+            wanted = set(name_list)
+            records = [r for r in records if r.name in wanted]
+        if provider_set is not None:
+            records = [r for r in records if r.provider_ip in provider_set or r.provider_id in provider_set]
+        return records
+
+    # --- writing ---------------------------------------------------------------------
+
+    def upsert(self, record: VMRecord) -> VMRecord:
+        """Insert or replace the row ``record.name``; keeps the original ``created_at``. Returns the stored row."""
+        for attr in ("name", "provider_ip", "vm_id"):
+            value = getattr(record, attr)
+            if not isinstance(value, str) or not value:
+                raise ValidationError(f"{attr} must be a non-empty string", field=attr, value=value)
+        _check_status(record.status)
+        config = dict(record.config)
+        config["updated_at"] = utc_now()
+        config_json = _dump_config(record.name, config)
+
+        def write(conn: sqlite3.Connection) -> VMRecord:
+            conn.execute(
+                "INSERT INTO vms (name, provider_ip, vm_id, config, status, created_at) "
+                "VALUES (?, ?, ?, ?, ?, COALESCE(?, CURRENT_TIMESTAMP)) "
+                "ON CONFLICT(name) DO UPDATE SET provider_ip = excluded.provider_ip, "
+                "vm_id = excluded.vm_id, config = excluded.config, status = excluded.status",
+                (record.name, record.provider_ip, record.vm_id, config_json, record.status, record.created_at),
+            )
+            row = conn.execute(f"SELECT {_COLUMNS} FROM vms WHERE name = ?", (record.name,)).fetchone()
+            return _row_to_record(row)
+
+        return self._write(write)
+
+    def set_status(self, name: str, status: str, **config_updates: Any) -> VMRecord | None:
+        """Set ``status`` and merge ``config_updates`` into config (a None value removes the key).
+
+        Returns the updated row, or None when there is no row ``name``.
+        """
+        _check_status(status)
+        if not os.path.lexists(self.path):
+            self._check_not_directory()
+            return None  # nothing to update, and no reason to create the file
+
+        def write(conn: sqlite3.Connection) -> VMRecord | None:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM vms WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            current = _row_to_record(row)
+            if current.config_error is not None:
+                raise StateError(f"{current.config_error}; fix or delete that row in {self.path} before updating it")
+            config = dict(current.config)
+            for key, value in config_updates.items():
+                if value is None:
+                    config.pop(key, None)
+                else:
+                    config[key] = value
+            config["updated_at"] = utc_now()
+            conn.execute(
+                "UPDATE vms SET status = ?, config = ? WHERE name = ?",
+                (status, _dump_config(name, config), name),
+            )
+            current.status = status
+            current.config = config
+            return current
+
+        return self._write(write)
+
+    def delete(self, name: str) -> bool:
+        """Remove the row ``name``; True if there was one. A missing state file is left missing."""
+        if not os.path.lexists(self.path):
+            self._check_not_directory()
+            return False
+        return self._write(lambda conn: conn.execute("DELETE FROM vms WHERE name = ?", (name,)).rowcount > 0)
+
+    # --- connections -----------------------------------------------------------------
+
+    def _check_not_directory(self) -> None:
+        if os.path.isdir(self.path):
+            raise StateError(f"state path {self.path} is a directory, not an SQLite file")
+
+    def _connect(self, mode: str) -> sqlite3.Connection:
+        # A URI with mode=ro/rw never creates the file: creation is ours, with 0600.
+        uri = f"file:{quote(self.path)}?mode={mode}"
+        return sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        self._check_not_directory()
+        if not os.path.exists(self.path):
+            return []
+
+        def read() -> list[tuple[Any, ...]]:
+            conn = self._connect("ro")
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table: vms" in str(exc):
+                    return []
+                raise
+            finally:
+                conn.close()
+
+        return self._retry(read, "read")
+
+    def _prepare_for_write(self) -> None:
+        self._check_not_directory()
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            ensure_private_dir(directory)
+        try:
+            create_private_file(self.path)
+        except OSError as exc:
+            raise StateError(f"cannot create state file {self.path}: {exc.strerror or exc}") from exc
+
+    def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        self._prepare_for_write()
+
+        def attempt() -> _T:
+            conn = self._connect("rw")
+            try:
+                # Reading the mode first reads the header, so a foreign file fails here untouched.
+                journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+                # Only now is it known to be a database: never chmod someone else's file.
+                for suffix in ("", "-wal", "-shm"):
+                    tighten_mode(self.path + suffix)
+                if journal_mode != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(UPSTREAM_SCHEMA)
+                    result = work(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                return result
+            finally:
+                conn.close()
+
+        return self._retry(attempt, "write")
+
+    def _retry(self, attempt: Callable[[], _T], action: str) -> _T:
+        """Run ``attempt``, retrying the cases where SQLite reports busy without waiting.
+
+        The busy timeout covers ordinary lock waits, but SQLite can return SQLITE_BUSY without
+        calling the busy handler (e.g. during WAL recovery, or to break a lock-upgrade deadlock);
+        those get a jittered retry until the same deadline.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.01
+        while True:
+            try:
+                return attempt()
+            except sqlite3.Error as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.5)
+                    continue
+                raise self._state_error(exc, action) from exc
+            except OSError as exc:
+                raise StateError(f"cannot {action} state file {self.path}: {exc.strerror or exc}") from exc
+
+    def _state_error(self, exc: sqlite3.Error, action: str) -> StateError:
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        cause = str(exc)
+        path = self.path
+        if name == "SQLITE_NOTADB" or "not a database" in cause:
+            msg = f"state file {path} is not an SQLite database; it was left unchanged"
+        elif name.startswith("SQLITE_CORRUPT"):
+            msg = f"state file {path} is corrupt"
+        elif name.startswith("SQLITE_CANTOPEN"):
+            msg = f"cannot open state file {path} (does it exist, and is its directory readable/writable?)"
+        elif name.startswith("SQLITE_READONLY"):
+            msg = f"state file {path} is read-only (check its permissions and those of its directory)"
+        elif name == "SQLITE_FULL" or (name.startswith("SQLITE_IOERR") and self._disk_full()):
+            msg = f"no space left to {action} state file {path}; the file was left as it was"
+        elif name.startswith("SQLITE_IOERR"):
+            msg = f"I/O error while trying to {action} state file {path} (failing disk or file size limit?)"
+        elif _is_busy(exc):
+            msg = f"state file {path} is still locked by another process after {self.busy_timeout:g} s"
+        elif "no such column" in cause or "has no column" in cause:
+            msg = f"state file {path} has a vms table without upstream's columns"
+        else:
+            msg = f"cannot {action} state file {path}"
+        return StateError(f"{msg} (sqlite: {cause})")
+
+    def _disk_full(self) -> bool:
+        # ENOSPC while creating the WAL index surfaces as a generic I/O error; ask the filesystem.
+        try:
+            st = os.statvfs(os.path.dirname(self.path))
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return True
+    text = str(exc)
+    return "database is locked" in text or "database table is locked" in text
