@@ -17,15 +17,6 @@ from ansible_collections.golem.vm.plugins.module_utils.resources import Resource
 
 SORT_KEYS = ("price", "cpu", "memory", "storage", "country", "updated")
 
-PRICING_KEYS = (
-    "usd_per_core_month",
-    "usd_per_gb_ram_month",
-    "usd_per_gb_storage_month",
-    "glm_per_core_month",
-    "glm_per_gb_ram_month",
-    "glm_per_gb_storage_month",
-)
-
 
 def represent_provider(ad: Advertisement, *, provider_port: int, spec: ResourceSpec) -> dict[str, Any]:
     """A flat, JSON-safe dict; ``estimate`` is the price of ``spec`` on this provider."""
