@@ -1,0 +1,138 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared base of the golem.vm modules: connection options, library checks, clients, one fail path."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.http import (
+    DEFAULT_DISCOVERY_URL,
+    DEFAULT_PROVIDER_PORT,
+    DEFAULT_TIMEOUT,
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    REQUESTS_LIBRARY,
+    DiscoveryClient,
+    ProviderClient,
+)
+from ansible_collections.golem.vm.plugins.module_utils.models import HAS_PYDANTIC, PYDANTIC_IMPORT_ERROR
+
+PYDANTIC_LIBRARY = "pydantic >= 2"
+
+
+def golem_argument_spec() -> dict[str, Any]:
+    """The connection options every module takes; documented in the golem.vm.golem doc fragment."""
+    return {
+        "discovery_url": {
+            "type": "str",
+            "default": DEFAULT_DISCOVERY_URL,
+            "fallback": (env_fallback, ["GOLEM_REQUESTOR_DISCOVERY_URL"]),
+        },
+        "provider_port": {
+            "type": "int",
+            "default": DEFAULT_PROVIDER_PORT,
+            "fallback": (env_fallback, ["GOLEM_REQUESTOR_PROVIDER_PORT"]),
+        },
+        "timeout": {
+            "type": "float",
+            "default": DEFAULT_TIMEOUT,
+            "fallback": (env_fallback, ["GOLEM_REQUESTOR_TIMEOUT"]),
+        },
+        "validate_certs": {
+            "type": "bool",
+            "default": True,
+            "fallback": (env_fallback, ["GOLEM_REQUESTOR_VALIDATE_CERTS"]),
+        },
+    }
+
+
+def check_connection_options(params: dict[str, Any]) -> None:
+    """Reject connection options that could only fail later with a less clear message."""
+    url = params["discovery_url"]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(
+            f"discovery_url {url!r} must be an http:// or https:// URL with a host name, e.g. {DEFAULT_DISCOVERY_URL}",
+            field="discovery_url",
+            value=url,
+        )
+    try:
+        parts.port  # noqa: B018 - evaluating it validates the port
+    except ValueError:
+        raise ValidationError(
+            f"discovery_url {url!r} has a port outside 1-65535", field="discovery_url", value=url
+        ) from None
+    port = params["provider_port"]
+    if not 1 <= port <= 65535:
+        raise ValidationError(f"provider_port {port} is outside 1-65535", field="provider_port", value=port)
+    timeout = params["timeout"]
+    if not timeout > 0:
+        raise ValidationError(f"timeout {timeout:g} must be more than 0 seconds", field="timeout", value=timeout)
+
+
+class GolemModule:
+    """Wraps AnsibleModule: merges the connection options in, checks libraries, builds clients.
+
+    Subclasses implement ``execute()`` and return the result dict; ``run()`` exits with it,
+    or fails with a readable ``msg`` and a structured ``failure`` for any GolemError.
+    """
+
+    def __init__(self, argument_spec: dict[str, Any], **module_kwargs: Any) -> None:
+        spec = golem_argument_spec()
+        spec.update(argument_spec)
+        self.module = AnsibleModule(argument_spec=spec, **module_kwargs)
+        self.params: dict[str, Any] = self.module.params
+        self._check_libraries()
+        self._clients: list[Any] = []
+        self._discovery: DiscoveryClient | None = None
+        try:
+            check_connection_options(self.params)
+        except GolemError as exc:
+            self.fail(exc)
+
+    def _check_libraries(self) -> None:
+        if not HAS_REQUESTS:
+            self.module.fail_json(msg=missing_required_lib(REQUESTS_LIBRARY), exception=REQUESTS_IMPORT_ERROR)
+        if not HAS_PYDANTIC:
+            self.module.fail_json(msg=missing_required_lib(PYDANTIC_LIBRARY), exception=PYDANTIC_IMPORT_ERROR)
+
+    def http_options(self) -> dict[str, Any]:
+        return {"timeout": self.params["timeout"], "validate_certs": self.params["validate_certs"]}
+
+    @property
+    def discovery(self) -> DiscoveryClient:
+        if self._discovery is None:
+            self._discovery = DiscoveryClient(self.params["discovery_url"], **self.http_options())
+            self._clients.append(self._discovery)
+        return self._discovery
+
+    def provider(self, ip_address: str) -> ProviderClient:
+        client = ProviderClient(ip_address, self.params["provider_port"], **self.http_options())
+        self._clients.append(client)
+        return client
+
+    def warn(self, msg: str) -> None:
+        self.module.warn(msg)
+
+    def fail(self, exc: GolemError) -> NoReturn:
+        self.module.fail_json(msg=exc.msg, failure=exc.failure())
+        raise AssertionError("fail_json returned")  # pragma: no cover - it always exits
+
+    def execute(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def run(self) -> NoReturn:
+        try:
+            result = self.execute()
+        except GolemError as exc:
+            self.fail(exc)
+        finally:
+            for client in self._clients:
+                client.close()
+        self.module.exit_json(**result)
+        raise AssertionError("exit_json returned")  # pragma: no cover

@@ -1,0 +1,463 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one HTTP client of the collection, and thin typed clients for discovery and providers.
+
+Every request has a timeout. Idempotent requests are retried with exponential backoff and
+jitter on connection errors and on 429/502/503/504, honouring Retry-After; POST never is,
+because a create that reached the provider must not be sent twice. Every failure becomes
+the caller's error class with a message naming the URL and the cause.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import ssl
+import socket
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+from urllib.parse import quote, urlencode, urlsplit
+
+from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    DiscoveryError,
+    GolemError,
+    ProviderError,
+    ValidationError,
+)
+from ansible_collections.golem.vm.plugins.module_utils.models import (
+    AccessInfo,
+    Advertisement,
+    CreateJob,
+    CreateVMRequest,
+    ProviderInfo,
+    VMInfo,
+    parse_wire,
+)
+from ansible_collections.golem.vm.plugins.module_utils.version import COLLECTION_VERSION
+
+# What missing_required_lib() names; urllib3 2 brings backoff_jitter and backoff_max to Retry.
+REQUESTS_LIBRARY = "requests (with urllib3 >= 2.0)"
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.exceptions import NameResolutionError, ReadTimeoutError
+    from urllib3.util.retry import Retry
+except ImportError:
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR: str | None = traceback.format_exc()
+    Retry = object  # type: ignore[assignment,misc]  # lets the subclass below be defined
+else:
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+
+API_PREFIX = "/api/v1"
+DEFAULT_DISCOVERY_URL = "http://195.201.39.101:9001"
+DEFAULT_PROVIDER_PORT = 7466
+DEFAULT_TIMEOUT = 30.0
+
+# Retry policy; read at client creation, so a test can make it fast.
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF_FACTOR = 0.5
+DEFAULT_BACKOFF_MAX = 10.0
+DEFAULT_BACKOFF_JITTER = 0.5
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def user_agent() -> str:
+    try:
+        from ansible.module_utils.ansible_release import __version__ as core_version
+    except ImportError:  # pragma: no cover - ansible-core is always there when a module runs
+        core_version = "unknown"
+    return f"golem.vm/{COLLECTION_VERSION} (+ansible-core {core_version})"
+
+
+def provider_url(ip_address: str, port: int = DEFAULT_PROVIDER_PORT) -> str:
+    """http://<ip>:<port>; IPv6 literals get brackets."""
+    host = ip_address
+    try:
+        if ipaddress.ip_address(ip_address).version == 6:
+            host = f"[{ip_address}]"
+    except ValueError:
+        pass
+    return f"http://{host}:{port}"
+
+
+def error_reason(body: Any) -> str | None:
+    """A readable reason from an upstream error body, or None if the body has no known shape.
+
+    Shapes seen upstream: {"detail": "..."} (route errors), {"detail": {"code", "message"}}
+    (discovery), {"detail": [{loc, msg, type}]} (FastAPI validation) and {"message": ...}
+    (provider exception handlers, discovery's rate limiter).
+    """
+    if not isinstance(body, dict):
+        return None
+    if "detail" in body:
+        return _detail_reason(body["detail"])
+    if "message" in body and body["message"] is not None:
+        return _with_code(str(body["message"]), body.get("code"))
+    return None
+
+
+def _with_code(message: str, code: Any) -> str:
+    return f"{message} ({code})" if code else message
+
+
+def _detail_reason(detail: Any) -> str | None:
+    if detail is None:
+        return None
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, dict):
+        message = detail.get("message") or detail.get("msg")
+        if message:
+            return _with_code(str(message), detail.get("code"))
+        return json.dumps(detail, sort_keys=True)[:300]
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = ".".join(str(p) for p in item.get("loc") or ())
+                msg = str(item.get("msg", "invalid value"))
+                parts.append(f"{loc}: {msg}" if loc else msg)
+            else:
+                parts.append(str(item))
+        return "; ".join(parts) or None
+    return str(detail)
+
+
+class _IdempotentRetry(Retry):  # type: ignore[misc,valid-type]
+    """urllib3's Retry, but never for a non-idempotent method and never waiting longer than backoff_max.
+
+    Plain Retry limits read and status retries to allowed_methods but still retries connection
+    errors for any method; a POST whose connection attempt timed out may still have been
+    received, so it gets no second try here.
+    """
+
+    def increment(self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        if method is not None and not self._is_method_retryable(method):
+            # A budget of zero makes urllib3 raise MaxRetryError now, which requests maps as usual.
+            return super(_IdempotentRetry, self.new(total=0)).increment(method, url, *args, **kwargs)
+        return super().increment(method, url, *args, **kwargs)
+
+    def get_retry_after(self, response: Any) -> float | None:
+        # A server asking for an hour's pause would otherwise hang the task for an hour.
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, self.backoff_max)
+
+
+class HttpResponse(NamedTuple):
+    status: int
+    data: Any
+    url: str
+
+
+class HttpClient:
+    """One requests.Session with retries, timeouts and our error mapping.
+
+    ``service`` names the server in messages ("discovery", "provider"); ``error_class`` is the
+    GolemError subclass raised on failures; ``hint`` is appended to transport errors so users
+    know which option to check.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        service: str,
+        error_class: type[GolemError],
+        timeout: float = DEFAULT_TIMEOUT,
+        validate_certs: bool = True,
+        retries: int | None = None,
+        backoff_factor: float | None = None,
+        backoff_max: float | None = None,
+        backoff_jitter: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        """Retry settings left at None take the module-level DEFAULT_* values.
+
+        The n-th retry waits about backoff_factor * 2**(n-1) seconds plus up to backoff_jitter
+        (the first retry is immediate), or what Retry-After asks, never more than backoff_max.
+        """
+        if not HAS_REQUESTS:
+            raise GolemError(f"the Python library {REQUESTS_LIBRARY} is required to talk to VM on Golem")
+        retries = DEFAULT_RETRIES if retries is None else retries
+        backoff_factor = DEFAULT_BACKOFF_FACTOR if backoff_factor is None else backoff_factor
+        backoff_max = DEFAULT_BACKOFF_MAX if backoff_max is None else backoff_max
+        backoff_jitter = DEFAULT_BACKOFF_JITTER if backoff_jitter is None else backoff_jitter
+        self.base_url = base_url.rstrip("/")
+        self.service = service
+        self.error_class = error_class
+        self.timeout = timeout
+        self.retries = retries
+        self.hint = hint
+        retry = _IdempotentRetry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=0,
+            allowed_methods=IDEMPOTENT_METHODS,
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_jitter,
+            respect_retry_after_header=True,
+            # Give us the last response, so the failure can quote the server's own reason.
+            raise_on_status=False,
+        )
+        self.session = requests.Session()
+        self.session.verify = validate_certs
+        self.session.headers.update({"User-Agent": user_agent(), "Accept": "application/json"})
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        missing_ok: bool = False,
+    ) -> HttpResponse:
+        """Send one request; return status and parsed JSON (None for an empty body).
+
+        With ``missing_ok`` a 404 comes back as status 404 and data None instead of an error.
+        """
+        method = method.upper()
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        # Messages show the query too: "?cpu=0" is often the very reason for a 400.
+        url = self.url(path) + (f"?{urlencode(query)}" if query else "")
+        try:
+            resp = self.session.request(method, url, json=json_body, timeout=self.timeout)
+        except requests.exceptions.RequestException as exc:
+            raise self._transport_error(method, url, exc) from None
+        if missing_ok and resp.status_code == 404:
+            return HttpResponse(404, None, url)
+        if resp.status_code >= 400:
+            raise self._http_error(method, url, resp)
+        return HttpResponse(resp.status_code, self._json(method, url, resp), url)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.call(method, path, **kwargs).data
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def _fail(self, method: str, url: str, cause: str, **fields: Any) -> GolemError:
+        return self.error_class(
+            f"{self.service} request {method} {url} failed: {cause}", url=url, method=method, **fields
+        )
+
+    def _json(self, method: str, url: str, resp: Any) -> Any:
+        if not resp.content.strip():
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            kind = resp.headers.get("Content-Type", "no content type")
+            cause = (
+                f"HTTP {resp.status_code} answer is not JSON ({kind}); "
+                f"is {self.base_url} really a VM on Golem {self.service}?"
+            )
+            raise self._fail(method, url, cause, status=resp.status_code, response=resp.text) from None
+
+    def _http_error(self, method: str, url: str, resp: Any) -> GolemError:
+        try:
+            reason = error_reason(resp.json())
+        except ValueError:
+            reason = None
+        cause = f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+        if reason:
+            cause += f": {reason}"
+        attempts = _attempts(resp)
+        if attempts > 1:
+            cause += f" (gave up after {attempts} attempts)"
+        return self._fail(method, url, cause, status=resp.status_code, response=resp.text)
+
+    def _transport_error(self, method: str, url: str, exc: Exception) -> GolemError:
+        parts = urlsplit(url)
+        where = parts.netloc
+        causes = list(_causes(exc))
+        # Only these failures go through urllib3's connect/read retry counters.
+        retried = True
+        if _has(causes, requests.exceptions.SSLError, ssl.SSLError):
+            retried = False
+            cause = (
+                f"TLS verification failed for {where} ({_short(causes)}); fix the server certificate, "
+                "or set validate_certs=false only for a server you trust"
+            )
+        elif _has(causes, NameResolutionError, socket.gaierror):
+            cause = f"the host name {parts.hostname!r} could not be resolved"
+        elif _has(causes, ConnectionRefusedError):
+            cause = f"connection refused by {where}: nothing listens there"
+        elif _has(causes, requests.exceptions.ConnectTimeout):
+            cause = f"could not connect to {where} within {self.timeout:g} s"
+        elif _has(causes, requests.exceptions.ReadTimeout, ReadTimeoutError, socket.timeout):
+            cause = f"{where} did not answer within {self.timeout:g} s (timeout)"
+        elif isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
+            retried = False
+            cause = f"the URL is not valid ({exc})"
+        else:
+            cause = f"could not talk to {where}: {_short(causes)}"
+        if retried and method in IDEMPOTENT_METHODS and self.retries:
+            cause += f" (tried {self.retries + 1} times)"
+        if self.hint:
+            cause += f"; {self.hint}"
+        return self._fail(method, url, cause)
+
+
+def _attempts(resp: Any) -> int:
+    retries = getattr(getattr(resp, "raw", None), "retries", None)
+    history = getattr(retries, "history", None) or ()
+    return len(history) + 1
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """exc and everything it wraps: requests and urllib3 nest the real cause in args and reason."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        todo.extend(item.args)
+        todo.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
+
+
+def _has(causes: list[BaseException], *kinds: type) -> bool:
+    return any(isinstance(c, kinds) for c in causes)
+
+
+def _short(causes: list[BaseException]) -> str:
+    # The innermost cause usually reads best; urllib3's outer messages repeat the pool details.
+    return str(causes[-1]) if causes else "unknown error"
+
+
+class DiscoveryClient:
+    """GET /api/v1/advertisements and /api/v1/advertisements/{provider_id} of a central discovery server."""
+
+    def __init__(self, base_url: str = DEFAULT_DISCOVERY_URL, **http_options: Any) -> None:
+        http_options.setdefault("hint", "check discovery_url and that the discovery service is up")
+        self.http = HttpClient(base_url, service="discovery", error_class=DiscoveryError, **http_options)
+        self.source = f"discovery {self.http.base_url}"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def list_advertisements(
+        self,
+        *,
+        cpu: int | None = None,
+        memory: int | None = None,
+        storage: int | None = None,
+        country: str | None = None,
+        platform: str | None = None,
+        on_invalid: Callable[[str | None, ValidationError], None] | None = None,
+    ) -> list[Advertisement]:
+        """Ads with at least the given free resources. Filters are applied by discovery.
+
+        Each item is validated on its own: with ``on_invalid`` a malformed ad is reported
+        there (with its provider id, if it has one) and skipped; without it, it raises.
+        """
+        params = {"cpu": cpu, "memory": memory, "storage": storage, "country": country, "platform": platform}
+        path = f"{API_PREFIX}/advertisements"
+        data = self.http.get(path, params=params)
+        if not isinstance(data, list):
+            raise DiscoveryError(
+                f"{self.source} answered GET {self.http.url(path)} with {type(data).__name__}, not a list of advertisements",
+                url=self.http.url(path),
+                method="GET",
+                response=json.dumps(data)[:500],
+            )
+        ads = []
+        for item in data:
+            try:
+                ads.append(parse_wire(Advertisement, item, source=self.source, what="an advertisement"))
+            except ValidationError as exc:
+                if on_invalid is None:
+                    raise
+                provider_id = item.get("provider_id") if isinstance(item, dict) else None
+                on_invalid(provider_id if isinstance(provider_id, str) else None, exc)
+        return ads
+
+    def get_advertisement(self, provider_id: str) -> Advertisement | None:
+        """One provider's ad, or None when discovery has none (404). Unlike the list, this does not hide expired ads."""
+        data = self.http.call("GET", f"{API_PREFIX}/advertisements/{_segment(provider_id)}", missing_ok=True).data
+        if data is None:
+            return None
+        return parse_wire(Advertisement, data, source=self.source, what="an advertisement")
+
+
+class ProviderClient:
+    """The provider REST API at http://<ip>:<port>/api/v1."""
+
+    def __init__(self, ip_address: str, port: int = DEFAULT_PROVIDER_PORT, **http_options: Any) -> None:
+        http_options.setdefault("hint", f"check that the provider runs and that port {port} is reachable")
+        self.http = HttpClient(
+            provider_url(ip_address, port), service="provider", error_class=ProviderError, **http_options
+        )
+        self.source = f"provider {self.http.base_url}"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _parse(self, model: Any, data: Any, what: str) -> Any:
+        return parse_wire(model, data, source=self.source, what=what)
+
+    def provider_info(self) -> ProviderInfo:
+        return self._parse(ProviderInfo, self.http.get(f"{API_PREFIX}/provider/info"), "provider info")
+
+    def create_vm(self, request: CreateVMRequest) -> CreateJob:
+        """POST /vms?async=true: returns the job to poll. Sent once, never retried."""
+        data = self.http.request("POST", f"{API_PREFIX}/vms", params={"async": "true"}, json_body=request.payload())
+        return self._parse(CreateJob, data, "a create job")
+
+    def create_vm_sync(self, request: CreateVMRequest) -> VMInfo:
+        """POST /vms: blocks until the VM runs (minutes); MVP providers only know this form."""
+        data = self.http.request("POST", f"{API_PREFIX}/vms", json_body=request.payload())
+        return self._parse(VMInfo, data, "a VM")
+
+    def get_job(self, job_id: str) -> CreateJob:
+        return self._parse(CreateJob, self.http.get(f"{API_PREFIX}/vms/jobs/{_segment(job_id)}"), "a create job")
+
+    def get_vm(self, name: str, *, missing_ok: bool = False) -> VMInfo | None:
+        data = self.http.call("GET", f"{API_PREFIX}/vms/{_segment(name)}", missing_ok=missing_ok).data
+        return None if data is None else self._parse(VMInfo, data, "a VM")
+
+    def get_access(self, name: str) -> AccessInfo:
+        """SSH host and port; ssh_port is None (HTTP 202) while the provider has not assigned one yet."""
+        return self._parse(AccessInfo, self.http.get(f"{API_PREFIX}/vms/{_segment(name)}/access"), "access info")
+
+    def stop_vm(self, name: str) -> VMInfo:
+        # Not idempotent by HTTP method, but stopping twice is harmless; still, POST is not retried.
+        data = self.http.request("POST", f"{API_PREFIX}/vms/{_segment(name)}/stop")
+        return self._parse(VMInfo, data, "a VM")
+
+    def delete_vm(self, name: str) -> None:
+        """DELETE /vms/{name}; providers answer 200 even for a name they do not know."""
+        self.http.request("DELETE", f"{API_PREFIX}/vms/{_segment(name)}")
+
+
+def _segment(value: str) -> str:
+    # Names are validated elsewhere, but ids come from servers; never let one add path segments.
+    return quote(str(value), safe="")

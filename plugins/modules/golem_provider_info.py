@@ -1,0 +1,279 @@
+#!/usr/bin/python
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: golem_provider_info
+short_description: Find VM on Golem providers that can host a VM
+version_added: 0.1.0
+description:
+  - Lists the providers the central VM on Golem discovery service advertises, with their free resources,
+    their prices and an estimate of what a VM of the asked size would cost on each.
+  - Advertised resources are what a provider has B(free) right now, not its total capacity.
+  - Discovery only lists providers that advertised in the last five minutes.
+  - An advertisement the module cannot read is skipped with a warning naming the provider;
+    the other providers are still returned.
+  - Only the central discovery service is supported, not the on-chain Golem Base discovery that
+    newer upstream requestors use by default.
+author:
+  - golem.vm maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - golem.vm.golem
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; it behaves the same in check mode.
+  diff_mode:
+    support: none
+    description: The module changes nothing, so there is no diff.
+requirements:
+  - requests >= 2.30 with urllib3 >= 2.0
+  - pydantic >= 2
+options:
+  cpu:
+    description:
+      - Minimum number of free CPU cores.
+      - Also the CPU count of the price estimate; when not given, the estimate uses 1 core, as for O(size=small).
+      - Mutually exclusive with O(size).
+    type: int
+  memory:
+    description:
+      - Minimum free memory in GB.
+      - Also the memory of the price estimate; when not given, the estimate uses 1 GB, as for O(size=small).
+      - Mutually exclusive with O(size).
+    type: int
+  storage:
+    description:
+      - Minimum free storage in GB.
+      - Also the storage of the price estimate; when not given, the estimate uses 10 GB, as for O(size=small).
+      - Mutually exclusive with O(size).
+    type: int
+  size:
+    description:
+      - A provider VM size, used both as the minimum free resources and for the price estimate.
+      - V(small) is 1 core, 1 GB memory and 10 GB storage; V(medium) is 2, 4 and 20; V(large) is 4, 8 and 40;
+        V(xlarge) is 8, 16 and 80.
+      - When neither O(size) nor O(cpu), O(memory) or O(storage) is given, no minimum is applied and the
+        estimate is for V(small).
+      - Mutually exclusive with O(cpu), O(memory) and O(storage).
+    type: str
+    choices: [small, medium, large, xlarge]
+  country:
+    description:
+      - Only providers in this country, as an ISO 3166-1 alpha-2 code such as V(SE).
+      - The match is exact and case-sensitive, as discovery does it.
+    type: str
+  platform:
+    description:
+      - Only providers of this CPU architecture, for example V(x86_64) or V(arm64).
+      - Providers whose advertisement does not state a platform are left out, with a warning. The released
+        discovery server (golem-vm-discovery 0.1.25) does not store platforms at all, so with it this
+        filter returns no providers.
+    type: str
+  max_price_usd_month:
+    description:
+      - Only providers whose estimated price for the asked size is at most this many US dollars per month.
+      - Providers that advertise no USD prices are left out when this is set.
+    type: float
+  sort:
+    description:
+      - Order of RV(providers).
+      - V(price) puts the cheapest estimate first and providers without prices last.
+      - V(cpu), V(memory) and V(storage) put the most free capacity first.
+      - V(country) sorts by country code; V(updated) puts the most recently advertised first.
+      - Ties are broken by provider ID, so the order is stable.
+    type: str
+    choices: [price, cpu, memory, storage, country, updated]
+    default: price
+  limit:
+    description:
+      - Return at most this many providers, after filtering and sorting.
+      - By default all matching providers are returned.
+    type: int
+notes:
+  - Ask discovery once and reuse RV(providers) for many VMs; discovery allows 100 requests a minute per
+    client address and answers HTTP 500, not 429, beyond that.
+"""
+
+EXAMPLES = r"""
+- name: Find the cheapest providers that can host a medium VM in Sweden
+  golem.vm.golem_provider_info:
+    size: medium
+    country: SE
+    limit: 3
+  register: found
+
+- name: Show where the cheapest one is and what it costs
+  ansible.builtin.debug:
+    msg: >-
+      {{ found.providers[0].provider_id }} at {{ found.providers[0].provider_url }}
+      costs {{ found.providers[0].estimate.usd_per_month }} USD a month
+  when: found.providers | length > 0
+
+- name: Providers with at least 4 cores and 8 GB memory under 30 USD a month, against a private discovery
+  golem.vm.golem_provider_info:
+    cpu: 4
+    memory: 8
+    max_price_usd_month: 30
+    discovery_url: http://discovery.example.com:9001
+  register: big
+"""
+
+RETURN = r"""
+providers:
+  description:
+    - The matching providers, filtered, sorted by O(sort) and cut to O(limit).
+    - Empty when no provider matches.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    provider_id:
+      description: The provider's ID, an Ethereum address.
+      type: str
+      sample: "0x1b2e9b1f4c0d5a8e7f3a6c2d9e0b4a7c1f5d8e3a"
+    ip_address:
+      description: The IP address the provider advertises.
+      type: str
+      sample: 203.0.113.11
+    provider_url:
+      description: Base URL of the provider's REST API, built from RV(providers[].ip_address) and O(provider_port).
+      type: str
+      sample: http://203.0.113.11:7466
+    country:
+      description: ISO 3166-1 alpha-2 country code the provider advertises; V(null) if it gave none.
+      type: str
+      sample: SE
+    platform:
+      description: CPU architecture the provider advertises; V(null) if it gave none.
+      type: str
+      sample: x86_64
+    resources:
+      description: Free resources the provider advertises.
+      type: dict
+      contains:
+        cpu:
+          description: Free CPU cores.
+          type: int
+          sample: 4
+        memory:
+          description: Free memory in GB.
+          type: int
+          sample: 8
+        storage:
+          description: Free storage in GB.
+          type: int
+          sample: 80
+    pricing:
+      description:
+        - Monthly prices per unit as advertised, in USD and in GLM; a key is V(null) when the provider
+          did not advertise it.
+        - V(null) when the provider advertises no prices, as providers of the MVP era do.
+      type: dict
+      sample:
+        usd_per_core_month: 5.0
+        usd_per_gb_ram_month: 2.0
+        usd_per_gb_storage_month: 0.1
+        glm_per_core_month: 20.0
+        glm_per_gb_ram_month: 8.0
+        glm_per_gb_storage_month: 0.4
+    estimate:
+      description:
+        - Price of a VM of the size in RV(estimate_for) on this provider, computed as the upstream CLI does
+          (cores, GB memory and GB storage times their monthly prices; 730 hours a month).
+        - V(null) when the provider advertises no USD prices.
+      type: dict
+      contains:
+        usd_per_month:
+          description: US dollars per month, rounded to 4 decimals.
+          type: float
+          sample: 9.0
+        usd_per_hour:
+          description: US dollars per hour, rounded to 6 decimals.
+          type: float
+          sample: 0.012329
+        glm_per_month:
+          description: GLM per month, rounded to 8 decimals; V(null) when GLM prices are not advertised.
+          type: float
+          sample: 36.0
+    updated_at:
+      description: When the provider last advertised, in ISO 8601 with an explicit UTC offset.
+      type: str
+      sample: "2026-11-27T08:07:51.200462+00:00"
+estimate_for:
+  description: The CPU cores, memory (GB) and storage (GB) the estimates are computed for.
+  returned: success
+  type: dict
+  sample:
+    cpu: 1
+    memory: 1
+    storage: 10
+"""
+
+from typing import Any
+
+from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
+from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.providers import (
+    SORT_KEYS,
+    check_selection,
+    matches,
+    represent_provider,
+    select_providers,
+)
+from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES, resolve_resources
+
+
+class GolemProviderInfo(GolemModule):
+    def execute(self) -> dict[str, Any]:
+        p = self.params
+        spec = resolve_resources(p["size"], p["cpu"], p["memory"], p["storage"], for_create=False)
+        if p["size"] is not None:
+            minimums = spec.as_dict()
+        else:
+            minimums = {key: p[key] for key in ("cpu", "memory", "storage")}
+        filters = dict(minimums, country=p["country"], platform=p["platform"])
+
+        selection = {"sort": p["sort"], "limit": p["limit"], "max_price_usd_month": p["max_price_usd_month"]}
+        check_selection(**selection)  # before discovery is asked, so a typo costs no request
+
+        ads = self.discovery.list_advertisements(**filters, on_invalid=self._skip)
+        without_platform = [ad.provider_id for ad in ads if p["platform"] is not None and ad.platform is None]
+        if without_platform:
+            self.warn(
+                f"left out {len(without_platform)} provider(s) whose advertisement states no platform, because "
+                f"platform={p['platform']!r} was asked; discovery {self.discovery.http.base_url} may not "
+                "support platforms (golem-vm-discovery 0.1.25 does not)"
+            )
+        found = [
+            represent_provider(ad, provider_port=p["provider_port"], spec=spec) for ad in ads if matches(ad, **filters)
+        ]
+        providers = select_providers(found, **selection)
+        return {"changed": False, "providers": providers, "estimate_for": spec.as_dict()}
+
+    def _skip(self, provider_id: str | None, exc: ValidationError) -> None:
+        self.warn(f"skipped the advertisement of provider {provider_id or '(no provider_id)'}: {exc.msg}")
+
+
+def main() -> None:
+    GolemProviderInfo(
+        argument_spec={
+            "cpu": {"type": "int"},
+            "memory": {"type": "int"},
+            "storage": {"type": "int"},
+            "size": {"type": "str", "choices": list(SIZES)},
+            "country": {"type": "str"},
+            "platform": {"type": "str"},
+            "max_price_usd_month": {"type": "float"},
+            "sort": {"type": "str", "choices": list(SORT_KEYS), "default": "price"},
+            "limit": {"type": "int"},
+        },
+        mutually_exclusive=[("size", "cpu"), ("size", "memory"), ("size", "storage")],
+        supports_check_mode=True,
+    ).run()
+
+
+if __name__ == "__main__":
+    main()
