@@ -5,7 +5,6 @@
 # second clone or a second run reuses it.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
 cache=${GOLEM_DEVNET_CACHE:-/var/cache/golem-vm-devnet}
 python=${GOLEM_DEVNET_PYTHON:-$(command -v python3.11 || command -v python3)}
 mkdir -p "$cache/venvs"

@@ -19,4 +19,5 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # sshd refuses to start without its privilege separation directory.
-mkdir -p -m0755 /run/sshd
+mkdir -p /run/sshd
+chmod 0755 /run/sshd

@@ -34,16 +34,18 @@ def _create_async(provider: dict, name: str, key: str) -> dict:
     assert job["status"] == "creating" and job["vm_id"] == name
 
     def ready():
-        _, state = http("GET", f"{provider['url']}/api/v1/vms/jobs/{job['job_id']}")
+        state = http("GET", f"{provider['url']}/api/v1/vms/jobs/{job['job_id']}")[1]
         assert state["status"] != "failed", state
         return state["status"] == "ready"
 
     wait_until(ready, what=f"job {job['job_id']} of {name}")
+
+    def access():
+        code, body = http("GET", f"{provider['url']}/api/v1/vms/{name}/access")
+        return body if code == 200 and body.get("ssh_port") else None
+
     # The port can lag behind `running` under load (reference §6): wait for /access.
-    return wait_until(
-        lambda: (lambda c, a: a if c == 200 and a.get("ssh_port") else None)(
-            *http("GET", f"{provider['url']}/api/v1/vms/{name}/access")),
-        what=f"ssh port of {name}")
+    return wait_until(access, what=f"ssh port of {name}")
 
 
 def test_discovery_lists_the_three_providers_and_filters_by_country(providers):
@@ -75,8 +77,7 @@ def test_vm_on_se_provider_runs_a_command_over_ssh_and_is_gone_after_delete(prov
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [name, "0", "debian"]
 
-    code, _ = http("DELETE", f"{se['url']}/api/v1/vms/{name}")
-    assert code == 200
+    assert http("DELETE", f"{se['url']}/api/v1/vms/{name}")[0] == 200
     code, body = http("GET", f"{se['url']}/api/v1/vms/{name}")
     assert code == 404, body
     gone = ssh(key_path, access["ssh_host"], port, "true")
@@ -93,8 +94,7 @@ def test_stop_really_stops_the_sandbox(providers, ssh_key):
     assert code == 200 and vm["status"] == "stopped"
     assert ssh(key_path, access["ssh_host"], access["ssh_port"], "true").returncode == 255
     # Upstream has no start endpoint (reference §0): a real 404, not ours.
-    code, _ = http("POST", f"{us['url']}/api/v1/vms/{name}/start")
-    assert code == 404
+    assert http("POST", f"{us['url']}/api/v1/vms/{name}/start")[0] == 404
     assert http("DELETE", f"{us['url']}/api/v1/vms/{name}")[0] == 200
 
 
@@ -114,7 +114,7 @@ def test_mvp_provider_creates_synchronously(providers, ssh_key):
 
 
 def test_advertised_capacity_is_the_emulated_host_minus_what_runs(providers, ssh_key):
-    _, pub = ssh_key
+    pub = ssh_key[1]
     se = providers["se"]
 
     def free():

@@ -1,8 +1,7 @@
-#!/usr/bin/python3
 """A small service for a Golem VM: answers a status line on a UNIX socket.
 
-    golem_hello.py start SOCKET   start it in the background unless it runs (prints started/running)
-    golem_hello.py check SOCKET   ask it for its status (prints the JSON it answers)
+    python3 golem_hello.py start SOCKET   start it in the background unless it runs (prints started/running)
+    python3 golem_hello.py check SOCKET   ask it for its status (prints the JSON it answers)
 """
 
 import json
@@ -39,7 +38,7 @@ def start(path):
     if os.path.exists(path):
         os.unlink(path)
     if os.fork():
-        for _ in range(100):
+        for _attempt in range(100):
             try:
                 ask(path)
                 print("started")
