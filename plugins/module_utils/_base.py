@@ -111,16 +111,17 @@ class GolemModule:
             self._clients.append(self._discovery)
         return self._discovery
 
-    def provider(self, ip_address: str) -> ProviderClient:
-        client = ProviderClient(ip_address, self.params["provider_port"], **self.http_options())
+    def provider(self, ip_address: str, port: int | None = None) -> ProviderClient:
+        client = ProviderClient(ip_address, port or self.params["provider_port"], **self.http_options())
         self._clients.append(client)
         return client
 
     def warn(self, msg: str) -> None:
         self.module.warn(msg)
 
-    def fail(self, exc: GolemError) -> NoReturn:
-        self.module.fail_json(msg=exc.msg, failure=exc.failure())
+    def fail(self, exc: GolemError, **extra: Any) -> NoReturn:
+        """Fail the task: ``msg`` for people, ``failure`` for code, plus what was done so far."""
+        self.module.fail_json(msg=exc.msg, failure=exc.failure(), **extra)
         raise AssertionError("fail_json returned")  # pragma: no cover - it always exits
 
     def execute(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
+from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import (
     DiscoveryError,
     GolemError,
@@ -194,6 +195,8 @@ class HttpClient:
         self.timeout = timeout
         self.retries = retries
         self.hint = hint
+        # Set by a module that has one time budget for the task: no request outlives it.
+        self.deadline: Deadline | None = None
         retry = _IdempotentRetry(
             total=retries,
             connect=retries,
@@ -236,6 +239,7 @@ class HttpClient:
         params: dict[str, Any] | None = None,
         json_body: Any = None,
         missing_ok: bool = False,
+        timeout: float | None = None,
     ) -> HttpResponse:
         """Send one request; return status and parsed JSON (None for an empty body).
 
@@ -245,8 +249,12 @@ class HttpClient:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         # Messages show the query too: "?cpu=0" is often the very reason for a 400.
         url = self.url(path) + (f"?{urlencode(query)}" if query else "")
+        timeout = self.timeout if timeout is None else timeout
+        if self.deadline is not None:
+            self.deadline.check(f"calling {method} {url}")
+            timeout = self.deadline.bound(timeout)
         try:
-            resp = self.session.request(method, url, json=json_body, timeout=self.timeout)
+            resp = self.session.request(method, url, json=json_body, timeout=timeout)
         except requests.exceptions.RequestException as exc:
             raise self._transport_error(method, url, exc) from None
         if missing_ok and resp.status_code == 404:
@@ -427,10 +435,22 @@ class ProviderClient:
     def provider_info(self) -> ProviderInfo:
         return self._parse(ProviderInfo, self.http.get(f"{API_PREFIX}/provider/info"), "provider info")
 
-    def create_vm(self, request: CreateVMRequest) -> CreateJob:
-        """POST /vms?async=true: returns the job to poll. Sent once, never retried."""
-        data = self.http.request("POST", f"{API_PREFIX}/vms", params={"async": "true"}, json_body=request.payload())
-        return self._parse(CreateJob, data, "a create job")
+    def create_vm(self, request: CreateVMRequest, *, timeout: float | None = None) -> CreateJob | VMInfo:
+        """POST /vms?async=true, sent once and never retried.
+
+        Current providers answer 202 with a job to poll; MVP-era ones ignore ``async`` and
+        answer with the finished VM, so the shape of the answer says which API this is.
+        ``timeout`` can be longer than the usual one, for the synchronous kind.
+        """
+        data = self.http.request(
+            "POST", f"{API_PREFIX}/vms", params={"async": "true"}, json_body=request.payload(), timeout=timeout
+        )
+        if isinstance(data, dict) and "job_id" in data:
+            return self._parse(CreateJob, data, "a create job")
+        return self._parse(VMInfo, data, "a VM")
+
+    def set_deadline(self, deadline: Deadline | None) -> None:
+        self.http.deadline = deadline
 
     def create_vm_sync(self, request: CreateVMRequest) -> VMInfo:
         """POST /vms: blocks until the VM runs (minutes); MVP providers only know this form."""

@@ -1,0 +1,99 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""golem_vm's input checks: every bad value is named, with its value, before any call is made."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from typing import Any, NamedTuple
+
+from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
+from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, resolve_resources
+from ansible_collections.golem.vm.plugins.module_utils.ssh_keys import (
+    DEFAULT_KEY_NAME,
+    ensure_default_keypair,
+    parse_public_key,
+    read_public_key,
+)
+
+COUNTRY = re.compile(r"[A-Z]{2}")
+USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+
+
+class KeyInfo(NamedTuple):
+    text: str | None
+    fingerprint: str | None
+    private_path: str | None
+
+
+def check_scalars(params: dict[str, Any]) -> None:
+    name = params["name"]
+    problem = name_problem(name)
+    if problem:
+        raise ValidationError(f"name {name!r} is not a valid VM name: {problem}", field="name", value=name)
+    country = params.get("country")
+    if country is not None and not COUNTRY.fullmatch(country):
+        raise ValidationError(
+            f"country {country!r} must be a two-letter upper-case country code such as SE or US",
+            field="country", value=country)
+    ip = params.get("provider_ip")
+    if ip is not None:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise ValidationError(
+                f"provider_ip {ip!r} is not an IP address; give a provider's address, or its provider_id",
+                field="provider_ip", value=ip) from None
+    timeout = params.get("wait_timeout")
+    if timeout is not None and timeout <= 0:
+        raise ValidationError(
+            f"wait_timeout {timeout} must be more than 0 seconds", field="wait_timeout", value=timeout)
+    stream_id = params.get("stream_id")
+    if stream_id is not None and stream_id < 0:
+        raise ValidationError(f"stream_id {stream_id} must not be negative", field="stream_id", value=stream_id)
+    user = params.get("ssh_user")
+    if user is not None and not USER.fullmatch(user):
+        raise ValidationError(f"ssh_user {user!r} is not a valid user name", field="ssh_user", value=user)
+    image = params.get("image")
+    if image is not None and (not image.strip() or any(c.isspace() for c in image)):
+        raise ValidationError(f"image {image!r} must be a non-empty name without spaces", field="image", value=image)
+
+
+def resolve_spec(params: dict[str, Any], default: str | None = None) -> ResourceSpec | None:
+    """The asked resources, or None when none were asked (and no default)."""
+    asked = [params.get(k) for k in ("size", "cpu", "memory", "storage")]
+    if all(v is None for v in asked) and default is None:
+        return None
+    return resolve_resources(
+        params.get("size"), params.get("cpu"), params.get("memory"), params.get("storage"),
+        default_size=default or "small", for_create=True)
+
+
+def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool) -> KeyInfo:
+    """The public key to install and where its private half is (if known).
+
+    With no key given, the collection's own pair beside the state file is used, and made
+    when ``generate`` is set (never in check mode).
+    """
+    private = params.get("ssh_private_key_path")
+    if params.get("ssh_public_key"):
+        key = parse_public_key(params["ssh_public_key"], field="ssh_public_key")
+        return KeyInfo(key.text, key.fingerprint, private)
+    path = params.get("ssh_public_key_path")
+    if path:
+        key = read_public_key(path, field="ssh_public_key_path")
+        if private is None and path.endswith(".pub") and os.path.isfile(path[:-4]):
+            private = path[:-4]
+        return KeyInfo(key.text, key.fingerprint, private)
+    directory = os.path.join(os.path.dirname(state_path), "ssh")
+    private_path = os.path.join(directory, DEFAULT_KEY_NAME)
+    if generate:
+        pair = ensure_default_keypair(directory)
+        return KeyInfo(pair.public_key.text, pair.public_key.fingerprint, private or pair.private_key_path)
+    if os.path.isfile(private_path + ".pub"):
+        key = read_public_key(private_path + ".pub", field="ssh_public_key_path")
+        return KeyInfo(key.text, key.fingerprint, private or private_path)
+    return KeyInfo(None, None, private or private_path)

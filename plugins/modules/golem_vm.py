@@ -1,0 +1,358 @@
+#!/usr/bin/python
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: golem_vm
+short_description: Create, stop and destroy a VM on a VM on Golem provider
+version_added: 0.1.0
+description:
+  - Creates a VM on a VM on Golem provider over the provider's HTTP API with your SSH key, waits until it answers
+    on SSH, and records it in a local state file (SQLite) that the upstream C(golem) CLI can read too.
+  - The VM's name is the key. A second run with the same name changes nothing and makes no write call.
+  - The provider is O(provider_id) or O(provider_ip), or, when neither is given, one the module picks from
+    discovery by O(country), O(platform) and size, with O(provider_selection); when that provider refuses or
+    fails the create, the next candidate is tried.
+  - The SSH host key of a new VM is recorded, on first contact, in a known_hosts file the collection manages
+    (O(known_hosts_path)). A later run that sees another key fails, as C(ssh) would. The entry is removed when
+    the VM is destroyed, because providers reuse their SSH ports.
+  - Works with current providers (asynchronous create jobs) and MVP-era ones (synchronous create).
+author:
+  - golem.vm maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - golem.vm.golem
+attributes:
+  check_mode:
+    support: full
+    description: Makes no write call and writes no file; returns the request it would send in RV(request).
+  diff_mode:
+    support: full
+    description: Shows the VM's placement, resources and status before and after; never key material.
+requirements:
+  - requests >= 2.30 with urllib3 >= 2.0
+  - pydantic >= 2
+  - sshpubkeys >= 3.3 and cryptography
+  - the OpenSSH client tool C(ssh-keyscan)
+options:
+  name:
+    description:
+      - Name of the VM, unique on its provider and in the state file.
+      - 3 to 64 characters; lower-case letters, digits and V(-); starts and ends with a letter or digit;
+        no V(--). Checked before any call, as upstream checks it.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates the VM when it does not exist, and waits until it answers on SSH when O(wait=true).
+      - V(started) makes sure an existing VM runs; it creates nothing. Upstream providers have no start
+        endpoint, so a stopped VM cannot be started again and the module fails with a message saying so.
+      - V(stopped) stops the VM (current providers only; the MVP-era API cannot stop VMs).
+      - V(absent) destroys the VM on its provider and removes it from the state file and known_hosts.
+    type: str
+    choices: [present, started, stopped, absent]
+    default: present
+  provider_id:
+    description:
+      - Id (an Ethereum address) of the provider to create the VM on, looked up in discovery.
+      - Mutually exclusive with O(provider_ip).
+    type: str
+  provider_ip:
+    description:
+      - IP address of the provider to create the VM on; its API is at C(http://<provider_ip>:<provider_port>).
+      - Mutually exclusive with O(provider_id).
+    type: str
+  country:
+    description:
+      - Two-letter upper-case country code (ISO 3166) of the provider to pick, for example V(SE).
+    type: str
+  platform:
+    description:
+      - CPU platform of the provider to pick, for example V(x86_64).
+      - Released discovery servers drop this field, so with them no provider matches a platform.
+    type: str
+  provider_selection:
+    description:
+      - How to pick a provider when neither O(provider_id) nor O(provider_ip) is given.
+      - V(cheapest) takes the lowest estimated monthly price for the size; providers without prices come last.
+      - V(first) takes discovery's order; V(most_free) takes the one with the most free CPU, then memory.
+    type: str
+    choices: [cheapest, first, most_free]
+    default: cheapest
+  size:
+    description:
+      - V(small) is 1 CPU, 1 GB memory and 10 GB storage; V(medium) 2, 4, 20; V(large) 4, 8, 40;
+        V(xlarge) 8, 16, 80.
+      - Mutually exclusive with O(cpu), O(memory) and O(storage). Without any of them a new VM is V(small).
+      - Set at creation only; a different value for an existing VM gives a warning and changes nothing.
+    type: str
+    choices: [small, medium, large, xlarge]
+  cpu:
+    description: CPU cores, one of V(1), V(2), V(4), V(8), V(16). Values not given come from V(small).
+    type: int
+  memory:
+    description: Memory in GB, one of V(1), V(2), V(4), V(8), V(16), V(32), V(64).
+    type: int
+  storage:
+    description: Storage in GB, at least V(10).
+    type: int
+  image:
+    description:
+      - The image the provider boots, passed through as given. Creation only.
+      - When not given, V(24.04), upstream's default.
+    type: str
+  stream_id:
+    description:
+      - Id of a payment stream, passed through to the provider. Providers with payments on require one.
+    type: int
+  ssh_public_key:
+    description:
+      - The public key to install for O(ssh_user), as the text of a C(.pub) file.
+      - Upstream accepts only C(ssh-rsa) and C(ssh-ed25519) keys. Creation only.
+      - Mutually exclusive with O(ssh_public_key_path). When neither is given, the collection's own ed25519 key
+        pair is used, generated on first use as C(ssh/golem_id_ed25519) beside the state file.
+    type: str
+  ssh_public_key_path:
+    description:
+      - Path of the public key file to install.
+    type: path
+  ssh_private_key_path:
+    description:
+      - The private key that matches the public key, returned for connecting (RV(vm.ssh_command), the
+        inventory plugin). It is never read or sent anywhere.
+      - Defaults to O(ssh_public_key_path) without its C(.pub) suffix when that file exists, or to the
+        collection's own private key.
+    type: path
+  ssh_user:
+    description:
+      - The user to log in as. Upstream's cloud-init installs the key for V(root).
+    type: str
+    default: root
+  wait:
+    description:
+      - Whether to wait until the VM runs, has an SSH port and answers on it with an SSH banner.
+      - With V(false), a new VM is returned as soon as its provider has it running.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds the whole task may take, every call and wait included. The task fails when it runs out;
+        a VM that exists by then stays recorded, and the next run continues where this one stopped.
+    type: int
+    default: 600
+  state_path:
+    description:
+      - The state file (SQLite) where VMs are recorded, in the upstream C(golem) CLI's format.
+      - If not set, the value of the E(GOLEM_REQUESTOR_DB_PATH) environment variable is used,
+        else C(~/.golem/requestor/vms.db), the CLI's own file.
+      - Created with mode 0600 in a directory with mode 0700.
+    type: path
+  known_hosts_path:
+    description:
+      - The known_hosts file where VM host keys are recorded.
+      - Defaults to C(known_hosts) beside the state file.
+    type: path
+  adopt:
+    description:
+      - Whether to take over a VM of this name that exists on the provider but is not in the state file.
+      - Without it the module fails, because creating the name again would orphan the existing VM
+        (upstream silently overwrites names).
+    type: bool
+    default: false
+notes:
+  - Never lists a provider's VMs; it asks for one VM by name. Upstream providers kill creates that are pending
+    while their VM list is read.
+  - A failure after the VM exists never leaves it unrecorded; the VM is deleted, or kept in the state file with
+    status V(error).
+seealso:
+  - module: golem.vm.golem_provider_info
+"""
+
+EXAMPLES = r"""
+- name: Create a small VM on the cheapest provider in Sweden
+  golem.vm.golem_vm:
+    name: web-1
+    size: small
+    country: SE
+  register: web
+
+- name: Show how to reach it
+  ansible.builtin.debug:
+    msg: "{{ web.vm.ssh_command }}"
+
+- name: Create a VM on one provider with a given key and size
+  golem.vm.golem_vm:
+    name: db-1
+    provider_id: "0x1234567890abcdef1234567890abcdef12345678"
+    cpu: 2
+    memory: 4
+    storage: 40
+    ssh_public_key_path: ~/.ssh/id_ed25519.pub
+
+- name: Stop a VM
+  golem.vm.golem_vm:
+    name: web-1
+    state: stopped
+
+- name: Destroy a VM
+  golem.vm.golem_vm:
+    name: web-1
+    state: absent
+
+- name: Use a local network, a separate state file and no waiting
+  golem.vm.golem_vm:
+    name: test-1
+    discovery_url: http://127.0.0.1:9001
+    state_path: /srv/golem/vms.db
+    wait: false
+"""
+
+RETURN = r"""
+vm:
+  description: The VM as recorded; empty after O(state=absent).
+  returned: always
+  type: dict
+  contains:
+    name: {description: Name of the VM., type: str, sample: web-1}
+    provider_id: {description: Id of the provider., type: str, sample: "0x1234567890abcdef1234567890abcdef12345678"}
+    provider_ip: {description: IP address of the provider., type: str, sample: 203.0.113.7}
+    provider_port: {description: Port of the provider API., type: int, sample: 7466}
+    country: {description: Country of the provider., type: str, sample: SE}
+    status: {description: "V(creating), V(running), V(stopped) or V(error).", type: str, sample: running}
+    resources: {description: "C(cpu), C(memory) (GB) and C(storage) (GB).", type: dict,
+                sample: {cpu: 1, memory: 1, storage: 10}}
+    size: {description: The size asked for at creation, if any., type: str, sample: small}
+    image: {description: The image., type: str, sample: "24.04"}
+    ssh_host: {description: Host to SSH to (the provider's proxy)., type: str, sample: 203.0.113.7}
+    ssh_port: {description: Port to SSH to., type: int, sample: 50800}
+    ssh_user: {description: User to log in as., type: str, sample: root}
+    ssh_private_key_path: {description: Private key for logging in, if known., type: str,
+                           sample: /home/me/.golem/requestor/ssh/golem_id_ed25519}
+    ssh_public_key: {description: The public key installed at creation., type: str}
+    known_hosts_path: {description: The known_hosts file holding the VM's host key., type: str}
+    ssh_command: {description: An C(ssh) command line to paste., type: str,
+                  sample: "ssh -i /home/me/.golem/requestor/ssh/golem_id_ed25519 -p 50800 root@203.0.113.7"}
+    created_at: {description: When the VM was recorded (UTC)., type: str, sample: "2026-11-27 08:00:00"}
+    updated_at: {description: When its record last changed (UTC)., type: str}
+    error: {description: Why the VM is in status V(error)., type: str}
+actions:
+  description: What the module did (or would do in check mode), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["created VM web-1 on provider 0x12... (203.0.113.7) (job 5f0c...)", "recorded the host key of VM web-1"]
+request:
+  description: In check mode, the create request the module would send.
+  returned: when a VM would be created in check mode
+  type: dict
+"""
+
+import os
+from typing import Any
+
+from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
+from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.placement import STRATEGIES, Placer
+from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, default_state_path
+from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle, Placement, Want
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import check_scalars, resolve_key, resolve_spec
+from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", "started", "stopped", "absent"]},
+    "provider_id": {"type": "str"},
+    "provider_ip": {"type": "str"},
+    "country": {"type": "str"},
+    "platform": {"type": "str"},
+    "provider_selection": {"type": "str", "default": "cheapest", "choices": list(STRATEGIES)},
+    "size": {"type": "str", "choices": ["small", "medium", "large", "xlarge"]},
+    "cpu": {"type": "int"},
+    "memory": {"type": "int"},
+    "storage": {"type": "int"},
+    "image": {"type": "str"},
+    "stream_id": {"type": "int"},
+    "ssh_public_key": {"type": "str", "no_log": False},
+    "ssh_public_key_path": {"type": "path", "no_log": False},
+    "ssh_private_key_path": {"type": "path", "no_log": False},
+    "ssh_user": {"type": "str", "default": "root"},
+    "wait": {"type": "bool", "default": True},
+    "wait_timeout": {"type": "int", "default": 600},
+    "state_path": {"type": "path"},
+    "known_hosts_path": {"type": "path", "no_log": False},
+    "adopt": {"type": "bool", "default": False},
+}
+
+
+class GolemVM(GolemModule):
+    def __init__(self) -> None:
+        super().__init__(
+            ARGUMENT_SPEC,
+            supports_check_mode=True,
+            mutually_exclusive=[
+                ("provider_id", "provider_ip"),
+                ("size", "cpu"), ("size", "memory"), ("size", "storage"),
+                ("ssh_public_key", "ssh_public_key_path"),
+            ],
+        )
+
+    def execute(self) -> dict[str, Any]:
+        p = self.params
+        check_scalars(p)
+        state_path = p["state_path"] or default_state_path()
+        known_hosts_path = p["known_hosts_path"] or os.path.join(os.path.dirname(state_path), "known_hosts")
+        store = StateStore(state_path)
+        record = store.get(p["name"])
+        if record is not None and not record.ok:
+            raise ValidationError(
+                f"the record of VM {p['name']} in {state_path} is unreadable ({record.config_error}); "
+                "fix or remove that row before managing the VM",
+                field="name", value=p["name"])
+        creating = p["state"] == "present"
+        key = resolve_key(p, state_path, generate=creating and not self.module.check_mode)
+        spec = resolve_spec(p)
+        deadline = Deadline(p["wait_timeout"])
+        pinned = None
+        if p["provider_id"] or p["provider_ip"]:
+            pinned = Placement(p["provider_ip"], p["provider_port"], p["provider_id"], None)
+        self.discovery.http.deadline = deadline
+        placer = Placer(
+            self.discovery, spec=spec or resolve_spec(p, default="small"), provider_port=p["provider_port"],
+            pinned=pinned, country=p["country"], platform=p["platform"], strategy=p["provider_selection"],
+            warn=self.warn)
+        want = Want(
+            name=p["name"], state=p["state"], spec=spec, size=p["size"], image=p["image"],
+            stream_id=p["stream_id"], public_key=key.text, key_fingerprint=key.fingerprint,
+            private_key_path=key.private_path, ssh_user=p["ssh_user"], pinned=pinned, country=p["country"],
+            adopt=p["adopt"], wait=p["wait"])
+        life = Lifecycle(
+            want, store=store, known_hosts=KnownHosts(known_hosts_path), deadline=deadline,
+            provider_client=lambda pl: self.provider(pl.ip, pl.port), candidates=placer.candidates,
+            check_mode=self.module.check_mode, warn=self.warn)
+        try:
+            final = life.run(record)
+        except GolemError as exc:
+            now = store.get(p["name"]) if not self.module.check_mode else None
+            self.fail(exc, changed=life.out.changed, actions=life.out.actions,
+                      vm=represent_vm(now, known_hosts_path=known_hosts_path) if now else {})
+        result: dict[str, Any] = {
+            "changed": life.out.changed,
+            "actions": life.out.actions,
+            "vm": represent_vm(final, known_hosts_path=known_hosts_path) if final else {},
+        }
+        if life.out.request is not None:
+            result["request"] = life.out.request
+        if self.module._diff:
+            result["diff"] = {"before": diff_view(record), "after": diff_view(final)}
+        return result
+
+
+def main() -> None:
+    GolemVM().run()
+
+
+if __name__ == "__main__":
+    main()
