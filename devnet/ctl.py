@@ -2,7 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Start, stop and inspect the local Golem network.
 
-    python devnet/ctl.py up | down | status | stop-provider KEY | start-provider KEY
+    python devnet/ctl.py up | down | status | stop NAME | start NAME
+
+NAME is discovery or a provider key (se, us, de); stop/start are for fault tests.
 
 ``up`` and ``down`` are idempotent. Everything the network starts descends from one
 daemon (devnetd) whose pid is in .devnet/pids/; logs are in .devnet/logs/.
@@ -198,7 +200,8 @@ def down() -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("up", "down", "status", "stop-provider", "start-provider"):
+    if not argv or argv[0] not in ("up", "down", "status", "stop", "start") or (
+            argv[0] in ("stop", "start") and len(argv) != 2):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     action = argv[0]
@@ -212,7 +215,7 @@ def main(argv: list[str]) -> int:
     if action == "status":
         print_status(control("status")["status"])
         return 0
-    print_status(control(action, provider=argv[1])["status"])
+    print_status(control(action, name=argv[1])["status"])
     return 0
 
 

@@ -308,13 +308,24 @@ class Network:
         if action == "shutdown":
             self._stop.set()
             return {"rc": 0}
-        if action in ("stop-provider", "start-provider"):
-            prov = layout.provider_by_key(request["provider"])
-            child = self.children.get(f"provider-{prov.key}")
-            if action == "stop-provider" and child is not None:
-                await child.stop(timeout=float(request.get("timeout", 10)))
-            elif action == "start-provider" and (child is None or not child.alive):
-                await self.start_provider(prov)
+        if action in ("stop", "start"):
+            # For fault tests: take one server down (it stops advertising) and bring it back.
+            target = request["name"]
+            if target == "discovery":
+                child = self.children["discovery"]
+                if action == "stop":
+                    await child.stop(timeout=float(request.get("timeout", 10)))
+                elif not child.alive:
+                    await child.start()
+                    await self.wait_http("discovery", layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "/health")
+                    self.kick()
+            else:
+                prov = layout.provider_by_key(target)
+                child = self.children.get(f"provider-{prov.key}")
+                if action == "stop" and child is not None:
+                    await child.stop(timeout=float(request.get("timeout", 10)))
+                elif action == "start" and (child is None or not child.alive):
+                    await self.start_provider(prov)
             self.write_status()
             return {"rc": 0, "status": self.status()}
         return {"rc": 2, "stderr": f"unknown control action {action!r}\n"}
@@ -335,6 +346,7 @@ class Network:
                 }
                 for p in layout.PROVIDERS
             ],
+            "discovery_alive": bool(self.children.get("discovery") and self.children["discovery"].alive),
             "children": {n: (c.process.pid if c.alive and c.process else None) for n, c in self.children.items()},
             "vms": {n: {"owner": i.owner, "ip": i.ip, "state": i.info()["state"]}
                     for n, i in self.hypervisor.instances.items()},

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from .ansible_runner import BIN, Ansible
 from .devnet_helpers import REPO, keypair, status
 
 
@@ -26,3 +28,26 @@ def providers(devnet) -> dict[str, dict]:
 def ssh_key(tmp_path_factory) -> tuple:
     key = keypair(tmp_path_factory.mktemp("keys"))
     return key, key.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def collection(tmp_path_factory) -> Path:
+    """The collection built and installed from this tree, as users install it."""
+    work = tmp_path_factory.mktemp("collection")
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(work), str(REPO)],
+                   check=True, capture_output=True)
+    tarball = next(work.glob("golem-vm-*.tar.gz"))
+    installed = work / "installed"
+    # --force: pytest-ansible puts this tree on ANSIBLE_COLLECTIONS_PATH, so galaxy would find
+    # golem.vm "already installed" and install nothing.
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--force", "-p",
+                    str(installed), str(tarball)], check=True, capture_output=True)
+    assert (installed / "ansible_collections/golem/vm/plugins/modules/golem_vm.py").is_file()
+    return installed
+
+
+@pytest.fixture
+def ansible(collection, devnet, tmp_path) -> Ansible:
+    """Runs modules and playbooks with a state file of this test's own."""
+    state_dir = tmp_path / "requestor"
+    return Ansible(collection, state_dir)

@@ -55,3 +55,39 @@ def keypair(directory: Path, name: str = "id_ed25519") -> Path:
 
 def status() -> dict:
     return json.loads((RUN / "status.json").read_text())
+
+
+def control(action: str, **extra: Any) -> dict:
+    """Ask the network's daemon to stop or start one of its servers (for fault tests)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(120)
+        conn.connect(str(RUN / "multipass.sock"))
+        conn.sendall(json.dumps({"control": action, **extra}).encode())
+        conn.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+class ProviderLog:
+    """The requests a provider logged (uvicorn's access log) after a point in time."""
+
+    def __init__(self, key: str) -> None:
+        self.path = RUN / "logs" / f"provider-{key}.log"
+        self.offset = self.path.stat().st_size
+
+    def requests(self) -> list[str]:
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            text = handle.read().decode(errors="replace")
+        return [line for line in text.splitlines() if '"' in line and "HTTP/1.1" in line]
+
+    def writes(self, name: str) -> list[str]:
+        return [r for r in self.requests()
+                if name in r and any(f'"{m} ' in r for m in ("POST", "PUT", "PATCH", "DELETE"))]
