@@ -215,7 +215,11 @@ def main(argv: list[str]) -> int:
     if action == "status":
         print_status(control("status")["status"])
         return 0
-    print_status(control(action, name=argv[1])["status"])
+    reply = control(action, name=argv[1])
+    if reply.get("rc"):
+        print(f"devnet: {reply.get('stderr', '').strip()}", file=sys.stderr)
+        return 1
+    print_status(reply["status"])
     return 0
 
 

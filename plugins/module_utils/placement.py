@@ -53,6 +53,10 @@ class Placer:
         if pinned is None:
             raise ValueError("resolve_pinned() needs a pinned provider")
         if pinned.ip is not None:
+            # Only the address was given: discovery knows its id and country, if it advertises.
+            for ad in self.discovery.list_advertisements(on_invalid=lambda _pid, _exc: None):
+                if ad.ip_address == pinned.ip:
+                    return Placement(pinned.ip, pinned.port, ad.provider_id, ad.country)
             return pinned
         ad = self.discovery.get_advertisement(pinned.provider_id or "")
         if ad is None:

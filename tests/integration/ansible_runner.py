@@ -35,7 +35,9 @@ class Ansible:
     def module(self, name: str, args: dict[str, Any] | None = None, *, check: bool = False,
                diff: bool = False, env: dict[str, str] | None = None) -> dict[str, Any]:
         """One module run on localhost; returns its result (with ``failed`` when it failed)."""
-        cmd = [str(BIN / "ansible"), "localhost", "-m", f"golem.vm.{name}", "-a", json.dumps(args or {})]
+        cmd = [str(BIN / "ansible"), "localhost", "-m", f"golem.vm.{name}"]
+        if args:
+            cmd += ["-a", json.dumps(args)]
         if check:
             cmd.append("--check")
         if diff:

@@ -1,0 +1,63 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""golem.vm.golem_provider_info against the local network's real discovery server."""
+
+from __future__ import annotations
+
+from .devnet_helpers import control, http, wait_until
+
+
+def _ids(result: dict) -> list[str]:
+    return [p["provider_id"] for p in result["providers"]]
+
+
+def test_no_filter_returns_every_provider_with_estimates(ansible, providers):
+    result = ansible.module("golem_provider_info")
+    assert not result["failed"], result.get("msg")
+    assert result["changed"] is False
+    assert set(_ids(result)) >= {p["provider_id"] for p in providers.values()}
+    by_id = {p["provider_id"]: p for p in result["providers"]}
+    se = by_id[providers["se"]["provider_id"]]
+    assert se["country"] == "SE" and se["provider_url"] == "http://127.0.0.2:7466"
+    # small: 1 core x 5.0 + 1 GB x 2.0 + 10 GB x 0.1 USD a month, as the SE provider advertises.
+    assert se["estimate"]["usd_per_month"] == 8.0
+    assert by_id[providers["de"]["provider_id"]]["estimate"] is None
+
+
+def test_country_filter_returns_only_that_country(ansible, providers):
+    result = ansible.module("golem_provider_info", {"country": "SE"})
+    assert _ids(result) == [providers["se"]["provider_id"]]
+
+
+def test_more_cpu_than_anyone_has_is_an_empty_list_not_a_failure(ansible):
+    result = ansible.module("golem_provider_info", {"cpu": 64})
+    assert not result["failed"] and result["providers"] == []
+
+
+def test_sort_by_price_orders_by_the_estimate(ansible, providers):
+    result = ansible.module("golem_provider_info", {"size": "medium", "sort": "price"})
+    priced = [p["estimate"]["usd_per_month"] for p in result["providers"] if p["estimate"]]
+    assert priced == sorted(priced) and len(priced) >= 2
+    assert _ids(result)[0] == providers["se"]["provider_id"]
+    # Providers without prices come after every priced one.
+    assert result["providers"][-1]["estimate"] is None
+
+
+def test_check_mode_is_read_only_and_works(ansible, providers):
+    result = ansible.module("golem_provider_info", {"country": "US"}, check=True)
+    assert result["changed"] is False and _ids(result) == [providers["us"]["provider_id"]]
+
+
+def test_stopped_discovery_is_a_clear_failure(ansible):
+    control("stop", name="discovery")
+    try:
+        result = ansible.module("golem_provider_info", {"timeout": 2})
+    finally:
+        control("start", name="discovery")
+    assert result["failed"]
+    assert "http://127.0.0.1:9001/api/v1/advertisements" in result["msg"]
+    assert "connection refused" in result["msg"]
+    assert result["failure"]["url"].startswith("http://127.0.0.1:9001/")
+    assert "Traceback" not in result["_stderr"]
+    # Back up, and the ads come back with it (discovery keeps them in its database).
+    wait_until(lambda: http("GET", "http://127.0.0.1:9001/api/v1/advertisements")[0] == 200, what="discovery")

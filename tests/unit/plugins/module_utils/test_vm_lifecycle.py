@@ -1,0 +1,306 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""golem_vm's plan: which provider calls each state makes from each starting point.
+
+A fake provider records every call; the state store is the real one in a temp dir.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    GolemError,
+    ProviderError,
+    TimeoutError_,
+    ValidationError,
+)
+from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.models import AccessInfo, CreateJob, VMInfo
+from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle, Placement, Want
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M test"
+SE = Placement("127.0.0.2", 7466, "0xse", "SE")
+US = Placement("127.0.0.3", 7466, "0xus", "US")
+WRITES = ("create", "stop", "delete")
+
+
+def vm(name: str, status: str = "running", port: int | None = 20001) -> VMInfo:
+    return VMInfo.model_validate({"id": name, "name": name, "status": status, "ssh_port": port,
+                                  "resources": {"cpu": 1, "memory": 1, "storage": 10}})
+
+
+class FakeHttp:
+    def __init__(self, ip: str) -> None:
+        self.base_url = f"http://{ip}:7466"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+class FakeProvider:
+    """Answers like an upstream provider; ``script`` overrides single answers."""
+
+    def __init__(self, placement: Placement, *, api: str = "jobs") -> None:
+        self.placement = placement
+        self.api = api
+        self.vms: dict[str, VMInfo] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.job_status = "ready"
+        self.job_error: str | None = None
+        self.create_error: GolemError | None = None
+        self.delete_error: GolemError | None = None
+        self.stop_status: int | None = None
+        self.http = FakeHttp(placement.ip)
+
+    def set_deadline(self, deadline: Deadline | None) -> None:
+        pass
+
+    def get_vm(self, name: str, *, missing_ok: bool = False) -> VMInfo | None:
+        self.calls.append(("get", name))
+        return self.vms.get(name)
+
+    def create_vm(self, request: Any, *, timeout: float | None = None) -> CreateJob | VMInfo:
+        self.calls.append(("create", request.name))
+        if self.create_error is not None:
+            raise self.create_error
+        if self.job_status != "failed":
+            self.vms[request.name] = vm(request.name)
+        if self.api == "sync":
+            return self.vms[request.name]
+        return CreateJob.model_validate({"job_id": "job-1", "vm_id": request.name, "status": "creating"})
+
+    def get_job(self, job_id: str) -> CreateJob:
+        self.calls.append(("job", job_id))
+        return CreateJob.model_validate({"job_id": job_id, "vm_id": "x", "status": self.job_status,
+                                         "error": self.job_error})
+
+    def get_access(self, name: str) -> AccessInfo:
+        self.calls.append(("access", name))
+        return AccessInfo.model_validate({"ssh_host": self.placement.ip, "ssh_port": self.vms[name].ssh_port,
+                                          "vm_id": name})
+
+    def stop_vm(self, name: str) -> VMInfo:
+        self.calls.append(("stop", name))
+        if self.stop_status:
+            raise ProviderError("HTTP 404 Not Found", status=self.stop_status)
+        self.vms[name] = vm(name, "stopped")
+        return self.vms[name]
+
+    def delete_vm(self, name: str) -> None:
+        self.calls.append(("delete", name))
+        if self.delete_error is not None:
+            raise self.delete_error
+        self.vms.pop(name, None)
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [c for c in self.calls if c[0] in WRITES]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    return StateStore(str(tmp_path / "vms.db"))
+
+
+@pytest.fixture
+def providers() -> dict[str, FakeProvider]:
+    return {"127.0.0.2": FakeProvider(SE), "127.0.0.3": FakeProvider(US)}
+
+
+def run(store: StateStore, providers: dict[str, FakeProvider], *, state: str = "present", check: bool = False,
+        pinned: Placement | None = None, candidates: list[Placement] | None = None, adopt: bool = False,
+        deadline: float = 30, name: str = "web-1", tmp: Path | None = None) -> tuple[Lifecycle, Any]:
+    want = Want(name=name, state=state, spec=None, size=None, image=None, stream_id=None, public_key=KEY,
+                key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=pinned, country=None,
+                adopt=adopt, wait=False)
+    warnings: list[str] = []
+    life = Lifecycle(
+        want, store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
+        deadline=Deadline(deadline), provider_client=lambda p: providers[p.ip],
+        candidates=lambda preferred: ([preferred] if preferred else []) + (candidates or [pinned or SE]),
+        check_mode=check, warn=warnings.append)
+    life.warnings = warnings  # type: ignore[attr-defined]
+    return life, life.run(store.get(name))
+
+
+def recorded(store: StateStore, name: str = "web-1", status: str = "running", ip: str = "127.0.0.2") -> None:
+    config = {"cpu": 1, "memory": 1, "storage": 10, "ssh_port": 20001, "provider_id": "0xse",
+              "provider_port": 7466, "country": "SE", "ssh_key_fingerprint": "SHA256:x"}
+    store.upsert(VMRecord(name, ip, name, status, config))
+
+
+def test_present_new_name_creates_polls_the_job_and_records_it(store, providers):
+    life, rec = run(store, providers)
+    se = providers["127.0.0.2"]
+    assert [c[0] for c in se.calls] == ["get", "create", "job", "get", "access"]
+    assert life.out.changed and rec.status == "running" and rec.ssh_port == 20001
+    assert store.get("web-1").config["provider_id"] == "0xse"
+
+
+def test_present_existing_running_vm_is_one_get_and_no_write(store, providers):
+    recorded(store)
+    providers["127.0.0.2"].vms["web-1"] = vm("web-1")
+    before = Path(store.path).read_bytes()
+    life, rec = run(store, providers)
+    assert providers["127.0.0.2"].calls == [("get", "web-1")]
+    assert not life.out.changed and rec.status == "running"
+    assert Path(store.path).read_bytes() == before
+
+
+def test_present_repairs_drift_by_creating_again(store, providers):
+    recorded(store)
+    life, rec = run(store, providers)
+    assert providers["127.0.0.2"].writes() == [("create", "web-1")]
+    assert life.out.changed and any("gone" in a for a in life.out.actions)
+    assert rec.status == "running"
+
+
+def test_name_on_provider_but_not_in_state_is_refused_without_a_write(store, providers):
+    providers["127.0.0.2"].vms["web-1"] = vm("web-1")
+    with pytest.raises(ValidationError) as err:
+        run(store, providers)
+    assert "adopt" in err.value.msg and err.value.field == "name"
+    assert providers["127.0.0.2"].writes() == []
+    assert store.get("web-1") is None
+
+
+def test_adopt_records_the_existing_vm_without_creating(store, providers):
+    providers["127.0.0.2"].vms["web-1"] = vm("web-1")
+    life, rec = run(store, providers, adopt=True)
+    assert providers["127.0.0.2"].writes() == []
+    assert life.out.changed and store.get("web-1").status == "running"
+
+
+def test_check_mode_plans_the_create_and_writes_nothing(store, providers):
+    life, rec = run(store, providers, check=True)
+    assert providers["127.0.0.2"].writes() == []
+    assert life.out.changed and life.out.request["body"]["name"] == "web-1"
+    assert not Path(store.path).exists()
+
+
+def test_failed_job_deletes_the_vm_and_fails_over_to_the_next_provider(store, providers):
+    providers["127.0.0.2"].job_status, providers["127.0.0.2"].job_error = "failed", "Insufficient resources"
+    life, rec = run(store, providers, candidates=[SE, US])
+    assert providers["127.0.0.2"].writes() == [("create", "web-1"), ("delete", "web-1")]
+    assert providers["127.0.0.3"].writes() == [("create", "web-1")]
+    assert rec.provider_ip == "127.0.0.3"
+    assert any("Insufficient resources" in a for a in life.out.actions)
+
+
+def test_failed_job_on_a_pinned_provider_fails_and_leaves_no_row(store, providers):
+    providers["127.0.0.2"].job_status = "failed"
+    with pytest.raises(ProviderError):
+        run(store, providers, pinned=SE)
+    assert providers["127.0.0.3"].calls == []
+    assert store.get("web-1") is None
+
+
+def test_rejected_create_needs_no_delete(store, providers):
+    providers["127.0.0.2"].create_error = ProviderError("HTTP 422: cpu", status=422)
+    with pytest.raises(ProviderError):
+        run(store, providers, pinned=SE)
+    assert providers["127.0.0.2"].writes() == [("create", "web-1")]
+    assert store.get("web-1") is None
+
+
+def test_create_that_may_have_happened_is_recorded_as_error_when_delete_fails(store, providers):
+    se = providers["127.0.0.2"]
+    se.create_error = ProviderError("HTTP 500: An unexpected error occurred", status=500)
+    se.delete_error = ProviderError("connection reset")
+    with pytest.raises(ProviderError):
+        run(store, providers, candidates=[SE, US])
+    row = store.get("web-1")
+    assert row is not None and row.status == "error" and "deleting it failed" in row.error
+    # No second provider: the name may still exist on the first.
+    assert providers["127.0.0.3"].calls == []
+
+
+def test_timeout_while_the_job_runs_keeps_the_row_for_the_next_run(store, providers):
+    providers["127.0.0.2"].job_status = "creating"
+    with pytest.raises(TimeoutError_) as err:
+        run(store, providers, pinned=SE, deadline=0.5)
+    assert "wait_timeout" in err.value.msg
+    row = store.get("web-1")
+    assert row.status == "creating" and row.config["job_id"] == "job-1"
+
+
+def test_synchronous_provider_needs_no_job(store, providers):
+    providers["127.0.0.2"].api = "sync"
+    life, rec = run(store, providers, pinned=SE)
+    assert [c[0] for c in providers["127.0.0.2"].calls] == ["get", "create", "access"]
+    assert rec.status == "running"
+
+
+def test_stopped_stops_a_running_vm_once(store, providers):
+    recorded(store)
+    providers["127.0.0.2"].vms["web-1"] = vm("web-1")
+    life, rec = run(store, providers, state="stopped")
+    assert providers["127.0.0.2"].writes() == [("stop", "web-1")] and rec.status == "stopped"
+    life, rec = run(store, providers, state="stopped")
+    assert providers["127.0.0.2"].writes() == [("stop", "web-1")] and not life.out.changed
+
+
+def test_stopped_on_an_mvp_provider_says_it_cannot(store, providers):
+    recorded(store)
+    providers["127.0.0.2"].vms["web-1"] = vm("web-1")
+    providers["127.0.0.2"].stop_status = 404
+    with pytest.raises(ProviderError) as err:
+        run(store, providers, state="stopped")
+    assert "MVP-era API" in err.value.msg
+
+
+def test_started_on_a_stopped_vm_explains_there_is_no_start(store, providers):
+    recorded(store, status="stopped")
+    providers["127.0.0.2"].vms["web-1"] = vm("web-1", "stopped")
+    with pytest.raises(ProviderError) as err:
+        run(store, providers, state="started")
+    assert "no start endpoint" in err.value.msg
+    assert providers["127.0.0.2"].writes() == []
+
+
+def test_started_creates_nothing(store, providers):
+    with pytest.raises(ValidationError):
+        run(store, providers, state="started")
+    assert providers["127.0.0.2"].calls == []
+
+
+def test_absent_deletes_and_forgets(store, providers):
+    recorded(store)
+    providers["127.0.0.2"].vms["web-1"] = vm("web-1")
+    life, rec = run(store, providers, state="absent")
+    assert providers["127.0.0.2"].writes() == [("delete", "web-1")]
+    assert rec is None and store.get("web-1") is None and life.out.changed
+
+
+def test_absent_of_an_unknown_name_calls_nobody(store, providers):
+    life, rec = run(store, providers, state="absent")
+    assert providers["127.0.0.2"].calls == [] and not life.out.changed
+
+
+def test_absent_in_check_mode_keeps_everything(store, providers):
+    recorded(store)
+    providers["127.0.0.2"].vms["web-1"] = vm("web-1")
+    life, rec = run(store, providers, state="absent", check=True)
+    assert providers["127.0.0.2"].writes() == [] and store.get("web-1") is not None and life.out.changed
+
+
+def test_creation_only_differences_are_a_warning(store, providers):
+    recorded(store)
+    providers["127.0.0.2"].vms["web-1"] = vm("web-1")
+    want_medium = SIZES["medium"]
+    life = Lifecycle(
+        Want(name="web-1", state="present", spec=want_medium, size="medium", image="22.04", stream_id=None,
+             public_key=KEY, key_fingerprint="SHA256:other", private_key_path=None, ssh_user="root",
+             pinned=None, country=None, adopt=False, wait=False),
+        store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "kh")), deadline=Deadline(5),
+        provider_client=lambda p: providers[p.ip], candidates=lambda preferred: [SE], check_mode=False,
+        warn=(warnings := []).append)
+    life.run(store.get("web-1"))
+    assert not life.out.changed and len(warnings) == 1
+    assert "2/4/20" in warnings[0] and "SHA256:other" in warnings[0]
