@@ -15,7 +15,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 PYTEST_ARGS ?=
 
 .PHONY: help install install-system install-tools install-devnet collection devnet-up devnet-down \
-        devnet-status demo test sanity units integration test-leg clean
+        devnet-status demo test sanity units integration test-leg clean bench
 
 help:
 	@echo "make demo         set up everything, start the local network, run playbooks/create_vm.yml"
@@ -51,8 +51,15 @@ devnet-down:
 devnet-status:
 	@$(VENV)/bin/python devnet/ctl.py status
 
+# The demo keeps its own state file, so the local network's VMs never mix with real ones.
+DEMO_STATE ?= $(CURDIR)/.devnet/requestor/vms.db
+DEMO_ARGS ?= -e vm_install_packages=false
+
 demo: install devnet-up
-	@cd playbooks && ../$(VENV)/bin/ansible-playbook create_vm.yml $(DEMO_ARGS)
+	@cd playbooks && GOLEM_REQUESTOR_DB_PATH="$(DEMO_STATE)" ../$(VENV)/bin/ansible-playbook create_vm.yml $(DEMO_ARGS)
+
+bench:
+	@cd bench && ../$(VENV)/bin/python golem_vm_noop.py
 
 # One leg: sanity, units, integration for the toolchain in VENV.
 sanity:

@@ -322,7 +322,7 @@ def _read_banner(sock: socket.socket, deadline: float, connect_timeout: float) -
 
 
 def wait_for_ssh_banner(
-    host: str, port: int, deadline: float, interval: float = 0.5, connect_timeout: float = 5.0
+    host: str, port: int, deadline: float, interval: float = 0.2, connect_timeout: float = 5.0
 ) -> str:
     """Block until ``host:port`` sends an ``SSH-`` identification line and return that line.
 

@@ -148,7 +148,8 @@ class JobStatus(str, Enum):
 
 
 class WireModel(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # defer_build: a schema is built on first use, so a run pays only for the models it uses.
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class Resources(WireModel):
@@ -246,7 +247,7 @@ class ProviderInfo(WireModel):
 
 
 class VMResources(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     cpu: int
     memory: int
@@ -269,7 +270,7 @@ class VMResources(BaseModel):
 
 
 class CreateVMRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     name: str
     # Required: a NEW provider answers 500 when resources is missing (its default is never validated).

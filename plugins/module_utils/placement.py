@@ -29,7 +29,7 @@ def _order(providers: list[dict[str, Any]], strategy: str) -> list[dict[str, Any
 class Placer:
     def __init__(
         self,
-        discovery: DiscoveryClient,
+        discovery: Callable[[], DiscoveryClient],
         *,
         spec: ResourceSpec,
         provider_port: int,
@@ -39,7 +39,7 @@ class Placer:
         strategy: str,
         warn: Callable[[str], None],
     ) -> None:
-        self.discovery = discovery
+        self._discovery = discovery
         self.spec = spec
         self.provider_port = provider_port
         self.pinned = pinned
@@ -47,6 +47,10 @@ class Placer:
         self.platform = platform
         self.strategy = strategy
         self.warn = warn
+
+    @property
+    def discovery(self) -> DiscoveryClient:
+        return self._discovery()
 
     def resolve_pinned(self) -> Placement:
         pinned = self.pinned

@@ -12,12 +12,6 @@ from typing import Any, NamedTuple
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, resolve_resources
-from ansible_collections.golem.vm.plugins.module_utils.ssh_keys import (
-    DEFAULT_KEY_NAME,
-    ensure_default_keypair,
-    parse_public_key,
-    read_public_key,
-)
 
 COUNTRY = re.compile(r"[A-Z]{2}")
 USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
@@ -72,12 +66,21 @@ def resolve_spec(params: dict[str, Any], default: str | None = None) -> Resource
         default_size=default or "small", for_create=True)
 
 
-def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool) -> KeyInfo:
+def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool, needed: bool = True) -> KeyInfo:
     """The public key to install and where its private half is (if known).
 
     With no key given, the collection's own pair beside the state file is used, and made
-    when ``generate`` is set (never in check mode).
+    when ``generate`` is set (never in check mode). When the key is not ``needed`` (the VM
+    exists) the default pair is not read at all: a no-op run stays cheap.
     """
+    # Imported here: sshpubkeys and cryptography cost more to import than a no-op run takes.
+    from ansible_collections.golem.vm.plugins.module_utils.ssh_keys import (
+        DEFAULT_KEY_NAME,
+        ensure_default_keypair,
+        parse_public_key,
+        read_public_key,
+    )
+
     private = params.get("ssh_private_key_path")
     if params.get("ssh_public_key"):
         key = parse_public_key(params["ssh_public_key"], field="ssh_public_key")
@@ -90,6 +93,8 @@ def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool) -> K
         return KeyInfo(key.text, key.fingerprint, private)
     directory = os.path.join(os.path.dirname(state_path), "ssh")
     private_path = os.path.join(directory, DEFAULT_KEY_NAME)
+    if not needed:
+        return KeyInfo(None, None, private)
     if generate:
         pair = ensure_default_keypair(directory)
         return KeyInfo(pair.public_key.text, pair.public_key.fingerprint, private or pair.private_key_path)

@@ -16,7 +16,8 @@ description:
     discovery by O(country), O(platform) and size, with O(provider_selection); when that provider refuses or
     fails the create, the next candidate is tried.
   - The SSH host key of a new VM is recorded, on first contact, in a known_hosts file the collection manages
-    (O(known_hosts_path)). A later run that sees another key fails, as C(ssh) would. The entry is removed when
+    (O(known_hosts_path)). Connections made with it (RV(vm.ssh_command), the C(golem.vm.golem) inventory,
+    the playbooks) check the key strictly, so a VM whose key changes is refused. The entry is removed when
     the VM is destroyed, because providers reuse their SSH ports.
   - Works with current providers (asynchronous create jobs) and MVP-era ones (synchronous create).
 author:
@@ -311,23 +312,25 @@ class GolemVM(GolemModule):
                 f"the record of VM {p['name']} in {state_path} is unreadable ({record.config_error}); "
                 "fix or remove that row before managing the VM",
                 field="name", value=p["name"])
-        creating = p["state"] == "present"
-        key = resolve_key(p, state_path, generate=creating and not self.module.check_mode)
+        # An explicit key is checked now (and compared with an existing VM's); the default pair
+        # is read, or made, only when a VM is created.
+        explicit_key = bool(p["ssh_public_key"] or p["ssh_public_key_path"])
+        key = resolve_key(p, state_path, generate=False, needed=explicit_key)
         spec = resolve_spec(p)
         deadline = Deadline(p["wait_timeout"])
         pinned = None
         if p["provider_id"] or p["provider_ip"]:
             pinned = Placement(p["provider_ip"], p["provider_port"], p["provider_id"], None)
-        self.discovery.http.deadline = deadline
         placer = Placer(
-            self.discovery, spec=spec or resolve_spec(p, default="small"), provider_port=p["provider_port"],
+            lambda: self._discovery_within(deadline), spec=spec or resolve_spec(p, default="small"), provider_port=p["provider_port"],
             pinned=pinned, country=p["country"], platform=p["platform"], strategy=p["provider_selection"],
             warn=self.warn)
         want = Want(
             name=p["name"], state=p["state"], spec=spec, size=p["size"], image=p["image"],
             stream_id=p["stream_id"], public_key=key.text, key_fingerprint=key.fingerprint,
             private_key_path=key.private_path, ssh_user=p["ssh_user"], pinned=pinned, country=p["country"],
-            adopt=p["adopt"], wait=p["wait"])
+            adopt=p["adopt"], wait=p["wait"],
+            load_key=lambda generate: resolve_key(p, state_path, generate=generate))
         life = Lifecycle(
             want, store=store, known_hosts=KnownHosts(known_hosts_path), deadline=deadline,
             provider_client=lambda pl: self.provider(pl.ip, pl.port), candidates=placer.candidates,
@@ -348,6 +351,12 @@ class GolemVM(GolemModule):
         if self.module._diff:
             result["diff"] = {"before": diff_view(record), "after": diff_view(final)}
         return result
+
+
+    def _discovery_within(self, deadline: Deadline) -> Any:
+        # Built on first use: a run on an existing VM never asks discovery.
+        self.discovery.http.deadline = deadline
+        return self.discovery
 
 
 def main() -> None:
