@@ -24,7 +24,7 @@ SE = "127.0.0.2"
 
 
 def playbook(path: Path, task: str) -> Path:
-    tasks = "".join(f"    - {task}\n" for _ in range(TASKS)) if task else "    - ansible.builtin.meta: noop\n"
+    tasks = "".join(f"    - {task}\n" for _task in range(TASKS)) if task else "    - ansible.builtin.meta: noop\n"
     path.write_text(f"- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n{tasks}")
     return path
 

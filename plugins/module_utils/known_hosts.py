@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -267,28 +268,42 @@ class KnownHosts:
         return True
 
 
+Runner = Callable[[list[str]], "tuple[int, str, str]"]
+
+
+def _subprocess_runner(timeout: float) -> Runner:
+    """Runs a command without an AnsibleModule, for controller-side callers and tests."""
+
+    def run(command: list[str]) -> tuple[int, str, str]:
+        try:
+            # Modules pass module.run_command instead; this path has no module to ask.
+            done = subprocess.run(  # pylint: disable=ansible-bad-function
+                command, capture_output=True, text=True, check=False, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise TimeoutError_(f"{command[0]} did not finish within {timeout:g} s") from exc
+        return done.returncode, done.stdout, done.stderr
+
+    return run
+
+
 def scan_host_keys(
-    host: str, port: int, timeout: float = 5.0, key_types: tuple[str, ...] = SCAN_KEY_TYPES
+    host: str, port: int, timeout: float = 5.0, key_types: tuple[str, ...] = SCAN_KEY_TYPES,
+    run: Runner | None = None,
 ) -> list[HostKey]:
-    """The host keys ``[host]:port`` offers, fetched with ``ssh-keyscan``."""
+    """The host keys ``[host]:port`` offers, fetched with ``ssh-keyscan``.
+
+    ``run(argv) -> (rc, stdout, stderr)`` runs it; modules pass ``module.run_command``.
+    """
     keyscan = shutil.which("ssh-keyscan")
     if keyscan is None:
         raise GolemError("ssh-keyscan was not found on the controller; install the OpenSSH client")
     per_connection = max(1, math.ceil(timeout))
     command = [keyscan, "-T", str(per_connection), "-p", str(int(port)), "-t", ",".join(key_types), host]
-    try:
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            check=False,
-            # ssh-keyscan opens one connection per key type, each bounded by -T.
-            timeout=per_connection * (len(key_types) + 1) + 5,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise TimeoutError_(f"ssh-keyscan of {host_pattern(host, port)} did not finish") from exc
+    # ssh-keyscan opens one connection per key type, each bounded by -T.
+    runner = run or _subprocess_runner(per_connection * (len(key_types) + 1) + 5)
+    returncode, stdout, stderr = runner(command)
     keys: list[HostKey] = []
-    for line in result.stdout.splitlines():
+    for line in stdout.splitlines():
         parsed = _split_line(line)
         if parsed is None:
             continue
@@ -296,7 +311,7 @@ def scan_host_keys(
         if host_key is not None and host_key not in keys:
             keys.append(host_key)
     if not keys:
-        detail = excerpt(result.stderr) or f"exit code {result.returncode}"
+        detail = excerpt(stderr) or f"exit code {returncode}"
         raise ProviderError(f"no SSH host key from {host_pattern(host, port)} within {per_connection} s: {detail}")
     return keys
 

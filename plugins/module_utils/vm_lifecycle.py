@@ -92,6 +92,7 @@ class Lifecycle:
         candidates: Any,
         check_mode: bool,
         warn: Any,
+        run_command: Any = None,
     ) -> None:
         """``provider_client(placement)`` builds a client; ``candidates()`` lists placements to try."""
         self.want = want
@@ -102,6 +103,7 @@ class Lifecycle:
         self._candidates = candidates
         self.check_mode = check_mode
         self.warn = warn
+        self.run_command = run_command
         self.out = Outcome()
 
     # -- entry ---------------------------------------------------------------------------
@@ -420,7 +422,8 @@ class Lifecycle:
         wait_for_ssh_banner(host, port, self.deadline.end)
         if not new and self.known_hosts.keys_for(host, port):
             return
-        keys = scan_host_keys(host, port, timeout=max(1.0, min(5.0, self.deadline.remaining())))
+        keys = scan_host_keys(host, port, timeout=max(1.0, min(5.0, self.deadline.remaining())),
+                              run=self.run_command)
         if self.check_mode:
             return
         # Providers reuse ports: whatever was recorded for this port belonged to an older VM.

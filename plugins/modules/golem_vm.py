@@ -223,12 +223,12 @@ vm:
     status: {description: "V(creating), V(running), V(stopped) or V(error).", type: str, sample: running}
     resources: {description: "C(cpu), C(memory) (GB) and C(storage) (GB).", type: dict,
                 sample: {cpu: 1, memory: 1, storage: 10}}
-    size: {description: The size asked for at creation, if any., type: str, sample: small}
+    size: {description: "The size asked for at creation, if any.", type: str, sample: small}
     image: {description: The image., type: str, sample: "24.04"}
     ssh_host: {description: Host to SSH to (the provider's proxy)., type: str, sample: 203.0.113.7}
     ssh_port: {description: Port to SSH to., type: int, sample: 50800}
     ssh_user: {description: User to log in as., type: str, sample: root}
-    ssh_private_key_path: {description: Private key for logging in, if known., type: str,
+    ssh_private_key_path: {description: "Private key for logging in, if known.", type: str,
                            sample: /home/me/.golem/requestor/ssh/golem_id_ed25519}
     ssh_public_key: {description: The public key installed at creation., type: str}
     known_hosts_path: {description: The known_hosts file holding the VM's host key., type: str}
@@ -334,7 +334,8 @@ class GolemVM(GolemModule):
         life = Lifecycle(
             want, store=store, known_hosts=KnownHosts(known_hosts_path), deadline=deadline,
             provider_client=lambda pl: self.provider(pl.ip, pl.port), candidates=placer.candidates,
-            check_mode=self.module.check_mode, warn=self.warn)
+            check_mode=self.module.check_mode, warn=self.warn,
+            run_command=self.module.run_command)
         try:
             final = life.run(record)
         except GolemError as exc:
@@ -351,7 +352,6 @@ class GolemVM(GolemModule):
         if self.module._diff:
             result["diff"] = {"before": diff_view(record), "after": diff_view(final)}
         return result
-
 
     def _discovery_within(self, deadline: Deadline) -> Any:
         # Built on first use: a run on an existing VM never asks discovery.
