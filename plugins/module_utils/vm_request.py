@@ -73,6 +73,9 @@ def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool, need
     when ``generate`` is set (never in check mode). When the key is not ``needed`` (the VM
     exists) the default pair is not read at all: a no-op run stays cheap.
     """
+    private = params.get("ssh_private_key_path")
+    if not needed and not (params.get("ssh_public_key") or params.get("ssh_public_key_path")):
+        return KeyInfo(None, None, private)
     # Imported here: sshpubkeys and cryptography cost more to import than a no-op run takes.
     from ansible_collections.golem.vm.plugins.module_utils.ssh_keys import (
         DEFAULT_KEY_NAME,
@@ -81,7 +84,6 @@ def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool, need
         read_public_key,
     )
 
-    private = params.get("ssh_private_key_path")
     if params.get("ssh_public_key"):
         key = parse_public_key(params["ssh_public_key"], field="ssh_public_key")
         return KeyInfo(key.text, key.fingerprint, private)
@@ -93,8 +95,6 @@ def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool, need
         return KeyInfo(key.text, key.fingerprint, private)
     directory = os.path.join(os.path.dirname(state_path), "ssh")
     private_path = os.path.join(directory, DEFAULT_KEY_NAME)
-    if not needed:
-        return KeyInfo(None, None, private)
     if generate:
         pair = ensure_default_keypair(directory)
         return KeyInfo(pair.public_key.text, pair.public_key.fingerprint, private or pair.private_key_path)
