@@ -222,12 +222,12 @@ vm:
     status: {description: "V(creating), V(running), V(stopped) or V(error).", type: str, sample: running}
     resources: {description: "C(cpu), C(memory) (GB) and C(storage) (GB).", type: dict,
                 sample: {cpu: 1, memory: 1, storage: 10}}
-    size: {description: The size asked for at creation, if any., type: str, sample: small}
+    size: {description: "The size asked for at creation, if any.", type: str, sample: small}
     image: {description: The image., type: str, sample: "24.04"}
     ssh_host: {description: Host to SSH to (the provider's proxy)., type: str, sample: 203.0.113.7}
     ssh_port: {description: Port to SSH to., type: int, sample: 50800}
     ssh_user: {description: User to log in as., type: str, sample: root}
-    ssh_private_key_path: {description: Private key for logging in, if known., type: str,
+    ssh_private_key_path: {description: "Private key for logging in, if known.", type: str,
                            sample: /home/me/.golem/requestor/ssh/golem_id_ed25519}
     ssh_public_key: {description: The public key installed at creation., type: str}
     known_hosts_path: {description: The known_hosts file holding the VM's host key., type: str}
