@@ -72,9 +72,7 @@ class _Refresher:
 
             # No retries: a retry after a read timeout would wait the whole budget again, and the
             # next listing asks anew anyway.
-            client = ProviderClient(
-                endpoint[0], endpoint[1], timeout=self.timeout, retries=0
-            )
+            client = ProviderClient(endpoint[0], endpoint[1], timeout=self.timeout, retries=0)
             client.set_deadline(self.deadline)
             per_thread[endpoint] = client
             with self.lock:
@@ -90,10 +88,10 @@ class _Refresher:
         try:
             vm = self.client(endpoint).get_vm(record.name, missing_ok=True)
         except TimeoutError_ as exc:
-            return self._unreachable(endpoint, exc.msg)
+            return self.mark_unreachable(endpoint, exc.msg)
         except ProviderError as exc:
             if exc.status is None:  # no HTTP answer at all: refused, timed out, unresolvable
-                return self._unreachable(endpoint, exc.msg)
+                return self.mark_unreachable(endpoint, exc.msg)
             return LiveStatus(True, None, exc.msg)
         except GolemError as exc:  # an answer that is not a VM
             return LiveStatus(True, None, exc.msg)
@@ -101,7 +99,7 @@ class _Refresher:
             return LiveStatus(True, MISSING, None)
         return LiveStatus(True, str(getattr(vm.status, "value", vm.status)), None)
 
-    def _unreachable(self, endpoint: Endpoint, why: str) -> LiveStatus:
+    def mark_unreachable(self, endpoint: Endpoint, why: str) -> LiveStatus:
         with self.lock:
             why = self.dead.setdefault(endpoint, why)
         return LiveStatus(False, None, why)
@@ -126,18 +124,18 @@ def refresh(
         pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(records))), thread_name_prefix="golem")
         futures: dict[Future, VMRecord] = {pool.submit(refresher.ask, r): r for r in records}
         try:
-            done, _pending = wait(futures, timeout=max(0.0, refresher.deadline.remaining()))
+            wait(futures, timeout=max(0.0, refresher.deadline.remaining()))
         finally:
             # Requests are bounded by the same deadline, so running ones end almost at once.
             pool.shutdown(wait=False, cancel_futures=True)
         late = f"no answer within refresh_timeout ({timeout:g} s)"
         for future, record in futures.items():
-            if future in done and future.exception() is None:
-                live[record.name] = future.result()
-            elif future in done:
+            if not future.done() or future.cancelled():
+                live[record.name] = refresher.mark_unreachable(refresher.endpoint(record), late)
+            elif future.exception() is not None:
                 live[record.name] = LiveStatus(False, None, f"refresh failed: {future.exception()}")
             else:
-                live[record.name] = refresher._unreachable(refresher.endpoint(record), late)
+                live[record.name] = future.result()
         # Stragglers are past the deadline already; the wait is bounded by one request's tail.
         pool.shutdown(wait=True)
         refresher.close()
