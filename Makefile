@@ -15,7 +15,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 PYTEST_ARGS ?=
 
 .PHONY: help install install-system install-tools install-devnet collection devnet-up devnet-down \
-        devnet-status demo test sanity units integration test-leg clean bench
+        devnet-status demo test sanity units integration test-leg clean bench bench-inventory
 
 help:
 	@echo "make demo         set up everything, start the local network, run playbooks/create_vm.yml"
@@ -60,6 +60,10 @@ demo: install devnet-up
 
 bench:
 	@cd bench && ../$(VENV)/bin/python golem_vm_noop.py
+
+# ~17 min a leg at 10,000 hosts; e.g. BENCH_ARGS="--hosts 2000 --runs 3". Exits 1 if the target is missed.
+bench-inventory:
+	@$(VENV)/bin/python bench/inventory_bench.py $(BENCH_ARGS)
 
 # One leg: sanity, units, integration for the toolchain in VENV.
 sanity:

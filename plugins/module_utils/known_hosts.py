@@ -134,6 +134,39 @@ def _split_line(line: str) -> tuple[str, str, str] | None:
     return parts[0], parts[1], parts[2]
 
 
+class RecordedEndpoints:
+    """Every ``[host]:port`` with a usable key, from one read of a known_hosts file.
+
+    For asking about thousands of hosts at once (the inventory), where :meth:`KnownHosts.keys_for`
+    would read the file once per host.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        plain: set[str] = set()
+        hashed: list[str] = []
+        for line in lines:
+            parsed = _split_line(line)
+            if parsed is None or _parse_key(parsed[1], parsed[2]) is None:
+                continue
+            for entry in parsed[0].split(","):
+                if entry.startswith("|1|"):
+                    hashed.append(entry)
+                else:
+                    plain.add(entry.lower())
+        self._plain = frozenset(plain)
+        self._hashed = tuple(hashed)
+
+    def __len__(self) -> int:
+        return len(self._plain) + len(self._hashed)
+
+    def has(self, host: str, port: int) -> bool:
+        pattern = host_pattern(host, port)
+        if pattern in self._plain:
+            return True
+        # Hashed entries can only be tested one by one; golem_vm never writes them.
+        return any(_entry_matches(entry, pattern) for entry in self._hashed)
+
+
 class KnownHosts:
     """One known_hosts file; writes take a lock on ``<path>.lock`` and replace the file atomically."""
 
@@ -200,6 +233,10 @@ class KnownHosts:
     def keys_for(self, host: str, port: int) -> list[HostKey]:
         """Keys recorded for ``[host]:port``; an absent file records nothing."""
         return self._keys_in(self._read_lines(), host_pattern(host, port))
+
+    def recorded(self) -> RecordedEndpoints:
+        """Every endpoint with a recorded key; an absent file records nothing."""
+        return RecordedEndpoints(self._read_lines())
 
     def add(self, host: str, port: int, keys: list[HostKey]) -> bool:
         """Record ``keys`` for ``[host]:port``, replacing what was there; True if the file changed.
@@ -299,7 +336,8 @@ def scan_host_keys(
         raise GolemError("ssh-keyscan was not found on the controller; install the OpenSSH client")
     per_connection = max(1, math.ceil(timeout))
     command = [keyscan, "-T", str(per_connection), "-p", str(int(port)), "-t", ",".join(key_types), host]
-    # ssh-keyscan opens one connection per key type, each bounded by -T.
+    # ssh-keyscan opens one connection per key type, each bounded by -T, so it cannot hang
+    # even under run_command, which has no timeout of its own.
     runner = run or _subprocess_runner(per_connection * (len(key_types) + 1) + 5)
     returncode, stdout, stderr = runner(command)
     keys: list[HostKey] = []

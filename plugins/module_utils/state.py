@@ -183,6 +183,22 @@ class VMRecord:
             data["config_error"] = self.config_error
         return data
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VMRecord:
+        """The inverse of :meth:`to_dict`, for rows kept in a cache; odd types are coerced, not trusted."""
+        config = data.get("config")
+        created_at = data.get("created_at")
+        config_error = data.get("config_error")
+        return cls(
+            name=str(data["name"]),
+            provider_ip=str(data.get("provider_ip") or ""),
+            vm_id=str(data.get("vm_id") or ""),
+            status=str(data.get("status") or ""),
+            config=dict(config) if isinstance(config, Mapping) else {},
+            created_at=None if created_at is None else str(created_at),
+            config_error=None if config_error is None else str(config_error),
+        )
+
 
 def _row_to_record(row: tuple[Any, ...]) -> VMRecord:
     name, provider_ip, vm_id, raw_config, status, created_at = row

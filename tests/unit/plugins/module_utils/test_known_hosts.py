@@ -264,6 +264,25 @@ def test_hashed_entries_are_found_and_removed(known: KnownHosts) -> None:
     assert known.keys_for(ADDR, 50810) == [] and known.keys_for(ADDR, 50811) == [_fake_key(8)]
 
 
+def test_recorded_endpoints_answer_many_hosts_from_one_read(known: KnownHosts) -> None:
+    k1, k2 = _fake_key(1), _fake_key(2)
+    known.add(ADDR, 50844, [k2])
+    subprocess.run(["ssh-keygen", "-H", "-f", known.path], check=True, capture_output=True)
+    with open(known.path, "a", encoding="utf-8") as handle:
+        handle.write(
+            f"[{ADDR}]:50840,[{ADDR}]:50841 {k1.key_type} {k1.key}\n"
+            f"{ADDR} {k2.key_type} {k2.key}\n"
+            f"[{ADDR}]:50842 ssh-unknown {k2.key}\n"
+            f"@revoked [{ADDR}]:50843 {k2.key_type} {k2.key}\n"
+        )
+    recorded = known.recorded()
+    assert recorded.has(ADDR, 50840) and recorded.has(ADDR, 50841) and recorded.has(ADDR, 22)
+    assert recorded.has(ADDR, 50844), "hashed entries count too"
+    assert not recorded.has(ADDR, 50842), "a key of an unknown type verifies nothing"
+    assert not recorded.has(ADDR, 50843) and not recorded.has(ADDR, 50845)
+    assert len(KnownHosts(known.path + ".absent").recorded()) == 0
+
+
 def test_add_replaces_the_endpoints_keys(known: KnownHosts) -> None:
     assert known.add(ADDR, 50820, [_fake_key(1)]) is True
     assert known.add(ADDR, 50820, [_fake_key(1)]) is False

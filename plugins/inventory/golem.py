@@ -1,0 +1,324 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: golem
+short_description: VMs rented on VM on Golem, from the local state file
+version_added: 0.1.0
+description:
+  - Lists the VMs that M(golem.vm.golem_vm) recorded in its state file (SQLite, the upstream C(golem) CLI's format),
+    each ready to connect to over SSH through its provider's proxy port, with strict host key checking against the
+    known_hosts file the collection manages.
+  - Uses a YAML configuration file whose name ends with C(golem.yml) or C(golem.yaml).
+  - The state file is read with one query; a missing state file gives an empty inventory (run with C(-v) to see
+    why). A row that cannot be used (unreadable config, no SSH port) is skipped with a warning naming the VM.
+  - Hosts are in the group C(golem) and in its child groups C(golem_provider_<provider id>) (the id in lower case,
+    or the provider IP when the id is not recorded), C(golem_country_<code>) (lower case, for example
+    C(golem_country_se)) and C(golem_status_<status>). With O(refresh=true), hosts whose provider did not answer
+    are also in C(golem_unreachable).
+  - Host variables, named with O(hostvars_prefix) (default C(golem_)), are the fields of the
+    RV(golem.vm.golem_vm#module:vm) result (C(name), C(provider_id), C(provider_ip), C(provider_port), C(country),
+    C(status), C(resources), C(size), C(image), C(ssh_host), C(ssh_port), C(ssh_user), C(ssh_private_key_path),
+    C(ssh_public_key), C(known_hosts_path), C(ssh_command), C(created_at), C(updated_at), C(error)), plus C(vm_id)
+    and C(host_key_known) (whether known_hosts holds the VM's host key; connecting fails until it does).
+    With O(refresh=true) also C(recorded_status), C(live_status), C(provider_reachable) and C(refresh_error).
+  - Connection variables have no prefix - C(ansible_host), C(ansible_port) (the provider's SSH proxy port),
+    C(ansible_user), C(ansible_ssh_private_key_file) and C(ansible_ssh_common_args) (C(-o UserKnownHostsFile=...)
+    and C(-o StrictHostKeyChecking=yes)). Host key checking is never turned off.
+author:
+  - golem.vm maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+requirements:
+  - Only with O(refresh=true) - requests >= 2.30 with urllib3 >= 2.0, and pydantic >= 2.
+options:
+  plugin:
+    description:
+      - The name of this plugin. The short name V(golem) is accepted only when the plugin is enabled by its full
+        name (C(enable_plugins = golem.vm.golem) in C(ansible.cfg) or E(ANSIBLE_INVENTORY_ENABLED)); the default
+        C(auto) plugin needs V(golem.vm.golem).
+    type: str
+    required: true
+    choices: [golem.vm.golem, golem]
+  state_path:
+    description:
+      - The state file that M(golem.vm.golem_vm) writes; the same default and variable as that module and the
+        upstream C(golem) CLI.
+      - Relative paths are relative to the current directory.
+    type: path
+    default: ~/.golem/requestor/vms.db
+    env:
+      - name: GOLEM_REQUESTOR_DB_PATH
+  known_hosts_path:
+    description:
+      - The known_hosts file holding the VMs' host keys, used with C(StrictHostKeyChecking=yes).
+      - Defaults to C(known_hosts) beside the state file, where M(golem.vm.golem_vm) records the keys.
+    type: path
+    env:
+      - name: GOLEM_INVENTORY_KNOWN_HOSTS_PATH
+  statuses:
+    description:
+      - Only VMs whose status is one of these are listed; an empty list lists every status.
+      - Recorded statuses are V(creating), V(running), V(stopped) and V(error). With O(refresh=true) the status a
+        provider reports counts instead, which can also be V(stopping), V(deleted) or V(missing) (the provider
+        does not know the VM); the recorded status counts for VMs whose provider did not answer.
+    type: list
+    elements: str
+    default: [running]
+    env:
+      - name: GOLEM_INVENTORY_STATUSES
+  names:
+    description:
+      - Only VMs with these names; shell-style patterns such as V(web-*) are allowed. Empty means every VM.
+    type: list
+    elements: str
+    default: []
+    env:
+      - name: GOLEM_INVENTORY_NAMES
+  providers:
+    description:
+      - Only VMs on these providers, each given by provider id or by IP address. Empty means every provider.
+    type: list
+    elements: str
+    default: []
+    env:
+      - name: GOLEM_INVENTORY_PROVIDERS
+  hostname:
+    description:
+      - A Jinja2 template for the inventory host name, over the host variables (with O(hostvars_prefix)), for
+        example V({{ golem_country | lower }}-{{ golem_name }}). Without it the VM name is the host name.
+      - A template that fails, or gives an empty name, is an error with O(strict=true); otherwise the VM name is
+        used, with a warning. When two VMs get the same host name the second is skipped with a warning.
+    type: str
+    env:
+      - name: GOLEM_INVENTORY_HOSTNAME
+  hostvars_prefix:
+    description:
+      - Prefix of the host variables that describe the VM. The connection variables (C(ansible_*)) have none.
+    type: str
+    default: golem_
+    env:
+      - name: GOLEM_INVENTORY_HOSTVARS_PREFIX
+  refresh:
+    description:
+      - Ask each VM's provider for the VM's live status (C(GET /api/v1/vms/NAME), never the list endpoint, which
+        kills pending creates upstream), several at a time, within O(refresh_timeout).
+      - A provider that does not answer in time marks its hosts (C(golem_provider_reachable=false), group
+        C(golem_unreachable)); they stay in the inventory with their recorded status.
+      - The state file is not changed.
+    type: bool
+    default: false
+    env:
+      - name: GOLEM_INVENTORY_REFRESH
+  refresh_timeout:
+    description:
+      - Seconds the whole refresh may take, every request included.
+    type: float
+    default: 10.0
+    env:
+      - name: GOLEM_INVENTORY_REFRESH_TIMEOUT
+  refresh_concurrency:
+    description:
+      - How many requests a refresh has in flight at once.
+    type: int
+    default: 16
+    env:
+      - name: GOLEM_INVENTORY_REFRESH_CONCURRENCY
+notes:
+  - With O(cache=true) the rows read (and the refresh results) are cached as plain JSON, and the groups,
+    O(compose), O(groups) and O(keyed_groups) are built again from them on every run. A change of O(state_path),
+    O(statuses), O(names), O(providers) or O(refresh) makes the cached entry unused.
+  - In AWX or AAP the state file must be reachable from the inventory sync (for example on a mounted volume);
+    each job runs in a fresh execution environment.
+seealso:
+  - module: golem.vm.golem_vm
+"""
+
+EXAMPLES = r"""
+# golem.yml - every running VM in ~/.golem/requestor/vms.db (or $GOLEM_REQUESTOR_DB_PATH)
+plugin: golem.vm.golem
+
+---
+# Running and stopped VMs in Sweden, named after their country, grouped by size
+plugin: golem.vm.golem
+state_path: /srv/golem/vms.db
+statuses: [running, stopped]
+hostname: "{{ golem_country | lower }}-{{ golem_name }}"
+groups:
+  big: golem_resources.cpu >= 4
+keyed_groups:
+  - key: golem_size
+    prefix: size
+compose:
+  ansible_python_interpreter: "'/usr/bin/python3'"
+
+---
+# Ask the providers for the live status; hosts of a provider that does not answer within 5 s
+# land in the group golem_unreachable. Cache the result for five minutes.
+plugin: golem.vm.golem
+refresh: true
+refresh_timeout: 5
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/golem-inventory
+cache_timeout: 300
+"""
+
+from typing import Any
+
+from ansible.errors import AnsibleError, AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.vars import combine_vars
+
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
+    TOP_GROUP,
+    HostBuilder,
+    HostEntry,
+    SkipHost,
+    effective_status,
+)
+from ansible_collections.golem.vm.plugins.plugin_utils.inventory_source import Query, Snapshot
+
+try:
+    from ansible.template import trust_as_template
+except ImportError:  # ansible-core < 2.19 has no trust model: every template is trusted.
+
+    def trust_as_template(value: str) -> str:  # type: ignore[misc]
+        return value
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    NAME = "golem.vm.golem"
+    SHORT_NAME = "golem"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._top = TOP_GROUP
+        self._group_names: dict[str, str] = {}
+        self._constructed: tuple[Any, Any, Any] = (None, None, None)
+
+    def verify_file(self, path: str) -> bool:
+        return super().verify_file(path) and path.endswith(("golem.yml", "golem.yaml"))
+
+    def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
+        super().parse(inventory, loader, path, cache)
+        # Accept the short name too, whatever name the loader found us under.
+        names = list(self._redirected_names or [self.NAME])
+        self._redirected_names = names + [n for n in (self.NAME, self.SHORT_NAME) if n not in names]
+        self._read_config_data(path)
+        try:
+            query = Query.from_options(self.get_option)
+        except ValueError as exc:
+            raise AnsibleParserError(f"{path}: {exc}") from None
+        snapshot = self._cached_snapshot(path, query) if cache and self.get_option("cache") else None
+        if snapshot is None:
+            snapshot = self._read_snapshot(query)
+            if self.get_option("cache"):
+                self._cache[self.get_cache_key(path)] = snapshot.to_cache(query)
+        self._populate(query, snapshot)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def _read_snapshot(self, query: Query) -> Snapshot:
+        try:
+            return Snapshot.read(query)
+        except (GolemError, OSError) as exc:  # a broken state file or refresh set-up: one clear parse error
+            raise AnsibleParserError(f"golem inventory: {exc}") from exc
+
+    def _cached_snapshot(self, path: str, query: Query) -> Snapshot | None:
+        try:
+            data = self._cache[self.get_cache_key(path)]
+        except KeyError:
+            return None
+        snapshot = Snapshot.from_cache(data, query)
+        if snapshot is None:
+            self.display.vvv("golem inventory: the cached entry is for other options or unreadable; reading again")
+        return snapshot
+
+    # --- building --------------------------------------------------------------------
+
+    def _populate(self, query: Query, snapshot: Snapshot) -> None:
+        for message in snapshot.messages + [snapshot.known_hosts_message or ""]:
+            if message:
+                self.display.v(f"golem inventory: {message}")
+        self._top = self.inventory.add_group(TOP_GROUP)
+        self._group_names = {}
+        self._constructed = (self.get_option("compose"), self.get_option("groups"), self.get_option("keyed_groups"))
+        builder = HostBuilder(self.get_option("hostvars_prefix") or "", query.known_hosts_path, snapshot.recorded)
+        strict = self.get_option("strict")
+        template = self.get_option("hostname")
+        # From the config file the template is trusted already; from the environment it is not, yet it is as
+        # much the user's own setting. VM data stays untrusted, so a name like "{{ x }}" is never evaluated.
+        template = trust_as_template(template) if template else None
+        hostnames: dict[str, str] = {}
+        listed = skipped = without_key = 0
+        for record in snapshot.records:
+            live = snapshot.live.get(record.name) if snapshot.live is not None else None
+            # Filter first: a row nobody asked for is not worth a warning.
+            if not query.wants(record.name, effective_status(record, live)):
+                continue
+            try:
+                entry = builder.build(record, live)
+            except SkipHost as exc:
+                skipped += 1
+                self.display.warning(f"golem inventory: skipped VM {record.name}: {exc}")
+                continue
+            hostname = self._hostname(template, entry, strict) if template else entry.name
+            if hostname in hostnames:
+                self.display.warning(
+                    f"golem inventory: skipped VM {entry.name}: its host name {hostname!r} is already VM "
+                    f"{hostnames[hostname]}'s"
+                )
+                continue
+            hostnames[hostname] = entry.name
+            self._add(hostname, entry, strict)
+            listed += 1
+            if builder.recorded is not None and not entry.hostvars[builder.prefix + "host_key_known"]:
+                without_key += 1
+        self.display.v(f"golem inventory: {listed} hosts from {query.state_path}, {skipped} rows skipped")
+        if without_key:
+            self.display.v(
+                f"golem inventory: {without_key} hosts have no host key in {query.known_hosts_path}; "
+                "ssh refuses them (StrictHostKeyChecking=yes) until golem_vm records their keys"
+            )
+
+    def _add(self, hostname: str, entry: HostEntry, strict: bool) -> None:
+        # Runs 10,000 times for a large fleet: no templating unless compose/groups/keyed_groups ask for it.
+        inventory = self.inventory
+        inventory.add_host(hostname, group=self._top)
+        for key, value in entry.hostvars.items():
+            inventory.set_variable(hostname, key, value)
+        for raw in entry.groups:
+            name = self._group_names.get(raw)
+            if name is None:
+                name = self._group_names[raw] = inventory.add_group(self._sanitize_group_name(raw))
+                inventory.add_child(self._top, name)
+            inventory.add_child(name, hostname)
+        compose, groups, keyed = self._constructed
+        if compose or groups or keyed:
+            self._set_composite_vars(compose, inventory.get_host(hostname).get_vars(), hostname, strict=strict)
+            self._add_host_to_composed_groups(groups, {}, hostname, strict=strict)
+            self._add_host_to_keyed_groups(keyed, {}, hostname, strict=strict)
+
+    def _hostname(self, template: str, entry: HostEntry, strict: bool) -> str:
+        variables = entry.hostvars
+        if self.get_option("use_extra_vars"):
+            variables = combine_vars(variables, self._vars)
+        self.templar.available_variables = variables
+        try:
+            hostname = self.templar.template(template)
+            problem = None if hostname not in (None, "") else "gave an empty host name"
+        except Exception as exc:  # any template error: strict decides, as for compose
+            problem = f"failed: {exc}"
+        if problem is None:
+            return str(hostname)
+        if strict:
+            raise AnsibleError(f"golem inventory: the hostname template for VM {entry.name} {problem}")
+        self.display.warning(
+            f"golem inventory: the hostname template for VM {entry.name} {problem}; using the VM name"
+        )
+        return entry.name

@@ -1,0 +1,156 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where the ``golem.vm.golem`` inventory gets its data: the options, the state file, a refresh, the cache.
+
+A :class:`Snapshot` is what gets cached: the raw rows as plain dicts and the refresh results, never
+built hosts or groups, so a cache hit runs the same populate step (and compose/keyed_groups) as a miss.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts, RecordedEndpoints
+from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord, default_state_path
+from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
+    LiveStatus,
+    NameFilter,
+    check_statuses,
+    live_from_cache,
+)
+
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Query:
+    state_path: str
+    known_hosts_path: str
+    statuses: tuple[str, ...]  # empty: every status
+    names: NameFilter
+    providers: tuple[str, ...]
+    refresh: bool
+    refresh_timeout: float
+    refresh_concurrency: int
+
+    @classmethod
+    def from_options(cls, get_option: Callable[[str], Any]) -> Query:
+        state_path = os.path.abspath(os.path.expanduser(get_option("state_path") or default_state_path()))
+        known_hosts = get_option("known_hosts_path")
+        known_hosts = os.path.join(os.path.dirname(state_path), "known_hosts") if not known_hosts else known_hosts
+        timeout = float(get_option("refresh_timeout"))
+        concurrency = int(get_option("refresh_concurrency"))
+        if timeout <= 0:
+            raise ValueError(f"refresh_timeout must be more than 0, got {timeout:g}")
+        if concurrency < 1:
+            raise ValueError(f"refresh_concurrency must be at least 1, got {concurrency}")
+        return cls(
+            state_path=state_path,
+            known_hosts_path=os.path.abspath(os.path.expanduser(known_hosts)),
+            statuses=tuple(check_statuses(get_option("statuses"))),
+            names=NameFilter.parse([str(n) for n in get_option("names") or ()]),
+            providers=tuple(str(p) for p in get_option("providers") or ()),
+            refresh=bool(get_option("refresh")),
+            refresh_timeout=timeout,
+            refresh_concurrency=concurrency,
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides which rows a snapshot holds; a cached one for other values is not used."""
+        return {
+            "state_path": self.state_path,
+            "statuses": sorted(self.statuses),
+            "names": sorted(self.names.exact or ()) + sorted(self.names.patterns),
+            "providers": sorted(self.providers),
+            "refresh": self.refresh,
+        }
+
+    def wants(self, name: str, status: str) -> bool:
+        return (not self.statuses or status in self.statuses) and self.names(name)
+
+
+@dataclass
+class Snapshot:
+    records: list[VMRecord]
+    live: dict[str, LiveStatus] | None = None
+    messages: list[str] = field(default_factory=list)
+    # known_hosts is read afresh on every run, cache hit or not, and never cached.
+    recorded: RecordedEndpoints | None = None
+    known_hosts_message: str | None = None
+
+    @classmethod
+    def read(cls, query: Query) -> Snapshot:
+        store = StateStore(query.state_path)
+        if not store.exists():
+            snapshot = cls([], messages=[f"state file {query.state_path} does not exist, so there are no VMs to list"])
+        else:
+            # With a refresh the live status decides, so every status is read; else SQL filters.
+            records = store.list(
+                statuses=None if query.refresh or not query.statuses else list(query.statuses),
+                names=query.names.sql_names,
+                providers=list(query.providers) or None,
+            )
+            snapshot = cls(records)
+            if query.refresh:
+                snapshot._refresh(query)
+        snapshot.read_known_hosts(query)
+        return snapshot
+
+    def _refresh(self, query: Query) -> None:
+        from ansible_collections.golem.vm.plugins.plugin_utils.inventory_refresh import missing_libraries, refresh
+
+        problem = missing_libraries()
+        if problem:
+            raise GolemError(problem)
+        # Rows that cannot become hosts are not worth a request.
+        wanted = [r for r in self.records if r.ok and r.ssh_port and r.provider_ip and query.names(r.name)]
+        report = refresh(wanted, timeout=query.refresh_timeout, concurrency=query.refresh_concurrency)
+        self.live = report.live
+        self.messages.append(
+            f"refreshed {len(wanted)} VMs on {report.providers} providers in {report.seconds:.2f} s"
+        )
+        for (ip, port), why in sorted(report.unreachable.items()):
+            self.messages.append(f"provider {ip}:{port} is unreachable, its hosts are in golem_unreachable: {why}")
+
+    def read_known_hosts(self, query: Query) -> None:
+        known_hosts = KnownHosts(query.known_hosts_path)
+        if not os.path.exists(known_hosts.path):
+            self.known_hosts_message = f"known_hosts file {known_hosts.path} does not exist; no host key is known"
+        try:
+            self.recorded = known_hosts.recorded()
+        except GolemError as exc:
+            self.recorded = None
+            self.known_hosts_message = f"{exc}; host_key_known is null for every host"
+
+    # --- cache -----------------------------------------------------------------------
+
+    def to_cache(self, query: Query) -> dict[str, Any]:
+        """Plain JSON: the rows as dicts and the refresh results as lists, whatever the cache plugin."""
+        return {
+            "format": CACHE_FORMAT,
+            "query": query.fingerprint(),
+            "rows": [r.to_dict() for r in self.records],
+            "live": None if self.live is None else {n: s.to_list() for n, s in self.live.items()},
+            "messages": list(self.messages),
+        }
+
+    @classmethod
+    def from_cache(cls, data: Any, query: Query) -> Snapshot | None:
+        """The cached snapshot, or None when it is for other options or not one of ours."""
+        if not isinstance(data, Mapping) or data.get("format") != CACHE_FORMAT:
+            return None
+        if data.get("query") != query.fingerprint():
+            return None
+        try:
+            records = [VMRecord.from_dict(row) for row in data["rows"]]
+            live = live_from_cache(data.get("live"))
+            messages = [str(m) for m in data.get("messages") or ()]
+        except (KeyError, TypeError, ValueError):
+            return None
+        snapshot = cls(records, live, messages)
+        snapshot.read_known_hosts(query)
+        return snapshot
