@@ -17,6 +17,13 @@ fi
 echo "install-tools: virtualenv .venv/$leg ($core on $("$python" -V 2>&1))"
 rm -rf "$venv"
 "$python" -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check -U pip
-(cd "$top/tests" && "$venv/bin/pip" install -q --disable-pip-version-check "$core" -r requirements.txt)
+log="$top/.venv/$leg.install.log"
+# pip's output goes to a log: it is long, and warns about this machine's extra index paths.
+if ! { "$venv/bin/pip" install --disable-pip-version-check -U pip &&
+       (cd "$top/tests" && "$venv/bin/pip" install --disable-pip-version-check "$core" -r requirements.txt); } \
+       >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "install-tools: pip failed for leg $leg; full log: $log" >&2
+    exit 1
+fi
 echo "$want" >"$stamp"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -59,20 +60,10 @@ def status() -> dict:
 
 def control(action: str, **extra: Any) -> dict:
     """Ask the network's daemon to stop or start one of its servers (for fault tests)."""
-    import socket
+    sys.path.insert(0, str(REPO / "devnet"))
+    from ctl import control as devnet_control
 
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(120)
-        conn.connect(str(RUN / "multipass.sock"))
-        conn.sendall(json.dumps({"control": action, **extra}).encode())
-        conn.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)
+    return devnet_control(action, **extra)
 
 
 class ProviderLog:
