@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -202,3 +203,30 @@ def test_a_second_network_names_the_port_already_taken(devnet, tmp_path):
 def test_unknown_vm_is_a_404_on_every_provider(providers, path):
     for prov in providers.values():
         assert http("GET", prov["url"] + path)[0] == 404
+
+
+def test_the_network_holds_forty_small_vms_at_once(providers, ssh_key):
+    """40 small VMs over the three providers, all running and reachable over SSH together."""
+    key_path, pub = ssh_key
+    plan = [(providers[key], _name(f"cap40-{key}")) for key in ("se", "us", "de") for _i in range(14)][:40]
+
+    def create(item):
+        prov, name = item
+        if prov["api"] == "sync":
+            body = {"name": name, "resources": {"cpu": 1, "memory": 1, "storage": 10}, "ssh_key": pub}
+            code, vm = http("POST", f"{prov['url']}/api/v1/vms", body, timeout=120)
+            assert code == 200, vm
+            return prov, name, {"ssh_host": prov["ip"], "ssh_port": vm["ssh_port"]}
+        return prov, name, _create_async(prov, name, pub)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        try:
+            created = list(pool.map(create, plan))
+            assert len(created) == 40
+            results = list(pool.map(lambda c: ssh(key_path, c[2]["ssh_host"], c[2]["ssh_port"], "hostname"),
+                                    created))
+            assert [r.stdout.strip() for r in results] == [name for _, name, _ in created]
+        finally:
+            list(pool.map(lambda item: http("DELETE", f"{item[0]['url']}/api/v1/vms/{item[1]}"), plan))
+    for prov, name in plan:
+        assert http("GET", f"{prov['url']}/api/v1/vms/{name}")[0] == 404
