@@ -33,12 +33,13 @@ def _recap(proc: subprocess.CompletedProcess) -> dict[str, dict[str, int]]:
     return hosts
 
 
-def _twice(run) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
-    """Runs a playbook twice; the second run must change nothing on any host."""
+def _twice(run) -> dict[str, dict[str, int]]:
+    """Runs a playbook twice; the second run must change nothing on any host. Returns the first recap."""
     first = _recap(run())
     second = _recap(run())
     assert all(h["changed"] == 0 and h["failed"] == 0 for h in second.values()), second
-    return first, second
+    assert set(second) == set(first), (first, second)
+    return first
 
 
 def _env(tmp_path: Path, name: str) -> dict[str, str]:
@@ -67,7 +68,7 @@ def test_playbooks_create_configure_ssh_config_and_destroy_twice_each(ansible: A
     vm: dict = {}
     try:
         # create_vm.yml: creates and configures the VM; the second run finds it and changes nothing.
-        first, _ = _twice(lambda: ansible.playbook(
+        first = _twice(lambda: ansible.playbook(
             "golem.vm.create_vm", "-e", f"vm_name={name}", "-e", "vm_install_packages=false",
             env=_env(tmp_path, "create")))
         assert first["localhost"]["changed"] >= 1 and first[name]["changed"] >= 1, first
@@ -76,13 +77,13 @@ def test_playbooks_create_configure_ssh_config_and_destroy_twice_each(ansible: A
         assert f"[{vm['ssh_host']}]:{vm['ssh_port']}" in known_hosts.read_text()
 
         # configure_fleet.yml through the dynamic inventory: the VM is reached as a `golem` host.
-        _, second = _twice(lambda: ansible.playbook(
+        fleet = _twice(lambda: ansible.playbook(
             "golem.vm.configure_fleet", "-i", str(inventory), "-e", "vm_install_packages=false",
             env=_env(tmp_path, "fleet")))
-        assert set(second) == {name} and second[name]["ok"] > 5 and second[name]["unreachable"] == 0, second
+        assert set(fleet) == {name} and fleet[name]["ok"] > 5 and fleet[name]["unreachable"] == 0, fleet
 
         # ssh_config.yml: one Host block for the VM; plain ssh with the file reaches the VM, checking its key.
-        first, second = _twice(lambda: ansible.playbook(
+        first = _twice(lambda: ansible.playbook(
             "golem.vm.ssh_config", "-i", str(inventory), "-e", f"ssh_config_path={ssh_config}",
             env=_env(tmp_path, "ssh_config")))
         assert first["localhost"]["changed"] == 1, first
@@ -94,7 +95,7 @@ def test_playbooks_create_configure_ssh_config_and_destroy_twice_each(ansible: A
         assert out.returncode == 0 and out.stdout.strip() == name, out.stdout + out.stderr
 
         # destroy_vm.yml: the VM is gone from its provider, the state file and known_hosts.
-        first, _ = _twice(lambda: ansible.playbook(
+        first = _twice(lambda: ansible.playbook(
             "golem.vm.destroy_vm", "-e", f"vm_name={name}", env=_env(tmp_path, "destroy")))
         assert first["localhost"]["changed"] == 1, first
         provider_url = f"http://{vm['provider_ip']}:{vm['provider_port']}"
