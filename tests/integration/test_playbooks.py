@@ -57,8 +57,11 @@ def _vm_record(ansible: Ansible, name: str) -> dict | None:
     return {**json.loads(row[2]), "provider_ip": row[0], "status": row[1]}
 
 
-def test_playbooks_create_configure_ssh_config_and_destroy_twice_each(ansible: Ansible, tmp_path: Path) -> None:
+def test_playbooks_create_configure_ssh_config_and_destroy_twice_each(
+        ansible: Ansible, providers: dict[str, dict], tmp_path: Path) -> None:
     name = f"pb-{uuid.uuid4().hex[:8]}"
+    # A second VM, made with the module alone on another provider: configure_fleet.yml has work to do on it.
+    bare = f"pb-bare-{uuid.uuid4().hex[:8]}"
     inventory = tmp_path / "inventory" / "golem.yml"
     inventory.parent.mkdir()
     # JSON is YAML; the state file is the test's own, not GOLEM_REQUESTOR_DB_PATH's default.
@@ -75,12 +78,16 @@ def test_playbooks_create_configure_ssh_config_and_destroy_twice_each(ansible: A
         vm = _vm_record(ansible, name) or {}
         assert vm["status"] == "running", vm
         assert f"[{vm['ssh_host']}]:{vm['ssh_port']}" in known_hosts.read_text()
+        made = ansible.module("golem_vm", {"name": bare, "provider_id": providers["us"]["provider_id"]})
+        assert not made["failed"], made.get("msg")
 
-        # configure_fleet.yml through the dynamic inventory: the VM is reached as a `golem` host.
+        # configure_fleet.yml through the dynamic inventory: both VMs are reached as `golem` hosts; only the
+        # bare one needs configuring.
         fleet = _twice(lambda: ansible.playbook(
             "golem.vm.configure_fleet", "-i", str(inventory), "-e", "vm_install_packages=false",
             env=_env(tmp_path, "fleet")))
-        assert set(fleet) == {name} and fleet[name]["ok"] > 5 and fleet[name]["unreachable"] == 0, fleet
+        assert set(fleet) == {name, bare} and all(h["unreachable"] == 0 for h in fleet.values()), fleet
+        assert fleet[name]["changed"] == 0 and fleet[bare]["changed"] >= 3, fleet
 
         # ssh_config.yml: one Host block for the VM; plain ssh with the file reaches the VM, checking its key.
         first = _twice(lambda: ansible.playbook(
@@ -88,11 +95,13 @@ def test_playbooks_create_configure_ssh_config_and_destroy_twice_each(ansible: A
             env=_env(tmp_path, "ssh_config")))
         assert first["localhost"]["changed"] == 1, first
         text = ssh_config.read_text()
-        assert f"Host {name}\n" in text and "StrictHostKeyChecking yes" in text and str(known_hosts) in text
+        assert f"Host {name}\n" in text and f"Host {bare}\n" in text, text
+        assert text.count("StrictHostKeyChecking yes") == 2 and str(known_hosts) in text, text
         assert ssh_config.stat().st_mode & 0o777 == 0o600
-        out = subprocess.run(["ssh", "-F", str(ssh_config), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-                              name, "hostname"], capture_output=True, text=True, timeout=60, check=False)
-        assert out.returncode == 0 and out.stdout.strip() == name, out.stdout + out.stderr
+        for host in (name, bare):
+            out = subprocess.run(["ssh", "-F", str(ssh_config), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                                  host, "hostname"], capture_output=True, text=True, timeout=60, check=False)
+            assert out.returncode == 0 and out.stdout.strip() == host, out.stdout + out.stderr
 
         # destroy_vm.yml: the VM is gone from its provider, the state file and known_hosts.
         first = _twice(lambda: ansible.playbook(
@@ -103,12 +112,16 @@ def test_playbooks_create_configure_ssh_config_and_destroy_twice_each(ansible: A
         assert _vm_record(ansible, name) is None
         assert f"[{vm['ssh_host']}]:{vm['ssh_port']}" not in known_hosts.read_text()
 
+        assert _vm_record(ansible, bare)["status"] == "running", "destroy_vm.yml touches only the VM it names"
+
         # With the VM gone, ssh_config.yml writes a file without it.
         _recap(ansible.playbook("golem.vm.ssh_config", "-i", str(inventory), "-e", f"ssh_config_path={ssh_config}",
                                 env=_env(tmp_path, "ssh_config")))
-        assert f"Host {name}" not in ssh_config.read_text()
+        text = ssh_config.read_text()
+        assert f"Host {name}" not in text and f"Host {bare}" in text, text
     finally:
-        ansible.module("golem_vm", {"name": name, "state": "absent"})
+        for vm_name in (name, bare):
+            ansible.module("golem_vm", {"name": vm_name, "state": "absent"})
 
 
 def test_destroy_vm_needs_a_name(ansible: Ansible) -> None:
