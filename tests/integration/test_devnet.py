@@ -225,7 +225,7 @@ def test_the_network_holds_forty_small_vms_at_once(providers, ssh_key):
             assert len(created) == 40
             results = list(pool.map(lambda c: ssh(key_path, c[2]["ssh_host"], c[2]["ssh_port"], "hostname"),
                                     created))
-            assert [r.stdout.strip() for r in results] == [name for _, name, _ in created]
+            assert [r.stdout.strip() for r in results] == [item[1] for item in created]
         finally:
             list(pool.map(lambda item: http("DELETE", f"{item[0]['url']}/api/v1/vms/{item[1]}"), plan))
     for prov, name in plan:
