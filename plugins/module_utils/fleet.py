@@ -262,7 +262,8 @@ class Fleet:
             life.run(record)
         except GolemError as exc:
             return life, exc.msg
-        except Exception as exc:  # pylint: disable=broad-except - reported per VM, with its type
+        # Anything else is reported per VM too: one bug must not hide what the other threads did.
+        except Exception as exc:  # pylint: disable=broad-except
             return life, f"{type(exc).__name__}: {exc}"
         return life, None
 
