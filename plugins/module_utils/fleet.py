@@ -26,6 +26,10 @@ from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, 
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle, Placement, Want
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import COUNTRY
 
+# A worker freed late starts the next queued VM late; a few more GETs cost less (reference §6:
+# create -> running takes ~1 s).
+FLEET_POLL_MAX = 0.5
+
 
 def width_for(count: int) -> int:
     """Digits of the index: two, more once the fleet passes 99."""
@@ -258,6 +262,7 @@ class Fleet:
             candidates=lambda preferred: ([preferred] if preferred else []) + [
                 c for c in candidates or [] if preferred is None or c.ip != preferred.ip],
             check_mode=False, warn=self.warn)
+        life.poll_max = FLEET_POLL_MAX
         try:
             life.run(record)
         except GolemError as exc:

@@ -105,6 +105,8 @@ class Lifecycle:
         self.warn = warn
         self.run_command = run_command
         self.out = Outcome()
+        # golem_fleet polls faster: one late look at a job delays every VM queued behind it.
+        self.poll_max = POLL_MAX
 
     # -- entry ---------------------------------------------------------------------------
     def run(self, record: VMRecord | None) -> VMRecord | None:
@@ -374,7 +376,7 @@ class Lifecycle:
         while True:
             yield
             self.deadline.sleep(interval, doing)
-            interval = min(interval * 1.5, POLL_MAX)
+            interval = min(interval * 1.5, self.poll_max)
 
     def _wait_job(self, client: ProviderClient, job_id: str) -> None:
         for _tick in self._poll(f"waiting for create job {job_id} of VM {self.want.name}"):

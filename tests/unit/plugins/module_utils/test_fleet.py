@@ -142,8 +142,9 @@ ADS = [advert("0xse1", SE1, "SE", 5.0), advert("0xus1", US1, "US", 9.0), advert(
 
 
 def record(name: str, ip: str = SE1, status: str = "running") -> VMRecord:
-    return VMRecord(name, ip, name, status, {"cpu": 1, "memory": 1, "storage": 10, "ssh_port": 20001,
-                                              "provider_id": "0x" + ip, "provider_port": 7466})
+    config = {"cpu": 1, "memory": 1, "storage": 10, "ssh_port": 20001, "provider_id": "0x" + ip,
+              "provider_port": 7466}
+    return VMRecord(name, ip, name, status, config)
 
 
 @pytest.fixture
