@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -237,25 +237,31 @@ class Fleet:
         if not jobs:
             return
         self.result.attempted += len(jobs)
-        # Jobs are submitted in order, so with fewer workers than jobs the highest indices go first.
-        with ThreadPoolExecutor(max_workers=min(self.parallelism, len(jobs)), thread_name_prefix="golem-fleet") as pool:
-            futures = [(name, pool.submit(self._one, name, record, state, candidates))
+        workers = min(self.parallelism, len(jobs))
+        # The SSH wait of a new VM runs in a pool of its own: a create slot is freed as soon as the
+        # provider has the VM running, so the next queued VM is not held up by the SSH handshake.
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="golem-fleet") as pool, \
+                ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="golem-fleet-ssh") as ssh_pool:
+            # Jobs are submitted in order, so with fewer workers than jobs the highest indices go first.
+            futures = [(name, pool.submit(self._one, name, record, state, candidates, ssh_pool))
                        for name, record, state, candidates in jobs]
             for name, future in futures:
-                life, error = future.result()
+                life, error, ssh = future.result()
+                if ssh is not None:
+                    error = ssh.result()
                 self.result.actions.extend(life.out.actions)
                 self.result.changed = self.result.changed or life.out.changed
                 if error is not None:
                     self.result.failures[name] = error
-                elif kind == "create":
-                    self.result.created.append(name)
-                else:
+                if kind == "create" and self.store.get(name) is not None:
+                    self.result.created.append(name)  # it exists, even when its SSH wait failed
+                elif kind == "destroy" and error is None:
                     self.result.destroyed.append(name)
 
-    def _one(self, name: str, record: VMRecord | None, state: str,
-             candidates: list[Placement] | None) -> tuple[Lifecycle, str | None]:
+    def _one(self, name: str, record: VMRecord | None, state: str, candidates: list[Placement] | None,
+             ssh_pool: ThreadPoolExecutor) -> tuple[Lifecycle, str | None, Future[str | None] | None]:
         """One member's create or destroy; never raises, so one failure does not hide the others."""
-        want = replace(self.template, name=name, state=state)
+        want = replace(self.template, name=name, state=state, wait=False)
         life = Lifecycle(
             want, store=self.store, known_hosts=self.known_hosts, deadline=self.deadline,
             provider_client=self.provider_client,
@@ -263,14 +269,23 @@ class Fleet:
                 c for c in candidates or [] if preferred is None or c.ip != preferred.ip],
             check_mode=False, warn=self.warn)
         life.poll_max = FLEET_POLL_MAX
-        try:
-            life.run(record)
-        except GolemError as exc:
-            return life, exc.msg
-        # Anything else is reported per VM too: one bug must not hide what the other threads did.
-        except Exception as exc:  # pylint: disable=broad-except
-            return life, f"{type(exc).__name__}: {exc}"
-        return life, None
+        error = _guarded(lambda: life.run(record))
+        final = self.store.get(name) if error is None and state == "present" and self.template.wait else None
+        if final is None:
+            return life, error, None
+        return life, None, ssh_pool.submit(_guarded, lambda: life.wait_ssh(final))
+
+
+def _guarded(work: Callable[[], Any]) -> str | None:
+    """Run ``work``; the reason it failed, or None."""
+    try:
+        work()
+    except GolemError as exc:
+        return exc.msg
+    # Anything else is reported per VM too: one bug must not hide what the other threads did.
+    except Exception as exc:  # pylint: disable=broad-except
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def failure_message(result: FleetResult) -> str:

@@ -411,6 +411,10 @@ class Lifecycle:
                 return access
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def wait_ssh(self, record: VMRecord) -> None:
+        """The SSH wait of a VM just created with wait=false (golem_fleet runs it apart from the create)."""
+        self._wait_ssh(record, new=True)
+
     def _wait_ssh(self, record: VMRecord, *, new: bool) -> None:
         """Wait for the SSH banner; record the host key of a new VM, or of one we never reached.
 
