@@ -15,7 +15,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 PYTEST_ARGS ?=
 
 .PHONY: help install install-system install-tools install-devnet collection devnet-up devnet-down \
-        devnet-status demo test sanity units integration test-leg clean bench bench-inventory
+        devnet-status demo test sanity units integration test-leg clean bench bench-inventory bench-fleet
 
 help:
 	@echo "make demo         set up everything, start the local network, run playbooks/create_vm.yml"
@@ -64,6 +64,10 @@ bench:
 # ~17 min a leg at 10,000 hosts; e.g. BENCH_ARGS="--hosts 2000 --runs 3". Exits 1 if the target is missed.
 bench-inventory:
 	@$(VENV)/bin/python bench/inventory_bench.py $(BENCH_ARGS)
+
+# fleet.yml creating 20 VMs against plain parallel HTTP; e.g. BENCH_ARGS="5 20" (rounds, VMs). Exits 1 if the target is missed.
+bench-fleet:
+	@$(VENV)/bin/python bench/fleet_bench.py $(BENCH_ARGS)
 
 # One leg: sanity, units, integration for the toolchain in VENV.
 sanity:

@@ -105,6 +105,8 @@ class Lifecycle:
         self.warn = warn
         self.run_command = run_command
         self.out = Outcome()
+        # golem_fleet polls faster: one late look at a job delays every VM queued behind it.
+        self.poll_max = POLL_MAX
 
     # -- entry ---------------------------------------------------------------------------
     def run(self, record: VMRecord | None) -> VMRecord | None:
@@ -374,7 +376,7 @@ class Lifecycle:
         while True:
             yield
             self.deadline.sleep(interval, doing)
-            interval = min(interval * 1.5, POLL_MAX)
+            interval = min(interval * 1.5, self.poll_max)
 
     def _wait_job(self, client: ProviderClient, job_id: str) -> None:
         for _tick in self._poll(f"waiting for create job {job_id} of VM {self.want.name}"):
@@ -408,6 +410,10 @@ class Lifecycle:
             if access.ssh_port:
                 return access
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def wait_ssh(self, record: VMRecord) -> None:
+        """The SSH wait of a VM just created with wait=false (golem_fleet runs it apart from the create)."""
+        self._wait_ssh(record, new=True)
 
     def _wait_ssh(self, record: VMRecord, *, new: bool) -> None:
         """Wait for the SSH banner; record the host key of a new VM, or of one we never reached.

@@ -1,0 +1,113 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark: playbooks/fleet.yml creating N VMs against the floor of the same work in plain parallel HTTP.
+
+Needs the local network (make devnet-up). The floor creates N VMs from threads (POST
+/api/v1/vms?async=true, poll the job until ready, GET /access until it names an SSH port), spread
+round-robin over the SE and US providers; it is timed, then the VMs are deleted (not timed). The
+playbook creates the same number (fleet_size=N), timed; fleet_size=0 destroys them (not timed).
+All run interleaved ROUNDS times in one run
+(fleet_wait=false too, for reference: the floor does not wait for SSH either). Target: fleet.yml <= 1.5x the floor.
+
+    .venv/py311/bin/python bench/fleet_bench.py [ROUNDS] [VMS]
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from _common import BIN, REPO, install_collection, report, timed
+
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+VMS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+PROVIDERS = ["http://127.0.0.2:7466", "http://127.0.0.3:7466"]  # SE and US, as fleet_countries below
+TARGET = 1.5
+
+
+def call(method: str, url: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - loopback URLs
+        raw = resp.read()
+    return json.loads(raw) if raw else None
+
+
+def floor_one(base: str, name: str, key: str) -> None:
+    body = {"name": name, "resources": {"cpu": 1, "memory": 1, "storage": 10}, "ssh_key": key}
+    job = call("POST", f"{base}/api/v1/vms?async=true", body)
+    while True:
+        state = call("GET", f"{base}/api/v1/vms/jobs/{job['job_id']}")
+        if state["status"] == "ready":
+            break
+        if state["status"] == "failed":
+            raise SystemExit(f"floor: create of {name} failed: {state.get('error')}")
+        time.sleep(0.2)
+    while not (call("GET", f"{base}/api/v1/vms/{name}/access") or {}).get("ssh_port"):
+        time.sleep(0.2)
+
+
+def floor(key: str) -> float:
+    """Create VMS VMs in plain parallel HTTP; returns the seconds taken, then deletes them."""
+    prefix = f"floor-{uuid.uuid4().hex[:6]}"
+    jobs = [(PROVIDERS[i % len(PROVIDERS)], f"{prefix}-{i + 1:02d}") for i in range(VMS)]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda job: floor_one(job[0], job[1], key), jobs))
+    elapsed = time.perf_counter() - start
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda job: call("DELETE", f"{job[0]}/api/v1/vms/{job[1]}"), jobs))
+    return elapsed
+
+
+def main() -> None:
+    collections = install_collection()
+    work = Path(tempfile.mkdtemp(prefix="golem-bench-fleet-"))
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "id")], check=True)
+    key = (work / "id.pub").read_text().strip()
+    env = {
+        "ANSIBLE_COLLECTIONS_PATH": str(collections),
+        "GOLEM_REQUESTOR_DISCOVERY_URL": "http://127.0.0.1:9001",
+        "GOLEM_REQUESTOR_DB_PATH": str(work / "vms.db"),
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+    }
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    play = [str(BIN / "ansible-playbook"), str(REPO / "playbooks" / "fleet.yml"), "-e", f"fleet_name={name}",
+            "-e", '{"fleet_countries": ["SE", "US"]}', "-e", f"ssh_public_key_path={work / 'id.pub'}"]
+    floor_case, fleet_case = f"plain parallel HTTP, {VMS} VMs (floor)", f"fleet.yml fleet_size={VMS}"
+    # For reference: the same without the SSH wait, which the floor does not do either.
+    nowait_case = f"fleet.yml fleet_size={VMS} fleet_wait=false"
+    # Ansible's fixed cost: the same playbook when the fleet is complete (no call at all).
+    noop_case = "fleet.yml re-run, no-op (Ansible's own cost)"
+    rows: dict[str, list[float]] = {floor_case: [], fleet_case: [], nowait_case: [], noop_case: []}
+    try:
+        for _round in range(ROUNDS):
+            rows[floor_case].append(floor(key))
+            rows[fleet_case].append(timed(play + ["-e", f"fleet_size={VMS}"], env))
+            rows[noop_case].append(timed(play + ["-e", f"fleet_size={VMS}"], env))
+            timed(play + ["-e", "fleet_size=0"], env)
+            rows[nowait_case].append(timed(play + ["-e", f"fleet_size={VMS}", "-e", "fleet_wait=false"], env))
+            timed(play + ["-e", "fleet_size=0"], env)
+    finally:
+        timed(play + ["-e", "fleet_size=0"], env)
+    report(f"fleet.yml creating {VMS} VMs vs plain parallel HTTP, median of {ROUNDS}", rows, baseline=floor_case)
+    ratio = statistics.median(rows[fleet_case]) / statistics.median(rows[floor_case])
+    net = (statistics.median(rows[fleet_case]) - statistics.median(rows[noop_case])) / statistics.median(
+        rows[floor_case])
+    print(f"\nratio fleet.yml / floor: {ratio:.2f} (target <= {TARGET}); without Ansible's fixed cost: {net:.2f}")
+    sys.exit(0 if ratio <= TARGET else 1)
+
+
+if __name__ == "__main__":
+    main()

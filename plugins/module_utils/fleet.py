@@ -1,0 +1,294 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""golem_fleet's logic: keep exactly ``count`` VMs named ``<prefix>-NN`` in the state file.
+
+* Membership comes from the state file only: a re-run with nothing to do makes no call at all.
+* Discovery is asked once per run (it rate-limits per client IP); every new VM is placed
+  round-robin over the matching providers, interleaved by country, and falls over to the rest.
+* Each create or destroy is one Lifecycle in its own thread with its own provider clients
+  (requests Sessions are not shared between threads); all share one Deadline.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
+from ansible_collections.golem.vm.plugins.module_utils.providers import matches, represent_provider
+from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
+from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle, Placement, Want
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import COUNTRY
+
+# A worker freed late starts the next queued VM late; a few more GETs cost less (reference §6:
+# create -> running takes ~1 s).
+FLEET_POLL_MAX = 0.5
+
+
+def width_for(count: int) -> int:
+    """Digits of the index: two, more once the fleet passes 99."""
+    return max(2, len(str(count)))
+
+
+def member_name(prefix: str, index: int, count: int) -> str:
+    return f"{prefix}-{index:0{width_for(count)}d}"
+
+
+def member_index(prefix: str, name: str) -> int | None:
+    """The index of a fleet member's name, whatever its padding; None for other names."""
+    found = re.fullmatch(re.escape(prefix) + r"-(\d+)", name)
+    return int(found.group(1)) if found else None
+
+
+def check_fleet(prefix: str, count: int, countries: list[str] | None, parallelism: int) -> None:
+    """Every bad value named before any call is made."""
+    if count < 0:
+        raise ValidationError(f"count {count} must not be negative", field="count", value=count)
+    if parallelism < 1:
+        raise ValidationError(f"parallelism {parallelism} must be at least 1", field="parallelism", value=parallelism)
+    # The longest member name is the one a provider could refuse.
+    longest = member_name(prefix, max(count, 1), count)
+    problem = name_problem(longest)
+    if problem:
+        raise ValidationError(
+            f"name {prefix!r} makes member names like {longest!r} that are not valid VM names: {problem}",
+            field="name", value=prefix)
+    for country in countries or ():
+        if not isinstance(country, str) or not COUNTRY.fullmatch(country):
+            raise ValidationError(
+                f"countries holds {country!r}: each must be a two-letter upper-case country code such as SE",
+                field="countries", value=country)
+
+
+@dataclass
+class Plan:
+    keep: dict[int, VMRecord]
+    create: list[int]  # indices, ascending
+    destroy: list[VMRecord]  # highest index first
+
+
+def plan(prefix: str, count: int, records: list[VMRecord]) -> Plan:
+    """Which indices to create and which members to destroy; the rest is left alone."""
+    members: dict[int, VMRecord] = {}
+    extra: list[tuple[int, VMRecord]] = []
+    for record in records:
+        index = member_index(prefix, record.name)
+        if index is None:
+            continue
+        # Two rows for one index ("web-01" and "web-001"): the second is surplus.
+        if 1 <= index <= count and index not in members:
+            members[index] = record
+        else:
+            extra.append((index, record))
+    create = [i for i in range(1, count + 1) if i not in members]
+    destroy = [r for _i, r in sorted(extra, key=lambda item: (item[0], item[1].name), reverse=True)]
+    return Plan(members, create, destroy)
+
+
+def spread(providers: list[dict[str, Any]], countries: list[str] | None) -> list[Placement]:
+    """Providers interleaved by country (cheapest first in each), so consecutive VMs land apart."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    order = list(countries) if countries else sorted({p["country"] or "" for p in providers})
+    for country in order:
+        groups[country] = sorted(
+            (p for p in providers if (p["country"] or "") == country),
+            key=lambda p: (p["estimate"] is None, p["estimate"]["usd_per_month"] if p["estimate"] else 0.0,
+                           p["provider_id"]))
+    placements: list[Placement] = []
+    for turn in range(max((len(g) for g in groups.values()), default=0)):
+        for group in groups.values():
+            if turn < len(group):
+                p = group[turn]
+                placements.append(Placement(p["ip_address"], p["provider_port"], p["provider_id"], p["country"]))
+    return placements
+
+
+def candidates_for(placements: list[Placement], index: int) -> list[Placement]:
+    """Member ``index`` starts at its round-robin turn; the others follow, for fail-over."""
+    start = (index - 1) % len(placements)
+    return placements[start:] + placements[:start]
+
+
+def discover(discovery: Any, spec: ResourceSpec, *, provider_port: int, countries: list[str] | None,
+             platform: str | None, warn: Callable[[str], None]) -> list[Placement]:
+    """One discovery call for the whole fleet; the countries are filtered here, not per country."""
+
+    def skip(provider_id: str | None, exc: Exception) -> None:
+        warn(f"skipped the advertisement of provider {provider_id or '(no id)'}: {exc}")
+
+    only = countries[0] if countries and len(countries) == 1 else None
+    ads = discovery.list_advertisements(cpu=spec.cpu, memory=spec.memory, storage=spec.storage, country=only,
+                                        platform=platform, on_invalid=skip)
+    fitting = []
+    for ad in ads:
+        if not matches(ad, cpu=spec.cpu, memory=spec.memory, storage=spec.storage, platform=platform):
+            continue
+        if countries and ad.country not in countries:
+            continue
+        provider = represent_provider(ad, provider_port=provider_port, spec=spec)
+        provider["provider_port"] = provider_port
+        fitting.append(provider)
+    placements = spread(fitting, countries)
+    if not placements:
+        where = f" in {', '.join(countries)}" if countries else ""
+        raise DiscoveryError(
+            f"no provider in discovery {discovery.http.base_url} has room for {spec.cpu} CPU, {spec.memory} GB RAM "
+            f"and {spec.storage} GB disk{where}" + (f" on platform {platform}" if platform else ""),
+            url=discovery.http.url("/api/v1/advertisements"), method="GET")
+    return placements
+
+
+@dataclass
+class FleetResult:
+    changed: bool = False
+    created: list[str] = field(default_factory=list)
+    destroyed: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    attempted: int = 0
+    planned: dict[str, VMRecord] = field(default_factory=dict)  # check mode: what would be created
+
+
+class Fleet:
+    def __init__(
+        self,
+        prefix: str,
+        count: int,
+        *,
+        template: Want,
+        store: StateStore,
+        known_hosts: KnownHosts,
+        deadline: Deadline,
+        provider_client: Callable[[Placement], Any],
+        placements: Callable[[], list[Placement]],
+        parallelism: int,
+        check_mode: bool,
+        warn: Callable[[str], None],
+    ) -> None:
+        """``template`` is the Want of every member but its name; ``placements()`` asks discovery."""
+        self.prefix = prefix
+        self.count = count
+        self.template = template
+        self.store = store
+        self.known_hosts = known_hosts
+        self.deadline = deadline
+        self.provider_client = provider_client
+        self.placements = placements
+        self.parallelism = parallelism
+        self.check_mode = check_mode
+        self.warn = warn
+        self.result = FleetResult()
+
+    def members(self) -> list[VMRecord]:
+        return [r for r in self.store.list() if member_index(self.prefix, r.name) is not None]
+
+    def run(self) -> FleetResult:
+        todo = plan(self.prefix, self.count, self.members())
+        for record in todo.keep.values():
+            if record.status != "running":
+                self.warn(f"fleet member {record.name} is recorded with status {record.status}; it was left alone. "
+                          "Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
+        if todo.create and self.template.public_key is None and self.template.load_key is not None:
+            # Once, here: threads making the default key pair at the same time would race.
+            text, fingerprint, private = self.template.load_key(generate=not self.check_mode)
+            self.template = replace(self.template, public_key=text, key_fingerprint=fingerprint,
+                                    private_key_path=self.template.private_key_path or private)
+        if self.check_mode:
+            return self._plan_only(todo)
+        # Destroys first: they free capacity that the creates may need.
+        self._in_threads("destroy", [(r.name, r, "absent", None) for r in todo.destroy])
+        if todo.create:
+            placements = self.placements()
+            jobs = [(member_name(self.prefix, i, self.count), None, "present", candidates_for(placements, i))
+                    for i in todo.create]
+            self._in_threads("create", jobs)
+        return self.result
+
+    def _plan_only(self, todo: Plan) -> FleetResult:
+        """Check mode: no provider call at all; discovery only when something would be created."""
+        res = self.result
+        for record in todo.destroy:
+            res.changed = True
+            res.destroyed.append(record.name)
+            res.actions.append(f"would destroy VM {record.name} on provider {Lifecycle.placement_of(record).describe()}")
+        if todo.create:
+            placements = self.placements()
+            for index in todo.create:
+                name = member_name(self.prefix, index, self.count)
+                where = candidates_for(placements, index)[0]
+                res.changed = True
+                res.created.append(name)
+                res.actions.append(f"would create VM {name} on provider {where.describe()}")
+                res.planned[name] = VMRecord(name, where.ip or "", name, "creating", {
+                    "provider_id": where.provider_id, "provider_port": where.port, "country": where.country,
+                    "cpu": (self.template.spec.cpu if self.template.spec else None),
+                    "memory": (self.template.spec.memory if self.template.spec else None),
+                    "storage": (self.template.spec.storage if self.template.spec else None),
+                    "size": self.template.size, "image": self.template.image, "ssh_user": self.template.ssh_user})
+        return res
+
+    def _in_threads(self, kind: str, jobs: list[tuple[str, VMRecord | None, str, list[Placement] | None]]) -> None:
+        if not jobs:
+            return
+        self.result.attempted += len(jobs)
+        workers = min(self.parallelism, len(jobs))
+        # The SSH wait of a new VM runs in a pool of its own: a create slot is freed as soon as the
+        # provider has the VM running, so the next queued VM is not held up by the SSH handshake.
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="golem-fleet") as pool, \
+                ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="golem-fleet-ssh") as ssh_pool:
+            # Jobs are submitted in order, so with fewer workers than jobs the highest indices go first.
+            futures = [(name, pool.submit(self._one, name, record, state, candidates, ssh_pool))
+                       for name, record, state, candidates in jobs]
+            for name, future in futures:
+                life, error, ssh = future.result()
+                if ssh is not None:
+                    error = ssh.result()
+                self.result.actions.extend(life.out.actions)
+                self.result.changed = self.result.changed or life.out.changed
+                if error is not None:
+                    self.result.failures[name] = error
+                if kind == "create" and self.store.get(name) is not None:
+                    self.result.created.append(name)  # it exists, even when its SSH wait failed
+                elif kind == "destroy" and error is None:
+                    self.result.destroyed.append(name)
+
+    def _one(self, name: str, record: VMRecord | None, state: str, candidates: list[Placement] | None,
+             ssh_pool: ThreadPoolExecutor) -> tuple[Lifecycle, str | None, Future[str | None] | None]:
+        """One member's create or destroy; never raises, so one failure does not hide the others."""
+        want = replace(self.template, name=name, state=state, wait=False)
+        life = Lifecycle(
+            want, store=self.store, known_hosts=self.known_hosts, deadline=self.deadline,
+            provider_client=self.provider_client,
+            candidates=lambda preferred: ([preferred] if preferred else []) + [
+                c for c in candidates or [] if preferred is None or c.ip != preferred.ip],
+            check_mode=False, warn=self.warn)
+        life.poll_max = FLEET_POLL_MAX
+        error = _guarded(lambda: life.run(record))
+        final = self.store.get(name) if error is None and state == "present" and self.template.wait else None
+        if final is None:
+            return life, error, None
+        return life, None, ssh_pool.submit(_guarded, lambda: life.wait_ssh(final))
+
+
+def _guarded(work: Callable[[], Any]) -> str | None:
+    """Run ``work``; the reason it failed, or None."""
+    try:
+        work()
+    except GolemError as exc:
+        return exc.msg
+    # Anything else is reported per VM too: one bug must not hide what the other threads did.
+    except Exception as exc:  # pylint: disable=broad-except
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def failure_message(result: FleetResult) -> str:
+    """One message naming each failed VM and why."""
+    return (f"{len(result.failures)} of {result.attempted} fleet operations failed: "
+            + "; ".join(f"{name}: {why}" for name, why in sorted(result.failures.items())))

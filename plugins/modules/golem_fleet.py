@@ -1,0 +1,290 @@
+#!/usr/bin/python
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: golem_fleet
+short_description: Keep exactly N VMs of a kind on VM on Golem providers, spread over providers and countries
+version_added: 0.1.0
+description:
+  - Keeps exactly O(count) VMs named C(<name>-01), C(<name>-02), ... recorded in the state file. The index has
+    two digits, more when O(count) is over 99.
+  - Creates the missing indices in parallel (O(parallelism) at a time), destroys the surplus (highest indices
+    first), and leaves the others alone. A run with nothing to do makes no call at all and reports no change.
+  - Discovery is asked once per run, however many VMs are created. New VMs are placed round-robin over the
+    matching providers, taking countries in turn (O(countries)), so they spread over providers and countries.
+    When a provider fails a create, the VM falls over to the next provider.
+  - Each VM is created as M(golem.vm.golem_vm) creates one; its state row is written before the create call,
+    so a failure never leaves a VM unrecorded.
+author:
+  - golem.vm maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - golem.vm.golem
+attributes:
+  check_mode:
+    support: full
+    description: Makes no call to any provider and writes no file; returns the plan. Discovery is asked
+      when VMs would be created, to show where.
+  diff_mode:
+    support: full
+    description: Shows the fleet's members (placement, resources, status) before and after; never key material.
+requirements:
+  - requests >= 2.30 with urllib3 >= 2.0
+  - pydantic >= 2
+  - sshpubkeys >= 3.3 and cryptography
+  - the OpenSSH client tool C(ssh-keyscan)
+options:
+  name:
+    description:
+      - The fleet's name, the prefix of its members' names C(<name>-NN).
+      - Member names must be valid VM names (3 to 64 characters; lower-case letters, digits and V(-)).
+    type: str
+    required: true
+  count:
+    description:
+      - How many VMs the fleet keeps. V(0) destroys every member.
+    type: int
+    required: true
+  countries:
+    description:
+      - Two-letter upper-case country codes of the providers to use, for example V([SE, US]).
+      - New VMs take these countries in turn, in this order. When not given, every country is used.
+    type: list
+    elements: str
+  platform:
+    description:
+      - CPU platform of the providers to use, for example V(x86_64).
+    type: str
+  size:
+    description:
+      - V(small) is 1 CPU, 1 GB memory and 10 GB storage; V(medium) 2, 4, 20; V(large) 4, 8, 40;
+        V(xlarge) 8, 16, 80. Without this and O(cpu), O(memory), O(storage), V(small).
+      - Applies to new members only; existing members are left as they are.
+    type: str
+    choices: [small, medium, large, xlarge]
+  cpu:
+    description: CPU cores, one of V(1), V(2), V(4), V(8), V(16). Values not given come from V(small).
+    type: int
+  memory:
+    description: Memory in GB, one of V(1), V(2), V(4), V(8), V(16), V(32), V(64).
+    type: int
+  storage:
+    description: Storage in GB, at least V(10).
+    type: int
+  image:
+    description: The image the provider boots; V(24.04), upstream's default, when not given.
+    type: str
+  stream_id:
+    description: Id of a payment stream, passed through to the providers.
+    type: int
+  ssh_public_key:
+    description:
+      - The public key to install, as the text of a C(.pub) file. Mutually exclusive with O(ssh_public_key_path).
+      - When neither is given, the collection's own ed25519 key pair beside the state file is used
+        (generated on first use).
+    type: str
+  ssh_public_key_path:
+    description: Path of the public key file to install.
+    type: path
+  ssh_private_key_path:
+    description:
+      - The matching private key, returned for connecting; never read or sent.
+      - Defaults to O(ssh_public_key_path) without C(.pub) when that file exists, or the collection's own key.
+    type: path
+  ssh_user:
+    description: The user to log in as.
+    type: str
+    default: root
+  wait:
+    description: Whether to wait until each new VM answers on SSH (and record its host key).
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds the whole task may take, for all VMs together. VMs that exist when it runs out stay recorded.
+    type: int
+    default: 600
+  parallelism:
+    description: How many creates (or destroys) run at the same time.
+    type: int
+    default: 10
+  state_path:
+    description:
+      - The state file (SQLite). If not set, E(GOLEM_REQUESTOR_DB_PATH), else C(~/.golem/requestor/vms.db).
+    type: path
+  known_hosts_path:
+    description: The known_hosts file where VM host keys are recorded; defaults to C(known_hosts) beside the state file.
+    type: path
+notes:
+  - Membership is read from the state file; existing members are not asked for their live status. Use
+    M(golem.vm.golem_vm) or the C(golem.vm.golem) inventory with C(refresh) for that.
+  - A member recorded with a status other than V(running) is left alone with a warning.
+seealso:
+  - module: golem.vm.golem_vm
+  - module: golem.vm.golem_provider_info
+"""
+
+EXAMPLES = r"""
+- name: Keep four small VMs spread over Sweden and the US
+  golem.vm.golem_fleet:
+    name: web
+    count: 4
+    size: small
+    countries: [SE, US]
+  register: fleet
+
+- name: Show how to reach them
+  ansible.builtin.debug:
+    msg: "{{ fleet.vms | map(attribute='ssh_command') | list }}"
+
+- name: Shrink the fleet to two (destroys web-04 and web-03)
+  golem.vm.golem_fleet:
+    name: web
+    count: 2
+
+- name: Destroy the whole fleet
+  golem.vm.golem_fleet:
+    name: web
+    count: 0
+"""
+
+RETURN = r"""
+vms:
+  description: The fleet's members after the run (in check mode, as planned), sorted by name; each as
+    M(golem.vm.golem_vm) returns RV(golem.vm.golem_vm#module:vm).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: web-01, provider_id: "0x12...", country: SE, status: running, ssh_port: 20001,
+            ssh_command: "ssh -i /home/me/.golem/requestor/ssh/golem_id_ed25519 -p 20001 root@203.0.113.7"}]
+created:
+  description: Names of the VMs created (in check mode, that would be created).
+  returned: always
+  type: list
+  elements: str
+  sample: [web-03, web-04]
+destroyed:
+  description: Names of the VMs destroyed (in check mode, that would be destroyed).
+  returned: always
+  type: list
+  elements: str
+  sample: [web-05]
+actions:
+  description: What the module did (or would do in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: ["created VM web-03 on provider 0x12... (203.0.113.7) (job 5f0c...)"]
+"""
+
+import os
+from typing import Any
+
+from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
+from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.fleet import (
+    Fleet,
+    check_fleet,
+    discover,
+    failure_message,
+    member_name,
+)
+from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, default_state_path
+from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Want
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import check_scalars, resolve_key, resolve_spec
+from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "name": {"type": "str", "required": True},
+    "count": {"type": "int", "required": True},
+    "countries": {"type": "list", "elements": "str"},
+    "platform": {"type": "str"},
+    "size": {"type": "str", "choices": ["small", "medium", "large", "xlarge"]},
+    "cpu": {"type": "int"},
+    "memory": {"type": "int"},
+    "storage": {"type": "int"},
+    "image": {"type": "str"},
+    "stream_id": {"type": "int"},
+    "ssh_public_key": {"type": "str", "no_log": False},
+    "ssh_public_key_path": {"type": "path", "no_log": False},
+    "ssh_private_key_path": {"type": "path", "no_log": False},
+    "ssh_user": {"type": "str", "default": "root"},
+    "wait": {"type": "bool", "default": True},
+    "wait_timeout": {"type": "int", "default": 600},
+    "parallelism": {"type": "int", "default": 10},
+    "state_path": {"type": "path"},
+    "known_hosts_path": {"type": "path", "no_log": False},
+}
+
+
+class GolemFleet(GolemModule):
+    def __init__(self) -> None:
+        super().__init__(
+            ARGUMENT_SPEC,
+            supports_check_mode=True,
+            mutually_exclusive=[("size", "cpu"), ("size", "memory"), ("size", "storage"),
+                                ("ssh_public_key", "ssh_public_key_path")],
+        )
+
+    def execute(self) -> dict[str, Any]:
+        p = self.params
+        countries = p["countries"] or None
+        check_fleet(p["name"], p["count"], countries, p["parallelism"])
+        # The per-VM checks, on the longest member name (the prefix alone need not be a valid name).
+        check_scalars({**p, "name": member_name(p["name"], max(p["count"], 1), p["count"])})
+        state_path = p["state_path"] or default_state_path()
+        known_hosts_path = p["known_hosts_path"] or os.path.join(os.path.dirname(state_path), "known_hosts")
+        store = StateStore(state_path)
+        explicit_key = bool(p["ssh_public_key"] or p["ssh_public_key_path"])
+        key = resolve_key(p, state_path, generate=False, needed=explicit_key)
+        spec = resolve_spec(p, default="small")
+        deadline = Deadline(p["wait_timeout"])
+        template = Want(
+            name=p["name"], state="present", spec=spec, size=p["size"], image=p["image"], stream_id=p["stream_id"],
+            public_key=key.text, key_fingerprint=key.fingerprint, private_key_path=key.private_path,
+            ssh_user=p["ssh_user"], pinned=None, country=None, adopt=False, wait=p["wait"],
+            load_key=lambda generate: resolve_key(p, state_path, generate=generate))
+
+        def placements() -> Any:
+            self.discovery.http.deadline = deadline
+            return discover(self.discovery, spec, provider_port=p["provider_port"], countries=countries,
+                            platform=p["platform"], warn=self.warn)
+
+        fleet = Fleet(
+            p["name"], p["count"], template=template, store=store, known_hosts=KnownHosts(known_hosts_path),
+            deadline=deadline,
+            # A client per call: each thread gets its own requests Session.
+            provider_client=lambda pl: self.provider(pl.ip, pl.port),
+            placements=placements, parallelism=p["parallelism"], check_mode=self.module.check_mode, warn=self.warn)
+        before = fleet.members()
+        res = fleet.run()
+        after = before if self.module.check_mode else fleet.members()
+        if self.module.check_mode:
+            gone = set(res.destroyed)
+            after = sorted([r for r in before if r.name not in gone] + list(res.planned.values()),
+                           key=lambda r: r.name)
+        result: dict[str, Any] = {
+            "changed": res.changed,
+            "vms": [represent_vm(r, known_hosts_path=known_hosts_path) for r in after],
+            "created": sorted(res.created),
+            "destroyed": res.destroyed,
+            "actions": res.actions,
+        }
+        if self.module._diff:
+            result["diff"] = {"before": {r.name: diff_view(r) for r in before},
+                              "after": {r.name: diff_view(r) for r in after}}
+        if res.failures:
+            self.fail(GolemError(failure_message(res)), **result)
+        return result
+
+
+def main() -> None:
+    GolemFleet().run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,342 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""golem_fleet's plan and spread, and its threads against fake providers (the state store is real)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.fleet import (
+    Fleet,
+    candidates_for,
+    check_fleet,
+    discover,
+    failure_message,
+    member_index,
+    member_name,
+    plan,
+)
+from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.models import AccessInfo, Advertisement, CreateJob, VMInfo
+from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Placement, Want
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M test"
+PRICES = {"usd_per_core_month": 5.0, "usd_per_gb_ram_month": 2.0, "usd_per_gb_storage_month": 0.1}
+
+
+def advert(pid: str, ip: str, country: str, price: float | None = 5.0) -> Advertisement:
+    pricing = None if price is None else {**PRICES, "usd_per_core_month": price}
+    return Advertisement.model_validate({"provider_id": pid, "ip_address": ip, "country": country,
+                                         "resources": {"cpu": 16, "memory": 32, "storage": 500},
+                                         "pricing": pricing})
+
+
+class FakeHttp:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+class FakeDiscovery:
+    def __init__(self, ads: list[Advertisement]) -> None:
+        self.ads = ads
+        self.calls: list[dict[str, Any]] = []
+        self.http = FakeHttp("http://127.0.0.1:9001")
+
+    def list_advertisements(self, **kwargs: Any) -> list[Advertisement]:
+        self.calls.append(kwargs)
+        country = kwargs.get("country")
+        return [a for a in self.ads if country is None or a.country == country]
+
+
+class Network:
+    """Fake providers keyed by IP (every advertised one), thread-safe, counting how many creates run at once."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.lock = threading.Lock()
+        self.vms: dict[str, set[str]] = {ip: set() for ip in (SE1, SE2, US1, DE)}
+        self.calls: list[tuple[str, str, str]] = []
+        self.failing: set[str] = set()
+        self.delay = delay
+        self.running = 0
+        self.peak = 0
+        self.clients: list[FakeProvider] = []
+
+    def client(self, placement: Placement) -> FakeProvider:
+        client = FakeProvider(self, placement.ip or "")
+        with self.lock:
+            self.clients.append(client)
+        return client
+
+    def writes(self) -> list[tuple[str, str, str]]:
+        return [c for c in self.calls if c[1] in ("create", "delete", "stop")]
+
+
+class FakeProvider:
+    def __init__(self, net: Network, ip: str) -> None:
+        self.net, self.ip = net, ip
+        self.http = FakeHttp(f"http://{ip}:7466")
+        self.thread = threading.get_ident()
+
+    def _call(self, what: str, name: str) -> None:
+        # A client is used by the thread that made it only: requests Sessions are not thread-safe.
+        if threading.get_ident() != self.thread:
+            raise RuntimeError("provider client shared between threads")
+        with self.net.lock:
+            self.net.calls.append((self.ip, what, name))
+
+    def set_deadline(self, deadline: Deadline | None) -> None:
+        pass
+
+    def get_vm(self, name: str, *, missing_ok: bool = False) -> VMInfo | None:
+        self._call("get", name)
+        if name not in self.net.vms[self.ip]:
+            return None
+        return VMInfo.model_validate({"id": name, "name": name, "status": "running", "ssh_port": 20001,
+                                      "resources": {"cpu": 1, "memory": 1, "storage": 10}})
+
+    def create_vm(self, request: Any, *, timeout: float | None = None) -> CreateJob:
+        self._call("create", request.name)
+        with self.net.lock:
+            self.net.running += 1
+            self.net.peak = max(self.net.peak, self.net.running)
+        time.sleep(self.net.delay)
+        with self.net.lock:
+            self.net.running -= 1
+            ok = self.ip not in self.net.failing
+            if ok:
+                self.net.vms[self.ip].add(request.name)
+        status = "creating" if ok else "failed"
+        return CreateJob.model_validate({"job_id": f"job-{request.name}", "vm_id": request.name, "status": status})
+
+    def get_job(self, job_id: str) -> CreateJob:
+        self._call("job", job_id)
+        failed = self.ip in self.net.failing
+        return CreateJob.model_validate({"job_id": job_id, "vm_id": "x", "status": "failed" if failed else "ready",
+                                         "error": "Insufficient resources available on provider" if failed else None})
+
+    def get_access(self, name: str) -> AccessInfo:
+        self._call("access", name)
+        return AccessInfo.model_validate({"ssh_host": self.ip, "ssh_port": 20001, "vm_id": name})
+
+    def delete_vm(self, name: str) -> None:
+        self._call("delete", name)
+        with self.net.lock:
+            self.net.vms[self.ip].discard(name)
+
+
+SE1, SE2, US1, DE = "127.0.0.2", "127.0.0.5", "127.0.0.3", "127.0.0.4"
+ADS = [advert("0xse1", SE1, "SE", 5.0), advert("0xus1", US1, "US", 9.0), advert("0xse2", SE2, "SE", 6.0),
+       advert("0xde", DE, "DE", None)]
+
+
+def record(name: str, ip: str = SE1, status: str = "running") -> VMRecord:
+    config = {"cpu": 1, "memory": 1, "storage": 10, "ssh_port": 20001, "provider_id": "0x" + ip,
+              "provider_port": 7466}
+    return VMRecord(name, ip, name, status, config)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    return StateStore(str(tmp_path / "vms.db"))
+
+
+def fleet(store: StateStore, net: Network, count: int, *, check: bool = False, countries: list[str] | None = None,
+          discovery: FakeDiscovery | None = None, parallelism: int = 10, deadline: float = 30) -> Fleet:
+    disc = discovery or FakeDiscovery(ADS)
+    want = Want(name="web", state="present", spec=SIZES["small"], size="small", image=None, stream_id=None,
+                public_key=KEY, key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=None,
+                country=None, adopt=False, wait=False)
+    warnings: list[str] = []
+    made = Fleet("web", count, template=want, store=store,
+                 known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")), deadline=Deadline(deadline),
+                 provider_client=net.client,
+                 placements=lambda: discover(disc, SIZES["small"], provider_port=7466, countries=countries,
+                                             platform=None, warn=warnings.append),
+                 parallelism=parallelism, check_mode=check, warn=warnings.append)
+    made.warnings = warnings  # type: ignore[attr-defined]
+    made.disc = disc  # type: ignore[attr-defined]
+    return made
+
+
+# -- names and plan -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("index", "count", "name"), [(1, 4, "web-01"), (12, 12, "web-12"), (7, 100, "web-007"),
+                                                      (100, 100, "web-100"), (1, 0, "web-01")])
+def test_member_names_are_zero_padded_to_two_digits_or_more(index, count, name):
+    assert member_name("web", index, count) == name
+
+
+def test_member_index_reads_any_padding_and_ignores_other_names():
+    assert member_index("web", "web-01") == 1 and member_index("web", "web-007") == 7
+    assert member_index("web", "web-db-01") is None and member_index("web", "webx-01") is None
+    assert member_index("web", "web-01a") is None and member_index("w.b", "wxb-01") is None
+
+
+def test_plan_creates_the_missing_indices_and_destroys_the_highest_first():
+    rows = [record(n) for n in ("web-01", "web-03", "web-05", "web-06", "other-02", "web-db-01")]
+    todo = plan("web", 4, rows)
+    assert sorted(todo.keep) == [1, 3]
+    assert todo.create == [2, 4]
+    assert [r.name for r in todo.destroy] == ["web-06", "web-05"]
+    assert [r.name for r in plan("web", 0, rows).destroy] == ["web-06", "web-05", "web-03", "web-01"]
+    assert plan("web", 2, [record("web-01"), record("web-02")]).create == []
+
+
+def test_plan_treats_a_second_row_for_one_index_as_surplus():
+    todo = plan("web", 2, [record("web-001"), record("web-01")])
+    assert [r.name for r in todo.destroy] == ["web-01"] and todo.create == [2]
+
+
+@pytest.mark.parametrize(("args", "field"), [(("web", -1, None, 10), "count"), (("web", 2, None, 0), "parallelism"),
+                                             (("Web", 2, None, 10), "name"), (("web", 2, ["se"], 10), "countries"),
+                                             (("a" * 62, 2, None, 10), "name")])
+def test_bad_values_are_named(args, field):
+    with pytest.raises(ValidationError) as err:
+        check_fleet(*args)
+    assert err.value.field == field
+
+
+def test_a_short_prefix_is_fine_when_member_names_are_valid():
+    check_fleet("w", 3, ["SE", "US"], 1)
+
+
+# -- spread ---------------------------------------------------------------------------------
+
+def test_discovery_once_and_round_robin_interleaves_countries():
+    disc = FakeDiscovery(ADS)
+    placements = discover(disc, SIZES["small"], provider_port=7466, countries=["SE", "US"], platform=None,
+                          warn=print)
+    assert len(disc.calls) == 1 and disc.calls[0]["country"] is None
+    # SE's cheapest, US, then SE's next: DE is not asked for.
+    assert [p.ip for p in placements] == [SE1, US1, SE2]
+    firsts = [candidates_for(placements, i)[0].country for i in range(1, 7)]
+    assert firsts == ["SE", "US", "SE", "SE", "US", "SE"]
+    assert [p.ip for p in candidates_for(placements, 2)] == [US1, SE2, SE1]
+
+
+def test_one_country_is_filtered_by_discovery_and_none_matching_fails():
+    disc = FakeDiscovery(ADS)
+    placements = discover(disc, SIZES["small"], provider_port=7466, countries=["US"], platform=None, warn=print)
+    assert [p.ip for p in placements] == [US1] and disc.calls[0]["country"] == "US"
+    with pytest.raises(DiscoveryError) as err:
+        discover(disc, SIZES["small"], provider_port=7466, countries=["FR"], platform=None, warn=print)
+    assert "FR" in err.value.msg
+
+
+def test_without_countries_every_country_is_used():
+    placements = discover(FakeDiscovery(ADS), SIZES["small"], provider_port=7466, countries=None, platform=None,
+                          warn=print)
+    assert [p.country for p in placements] == ["DE", "SE", "US", "SE"]
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+def test_creates_in_parallel_spread_and_recorded(store):
+    net = Network(delay=0.3)
+    run = fleet(store, net, 6, countries=["SE", "US"])
+    start = time.monotonic()
+    res = run.run()
+    elapsed = time.monotonic() - start
+    assert res.changed and res.created == [f"web-0{i}" for i in range(1, 7)] and not res.failures
+    assert net.peak == 6 and elapsed < 1.5, (net.peak, elapsed)
+    assert len(run.disc.calls) == 1, "discovery is asked once for the whole fleet"
+    by_ip = {r.name: r.provider_ip for r in store.list()}
+    assert by_ip == {"web-01": SE1, "web-02": US1, "web-03": SE2, "web-04": SE1, "web-05": US1, "web-06": SE2}
+    assert {r.status for r in store.list()} == {"running"}
+
+
+def test_parallelism_bounds_the_concurrent_creates(store):
+    net = Network(delay=0.1)
+    res = fleet(store, net, 6, parallelism=2).run()
+    assert len(res.created) == 6 and net.peak == 2
+
+
+def test_rerun_makes_no_call_at_all(store):
+    net = Network()
+    fleet(store, net, 3).run()
+    net.calls.clear()
+    again = fleet(store, net, 3)
+    res = again.run()
+    assert not res.changed and res.created == [] and res.destroyed == []
+    assert net.calls == [] and again.disc.calls == []
+
+
+def test_shrink_destroys_the_highest_and_leaves_the_rest(store):
+    net = Network()
+    fleet(store, net, 4).run()
+    net.calls.clear()
+    res = fleet(store, net, 2).run()
+    assert res.destroyed == ["web-04", "web-03"] and res.created == []
+    # Threads finish in any order; what is destroyed is exactly the two highest.
+    assert sorted(c[2] for c in net.writes()) == ["web-03", "web-04"]
+    assert [r.name for r in store.list()] == ["web-01", "web-02"]
+    assert fleet(store, net, 0).run().destroyed == ["web-02", "web-01"] and store.list() == []
+
+
+def test_failed_provider_falls_over_to_the_next(store):
+    net = Network()
+    net.failing.add(US1)
+    res = fleet(store, net, 2, countries=["SE", "US"]).run()
+    assert not res.failures and res.created == ["web-01", "web-02"]
+    # web-02 was placed on US first, which failed; its VM was deleted there and made on SE2.
+    assert ("127.0.0.3", "delete", "web-02") in net.calls
+    assert store.get("web-02").provider_ip == SE2
+
+
+def test_failures_are_named_per_vm_and_leave_no_row(store):
+    net = Network()
+    net.failing.update({SE1, SE2, US1})
+    res = fleet(store, net, 2, countries=["SE", "US"]).run()
+    assert sorted(res.failures) == ["web-01", "web-02"] and res.created == []
+    msg = failure_message(res)
+    assert msg.startswith("2 of 2 fleet operations failed") and "web-01: no provider could create" in msg
+    assert "Insufficient resources" in msg
+    assert store.list() == [], "no row may be left for a VM that does not exist"
+    assert all(not vms for vms in net.vms.values())
+
+
+def test_check_mode_plans_without_any_provider_call_or_write(store):
+    net = Network()
+    store.upsert(record("web-05"))
+    before = Path(store.path).read_bytes()
+    res = fleet(store, net, 3, check=True, countries=["SE", "US"]).run()
+    assert res.changed and res.created == ["web-01", "web-02", "web-03"] and res.destroyed == ["web-05"]
+    assert [r.provider_ip for r in res.planned.values()] == [SE1, US1, SE2]
+    assert any(a.startswith("would create VM web-02 on provider 0xus1") for a in res.actions)
+    assert net.calls == [] and Path(store.path).read_bytes() == before
+
+
+def test_a_member_not_running_is_left_alone_with_a_warning(store):
+    net = Network()
+    store.upsert(record("web-01", status="error"))
+    run = fleet(store, net, 1)
+    res = run.run()
+    assert not res.changed and net.calls == []
+    assert any("web-01" in w and "status error" in w for w in run.warnings)
+
+
+def test_the_default_key_is_loaded_once_before_the_threads(store):
+    net = Network()
+    run = fleet(store, net, 3)
+    loads: list[bool] = []
+
+    def load_key(generate: bool) -> tuple[str, str, str]:
+        loads.append(generate)
+        return KEY, "SHA256:y", "/k/id"
+
+    run.template.public_key, run.template.load_key = None, load_key
+    res = run.run()
+    assert loads == [True] and len(res.created) == 3
+    assert store.get("web-03").ssh_private_key_path == "/k/id"
