@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sqlite3
 import subprocess
 import sys
 import time
@@ -45,6 +47,20 @@ def ssh(key: Path, host: str, port: int, command: str, user: str = "root", timeo
          "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
          "-o", "ConnectTimeout=5", f"{user}@{host}", command],
         capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def ssh_pasted(vm: dict, command: str) -> subprocess.CompletedProcess:
+    """Run ``command`` through the ``ssh_command`` a module returned, pasted as a user would."""
+    line = vm["ssh_command"].replace("ssh ", "ssh -o BatchMode=yes -o ConnectTimeout=5 ", 1)
+    return subprocess.run(shlex.split(line) + [command], capture_output=True, text=True, timeout=60, check=False)
+
+
+def state_rows(state_path: Path) -> dict[str, str]:
+    """Name -> status of every row in a state file (none when there is no file)."""
+    if not state_path.exists():
+        return {}
+    with sqlite3.connect(state_path) as conn:
+        return dict(conn.execute("SELECT name, status FROM vms").fetchall())
 
 
 def keypair(directory: Path, name: str = "id_ed25519") -> Path:

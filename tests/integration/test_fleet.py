@@ -5,31 +5,15 @@
 from __future__ import annotations
 
 import re
-import shlex
-import sqlite3
-import subprocess
 import uuid
 
-from .devnet_helpers import REPO, ProviderLog, http
+from .devnet_helpers import REPO, ProviderLog, http, ssh_pasted, state_rows
 
 PLAYBOOK = REPO / "playbooks" / "fleet.yml"
 
 
 def _fleet() -> str:
     return f"fl-{uuid.uuid4().hex[:8]}"
-
-
-def _ssh(vm: dict, command: str) -> subprocess.CompletedProcess:
-    # The line the module returns, as a user would paste it; BatchMode so nothing prompts.
-    line = vm["ssh_command"].replace("ssh ", "ssh -o BatchMode=yes -o ConnectTimeout=5 ", 1)
-    return subprocess.run(shlex.split(line) + [command], capture_output=True, text=True, timeout=60, check=False)
-
-
-def _rows(state_path) -> dict[str, str]:
-    if not state_path.exists():
-        return {}
-    with sqlite3.connect(state_path) as conn:
-        return dict(conn.execute("SELECT name, status FROM vms").fetchall())
 
 
 def _writes(logs: dict[str, ProviderLog], name: str) -> list[str]:
@@ -54,10 +38,10 @@ def test_fleet_grows_spreads_reruns_shrinks_and_empties(ansible, providers):
         assert {vm["provider_ip"] for vm in made["vms"]} == {providers["se"]["ip"], providers["us"]["ip"]}
         for vm in made["vms"]:
             assert vm["status"] == "running"
-            out = _ssh(vm, "hostname")
+            out = ssh_pasted(vm, "hostname")
             assert out.returncode == 0, out.stderr
             assert out.stdout.strip() == vm["name"]
-        assert _rows(ansible.state_path) == dict.fromkeys(names, "running")
+        assert state_rows(ansible.state_path) == dict.fromkeys(names, "running")
 
         logs = _logs()
         again = ansible.module("golem_fleet", args)
@@ -72,11 +56,11 @@ def test_fleet_grows_spreads_reruns_shrinks_and_empties(ansible, providers):
         assert len(_writes(logs, name)) == 2 and all("DELETE" in w for w in _writes(logs, name))
         for vm in made["vms"][2:]:
             assert http("GET", f"http://{vm['provider_ip']}:7466/api/v1/vms/{vm['name']}")[0] == 404
-        assert _rows(ansible.state_path) == dict.fromkeys(names[:2], "running")
+        assert state_rows(ansible.state_path) == dict.fromkeys(names[:2], "running")
 
         emptied = ansible.module("golem_fleet", {**args, "count": 0})
         assert emptied["changed"] and sorted(emptied["destroyed"]) == names[:2] and emptied["vms"] == []
-        assert _rows(ansible.state_path) == {}
+        assert state_rows(ansible.state_path) == {}
         assert ansible.module("golem_fleet", {**args, "count": 0})["changed"] is False
     finally:
         ansible.module("golem_fleet", {"name": name, "count": 0})
@@ -113,7 +97,7 @@ def test_playbook_twice_is_changed_zero_then_size_zero_destroys(ansible, provide
         assert _writes(logs, name) == []
         gone = ansible.playbook(PLAYBOOK, *extra, "-e", "fleet_size=0")
         assert gone.returncode == 0 and f"destroyed {name}-03" in gone.stdout, gone.stdout
-        assert _rows(ansible.state_path) == {}
+        assert state_rows(ansible.state_path) == {}
     finally:
         ansible.playbook(PLAYBOOK, "-e", f"fleet_name={name}", "-e", "fleet_size=0")
 
@@ -129,7 +113,7 @@ def test_a_failing_create_is_named_and_leaves_no_unrecorded_vm(ansible, provider
         assert "fleet operations failed" in result["msg"] and "Insufficient resources" in result["msg"]
         failed = [vm_name for vm_name in (f"{name}-0{i}" for i in range(1, 4)) if f"{vm_name}: " in result["msg"]]
         assert failed and not set(failed) & set(result["created"])
-        rows = _rows(ansible.state_path)
+        rows = state_rows(ansible.state_path)
         # Every VM a provider has is recorded; a failed one is deleted or kept with status error.
         for vm_name in (f"{name}-0{i}" for i in range(1, 4)):
             code, _vm = http("GET", f"{providers['se']['url']}/api/v1/vms/{vm_name}")

@@ -4,29 +4,13 @@
 
 from __future__ import annotations
 
-import shlex
-import sqlite3
-import subprocess
 import uuid
 
-from .devnet_helpers import ProviderLog, http, keypair
+from .devnet_helpers import ProviderLog, http, keypair, ssh_pasted, state_rows
 
 
 def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _ssh(vm: dict, command: str) -> subprocess.CompletedProcess:
-    # The line the module returns, pasted as a user would, with BatchMode so nothing prompts.
-    line = vm["ssh_command"].replace("ssh ", "ssh -o BatchMode=yes -o ConnectTimeout=5 ", 1)
-    return subprocess.run(shlex.split(line) + [command], capture_output=True, text=True, timeout=60, check=False)
-
-
-def _rows(state_path) -> dict[str, str]:
-    if not state_path.exists():
-        return {}
-    with sqlite3.connect(state_path) as conn:
-        return dict(conn.execute("SELECT name, status FROM vms").fetchall())
 
 
 def _known_hosts(ansible) -> str:
@@ -43,11 +27,11 @@ def test_create_ssh_rerun_stop_destroy(ansible, providers):
     vm = created["vm"]
     assert vm["status"] == "running" and vm["provider_ip"] == se["ip"] and vm["country"] == "SE"
     assert vm["resources"] == {"cpu": 1, "memory": 1, "storage": 10}
-    out = _ssh(vm, "hostname")
+    out = ssh_pasted(vm, "hostname")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == name
     assert f"[{se['ip']}]:{vm['ssh_port']}" in _known_hosts(ansible)
-    assert _rows(ansible.state_path) == {name: "running"}
+    assert state_rows(ansible.state_path) == {name: "running"}
 
     log = ProviderLog("se")
     again = ansible.module("golem_vm", {"name": name, "provider_id": se["provider_id"], "size": "small"})
@@ -56,7 +40,7 @@ def test_create_ssh_rerun_stop_destroy(ansible, providers):
 
     stopped = ansible.module("golem_vm", {"name": name, "state": "stopped"})
     assert stopped["changed"] is True and stopped["vm"]["status"] == "stopped"
-    assert _ssh(vm, "true").returncode == 255
+    assert ssh_pasted(vm, "true").returncode == 255
     assert ansible.module("golem_vm", {"name": name, "state": "stopped"})["changed"] is False
 
     started = ansible.module("golem_vm", {"name": name, "state": "started"})
@@ -65,7 +49,7 @@ def test_create_ssh_rerun_stop_destroy(ansible, providers):
     gone = ansible.module("golem_vm", {"name": name, "state": "absent"})
     assert gone["changed"] is True and gone["vm"] == {}
     assert http("GET", f"{se['url']}/api/v1/vms/{name}")[0] == 404
-    assert _rows(ansible.state_path) == {}
+    assert state_rows(ansible.state_path) == {}
     assert f":{vm['ssh_port']}" not in _known_hosts(ansible)
     assert ansible.module("golem_vm", {"name": name, "state": "absent"})["changed"] is False
 
@@ -86,7 +70,7 @@ def test_mvp_provider_creates_synchronously_and_cannot_stop(ansible, providers):
     created = ansible.module("golem_vm", {"name": name, "provider_ip": de["ip"]})
     assert created["changed"], created.get("msg")
     assert any("synchronous" in a for a in created["actions"])
-    assert _ssh(created["vm"], "true").returncode == 0
+    assert ssh_pasted(created["vm"], "true").returncode == 0
     stop = ansible.module("golem_vm", {"name": name, "state": "stopped"})
     assert stop["failed"] and "MVP-era API" in stop["msg"]
     assert ansible.module("golem_vm", {"name": name, "state": "absent"})["changed"]
@@ -102,13 +86,13 @@ def test_name_taken_on_provider_fails_unless_adopted(ansible, providers, tmp_pat
     try:
         clash = ansible.module("golem_vm", {"name": name, "provider_id": se["provider_id"]})
         assert clash["failed"] and "adopt" in clash["msg"] and clash["failure"]["field"] == "name"
-        assert _rows(ansible.state_path) == {}
+        assert state_rows(ansible.state_path) == {}
         code, vm = http("GET", f"{se['url']}/api/v1/vms/{name}")
         assert code == 200, "the existing VM must be left alone"
 
         adopted = ansible.module("golem_vm", {"name": name, "provider_id": se["provider_id"], "adopt": True})
         assert adopted["changed"] and any("adopted" in a for a in adopted["actions"]), adopted.get("msg")
-        assert _rows(ansible.state_path) == {name: "running"}
+        assert state_rows(ansible.state_path) == {name: "running"}
     finally:
         http("DELETE", f"{se['url']}/api/v1/vms/{name}")
 
@@ -139,7 +123,7 @@ def test_drift_is_repaired_on_present(ansible, providers):
     repaired = ansible.module("golem_vm", {"name": name, "provider_id": se["provider_id"]})
     assert repaired["changed"] and any("gone" in a for a in repaired["actions"]), repaired.get("msg")
     assert repaired["vm"]["ssh_port"] != first["vm"]["ssh_port"]
-    assert _ssh(repaired["vm"], "true").returncode == 0
+    assert ssh_pasted(repaired["vm"], "true").returncode == 0
     # Stale host key of the old port is gone, the new one is there.
     assert f":{first['vm']['ssh_port']}" not in _known_hosts(ansible)
     assert ansible.module("golem_vm", {"name": name, "state": "absent"})["changed"]
