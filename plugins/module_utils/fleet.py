@@ -2,7 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """golem_fleet's logic: keep exactly ``count`` VMs named ``<prefix>-NN`` in the state file.
 
-* Membership comes from the state file only: a re-run with nothing to do makes no call at all.
+* Membership comes from the state file; with ``verify`` each running member is asked for by name
+  (``GET /vms/NAME``, never the list: listing a provider kills its pending creates, reference §6),
+  and a member the provider no longer has is created again. Without ``verify`` a re-run with
+  nothing to do makes no call at all.
 * Discovery is asked once per run (it rate-limits per client IP); every new VM is placed
   round-robin over the matching providers, interleaved by country, and falls over to the rest.
 * Each create or destroy is one Lifecycle in its own thread with its own provider clients
@@ -71,6 +74,12 @@ class Plan:
     keep: dict[int, VMRecord]
     create: list[int]  # indices, ascending
     destroy: list[VMRecord]  # highest index first
+    # Members the state file has but their provider no longer does: created again, old placement first.
+    repair: dict[int, VMRecord] = field(default_factory=dict)
+
+    def rebuilt(self) -> list[tuple[int, VMRecord | None]]:
+        """Every index to create, ascending, with the record of a member being repaired."""
+        return sorted([(i, None) for i in self.create] + list(self.repair.items()), key=lambda item: item[0])
 
 
 def plan(prefix: str, count: int, records: list[VMRecord]) -> Plan:
@@ -170,6 +179,7 @@ class Fleet:
         parallelism: int,
         check_mode: bool,
         warn: Callable[[str], None],
+        verify: bool = True,
     ) -> None:
         """``template`` is the Want of every member but its name; ``placements()`` asks discovery."""
         self.prefix = prefix
@@ -183,6 +193,7 @@ class Fleet:
         self.parallelism = parallelism
         self.check_mode = check_mode
         self.warn = warn
+        self.verify = verify
         self.result = FleetResult()
 
     def members(self) -> list[VMRecord]:
@@ -194,6 +205,8 @@ class Fleet:
             if record.status != "running":
                 self.warn(f"fleet member {record.name} is recorded with status {record.status}; it was left alone. "
                           "Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
+        if self.verify:
+            self._verify(todo)
         if todo.create and self.template.public_key is None and self.template.load_key is not None:
             # Once, here: threads making the default key pair at the same time would race.
             text, fingerprint, private = self.template.load_key(generate=not self.check_mode)
@@ -203,12 +216,41 @@ class Fleet:
             return self._plan_only(todo)
         # Destroys first: they free capacity that the creates may need.
         self._in_threads("destroy", [(r.name, r, "absent", None) for r in todo.destroy])
-        if todo.create:
+        if todo.create or todo.repair:
             placements = self.placements()
-            jobs = [(member_name(self.prefix, i, self.count), None, "present", candidates_for(placements, i))
-                    for i in todo.create]
+            jobs = [(record.name if record else member_name(self.prefix, i, self.count), record, "present",
+                     candidates_for(placements, i)) for i, record in todo.rebuilt()]
             self._in_threads("create", jobs)
         return self.result
+
+    def _verify(self, todo: Plan) -> None:
+        """Ask each running member's provider for it by name; move the ones it lacks to ``todo.repair``."""
+        running = {i: r for i, r in todo.keep.items() if r.status == "running"}
+        if not running:
+            return
+
+        def look(record: VMRecord) -> Any:
+            client = self.provider_client(Lifecycle.placement_of(record))
+            client.set_deadline(self.deadline)
+            try:
+                return client.get_vm(record.name, missing_ok=True)
+            except GolemError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=min(self.parallelism, len(running)),
+                                thread_name_prefix="golem-fleet-verify") as pool:
+            answers = dict(zip(running, pool.map(look, running.values())))
+        for index, answer in answers.items():
+            record = running[index]
+            where = Lifecycle.placement_of(record).describe()
+            if isinstance(answer, GolemError):
+                self.warn(f"could not check fleet member {record.name} on provider {where}; it was left alone: "
+                          f"{answer.msg}")
+            elif answer is None:
+                todo.repair[index] = todo.keep.pop(index)
+            elif answer.status.value != "running":
+                self.warn(f"fleet member {record.name} is {answer.status.value} on provider {where}; it was left "
+                          "alone. Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
 
     def _plan_only(self, todo: Plan) -> FleetResult:
         """Check mode: no provider call at all; discovery only when something would be created."""
@@ -217,13 +259,16 @@ class Fleet:
             res.changed = True
             res.destroyed.append(record.name)
             res.actions.append(f"would destroy VM {record.name} on provider {Lifecycle.placement_of(record).describe()}")
-        if todo.create:
+        if todo.create or todo.repair:
             placements = self.placements()
-            for index in todo.create:
-                name = member_name(self.prefix, index, self.count)
-                where = candidates_for(placements, index)[0]
+            for index, gone in todo.rebuilt():
+                name = member_name(self.prefix, index, self.count) if gone is None else gone.name
+                where = candidates_for(placements, index)[0] if gone is None else Lifecycle.placement_of(gone)
                 res.changed = True
                 res.created.append(name)
+                if gone is not None:
+                    res.actions.append(f"VM {name} is recorded but gone from provider {where.describe()}: "
+                                       "would create it again")
                 res.actions.append(f"would create VM {name} on provider {where.describe()}")
                 res.planned[name] = VMRecord(name, where.ip or "", name, "creating", {
                     "provider_id": where.provider_id, "provider_port": where.port, "country": where.country,

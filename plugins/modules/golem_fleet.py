@@ -12,7 +12,10 @@ description:
   - Keeps exactly O(count) VMs named C(<name>-01), C(<name>-02), ... recorded in the state file. The index has
     two digits, more when O(count) is over 99.
   - Creates the missing indices in parallel (O(parallelism) at a time), destroys the surplus (highest indices
-    first), and leaves the others alone. A run with nothing to do makes no call at all and reports no change.
+    first), and leaves the others alone.
+  - With O(verify) (the default) each running member's provider is asked for it by name, and a member the
+    provider no longer has (deleted behind the collection's back) is created again, on the same provider
+    first. A run with nothing to do makes only those read calls and reports no change.
   - Discovery is asked once per run, however many VMs are created. New VMs are placed round-robin over the
     matching providers, taking countries in turn (O(countries)), so they spread over providers and countries.
     When a provider fails a create, the VM falls over to the next provider.
@@ -25,8 +28,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Makes no call to any provider and writes no file; returns the plan. Discovery is asked
-      when VMs would be created, to show where.
+    description: Makes no write call to any provider and writes no file; returns the plan. Discovery is
+      asked when VMs would be created, to show where; with O(verify), members are looked up (read only).
   diff_mode:
     support: full
     description: Shows the fleet's members (placement, resources, status) before and after; never key material.
@@ -110,6 +113,14 @@ options:
     description: How many creates (or destroys) run at the same time.
     type: int
     default: 10
+  verify:
+    description:
+      - Ask each running member's provider for it (C(GET /api/v1/vms/NAME), one read call per member, in
+        parallel) and create again a member the provider no longer has.
+      - V(false) trusts the state file: a run with nothing to do then makes no call at all.
+    type: bool
+    default: true
+    version_added: 0.1.0
   state_path:
     description:
       - The state file (SQLite). If not set, E(GOLEM_REQUESTOR_DB_PATH), else C(~/.golem/requestor/vms.db).
@@ -216,6 +227,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 600},
     "parallelism": {"type": "int", "default": 10},
+    "verify": {"type": "bool", "default": True},
     "state_path": {"type": "path"},
     "known_hosts_path": {"type": "path", "no_log": False},
 }
@@ -259,12 +271,13 @@ class GolemFleet(GolemModule):
             deadline=deadline,
             # A client per call: each thread gets its own requests Session.
             provider_client=lambda pl: self.provider(pl.ip, pl.port),
-            placements=placements, parallelism=p["parallelism"], check_mode=self.module.check_mode, warn=self.warn)
+            placements=placements, parallelism=p["parallelism"], check_mode=self.module.check_mode, warn=self.warn,
+            verify=p["verify"])
         before = fleet.members()
         res = fleet.run()
         after = before if self.module.check_mode else fleet.members()
         if self.module.check_mode:
-            gone = set(res.destroyed)
+            gone = set(res.destroyed) | set(res.planned)
             after = sorted([r for r in before if r.name not in gone] + list(res.planned.values()),
                            key=lambda r: r.name)
         result: dict[str, Any] = {

@@ -49,6 +49,17 @@ def test_fleet_grows_spreads_reruns_shrinks_and_empties(ansible, providers):
         assert [vm["ssh_port"] for vm in again["vms"]] == [vm["ssh_port"] for vm in made["vms"]]
         assert _writes(logs, name) == [], "a re-run must make no write call"
 
+        # A member deleted behind the collection's back (here straight through the provider's API).
+        lost = made["vms"][1]
+        assert http("DELETE", f"http://{lost['provider_ip']}:7466/api/v1/vms/{lost['name']}")[0] == 200
+        repaired = ansible.module("golem_fleet", args)
+        assert not repaired["failed"], repaired.get("msg")
+        assert repaired["changed"] is True and repaired["created"] == [lost["name"]]
+        back = next(vm for vm in repaired["vms"] if vm["name"] == lost["name"])
+        assert back["provider_ip"] == lost["provider_ip"] and back["status"] == "running"
+        assert ssh_pasted(back, "hostname").stdout.strip() == lost["name"]
+        assert ansible.module("golem_fleet", args)["changed"] is False
+
         logs = _logs()
         shrunk = ansible.module("golem_fleet", {**args, "count": 2})
         assert shrunk["changed"] and sorted(shrunk["destroyed"]) == names[2:]

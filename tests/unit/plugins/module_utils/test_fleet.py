@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ProviderError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.fleet import (
     Fleet,
     candidates_for,
@@ -68,6 +68,7 @@ class Network:
         self.vms: dict[str, set[str]] = {ip: set() for ip in (SE1, SE2, US1, DE)}
         self.calls: list[tuple[str, str, str]] = []
         self.failing: set[str] = set()
+        self.unreachable: set[str] = set()
         self.delay = delay
         self.running = 0
         self.peak = 0
@@ -101,6 +102,8 @@ class FakeProvider:
 
     def get_vm(self, name: str, *, missing_ok: bool = False) -> VMInfo | None:
         self._call("get", name)
+        if self.ip in self.net.unreachable:
+            raise ProviderError(f"cannot connect to provider {self.http.base_url}: connection refused")
         if name not in self.net.vms[self.ip]:
             return None
         return VMInfo.model_validate({"id": name, "name": name, "status": "running", "ssh_port": 20001,
@@ -153,7 +156,8 @@ def store(tmp_path: Path) -> StateStore:
 
 
 def fleet(store: StateStore, net: Network, count: int, *, check: bool = False, countries: list[str] | None = None,
-          discovery: FakeDiscovery | None = None, parallelism: int = 10, deadline: float = 30) -> Fleet:
+          discovery: FakeDiscovery | None = None, parallelism: int = 10, deadline: float = 30,
+          verify: bool = True) -> Fleet:
     disc = discovery or FakeDiscovery(ADS)
     want = Want(name="web", state="present", spec=SIZES["small"], size="small", image=None, stream_id=None,
                 public_key=KEY, key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=None,
@@ -164,7 +168,7 @@ def fleet(store: StateStore, net: Network, count: int, *, check: bool = False, c
                  provider_client=net.client,
                  placements=lambda: discover(disc, SIZES["small"], provider_port=7466, countries=countries,
                                              platform=None, warn=warnings.append),
-                 parallelism=parallelism, check_mode=check, warn=warnings.append)
+                 parallelism=parallelism, check_mode=check, warn=warnings.append, verify=verify)
     made.warnings = warnings  # type: ignore[attr-defined]
     made.disc = disc  # type: ignore[attr-defined]
     return made
@@ -263,14 +267,62 @@ def test_parallelism_bounds_the_concurrent_creates(store):
     assert len(res.created) == 6 and net.peak == 2
 
 
-def test_rerun_makes_no_call_at_all(store):
+def test_rerun_without_verify_makes_no_call_at_all(store):
     net = Network()
     fleet(store, net, 3).run()
     net.calls.clear()
-    again = fleet(store, net, 3)
+    again = fleet(store, net, 3, verify=False)
     res = again.run()
     assert not res.changed and res.created == [] and res.destroyed == []
     assert net.calls == [] and again.disc.calls == []
+
+
+def test_rerun_verifies_each_member_by_name_and_writes_nothing(store):
+    net = Network()
+    fleet(store, net, 3, countries=["SE", "US"]).run()
+    net.calls.clear()
+    again = fleet(store, net, 3)
+    res = again.run()
+    assert not res.changed and res.created == [] and again.disc.calls == []
+    # One GET per member, each at its own provider; never a list (it kills pending creates).
+    assert sorted(net.calls) == sorted([(SE1, "get", "web-01"), (US1, "get", "web-02"), (SE2, "get", "web-03")])
+
+
+def test_a_member_deleted_behind_our_back_is_created_again_on_its_provider(store):
+    net = Network()
+    fleet(store, net, 3, countries=["SE", "US"]).run()
+    net.vms[US1].discard("web-02")
+    net.calls.clear()
+    res = fleet(store, net, 3, countries=["SE", "US"]).run()
+    assert res.changed and res.created == ["web-02"] and res.destroyed == []
+    assert (US1, "create", "web-02") in net.writes() and len(net.writes()) == 1
+    assert "web-02" in net.vms[US1] and store.get("web-02").status == "running"
+    assert any("web-02 was recorded but is gone" in a for a in res.actions)
+    assert fleet(store, net, 3).run().changed is False
+
+
+def test_check_mode_reports_the_repair_without_writing(store):
+    net = Network()
+    fleet(store, net, 2, countries=["SE", "US"]).run()
+    net.vms[SE1].discard("web-01")
+    before = Path(store.path).read_bytes()
+    net.calls.clear()
+    res = fleet(store, net, 2, check=True).run()
+    assert res.changed and res.created == ["web-01"] and res.planned["web-01"].provider_ip == SE1
+    assert any("gone from provider" in a and "would create it again" in a for a in res.actions)
+    assert net.writes() == [] and Path(store.path).read_bytes() == before
+
+
+def test_an_unreachable_provider_leaves_its_members_alone_with_a_warning(store):
+    net = Network()
+    run = fleet(store, net, 2, countries=["SE", "US"])
+    run.run()
+    net.unreachable.add(US1)
+    net.calls.clear()
+    again = fleet(store, net, 2)
+    res = again.run()
+    assert not res.changed and net.writes() == [] and store.get("web-02").status == "running"
+    assert any("could not check fleet member web-02" in w and "connection refused" in w for w in again.warnings)
 
 
 def test_shrink_destroys_the_highest_and_leaves_the_rest(store):
