@@ -25,6 +25,7 @@ author:
   - golem.vm maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - golem.vm.golem
+  - golem.vm.vm_spec
 attributes:
   check_mode:
     support: full
@@ -67,39 +68,6 @@ options:
       - Applies to new members only; existing members are left as they are.
     type: str
     choices: [small, medium, large, xlarge]
-  cpu:
-    description: CPU cores, one of V(1), V(2), V(4), V(8), V(16). Values not given come from V(small).
-    type: int
-  memory:
-    description: Memory in GB, one of V(1), V(2), V(4), V(8), V(16), V(32), V(64).
-    type: int
-  storage:
-    description: Storage in GB, at least V(10).
-    type: int
-  image:
-    description: The image the provider boots; V(24.04), upstream's default, when not given.
-    type: str
-  stream_id:
-    description: Id of a payment stream, passed through to the providers.
-    type: int
-  ssh_public_key:
-    description:
-      - The public key to install, as the text of a C(.pub) file. Mutually exclusive with O(ssh_public_key_path).
-      - When neither is given, the collection's own ed25519 key pair beside the state file is used
-        (generated on first use).
-    type: str
-  ssh_public_key_path:
-    description: Path of the public key file to install.
-    type: path
-  ssh_private_key_path:
-    description:
-      - The matching private key, returned for connecting; never read or sent.
-      - Defaults to O(ssh_public_key_path) without C(.pub) when that file exists, or the collection's own key.
-    type: path
-  ssh_user:
-    description: The user to log in as.
-    type: str
-    default: root
   wait:
     description: Whether to wait until each new VM answers on SSH (and record its host key).
     type: bool
@@ -117,20 +85,13 @@ options:
     description:
       - Ask each running member's provider for it (C(GET /api/v1/vms/NAME), one read call per member, in
         parallel) and create again a member the provider no longer has.
-      - V(false) trusts the state file: a run with nothing to do then makes no call at all.
+      - V(false) trusts the state file, and a run with nothing to do then makes no call at all.
     type: bool
     default: true
     version_added: 0.1.0
-  state_path:
-    description:
-      - The state file (SQLite). If not set, E(GOLEM_REQUESTOR_DB_PATH), else C(~/.golem/requestor/vms.db).
-    type: path
-  known_hosts_path:
-    description: The known_hosts file where VM host keys are recorded; defaults to C(known_hosts) beside the state file.
-    type: path
 notes:
-  - Membership is read from the state file; existing members are not asked for their live status. Use
-    M(golem.vm.golem_vm) or the C(golem.vm.golem) inventory with C(refresh) for that.
+  - Membership is read from the state file. With O(verify) each running member is looked up by name; a
+    provider's VM list is never read, because upstream providers kill creates that are pending while it is.
   - A member recorded with a status other than V(running) is left alone with a warning.
 seealso:
   - module: golem.vm.golem_vm

@@ -24,6 +24,7 @@ author:
   - golem.vm maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - golem.vm.golem
+  - golem.vm.vm_spec
 attributes:
   check_mode:
     support: full
@@ -89,47 +90,6 @@ options:
       - Set at creation only; a different value for an existing VM gives a warning and changes nothing.
     type: str
     choices: [small, medium, large, xlarge]
-  cpu:
-    description: CPU cores, one of V(1), V(2), V(4), V(8), V(16). Values not given come from V(small).
-    type: int
-  memory:
-    description: Memory in GB, one of V(1), V(2), V(4), V(8), V(16), V(32), V(64).
-    type: int
-  storage:
-    description: Storage in GB, at least V(10).
-    type: int
-  image:
-    description:
-      - The image the provider boots, passed through as given. Creation only.
-      - When not given, V(24.04), upstream's default.
-    type: str
-  stream_id:
-    description:
-      - Id of a payment stream, passed through to the provider. Providers with payments on require one.
-    type: int
-  ssh_public_key:
-    description:
-      - The public key to install for O(ssh_user), as the text of a C(.pub) file.
-      - Upstream accepts only C(ssh-rsa) and C(ssh-ed25519) keys. Creation only.
-      - Mutually exclusive with O(ssh_public_key_path). When neither is given, the collection's own ed25519 key
-        pair is used, generated on first use as C(ssh/golem_id_ed25519) beside the state file.
-    type: str
-  ssh_public_key_path:
-    description:
-      - Path of the public key file to install.
-    type: path
-  ssh_private_key_path:
-    description:
-      - The private key that matches the public key, returned for connecting (RV(vm.ssh_command), the
-        inventory plugin). It is never read or sent anywhere.
-      - Defaults to O(ssh_public_key_path) without its C(.pub) suffix when that file exists, or to the
-        collection's own private key.
-    type: path
-  ssh_user:
-    description:
-      - The user to log in as. Upstream's cloud-init installs the key for V(root).
-    type: str
-    default: root
   wait:
     description:
       - Whether to wait until the VM runs, has an SSH port and answers on it with an SSH banner.
@@ -142,18 +102,6 @@ options:
         a VM that exists by then stays recorded, and the next run continues where this one stopped.
     type: int
     default: 600
-  state_path:
-    description:
-      - The state file (SQLite) where VMs are recorded, in the upstream C(golem) CLI's format.
-      - If not set, the value of the E(GOLEM_REQUESTOR_DB_PATH) environment variable is used,
-        else C(~/.golem/requestor/vms.db), the CLI's own file.
-      - Created with mode 0600 in a directory with mode 0700.
-    type: path
-  known_hosts_path:
-    description:
-      - The known_hosts file where VM host keys are recorded.
-      - Defaults to C(known_hosts) beside the state file.
-    type: path
   adopt:
     description:
       - Whether to take over a VM of this name that exists on the provider but is not in the state file.

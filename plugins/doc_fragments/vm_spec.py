@@ -1,0 +1,64 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Options of a VM's shape, its SSH key and the files where it is recorded, shared by golem_vm and golem_fleet."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  cpu:
+    description: CPU cores, one of V(1), V(2), V(4), V(8), V(16). Values not given come from V(small).
+    type: int
+  memory:
+    description: Memory in GB, one of V(1), V(2), V(4), V(8), V(16), V(32), V(64).
+    type: int
+  storage:
+    description: Storage in GB, at least V(10).
+    type: int
+  image:
+    description:
+      - The image the provider boots, passed through as given. Creation only.
+      - When not given, V(24.04), upstream's default.
+    type: str
+  stream_id:
+    description:
+      - Id of a payment stream, passed through to the provider. Providers with payments on require one.
+    type: int
+  ssh_public_key:
+    description:
+      - The public key to install for O(ssh_user), as the text of a C(.pub) file.
+      - Upstream accepts only C(ssh-rsa) and C(ssh-ed25519) keys. Creation only.
+      - Mutually exclusive with O(ssh_public_key_path). When neither is given, the collection's own ed25519 key
+        pair is used, generated on first use as C(ssh/golem_id_ed25519) beside the state file.
+    type: str
+  ssh_public_key_path:
+    description:
+      - Path of the public key file to install.
+    type: path
+  ssh_private_key_path:
+    description:
+      - The private key that matches the public key, returned for connecting (the C(ssh_command) in the
+        result, the inventory plugin). It is never read or sent anywhere.
+      - Defaults to O(ssh_public_key_path) without its C(.pub) suffix when that file exists, or to the
+        collection's own private key.
+    type: path
+  ssh_user:
+    description:
+      - The user to log in as. Upstream's cloud-init installs the key for V(root).
+    type: str
+    default: root
+  state_path:
+    description:
+      - The state file (SQLite) where VMs are recorded, in the upstream C(golem) CLI's format.
+      - If not set, the value of the E(GOLEM_REQUESTOR_DB_PATH) environment variable is used,
+        else C(~/.golem/requestor/vms.db), the CLI's own file.
+      - Created with mode 0600 in a directory with mode 0700.
+    type: path
+  known_hosts_path:
+    description:
+      - The known_hosts file where VM host keys are recorded.
+      - Defaults to C(known_hosts) beside the state file.
+    type: path
+"""
