@@ -256,7 +256,7 @@ class HttpClient:
         try:
             resp = self.session.request(method, url, json=json_body, timeout=timeout)
         except requests.exceptions.RequestException as exc:
-            raise self._transport_error(method, url, exc) from None
+            raise self._transport_error(method, url, exc, timeout) from None
         if missing_ok and resp.status_code == 404:
             return HttpResponse(404, None, url)
         if resp.status_code >= 400:
@@ -300,7 +300,9 @@ class HttpClient:
             cause += f" (gave up after {attempts} attempts)"
         return self._fail(method, url, cause, status=resp.status_code, response=resp.text)
 
-    def _transport_error(self, method: str, url: str, exc: Exception) -> GolemError:
+    def _transport_error(self, method: str, url: str, exc: Exception, timeout: float | None = None) -> GolemError:
+        """``timeout`` is the one the request really had (a create's, or one cut by the deadline)."""
+        timeout = self.timeout if timeout is None else timeout
         parts = urlsplit(url)
         where = parts.netloc
         causes = list(_causes(exc))
@@ -316,10 +318,14 @@ class HttpClient:
             cause = f"the host name {parts.hostname!r} could not be resolved"
         elif _has(causes, ConnectionRefusedError):
             cause = f"connection refused by {where}: nothing listens there"
+        elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
+            # The status line came, the body broke off: urllib3 retries nothing past the headers.
+            retried = False
+            cause = f"the answer from {where} broke off before its end ({_short(causes)})"
         elif _has(causes, requests.exceptions.ConnectTimeout):
-            cause = f"could not connect to {where} within {self.timeout:g} s"
+            cause = f"could not connect to {where} within {timeout:g} s"
         elif _has(causes, requests.exceptions.ReadTimeout, ReadTimeoutError, socket.timeout):
-            cause = f"{where} did not answer within {self.timeout:g} s (timeout)"
+            cause = f"{where} did not answer within {timeout:g} s (timeout)"
         elif isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
             retried = False
             cause = f"the URL is not valid ({exc})"

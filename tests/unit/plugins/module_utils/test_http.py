@@ -452,3 +452,48 @@ def test_ids_cannot_add_path_segments(httpserver: HTTPServer, provider: Provider
     httpserver.expect_request(re.compile(r"^/api/v1/vms/jobs/.*")).respond_with_handler(script)
     provider.get_job("../admin")
     assert script.requests[0].environ["RAW_URI"] == "/api/v1/vms/jobs/..%2Fadmin"
+
+
+# --- faults seen through the fault proxy --------------------------------------------------------
+
+
+class TruncatingServer(DroppingServer):
+    """Answers 200 with a Content-Length of 100 bytes, sends 10 and closes."""
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                return
+            self.accepted += 1
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                         b'{"job_id":')
+            conn.close()
+
+
+def test_a_body_cut_short_says_so_and_claims_no_retries() -> None:
+    server = TruncatingServer()
+    try:
+        http = HttpClient(f"http://{LOOPBACK}:{server.port}", service="provider", error_class=ProviderError,
+                          retries=2, backoff_factor=0.01, backoff_jitter=0.01, timeout=5)
+        with pytest.raises(ProviderError) as err:
+            http.get("/api/v1/vms/jobs/j1")
+    finally:
+        server.sock.close()
+    assert server.accepted == 1
+    assert f"the answer from {LOOPBACK}:{server.port} broke off before its end" in err.value.msg
+    assert "tried" not in err.value.msg
+
+
+def test_a_timeout_names_the_time_the_request_really_had(httpserver: HTTPServer) -> None:
+    # A create gets a longer timeout than the option; the message used to quote the option.
+    def slow(request: Request) -> Response:
+        time.sleep(1.0)
+        return json_response({"job_id": "j"}, 202)
+
+    httpserver.expect_request("/api/v1/vms", method="POST").respond_with_handler(slow)
+    with pytest.raises(DiscoveryError) as err:
+        client(httpserver, timeout=30).request("POST", "/api/v1/vms", json_body={}, timeout=0.4)
+    assert "did not answer within 0.4 s (timeout)" in err.value.msg
