@@ -302,7 +302,8 @@ class HttpClient:
 
     def _transport_error(self, method: str, url: str, exc: Exception, timeout: float | None = None) -> GolemError:
         """``timeout`` is the one the request really had (a create's, or one cut by the deadline)."""
-        timeout = self.timeout if timeout is None else timeout
+        # One decimal: a timeout cut by the deadline would otherwise read "5.4888 s".
+        timeout = round(self.timeout if timeout is None else timeout, 1)
         parts = urlsplit(url)
         where = parts.netloc
         causes = list(_causes(exc))
