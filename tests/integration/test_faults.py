@@ -10,11 +10,9 @@ and a destroy. The table of cases and outcomes is written to tests/output/fault_
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
