@@ -2,6 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """40 VMs created, then destroyed, by one play with 40 forks over two providers, one state file (issue 8).
 
+Each task waits for its VM's SSH banner and records its host key: 40 writers of one state file
+and of one known_hosts file.
+
 While the play writes, the inventory plugin reads the same state file again and again, as
 an AWX inventory sync would. The figures are written to tests/output/load.json.
 """
@@ -81,8 +84,11 @@ def test_forty_vms_with_forty_forks_while_the_inventory_reads(ansible, providers
     # questions use the proxy's share of discovery's per-address rate limit, not everyone's.
     discovery = FaultProxy(ansible.env["GOLEM_REQUESTOR_DISCOVERY_URL"])
     figures: dict[str, Any] = {"vms": COUNT, "forks": COUNT}
+    made: dict[str, dict[str, Any]] = {}
     try:
-        create, made, reads = _phase(ansible, tmp_path, "create", hosts, config, vm_size="small",
+        # wait: each task also waits for its VM's SSH banner and records its host key, 40 writers of one
+        # known_hosts file besides the state file.
+        create, made, reads = _phase(ansible, tmp_path, "create", hosts, config, vm_size="small", vm_wait=True,
                                      discovery_url=discovery.url)
         rows = state_rows(ansible.state_path)
         output = create.proc.stdout + create.proc.stderr
@@ -109,6 +115,8 @@ def test_forty_vms_with_forty_forks_while_the_inventory_reads(ansible, providers
             assert remote["ssh_port"] == vm["ssh_port"]
         running = {n: owner for n, owner in running_vms().items() if n.startswith(prefix)}
         assert running == where
+        known = _known_hosts(ansible)
+        assert all(f"[{r['vm']['ssh_host']}]:{r['vm']['ssh_port']} " in known for r in made.values()), known
         settled = subprocess.run(
             [str(BIN / "ansible-inventory"), "-i", str(config), "--list"], env=ansible.env, capture_output=True,
             text=True, timeout=120, check=True)
@@ -130,6 +138,8 @@ def test_forty_vms_with_forty_forks_while_the_inventory_reads(ansible, providers
     assert _failures(gone) == {}
     assert state_rows(ansible.state_path) == {}
     assert left == []
+    known = _known_hosts(ansible)
+    assert not any(f"[{r['vm']['ssh_host']}]:{r['vm']['ssh_port']} " in known for r in made.values() if r.get("vm"))
     assert figures["destroy"]["lock_errors"] == 0
     assert all(r["rc"] == 0 and "WARNING" not in r["stderr"] for r in reads), reads
     for name in hosts:
@@ -139,3 +149,8 @@ def test_forty_vms_with_forty_forks_while_the_inventory_reads(ansible, providers
 def _report(figures: dict[str, Any]) -> None:
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def _known_hosts(ansible) -> str:
+    path = ansible.state_dir / "known_hosts"
+    return path.read_text() if path.exists() else ""
