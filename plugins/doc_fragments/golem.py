@@ -27,7 +27,8 @@ options:
     description:
       - Seconds to wait for each HTTP request to connect and to answer.
       - Requests that can safely be repeated (every method but POST) are retried up to three times on
-        connection errors and on HTTP 429, 502, 503 and 504, so one call may take longer than this.
+        connection errors, on HTTP 429, 502, 503 and 504, and on answers that break off or are not JSON,
+        so one call may take longer than this.
       - If not set, the value of the E(GOLEM_REQUESTOR_TIMEOUT) environment variable is used.
     type: float
     default: 30.0

@@ -3,7 +3,8 @@
 """The one HTTP client of the collection, and thin typed clients for discovery and providers.
 
 Every request has a timeout. Idempotent requests are retried with exponential backoff and
-jitter on connection errors and on 429/502/503/504, honouring Retry-After; POST never is,
+jitter on connection errors, on 429/502/503/504 (honouring Retry-After) and on answers that
+break off or are not JSON; POST never is,
 because a create that reached the provider must not be sent twice. Every failure becomes
 the caller's error class with a message naming the URL and the cause.
 """
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import random
 import ssl
 import socket
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -194,6 +197,9 @@ class HttpClient:
         self.error_class = error_class
         self.timeout = timeout
         self.retries = retries
+        self.backoff_factor = backoff_factor
+        self.backoff_max = backoff_max
+        self.backoff_jitter = backoff_jitter
         self.hint = hint
         # Set by a module that has one time budget for the task: no request outlives it.
         self.deadline: Deadline | None = None
@@ -244,24 +250,45 @@ class HttpClient:
         """Send one request; return status and parsed JSON (None for an empty body).
 
         With ``missing_ok`` a 404 comes back as status 404 and data None instead of an error.
+        An idempotent request whose answer breaks off, or is not JSON, is sent again like one
+        whose connection failed: urllib3 retries nothing once the status line has come.
         """
         method = method.upper()
         query = {k: v for k, v in (params or {}).items() if v is not None}
         # Messages show the query too: "?cpu=0" is often the very reason for a 400.
         url = self.url(path) + (f"?{urlencode(query)}" if query else "")
-        timeout = self.timeout if timeout is None else timeout
-        if self.deadline is not None:
-            self.deadline.check(f"calling {method} {url}")
-            timeout = self.deadline.bound(timeout)
-        try:
-            resp = self.session.request(method, url, json=json_body, timeout=timeout)
-        except requests.exceptions.RequestException as exc:
-            raise self._transport_error(method, url, exc) from None
-        if missing_ok and resp.status_code == 404:
-            return HttpResponse(404, None, url)
-        if resp.status_code >= 400:
-            raise self._http_error(method, url, resp)
-        return HttpResponse(resp.status_code, self._json(method, url, resp), url)
+        tries = 1 + (self.retries if method in IDEMPOTENT_METHODS else 0)
+        for attempt in range(1, tries + 1):
+            this_timeout = self.timeout if timeout is None else timeout
+            if self.deadline is not None:
+                self.deadline.check(f"calling {method} {url}")
+                this_timeout = self.deadline.bound(this_timeout)
+            try:
+                resp = self.session.request(method, url, json=json_body, timeout=this_timeout)
+            except requests.exceptions.ChunkedEncodingError as exc:
+                broken = self._transport_error(method, url, exc, this_timeout, tries=attempt)
+            except requests.exceptions.RequestException as exc:
+                raise self._transport_error(method, url, exc, this_timeout) from None
+            else:
+                if missing_ok and resp.status_code == 404:
+                    return HttpResponse(404, None, url)
+                if resp.status_code >= 400:
+                    raise self._http_error(method, url, resp)
+                try:
+                    return HttpResponse(resp.status_code, self._json(method, url, resp, tries=attempt), url)
+                except GolemError as exc:
+                    broken = exc
+            if attempt == tries or not self._pause(attempt):
+                raise broken
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pause(self, attempt: int) -> bool:
+        """Wait before sending again, as urllib3 would; False when the task's budget has no room for it."""
+        pause = min(self.backoff_max, self.backoff_factor * 2 ** (attempt - 1)) + random.uniform(0, self.backoff_jitter)
+        if self.deadline is not None and self.deadline.remaining() <= pause:
+            return False
+        time.sleep(pause)
+        return True
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.call(method, path, **kwargs).data
@@ -274,17 +301,17 @@ class HttpClient:
             f"{self.service} request {method} {url} failed: {cause}", url=url, method=method, **fields
         )
 
-    def _json(self, method: str, url: str, resp: Any) -> Any:
+    def _json(self, method: str, url: str, resp: Any, tries: int = 1) -> Any:
         if not resp.content.strip():
             return None
         try:
             return resp.json()
         except ValueError:
             kind = resp.headers.get("Content-Type", "no content type")
-            cause = (
-                f"HTTP {resp.status_code} answer is not JSON ({kind}); "
-                f"is {self.base_url} really a VM on Golem {self.service}?"
-            )
+            cause = f"HTTP {resp.status_code} answer is not JSON ({kind})"
+            if tries > 1:
+                cause += f" (tried {tries} times)"
+            cause += f"; is {self.base_url} really a VM on Golem {self.service}?"
             raise self._fail(method, url, cause, status=resp.status_code, response=resp.text) from None
 
     def _http_error(self, method: str, url: str, resp: Any) -> GolemError:
@@ -300,7 +327,13 @@ class HttpClient:
             cause += f" (gave up after {attempts} attempts)"
         return self._fail(method, url, cause, status=resp.status_code, response=resp.text)
 
-    def _transport_error(self, method: str, url: str, exc: Exception) -> GolemError:
+    def _transport_error(
+        self, method: str, url: str, exc: Exception, timeout: float | None = None, tries: int = 1
+    ) -> GolemError:
+        """``timeout`` is the one the request really had (a create's, or one cut by the deadline);
+        ``tries`` counts the sends of a request whose answer broke off (call() repeats those, not urllib3)."""
+        # One decimal: a timeout cut by the deadline would otherwise read "5.4888 s".
+        timeout = round(self.timeout if timeout is None else timeout, 1)
         parts = urlsplit(url)
         where = parts.netloc
         causes = list(_causes(exc))
@@ -316,10 +349,16 @@ class HttpClient:
             cause = f"the host name {parts.hostname!r} could not be resolved"
         elif _has(causes, ConnectionRefusedError):
             cause = f"connection refused by {where}: nothing listens there"
+        elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
+            # The status line came, the body broke off: urllib3 retries nothing past the headers.
+            retried = False
+            cause = f"the answer from {where} broke off before its end ({_short(causes)})"
+            if tries > 1:
+                cause += f" (tried {tries} times)"
         elif _has(causes, requests.exceptions.ConnectTimeout):
-            cause = f"could not connect to {where} within {self.timeout:g} s"
+            cause = f"could not connect to {where} within {timeout:g} s"
         elif _has(causes, requests.exceptions.ReadTimeout, ReadTimeoutError, socket.timeout):
-            cause = f"{where} did not answer within {self.timeout:g} s (timeout)"
+            cause = f"{where} did not answer within {timeout:g} s (timeout)"
         elif isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
             retried = False
             cause = f"the URL is not valid ({exc})"

@@ -58,7 +58,14 @@ class Placer:
             raise ValueError("resolve_pinned() needs a pinned provider")
         if pinned.ip is not None:
             # Only the address was given: discovery knows its id and country, if it advertises.
-            for ad in self.discovery.list_advertisements(on_invalid=lambda _pid, _exc: None):
+            # They only label the record, so a discovery that is down must not stop the create.
+            try:
+                ads = self.discovery.list_advertisements(on_invalid=lambda _pid, _exc: None)
+            except DiscoveryError as exc:
+                self.warn(f"the VM is recorded without the provider's id and country, which discovery could not "
+                          f"tell: {exc.msg}")
+                return pinned
+            for ad in ads:
                 if ad.ip_address == pinned.ip:
                     return Placement(pinned.ip, pinned.port, ad.provider_id, ad.country)
             return pinned

@@ -37,6 +37,10 @@ from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, 
 DEFAULT_IMAGE = "24.04"
 # Upstream's async create takes ~1 s on small hosts; poll fast first, then back off.
 POLL_FIRST, POLL_MAX = 0.2, 2.0
+# Seconds a failed create may spend deleting what it made; the task's own budget may be spent.
+CLEANUP_SECONDS = 20.0
+# How long after a DELETE of a VM the provider did not know we look again for a create that came late.
+SETTLE_SECONDS = 1.0
 
 
 class Placement(NamedTuple):
@@ -345,9 +349,9 @@ class Lifecycle:
             self.store.delete(name)
             return
         # Cleanup gets its own short budget: the task's may be what ran out.
-        client.set_deadline(Deadline(15))
+        client.set_deadline(Deadline(CLEANUP_SECONDS))
         try:
-            client.delete_vm(name)
+            self._delete_verified(client, time.monotonic() + CLEANUP_SECONDS)
         except GolemError as exc:
             self.store.set_status(name, "error", error=f"{reason}; deleting it failed too: {exc.msg}")
             self._act(f"could not delete the failed VM {name} on {placement.describe()}: recorded it with status error")
@@ -356,6 +360,43 @@ class Lifecycle:
             client.set_deadline(self.deadline)
         self.store.delete(name)
         self._act(f"deleted the failed VM {name} on provider {placement.describe()}")
+
+    def _delete_verified(self, client: ProviderClient, until: float) -> None:
+        """DELETE the VM and make sure it is gone; raises a GolemError when that cannot be confirmed by ``until``.
+
+        Upstream answers 200 to a DELETE of a VM whose create is still pending but does nothing,
+        and the create then finishes: a VM nobody records. So while the provider says
+        ``creating`` we wait, and after the DELETE we ask again. A create the provider has
+        accepted but not started reads as 404 for a moment, so a 404 is trusted only twice.
+        """
+        name = self.want.name
+        interval = POLL_FIRST
+        looked_again = False
+        while True:
+            remote = client.get_vm(name, missing_ok=True)
+            if remote is None and looked_again:
+                return
+            if remote is None or remote.status.value != "creating":
+                # Also for a VM the provider does not know yet: upstream answers 200, and a create
+                # it has queued but not started shows up only later, so look once more.
+                client.delete_vm(name)
+                if remote is None:
+                    looked_again = True
+                    time.sleep(max(0.0, min(SETTLE_SECONDS, until - time.monotonic())))
+                    continue
+                if client.get_vm(name, missing_ok=True) is None:
+                    return
+            left = until - time.monotonic()
+            if left <= 0:
+                raise ProviderError(
+                    f"VM {name} was still on provider {client.http.base_url} "
+                    + ("being created" if remote.status.value == "creating" else "after a DELETE")
+                    + " when the time to delete it ran out",
+                    url=client.http.url(f"/api/v1/vms/{name}"),
+                    method="DELETE",
+                )
+            time.sleep(min(interval, left))
+            interval = min(interval * 1.5, POLL_MAX)
 
     def _adopt(self, placement: Placement, client: ProviderClient, remote: VMInfo) -> VMRecord:
         spec = ResourceSpec(remote.resources.cpu, remote.resources.memory, remote.resources.storage)
@@ -485,7 +526,8 @@ class Lifecycle:
         if remote is None:
             self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}")
         else:
-            client.delete_vm(self.want.name)
+            # A VM still being created would survive a plain DELETE, and then run unrecorded.
+            self._delete_verified(client, self.deadline.end)
             self._act(f"destroyed VM {self.want.name} on provider {placement.describe()}")
         self._forget(record)
         return None

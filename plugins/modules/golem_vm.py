@@ -63,6 +63,8 @@ options:
   provider_ip:
     description:
       - IP address of the provider to create the VM on; its API is at C(http://<provider_ip>:<provider_port>).
+      - Discovery is asked for the provider's id and country, to record them; when discovery cannot answer,
+        the VM is created all the same and recorded without them, with a warning.
       - Mutually exclusive with O(provider_id).
     type: str
   country:

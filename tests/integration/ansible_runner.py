@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +64,62 @@ class Ansible:
         cmd = [str(BIN / "ansible-playbook"), str(playbook), *args]
         return subprocess.run(cmd, env={**self.env, **(env or {})}, capture_output=True, text=True,
                               timeout=timeout, check=False)
+
+
+GOLEM_VM_PLAY = """
+- hosts: vms
+  gather_facts: false
+  tasks:
+    - name: The task under test
+      golem.vm.golem_vm:
+        name: "{{ vm_name }}"
+        state: "{{ vm_state | default('present') }}"
+        size: "{{ vm_size | default(omit) }}"
+        provider_ip: "{{ pin_ip | default(omit) }}"
+        provider_port: "{{ pin_port | default(omit) }}"
+        country: "{{ vm_country | default(omit) }}"
+        discovery_url: "{{ discovery_url | default(omit) }}"
+        timeout: "{{ http_timeout | default(omit) }}"
+        wait_timeout: "{{ task_timeout | default(omit) }}"
+        wait: "{{ vm_wait | default(false) }}"
+      ignore_errors: true
+"""
+
+
+class HostPlay:
+    """golem_vm once per inventory host, all hosts side by side (one fork each); one host per VM.
+
+    The hosts run on this machine (ansible_connection local), as a play that manages many VMs
+    from one controller does. ``play`` returns each host's task result, which ansible-core's
+    tree callback writes to a file per host.
+    """
+
+    def __init__(self, ansible: Ansible, directory: Path) -> None:
+        self.ansible = ansible
+        self.dir = directory
+        self.seconds = 0.0
+        self.proc: subprocess.CompletedProcess | None = None
+
+    def play(self, hosts: dict[str, dict[str, Any]], **common: Any) -> dict[str, dict[str, Any]]:
+        self.dir.mkdir(parents=True)
+        results = self.dir / "results"
+        common = {"ansible_connection": "local",
+                  "ansible_python_interpreter": self.ansible.env["ANSIBLE_PYTHON_INTERPRETER"], **common}
+        (self.dir / "inventory.json").write_text(json.dumps({"vms": {"hosts": hosts, "vars": common}}))  # JSON is YAML
+        (self.dir / "play.yml").write_text(GOLEM_VM_PLAY)
+        started = time.monotonic()
+        self.proc = self.ansible.playbook(
+            self.dir / "play.yml", "-i", str(self.dir / "inventory.json"), "-f", str(len(hosts)), timeout=600,
+            env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.tree", "ANSIBLE_CALLBACK_TREE_DIR": str(results)})
+        self.seconds = time.monotonic() - started
+        output = self.proc.stdout + self.proc.stderr
+        assert "Traceback" not in output, output
+        # The tree callback drops "failed" from what it writes; the recap counts the failure (ignored).
+        recap = dict(re.findall(r"^(\S+)\s+:\s+ok=.*\bignored=(\d+)", self.proc.stdout, re.M))
+        out = {}
+        for key in hosts:
+            path = results / key
+            assert path.exists() and key in recap, f"no result for {key}:\n{output}"
+            out[key] = json.loads(path.read_text())
+            out[key]["failed"] = recap[key] != "0"
+        return out

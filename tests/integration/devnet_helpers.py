@@ -98,3 +98,22 @@ class ProviderLog:
     def writes(self, name: str) -> list[str]:
         return [r for r in self.requests()
                 if name in r and any(f'"{m} ' in r for m in ("POST", "PUT", "PATCH", "DELETE"))]
+
+
+def running_vms() -> dict[str, str]:
+    """Hostname (the VM name a requestor chose) -> provider key of every sandbox VM the network runs.
+
+    This is the hypervisor's own view, so it also shows a VM that no provider records any more;
+    unlike GET /api/v1/vms it cannot disturb a create pending on a provider.
+    """
+    vms = control("status")["status"]["vms"]
+    found = {}
+    for instance, info in vms.items():
+        if info["state"] == "Deleted":
+            continue
+        try:
+            hostname = (RUN / "vms" / instance / "upper" / "etc" / "hostname").read_text().strip()
+        except OSError:
+            continue  # purged while we looked
+        found[hostname] = info["owner"]
+    return found

@@ -20,6 +20,7 @@ from pytest_httpserver import HTTPServer
 from urllib3.util import connection as urllib3_connection
 from werkzeug import Request, Response
 
+from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ProviderError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.http import (
     DiscoveryClient,
@@ -307,7 +308,7 @@ def test_non_json_body_is_an_error_that_quotes_the_body(httpserver: HTTPServer) 
     httpserver.expect_request(ADS).respond_with_data("<html>captive portal</html>", content_type="text/html")
     with pytest.raises(DiscoveryError) as err:
         client(httpserver).get(ADS)
-    assert "HTTP 200 answer is not JSON (text/html" in err.value.msg
+    assert "HTTP 200 answer is not JSON (text/html) (tried 3 times)" in err.value.msg
     assert f"is {base(httpserver)} really a VM on Golem discovery?" in err.value.msg
     assert err.value.response == "<html>captive portal</html>"
 
@@ -452,3 +453,99 @@ def test_ids_cannot_add_path_segments(httpserver: HTTPServer, provider: Provider
     httpserver.expect_request(re.compile(r"^/api/v1/vms/jobs/.*")).respond_with_handler(script)
     provider.get_job("../admin")
     assert script.requests[0].environ["RAW_URI"] == "/api/v1/vms/jobs/..%2Fadmin"
+
+
+# --- faults seen through the fault proxy --------------------------------------------------------
+
+
+class TruncatingServer(DroppingServer):
+    """Answers 200 with a Content-Length of 100 bytes, sends 10 and closes; ``whole_after`` answers later are whole."""
+
+    def __init__(self, whole_after: int = 1000) -> None:
+        self.whole_after = whole_after
+        super().__init__()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                return
+            self.accepted += 1
+            conn.recv(65536)
+            if self.accepted > self.whole_after:
+                body = b'{"job_id": "j1", "status": "ready"}'
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                             b'{"job_id":')
+            conn.close()
+
+
+def _truncating_client(server: TruncatingServer) -> HttpClient:
+    return HttpClient(f"http://{LOOPBACK}:{server.port}", service="provider", error_class=ProviderError,
+                      retries=2, backoff_factor=0.01, backoff_jitter=0.01, timeout=5)
+
+
+def test_a_get_whose_answer_broke_off_is_sent_again() -> None:
+    server = TruncatingServer(whole_after=1)
+    try:
+        assert _truncating_client(server).get("/api/v1/vms/jobs/j1") == {"job_id": "j1", "status": "ready"}
+    finally:
+        server.sock.close()
+    assert server.accepted == 2
+
+
+def test_a_body_that_always_breaks_off_says_so_and_how_often_it_was_tried() -> None:
+    server = TruncatingServer()
+    try:
+        with pytest.raises(ProviderError) as err:
+            _truncating_client(server).get("/api/v1/vms/jobs/j1")
+        assert server.accepted == 3
+        assert f"the answer from {LOOPBACK}:{server.port} broke off before its end" in err.value.msg
+        assert "(tried 3 times)" in err.value.msg
+        # A POST whose answer broke off may have created something: it is never sent again.
+        with pytest.raises(ProviderError) as err:
+            _truncating_client(server).request("POST", "/api/v1/vms", json_body={})
+        assert server.accepted == 4 and "tried" not in err.value.msg
+    finally:
+        server.sock.close()
+
+
+def test_a_get_answered_with_html_is_sent_again_but_a_post_is_not(httpserver: HTTPServer) -> None:
+    page = Response("<html>502 Bad Gateway</html>", status=200, content_type="text/html")
+    script = Script(page, json_response(["ok"]))
+    httpserver.expect_request(ADS).respond_with_handler(script)
+    assert client(httpserver).get(ADS) == ["ok"]
+    assert len(script.requests) == 2
+    posted = Script(page, json_response({"job_id": "j"}, 202))
+    httpserver.expect_request("/api/v1/vms", method="POST").respond_with_handler(posted)
+    with pytest.raises(DiscoveryError) as err:
+        client(httpserver).request("POST", "/api/v1/vms", json_body={})
+    assert len(posted.requests) == 1 and "is not JSON" in err.value.msg and "tried" not in err.value.msg
+
+
+def test_a_timeout_names_the_time_the_request_really_had(httpserver: HTTPServer) -> None:
+    # A create gets a longer timeout than the option; the message used to quote the option.
+    def slow(request: Request) -> Response:
+        time.sleep(1.0)
+        return json_response({"job_id": "j"}, 202)
+
+    httpserver.expect_request("/api/v1/vms", method="POST").respond_with_handler(slow)
+    with pytest.raises(DiscoveryError) as err:
+        client(httpserver, timeout=30).request("POST", "/api/v1/vms", json_body={}, timeout=0.4)
+    assert "did not answer within 0.4 s (timeout)" in err.value.msg
+
+
+def test_a_broken_answer_is_not_sent_again_past_the_task_budget() -> None:
+    server = TruncatingServer(whole_after=1)
+    try:
+        http = HttpClient(f"http://{LOOPBACK}:{server.port}", service="provider", error_class=ProviderError,
+                          retries=2, backoff_factor=5, backoff_jitter=0, timeout=5)
+        http.deadline = Deadline(2)
+        with pytest.raises(ProviderError) as err:
+            http.get("/api/v1/vms/jobs/j1")
+    finally:
+        server.sock.close()
+    assert server.accepted == 1 and "broke off" in err.value.msg

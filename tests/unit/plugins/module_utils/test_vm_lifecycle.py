@@ -57,6 +57,10 @@ class FakeProvider:
         self.create_error: GolemError | None = None
         self.delete_error: GolemError | None = None
         self.stop_status: int | None = None
+        # Upstream's pending create: GET says "creating" this many more times, and a DELETE meanwhile does nothing.
+        self.pending_gets = 0
+        # The create reached the provider, which made the VM, but the answer never came back.
+        self.lost_answer: GolemError | None = None
         self.http = FakeHttp(placement.ip)
 
     def set_deadline(self, deadline: Deadline | None) -> None:
@@ -64,6 +68,9 @@ class FakeProvider:
 
     def get_vm(self, name: str, *, missing_ok: bool = False) -> VMInfo | None:
         self.calls.append(("get", name))
+        if name in self.vms and self.pending_gets > 0:
+            self.pending_gets -= 1
+            return vm(name, "creating", None)
         return self.vms.get(name)
 
     def create_vm(self, request: Any, *, timeout: float | None = None) -> CreateJob | VMInfo:
@@ -72,6 +79,8 @@ class FakeProvider:
             raise self.create_error
         if self.job_status != "failed":
             self.vms[request.name] = vm(request.name)
+        if self.lost_answer is not None:
+            raise self.lost_answer
         if self.api == "sync":
             return self.vms[request.name]
         return CreateJob.model_validate({"job_id": "job-1", "vm_id": request.name, "status": "creating"})
@@ -97,10 +106,16 @@ class FakeProvider:
         self.calls.append(("delete", name))
         if self.delete_error is not None:
             raise self.delete_error
-        self.vms.pop(name, None)
+        if self.pending_gets == 0:
+            self.vms.pop(name, None)
 
     def writes(self) -> list[tuple[str, str]]:
         return [c for c in self.calls if c[0] in WRITES]
+
+
+@pytest.fixture(autouse=True)
+def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle.SETTLE_SECONDS", 0.01)
 
 
 @pytest.fixture
@@ -219,6 +234,63 @@ def test_create_that_may_have_happened_is_recorded_as_error_when_delete_fails(st
     assert row is not None and row.status == "error" and "deleting it failed" in row.error
     # No second provider: the name may still exist on the first.
     assert providers["127.0.0.3"].calls == []
+
+
+def test_lost_create_answer_waits_for_the_pending_create_then_deletes_it(store, providers):
+    # Found by the fault tests: a DELETE sent while the create was pending did nothing, and the
+    # VM then ran with no row (an orphan), and the re-run refused the name.
+    se = providers["127.0.0.2"]
+    se.lost_answer = ProviderError("could not talk to 127.0.0.2:7466: Connection reset by peer")
+    se.pending_gets = 2
+    with pytest.raises(ProviderError):
+        run(store, providers, pinned=SE)
+    assert [c[0] for c in se.calls] == ["get", "create", "get", "get", "get", "delete", "get"]
+    assert se.vms == {} and store.get("web-1") is None
+
+
+def test_a_create_that_shows_up_after_the_delete_is_deleted_too(store, providers):
+    # Upstream reads 404 for a create it has queued but not started, and a DELETE then finds nothing.
+    se = providers["127.0.0.2"]
+    se.lost_answer = ProviderError("could not talk to 127.0.0.2:7466: Connection reset by peer")
+    real_get, queued = se.get_vm, {}
+
+    def get_vm(name: str, missing_ok: bool = False) -> VMInfo | None:
+        if ("create", name) in se.calls and ("delete", name) not in se.calls:
+            queued[name] = se.vms.pop(name)  # the create is queued: invisible, and safe from the DELETE
+            se.calls.append(("get", name))
+            return None
+        if queued and ("delete", name) in se.calls:
+            se.vms.update(queued)  # ... then it runs after all
+            queued.clear()
+        return real_get(name)
+
+    se.get_vm = get_vm
+    with pytest.raises(ProviderError):
+        run(store, providers, pinned=SE)
+    assert [c[0] for c in se.calls] == ["get", "create", "get", "delete", "get", "delete", "get"]
+    assert se.vms == {} and store.get("web-1") is None
+
+
+def test_failed_create_keeps_an_error_row_while_the_vm_cannot_be_deleted(store, providers, monkeypatch):
+    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle.CLEANUP_SECONDS", 0.3)
+    se = providers["127.0.0.2"]
+    se.lost_answer = ProviderError("could not talk to 127.0.0.2:7466: Connection reset by peer")
+    se.pending_gets = 1000
+    with pytest.raises(ProviderError):
+        run(store, providers, pinned=SE)
+    row = store.get("web-1")
+    assert row.status == "error" and "still on provider" in row.error and "being created" in row.error
+    assert "web-1" in se.vms and ("delete", "web-1") not in se.calls
+
+
+def test_absent_waits_until_a_pending_create_can_be_deleted(store, providers):
+    recorded(store, status="creating")
+    se = providers["127.0.0.2"]
+    se.vms["web-1"] = vm("web-1")
+    se.pending_gets = 3
+    life, rec = run(store, providers, state="absent")
+    assert se.vms == {} and store.get("web-1") is None and rec is None
+    assert se.writes() == [("delete", "web-1")]
 
 
 def test_timeout_while_the_job_runs_keeps_the_row_for_the_next_run(store, providers):

@@ -1,0 +1,271 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""golem_vm with faults injected between it and the local network's real servers (issue 8).
+
+Each case is one inventory host of one play (HostPlay), so the cases run side by side: a fault run,
+then the orphan check (no VM on any provider without a row in the state file), a re-run
+with the faults spent (it must succeed, and change nothing where the fault run succeeded),
+and a destroy. The table of cases and outcomes is written to tests/output/fault_cases.md.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .ansible_runner import HostPlay
+from .devnet_helpers import REPO, control, http, running_vms, state_rows
+from .fault_proxy import FaultProxy
+
+# Small timeouts so that "slower than the timeout" costs seconds, not minutes.
+HTTP_TIMEOUT = 2
+SLOW = 4  # seconds a slow answer takes: more than HTTP_TIMEOUT
+CREATE_BUDGET = 6  # wait_timeout of the fault run, so a create answer that never comes costs little
+REPORT = REPO / "tests" / "output" / "fault_cases.md"
+FAULT_RUN = {"http_timeout": HTTP_TIMEOUT, "task_timeout": CREATE_BUDGET}
+
+
+@dataclass
+class Case:
+    key: str
+    fault: str  # what goes wrong, for the table
+    target: str  # "se"/"us": a provider pinned through the proxy; "discovery": discovery through it
+    rule: tuple[str, str, str] | None  # method, path pattern, kind (None: discovery is down)
+    options: dict[str, Any] = field(default_factory=dict)
+    expect: str = "ok"  # "ok": the task succeeds despite the fault; "fail": it fails with a clear message
+    says: str = ""  # what the message (or, for "ok", a warning or the request log) must say
+    pinned: bool = True
+    country: str | None = None
+
+
+R503 = {"status": 503, "headers": {"Retry-After": "1"}, "body": b'{"detail":"busy"}'}
+CASES = [
+    Case("reset-get", "connection reset on GET /vms/NAME", "se", ("GET", r"/vms/[^/]+$", "reset"),
+         says="retried"),
+    Case("reset-post", "connection reset on POST /vms, before it reaches the provider", "us",
+         ("POST", r"/vms\?", "reset"), expect="fail", says="Connection reset by peer"),
+    Case("drop-post", "provider does the create, then the connection drops (client never hears)", "se",
+         ("POST", r"/vms\?", "drop_after"), expect="fail", says="Connection reset by peer"),
+    Case("500-post", "HTTP 500 on POST /vms", "us", ("POST", r"/vms\?", "status"), expect="fail",
+         says="HTTP 500"),
+    Case("500-job", "HTTP 500 on the first GET of the create job (the create went through)", "se",
+         ("GET", r"/vms/jobs/", "status"), expect="fail", says="HTTP 500"),
+    Case("503-job", "HTTP 503 + Retry-After: 1, twice, on GET of the create job", "us",
+         ("GET", r"/vms/jobs/", "status"), {**R503, "times": 2}, says="waited for Retry-After"),
+    Case("503-post", "HTTP 503 + Retry-After: 1 on POST /vms", "se", ("POST", r"/vms\?", "status"), R503,
+         expect="fail", says="HTTP 503"),
+    Case("slow-get", f"GET /vms/NAME/access answers after {SLOW} s (timeout {HTTP_TIMEOUT} s)", "us",
+         ("GET", r"/access$", "slow"), {"delay": SLOW}, says="retried"),
+    Case("slow-post", f"POST /vms answered after {CREATE_BUDGET + 4} s (wait_timeout {CREATE_BUDGET} s); the "
+         "provider creates the VM", "se", ("POST", r"/vms\?", "slow_answer"), {"delay": CREATE_BUDGET + 4},
+         expect="fail", says="did not answer within"),
+    Case("cut-job", "GET of the create job: body cut off half-way", "us", ("GET", r"/vms/jobs/", "truncate"),
+         says="retried"),
+    Case("cut-post", "POST /vms: the provider creates the VM, its answer is cut off", "se",
+         ("POST", r"/vms\?", "truncate"), expect="fail", says="broke off before its end"),
+    Case("html-access", "GET /vms/NAME/access answers 200 with an HTML page", "us",
+         ("GET", r"/access$", "garbage"), says="retried"),
+    Case("html-access-always", "GET /vms/NAME/access answers 200 with an HTML page, 4 times in a row", "se",
+         ("GET", r"/access$", "garbage"), {"times": 4}, expect="fail", says="is not JSON (text/html) (tried"),
+    Case("html-post", "POST /vms: the provider creates the VM, the answer is an HTML page", "se",
+         ("POST", r"/vms\?", "garbage"), expect="fail", says="is not JSON"),
+    Case("disc-down-auto", "discovery down (connection refused), provider chosen by discovery", "discovery",
+         None, expect="fail", says="check discovery_url", pinned=False, country="SE"),
+    Case("disc-down-pinned", "discovery down (connection refused), provider_ip given", "discovery", None,
+         says="discovery could not tell"),
+    Case("disc-503", "discovery answers 503 + Retry-After: 1 twice", "discovery",
+         ("GET", r"/advertisements", "status"), {**R503, "times": 2}, says="waited for Retry-After",
+         pinned=False, country="US"),
+    Case("disc-html", "discovery answers 200 with an HTML page, 4 times in a row", "discovery",
+         ("GET", r"/advertisements", "garbage"), {"times": 4}, expect="fail", says="is not JSON", pinned=False,
+         country="SE"),
+    Case("disc-cut", "discovery's answer is cut off half-way", "discovery", ("GET", r"/advertisements", "truncate"),
+         says="retried", pinned=False, country="US"),
+]
+
+
+def _dead_url() -> str:
+    """The URL of a stopped server: the address answers every connection with a refusal."""
+    proxy = FaultProxy("http://127.0.0.1:9001")
+    proxy.close()
+    return proxy.url
+
+
+def _orphans(names: dict[str, str], rows: dict[str, str], providers: dict[str, dict]) -> list[str]:
+    """Case names that run somewhere (hypervisor or provider API) with no row in the state file."""
+    running = running_vms()
+    found = []
+    for name in names.values():
+        on_provider = [key for key in ("se", "us") if
+                       http("GET", f"{providers[key]['url']}/api/v1/vms/{name}")[0] == 200]
+        if (name in running or on_provider) and name not in rows:
+            found.append(name)
+    return found
+
+
+def _msg(result: dict[str, Any]) -> str:
+    return str(result.get("msg", ""))
+
+
+@pytest.fixture
+def proxies(devnet):
+    made: list[FaultProxy] = []
+
+    def make(upstream: str) -> FaultProxy:
+        proxy = FaultProxy(upstream)
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.close()
+
+
+def test_faults_between_golem_vm_and_the_network(ansible, providers, proxies, tmp_path):
+    suffix = uuid.uuid4().hex[:6]
+    names = {case.key: f"flt-{case.key}-{suffix}" for case in CASES}
+    # Discovery through a proxy of its own: its own address, so its own share of discovery's rate limit.
+    discovery = proxies(ansible.env["GOLEM_REQUESTOR_DISCOVERY_URL"])
+    hosts: dict[str, dict[str, Any]] = {}
+    proxy_of: dict[str, FaultProxy] = {}
+    for case in CASES:
+        host: dict[str, Any] = {"vm_name": names[case.key], "discovery_url": discovery.url}
+        if case.country:
+            host["vm_country"] = case.country
+        if case.target == "discovery":
+            if case.rule is None:
+                host["discovery_url"] = _dead_url()
+            else:
+                proxy = proxy_of[case.key] = proxies(ansible.env["GOLEM_REQUESTOR_DISCOVERY_URL"])
+                proxy.inject(*case.rule, **case.options)
+                host["discovery_url"] = proxy.url
+            if case.pinned:
+                host.update(pin_ip=providers["se"]["ip"], pin_port=7466)
+        else:
+            proxy = proxy_of[case.key] = proxies(providers[case.target]["url"])
+            proxy.inject(*case.rule, **case.options)
+            host.update(pin_ip=proxy.ip, pin_port=proxy.port)
+        hosts[case.key] = host
+
+    table: dict[str, dict[str, Any]] = {}
+    try:
+        first = HostPlay(ansible, tmp_path / "fault")
+        results = first.play(hosts, **FAULT_RUN)
+        time.sleep(2)  # a create the fault cut short has time to show up where the check can see it
+        rows = state_rows(ansible.state_path)
+        orphans = _orphans(names, rows, providers)
+
+        second = HostPlay(ansible, tmp_path / "rerun")
+        rerun = second.play({k: {**h, "discovery_url": discovery.url} for k, h in hosts.items()}, http_timeout=HTTP_TIMEOUT)
+        rows_after_rerun = state_rows(ansible.state_path)
+
+        for case in CASES:
+            result, fired = results[case.key], 0
+            if case.key in proxy_of:
+                fired = sum(f.fired for f in proxy_of[case.key].faults)
+            table[case.key] = {
+                "case": case.fault,
+                "expected": case.expect,
+                "task": "failed: " + _msg(result) if result.get("failed") else "ok",
+                "row after fault": rows.get(names[case.key], "-"),
+                "orphan": names[case.key] in orphans,
+                "re-run": "failed: " + _msg(rerun[case.key]) if rerun[case.key].get("failed") else
+                          f"ok ({rows_after_rerun.get(names[case.key], 'no row')})",
+                "re-run changed": rerun[case.key].get("changed"),
+                "fired": fired,
+            }
+        _write_report(table, [first.seconds, second.seconds])
+
+        problems = []
+        for case in CASES:
+            result, row = results[case.key], table[case.key]
+            if case.rule is not None and row["fired"] == 0:
+                problems.append(f"{case.key}: the fault never fired")
+            if case.expect == "ok" and result.get("failed"):
+                problems.append(f"{case.key}: should have succeeded: {_msg(result)}")
+            if case.expect == "fail":
+                if not result.get("failed"):
+                    problems.append(f"{case.key}: should have failed")
+                elif case.says not in _msg(result) or "Traceback" in _msg(result):
+                    problems.append(f"{case.key}: unclear message: {_msg(result)}")
+            if rerun[case.key].get("failed") or rows_after_rerun.get(names[case.key]) != "running":
+                problems.append(f"{case.key}: the re-run did not converge: {row['re-run']}")
+            if case.expect == "ok" and rerun[case.key].get("changed"):
+                problems.append(f"{case.key}: the task succeeded, yet its re-run changed something")
+        assert orphans == [], f"VMs running without a row: {orphans}"
+        assert problems == [], "\n".join(problems)
+
+        # What "ok" has to mean for the retry cases: the fault was there, and the retry got past it.
+        for key, kind in (("reset-get", "reset"), ("slow-get", "slow"), ("cut-job", "truncate"),
+                          ("html-access", "garbage"), ("disc-cut", "truncate")):
+            seen = [e[2] for e in proxy_of[key].requests()]
+            assert seen.count(kind) == 1 and "pass" in seen[seen.index(kind):], (key, seen)
+        for key in ("503-job", "disc-503"):
+            log = proxy_of[key].requests("GET", r"/vms/jobs/|/advertisements")
+            assert [e[2] for e in log[:3]] == ["status", "status", "pass"], log
+            assert log[1][3] - log[0][3] >= 0.9 and log[2][3] - log[1][3] >= 0.9, "Retry-After not honoured"
+        for key in ("reset-post", "drop-post", "500-post", "503-post", "slow-post", "cut-post", "html-post"):
+            assert len(proxy_of[key].requests("POST")) == 2, f"{key}: the failed POST was sent again"
+        # Created on the address given, recorded without what only discovery knows, and the user is told.
+        assert results["disc-down-pinned"]["vm"]["provider_id"] is None
+        assert "the VM is recorded without the provider's id and country" in first.proc.stderr + first.proc.stdout
+        assert rows_after_rerun == dict.fromkeys(names.values(), "running")
+    finally:
+        gone = HostPlay(ansible, tmp_path / "destroy").play(
+            {k: {"vm_name": n, "vm_state": "absent", "discovery_url": discovery.url} for k, n in names.items()})
+    assert {k: _msg(r) for k, r in gone.items() if r.get("failed")} == {}
+    assert state_rows(ansible.state_path) == {}
+    assert not set(names.values()) & set(running_vms()), "a destroyed VM still runs"
+
+
+def _write_report(table: dict[str, dict[str, Any]], seconds: list[float]) -> None:
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["| case | fault | expected | fault run | row after it | orphan | re-run | re-run changed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key, row in table.items():
+        lines.append(f"| {key} | {row['case']} | {row['expected']} | {row['task'].replace('|', '/')} | "
+                     f"{row['row after fault']} | {'YES' if row['orphan'] else 'no'} | {row['re-run']} | "
+                     f"{row['re-run changed']} |")
+    lines.append("")
+    lines.append("play wall time (fault run, re-run): " + ", ".join(f"{s:.1f} s" for s in seconds))
+    REPORT.write_text("\n".join(lines) + "\n")
+
+
+def test_provider_killed_in_the_middle_of_a_create(ansible, providers, proxies):
+    """A real kill (SIGKILL) of the MVP provider while its synchronous create runs; restarted at once."""
+    proxy = proxies(providers["de"]["url"])
+    proxy.inject("POST", r"/api/v1/vms", "hook", hook=lambda: control("stop", name="de", timeout=0))
+    name = f"flt-kill-{uuid.uuid4().hex[:6]}"
+    args = {"name": name, "provider_ip": proxy.ip, "provider_port": proxy.port, "wait": False,
+            "timeout": HTTP_TIMEOUT, "wait_timeout": 20}
+    try:
+        killed = ansible.module("golem_vm", args)
+    finally:
+        started = time.monotonic()
+        control("start", name="de")
+        restart = time.monotonic() - started
+    try:
+        assert proxy.requests("POST")[-1][2] == "upstream died", "the provider was not killed during the create"
+        assert killed["failed"] and "Traceback" not in killed["_stderr"]
+        assert "Connection reset by peer" in killed["msg"] or "connection refused" in killed["msg"], killed["msg"]
+        rows = state_rows(ansible.state_path)
+        on_provider = http("GET", f"{providers['de']['url']}/api/v1/vms/{name}")[0] == 200
+        assert name in rows or not (on_provider or name in running_vms()), "an orphan"
+
+        rerun = ansible.module("golem_vm", args)
+        assert not rerun["failed"], rerun["msg"]
+        assert rerun["vm"]["status"] == "running" and state_rows(ansible.state_path) == {name: "running"}
+        REPORT.parent.mkdir(parents=True, exist_ok=True)
+        (REPORT.parent / "fault_kill.md").write_text(
+            f"| kill-de | provider de (sync API) SIGKILLed as the create arrived; restarted after the task | "
+            f"fail | failed: {killed['msg']} | {rows.get(name, '-')} | no | ok (running) | "
+            f"{rerun['changed']} |\n\nrestart of de took {restart:.1f} s\n")
+    finally:
+        gone = ansible.module("golem_vm", {"name": name, "state": "absent"})
+    assert not gone["failed"], gone["msg"]
+    assert state_rows(ansible.state_path) == {} and name not in running_vms()
+    assert http("GET", f"{providers['de']['url']}/api/v1/vms/{name}")[0] == 404
