@@ -254,7 +254,9 @@ class HttpClient:
             self.deadline.check(f"calling {method} {url}")
             timeout = self.deadline.bound(timeout)
         try:
-            resp = self.session.request(method, url, json=json_body, timeout=timeout)
+            # verify is passed on every request: left to the session, requests would let REQUESTS_CA_BUNDLE
+            # or CURL_CA_BUNDLE in the environment turn validate_certs=false back on.
+            resp = self.session.request(method, url, json=json_body, timeout=timeout, verify=self.session.verify)
         except requests.exceptions.RequestException as exc:
             raise self._transport_error(method, url, exc) from None
         if missing_ok and resp.status_code == 404:
