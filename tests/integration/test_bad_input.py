@@ -67,11 +67,12 @@ def httpserver_listen_address() -> tuple[str, int]:
 
 
 @pytest.fixture(scope="module")
-def rented(collection: Path, devnet: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def rented(collection: Path, providers: dict[str, dict],
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One small VM on the SE provider, created at -vvv with a key pair the module generates."""
     work = tmp_path_factory.mktemp("badinput")
     ansible = Ansible(collection, work / "requestor")
-    se = next(p for p in devnet["providers"] if p["key"] == "se")
+    se = providers["se"]
     name = f"bad-{uuid.uuid4().hex[:8]}"
     result = ansible.module("golem_vm", {"name": name, "provider_id": se["provider_id"], "size": "small"},
                             verbosity=3)
