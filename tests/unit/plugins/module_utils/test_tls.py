@@ -75,6 +75,7 @@ def test_a_self_signed_server_is_refused_by_default_naming_the_url(
     assert https_discovery.log == [], "no request may be answered over an unverified connection"
 
 
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
 @pytest.mark.parametrize("bundle_env", [None, "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
 def test_validate_certs_false_accepts_it_whatever_the_environment_says(
     https_discovery: HTTPServer, monkeypatch: pytest.MonkeyPatch, bundle_env: str | None
