@@ -128,8 +128,17 @@ class Snapshot:
         problem = missing_libraries()
         if problem:
             raise GolemError(problem)
+        from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
+
         # Rows that cannot become hosts are not worth a request.
         wanted = [r for r in self.records if r.ok and r.ssh_port and r.provider_ip and query.names(r.name)]
+        # A name from the state file goes into a URL path only if it is one a provider could have made.
+        odd = [r.name for r in wanted if name_problem(r.name)]
+        if odd:
+            wanted = [r for r in wanted if r.name not in odd]
+            self.messages.append(
+                f"did not ask providers about {len(odd)} VM(s) whose recorded name is not a valid VM name, "
+                f"such as {odd[0]!r}; their recorded status counts")
         report = refresh(wanted, timeout=query.refresh_timeout, concurrency=query.refresh_concurrency)
         self.live = report.live
         self.messages.append(
