@@ -36,6 +36,8 @@ options:
     description:
       - Whether to verify TLS certificates of V(https) URLs.
       - Set to V(false) only for a server you trust, for example one with a self-signed certificate.
+        V(false) holds even when E(REQUESTS_CA_BUNDLE) or E(CURL_CA_BUNDLE) is set.
+      - To trust a private certificate authority with verification on, set E(REQUESTS_CA_BUNDLE) to its PEM bundle.
       - If not set, the value of the E(GOLEM_REQUESTOR_VALIDATE_CERTS) environment variable is used.
     type: bool
     default: true

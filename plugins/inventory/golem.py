@@ -181,7 +181,11 @@ from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     SkipHost,
     effective_status,
 )
-from ansible_collections.golem.vm.plugins.plugin_utils.inventory_source import Query, Snapshot
+from ansible_collections.golem.vm.plugins.plugin_utils.inventory_source import (
+    Query,
+    Snapshot,
+    check_hostvars_prefix,
+)
 
 try:
     from ansible.template import trust_as_template
@@ -212,6 +216,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._read_config_data(path)
         try:
             query = Query.from_options(self.get_option)
+            check_hostvars_prefix(self.get_option("hostvars_prefix") or "")
         except ValueError as exc:
             raise AnsibleParserError(f"{path}: {exc}") from None
         snapshot = self._cached_snapshot(path, query) if cache and self.get_option("cache") else None

@@ -23,6 +23,7 @@ from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
+from ansible_collections.golem.vm.plugins.module_utils.placement import skipped_note
 from ansible_collections.golem.vm.plugins.module_utils.providers import matches, represent_provider
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
@@ -128,7 +129,10 @@ def discover(discovery: Any, spec: ResourceSpec, *, provider_port: int, countrie
              platform: str | None, warn: Callable[[str], None]) -> list[Placement]:
     """One discovery call for the whole fleet; the countries are filtered here, not per country."""
 
+    skipped: list[str] = []
+
     def skip(provider_id: str | None, exc: Exception) -> None:
+        skipped.append(f"provider {provider_id or '(no id)'}: {exc}")
         warn(f"skipped the advertisement of provider {provider_id or '(no id)'}: {exc}")
 
     only = countries[0] if countries and len(countries) == 1 else None
@@ -148,7 +152,8 @@ def discover(discovery: Any, spec: ResourceSpec, *, provider_port: int, countrie
         where = f" in {', '.join(countries)}" if countries else ""
         raise DiscoveryError(
             f"no provider in discovery {discovery.http.base_url} has room for {spec.cpu} CPU, {spec.memory} GB RAM "
-            f"and {spec.storage} GB disk{where}" + (f" on platform {platform}" if platform else ""),
+            f"and {spec.storage} GB disk{where}" + (f" on platform {platform}" if platform else "")
+            + skipped_note(skipped),
             url=discovery.http.url("/api/v1/advertisements"), method="GET")
     return placements
 
@@ -207,17 +212,16 @@ class Fleet:
                           "Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
         if self.verify:
             self._verify(todo)
-        if todo.create and self.template.public_key is None and self.template.load_key is not None:
-            # Once, here: threads making the default key pair at the same time would race.
-            text, fingerprint, private = self.template.load_key(generate=not self.check_mode)
-            self.template = replace(self.template, public_key=text, key_fingerprint=fingerprint,
-                                    private_key_path=self.template.private_key_path or private)
         if self.check_mode:
+            if todo.create or todo.repair:
+                self._load_key()
             return self._plan_only(todo)
         # Destroys first: they free capacity that the creates may need.
         self._in_threads("destroy", [(r.name, r, "absent", None) for r in todo.destroy])
         if todo.create or todo.repair:
             placements = self.placements()
+            # After discovery: one that fails or sends nonsense leaves no key pair behind.
+            self._load_key()
             jobs = [(record.name if record else member_name(self.prefix, i, self.count), record, "present",
                      candidates_for(placements, i)) for i, record in todo.rebuilt()]
             self._in_threads("create", jobs)
@@ -251,6 +255,13 @@ class Fleet:
             elif answer.status.value != "running":
                 self.warn(f"fleet member {record.name} is {answer.status.value} on provider {where}; it was left "
                           "alone. Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
+
+    def _load_key(self) -> None:
+        if self.template.public_key is None and self.template.load_key is not None:
+            # Once, here: threads making the default key pair at the same time would race.
+            text, fingerprint, private = self.template.load_key(generate=not self.check_mode)
+            self.template = replace(self.template, public_key=text, key_fingerprint=fingerprint,
+                                    private_key_path=self.template.private_key_path or private)
 
     def _plan_only(self, todo: Plan) -> FleetResult:
         """Check mode: no provider call at all; discovery only when something would be created."""

@@ -264,7 +264,10 @@ class HttpClient:
                 self.deadline.check(f"calling {method} {url}")
                 this_timeout = self.deadline.bound(this_timeout)
             try:
-                resp = self.session.request(method, url, json=json_body, timeout=this_timeout)
+                # verify is passed on every request: left to the session, requests would let REQUESTS_CA_BUNDLE
+                # or CURL_CA_BUNDLE in the environment turn validate_certs=false back on.
+                resp = self.session.request(method, url, json=json_body, timeout=this_timeout,
+                                            verify=self.session.verify)
             except requests.exceptions.ChunkedEncodingError as exc:
                 broken = self._transport_error(method, url, exc, this_timeout, tries=attempt)
             except requests.exceptions.RequestException as exc:
@@ -439,7 +442,8 @@ class DiscoveryClient:
         ads = []
         for item in data:
             try:
-                ads.append(parse_wire(Advertisement, item, source=self.source, what="an advertisement"))
+                ads.append(parse_wire(Advertisement, item, source=self.source, what="an advertisement",
+                                      request=f"GET {path}"))
             except ValidationError as exc:
                 if on_invalid is None:
                     raise
@@ -449,10 +453,11 @@ class DiscoveryClient:
 
     def get_advertisement(self, provider_id: str) -> Advertisement | None:
         """One provider's ad, or None when discovery has none (404). Unlike the list, this does not hide expired ads."""
-        data = self.http.call("GET", f"{API_PREFIX}/advertisements/{_segment(provider_id)}", missing_ok=True).data
+        path = f"{API_PREFIX}/advertisements/{_segment(provider_id)}"
+        data = self.http.call("GET", path, missing_ok=True).data
         if data is None:
             return None
-        return parse_wire(Advertisement, data, source=self.source, what="an advertisement")
+        return parse_wire(Advertisement, data, source=self.source, what="an advertisement", request=f"GET {path}")
 
 
 class ProviderClient:
@@ -468,11 +473,12 @@ class ProviderClient:
     def close(self) -> None:
         self.http.close()
 
-    def _parse(self, model: Any, data: Any, what: str) -> Any:
-        return parse_wire(model, data, source=self.source, what=what)
+    def _parse(self, model: Any, data: Any, what: str, request: str | None = None) -> Any:
+        return parse_wire(model, data, source=self.source, what=what, request=request)
 
     def provider_info(self) -> ProviderInfo:
-        return self._parse(ProviderInfo, self.http.get(f"{API_PREFIX}/provider/info"), "provider info")
+        path = f"{API_PREFIX}/provider/info"
+        return self._parse(ProviderInfo, self.http.get(path), "provider info", f"GET {path}")
 
     def create_vm(self, request: CreateVMRequest, *, timeout: float | None = None) -> CreateJob | VMInfo:
         """POST /vms?async=true, sent once and never retried.
@@ -484,9 +490,10 @@ class ProviderClient:
         data = self.http.request(
             "POST", f"{API_PREFIX}/vms", params={"async": "true"}, json_body=request.payload(), timeout=timeout
         )
+        sent = f"POST {API_PREFIX}/vms"
         if isinstance(data, dict) and "job_id" in data:
-            return self._parse(CreateJob, data, "a create job")
-        return self._parse(VMInfo, data, "a VM")
+            return self._parse(CreateJob, data, "a create job", sent)
+        return self._parse(VMInfo, data, "a VM", sent)
 
     def set_deadline(self, deadline: Deadline | None) -> None:
         self.http.deadline = deadline
@@ -494,23 +501,26 @@ class ProviderClient:
     def create_vm_sync(self, request: CreateVMRequest) -> VMInfo:
         """POST /vms: blocks until the VM runs (minutes); MVP providers only know this form."""
         data = self.http.request("POST", f"{API_PREFIX}/vms", json_body=request.payload())
-        return self._parse(VMInfo, data, "a VM")
+        return self._parse(VMInfo, data, "a VM", f"POST {API_PREFIX}/vms")
 
     def get_job(self, job_id: str) -> CreateJob:
-        return self._parse(CreateJob, self.http.get(f"{API_PREFIX}/vms/jobs/{_segment(job_id)}"), "a create job")
+        path = f"{API_PREFIX}/vms/jobs/{_segment(job_id)}"
+        return self._parse(CreateJob, self.http.get(path), "a create job", f"GET {path}")
 
     def get_vm(self, name: str, *, missing_ok: bool = False) -> VMInfo | None:
-        data = self.http.call("GET", f"{API_PREFIX}/vms/{_segment(name)}", missing_ok=missing_ok).data
-        return None if data is None else self._parse(VMInfo, data, "a VM")
+        path = f"{API_PREFIX}/vms/{_segment(name)}"
+        data = self.http.call("GET", path, missing_ok=missing_ok).data
+        return None if data is None else self._parse(VMInfo, data, "a VM", f"GET {path}")
 
     def get_access(self, name: str) -> AccessInfo:
         """SSH host and port; ssh_port is None (HTTP 202) while the provider has not assigned one yet."""
-        return self._parse(AccessInfo, self.http.get(f"{API_PREFIX}/vms/{_segment(name)}/access"), "access info")
+        path = f"{API_PREFIX}/vms/{_segment(name)}/access"
+        return self._parse(AccessInfo, self.http.get(path), "access info", f"GET {path}")
 
     def stop_vm(self, name: str) -> VMInfo:
         # Not idempotent by HTTP method, but stopping twice is harmless; still, POST is not retried.
-        data = self.http.request("POST", f"{API_PREFIX}/vms/{_segment(name)}/stop")
-        return self._parse(VMInfo, data, "a VM")
+        path = f"{API_PREFIX}/vms/{_segment(name)}/stop"
+        return self._parse(VMInfo, self.http.request("POST", path), "a VM", f"POST {path}")
 
     def delete_vm(self, name: str) -> None:
         """DELETE /vms/{name}; providers answer 200 even for a name they do not know."""

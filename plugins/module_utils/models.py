@@ -322,34 +322,37 @@ def _reason(error: dict[str, Any]) -> str:
     return msg[len("Value error, ") :] if msg.startswith("Value error, ") else msg
 
 
-def from_pydantic(exc: PydanticValidationError, *, source: str, what: str) -> ValidationError:
-    """Name the server, the field path and the bad value, e.g.
+def from_pydantic(
+    exc: PydanticValidationError, *, source: str, what: str, request: str | None = None
+) -> ValidationError:
+    """Name the server, the request, the field path and the bad value, e.g.
 
-    "discovery http://127.0.0.1:9001 sent an advertisement whose field 'resources.cpu' is 'abc':
-    Input should be a valid integer, unable to parse string as an integer".
+    "discovery http://127.0.0.1:9001 answered GET /api/v1/advertisements with an advertisement whose
+    field 'resources.cpu' is 'abc': Input should be a valid integer, unable to parse string as an integer".
     """
     errors = exc.errors(include_url=False)
     first = errors[0]
     field = _loc(tuple(first.get("loc", ())))
     value = first.get("input")
+    said = f"{source} answered {request} with" if request else f"{source} sent"
     if first.get("type") == "missing":
-        msg = f"{source} sent {what} without the required field '{field}'"
+        msg = f"{said} {what} without the required field '{field}'"
         value = None
     elif not field:
-        msg = f"{source} sent {what} that is {_show(value)}: {_reason(first)}"
+        msg = f"{said} {what} that is {_show(value)}: {_reason(first)}"
     else:
-        msg = f"{source} sent {what} whose field '{field}' is {_show(value)}: {_reason(first)}"
+        msg = f"{said} {what} whose field '{field}' is {_show(value)}: {_reason(first)}"
     if len(errors) > 1:
         msg += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return ValidationError(msg, field=field or None, value=value)
 
 
-def parse_wire(model: type[M], data: Any, *, source: str, what: str) -> M:
-    """Validate data a server sent; problems become our ValidationError naming ``source``."""
+def parse_wire(model: type[M], data: Any, *, source: str, what: str, request: str | None = None) -> M:
+    """Validate data a server sent; problems become our ValidationError naming ``source`` and ``request``."""
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:
-        raise from_pydantic(exc, source=source, what=what) from None
+        raise from_pydantic(exc, source=source, what=what, request=request) from None
 
 
 def build_create_request(**fields: Any) -> CreateVMRequest:

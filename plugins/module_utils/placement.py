@@ -15,6 +15,13 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Place
 STRATEGIES = ("cheapest", "first", "most_free")
 
 
+def skipped_note(skipped: list[str]) -> str:
+    """What a "no provider" message adds when discovery sent advertisements that were unusable."""
+    if not skipped:
+        return ""
+    return f"; {len(skipped)} malformed advertisement(s) were skipped, the first from {skipped[0]}"
+
+
 def _order(providers: list[dict[str, Any]], strategy: str) -> list[dict[str, Any]]:
     if strategy == "first":
         return providers
@@ -84,7 +91,10 @@ class Placer:
             return [self.resolve_pinned()]
         spec = self.spec
 
+        skipped: list[str] = []
+
         def skip(provider_id: str | None, exc: Exception) -> None:
+            skipped.append(f"provider {provider_id or '(no id)'}: {exc}")
             self.warn(f"skipped the advertisement of provider {provider_id or '(no id)'}: {exc}")
 
         ads = self.discovery.list_advertisements(
@@ -106,7 +116,7 @@ class Placer:
             raise DiscoveryError(
                 f"no provider in discovery {self.discovery.http.base_url} has room for "
                 f"{spec.cpu} CPU, {spec.memory} GB RAM and {spec.storage} GB disk{where}"
-                + (f" on platform {self.platform}" if self.platform else ""),
+                + (f" on platform {self.platform}" if self.platform else "") + skipped_note(skipped),
                 url=self.discovery.http.url("/api/v1/advertisements"),
                 method="GET",
             )

@@ -140,6 +140,8 @@ def _parse(text: str, field: str, value: str, where: str) -> PublicKey:
             raise bad(f"key type {parts[0]} is not accepted by providers (only {', '.join(ALLOWED_KEY_TYPES)})")
         if parts[0] not in ALLOWED_KEY_TYPES and any(part in ALLOWED_KEY_TYPES for part in parts[1:]):
             raise bad("authorized_keys options in front of the key are not accepted; give only the key")
+        if parts[0] not in ALLOWED_KEY_TYPES and not any(part in ALLOWED_KEY_TYPES for part in parts[1:]):
+            raise bad(f"it does not start with a key type ({', '.join(ALLOWED_KEY_TYPES)}): {_excerpt(keydata)!r}")
         body_b64 = parts[1] if len(parts) >= 2 else ""
         if parts[0] in ALLOWED_KEY_TYPES:
             try:

@@ -65,6 +65,42 @@ def default_state_path(environ: Mapping[str, str] | None = None) -> str:
     return os.path.abspath(os.path.expanduser(env.get(STATE_PATH_ENV) or DEFAULT_STATE_PATH))
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_state_path(path: str, field: str = "state_path") -> None:
+    """Refuse a state path that can only fail later, naming ``field``; reads at most 16 bytes, writes nothing.
+
+    A missing file is fine (it is created on the first write), but not a directory in its place,
+    a file that is not an SQLite database, or a parent that is a file.
+    """
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.isdir(path):
+        raise ValidationError(f"{field} {path!r} is a directory; give the path of the SQLite state file",
+                              field=field, value=path)
+    if os.path.lexists(path):
+        if not os.path.isfile(path):
+            raise ValidationError(f"{field} {path!r} is not a regular file", field=field, value=path)
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise ValidationError(f"{field} {path!r} cannot be read: {exc.strerror or exc}",
+                                  field=field, value=path) from None
+        # An empty file is what a fresh, never-written database looks like to SQLite.
+        if header and header != SQLITE_HEADER:
+            raise ValidationError(
+                f"{field} {path!r} is not an SQLite database (it does not start with the SQLite header); "
+                "it was left unchanged", field=field, value=path)
+        return
+    probe = os.path.dirname(path)
+    while not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise ValidationError(f"{field} {path!r} cannot be created: {probe} is a file, not a directory",
+                              field=field, value=path)
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -217,11 +217,12 @@ class Lifecycle:
     # -- create ---------------------------------------------------------------------------
     def _create(self, preferred: Placement | None) -> VMRecord | None:
         spec = self.want.spec or SIZES["small"]
+        # Providers first: a discovery that fails or sends nonsense leaves no key pair behind.
+        placements = self._candidates(preferred)
         if self.want.public_key is None and self.want.load_key is not None:
             text, fingerprint, private = self.want.load_key(generate=not self.check_mode)
             self.want.public_key, self.want.key_fingerprint = text, fingerprint
             self.want.private_key_path = self.want.private_key_path or private
-        placements = self._candidates(preferred)
         pinned = self.want.pinned is not None
         failures: list[str] = []
         for placement in placements:

@@ -12,9 +12,13 @@ from typing import Any, NamedTuple
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, resolve_resources
+from ansible_collections.golem.vm.plugins.module_utils.state import check_state_path
 
 COUNTRY = re.compile(r"[A-Z]{2}")
 USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+# Provider ids are Ethereum addresses upstream; anything that could add a URL path segment or
+# query ("/", "?", "#", "%", spaces) is refused before it reaches discovery's URL.
+PROVIDER_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:-]{0,127}")
 
 
 class KeyInfo(NamedTuple):
@@ -33,6 +37,11 @@ def check_scalars(params: dict[str, Any]) -> None:
         raise ValidationError(
             f"country {country!r} must be a two-letter upper-case country code such as SE or US",
             field="country", value=country)
+    provider_id = params.get("provider_id")
+    if provider_id is not None and not PROVIDER_ID.fullmatch(provider_id):
+        raise ValidationError(
+            f"provider_id {provider_id!r} is not a provider id; give an address such as 0x1234...abcd "
+            "(letters, digits, '.', ':', '_' and '-' only)", field="provider_id", value=provider_id)
     ip = params.get("provider_ip")
     if ip is not None:
         try:
@@ -54,6 +63,15 @@ def check_scalars(params: dict[str, Any]) -> None:
     image = params.get("image")
     if image is not None and (not image.strip() or any(c.isspace() for c in image)):
         raise ValidationError(f"image {image!r} must be a non-empty name without spaces", field="image", value=image)
+
+
+def check_paths(params: dict[str, Any], state_path: str, known_hosts_path: str) -> None:
+    """The files the module would use, checked before any of them is read or written."""
+    check_state_path(state_path, field="state_path" if params.get("state_path") else "GOLEM_REQUESTOR_DB_PATH")
+    if os.path.isdir(known_hosts_path):
+        raise ValidationError(
+            f"known_hosts_path {known_hosts_path!r} is a directory; give the path of a known_hosts file",
+            field="known_hosts_path", value=known_hosts_path)
 
 
 def resolve_spec(params: dict[str, Any], default: str | None = None) -> ResourceSpec | None:

@@ -167,7 +167,12 @@ from ansible_collections.golem.vm.plugins.module_utils.fleet import (
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, default_state_path
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Want
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import check_scalars, resolve_key, resolve_spec
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
+    check_paths,
+    check_scalars,
+    resolve_key,
+    resolve_spec,
+)
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -199,8 +204,8 @@ class GolemFleet(GolemModule):
         super().__init__(
             ARGUMENT_SPEC,
             supports_check_mode=True,
-            mutually_exclusive=[("size", "cpu"), ("size", "memory"), ("size", "storage"),
-                                ("ssh_public_key", "ssh_public_key_path")],
+            # size against cpu/memory/storage is checked by resolve_spec, whose message names the values.
+            mutually_exclusive=[("ssh_public_key", "ssh_public_key_path")],
         )
 
     def execute(self) -> dict[str, Any]:
@@ -209,12 +214,13 @@ class GolemFleet(GolemModule):
         check_fleet(p["name"], p["count"], countries, p["parallelism"])
         # The per-VM checks, on the longest member name (the prefix alone need not be a valid name).
         check_scalars({**p, "name": member_name(p["name"], max(p["count"], 1), p["count"])})
+        spec = resolve_spec(p, default="small")
         state_path = p["state_path"] or default_state_path()
         known_hosts_path = p["known_hosts_path"] or os.path.join(os.path.dirname(state_path), "known_hosts")
+        check_paths(p, state_path, known_hosts_path)
         store = StateStore(state_path)
         explicit_key = bool(p["ssh_public_key"] or p["ssh_public_key_path"])
         key = resolve_key(p, state_path, generate=False, needed=explicit_key)
-        spec = resolve_spec(p, default="small")
         deadline = Deadline(p["wait_timeout"])
         template = Want(
             name=p["name"], state="present", spec=spec, size=p["size"], image=p["image"], stream_id=p["stream_id"],

@@ -218,6 +218,7 @@ from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.providers import (
     SORT_KEYS,
+    check_country,
     check_selection,
     matches,
     represent_provider,
@@ -238,6 +239,7 @@ class GolemProviderInfo(GolemModule):
 
         selection = {"sort": p["sort"], "limit": p["limit"], "max_price_usd_month": p["max_price_usd_month"]}
         check_selection(**selection)  # before discovery is asked, so a typo costs no request
+        check_country(p["country"])
 
         ads = self.discovery.list_advertisements(**filters, on_invalid=self._skip)
         without_platform = [ad.provider_id for ad in ads if p["platform"] is not None and ad.platform is None]
@@ -270,7 +272,6 @@ def main() -> None:
             "sort": {"type": "str", "choices": list(SORT_KEYS), "default": "price"},
             "limit": {"type": "int"},
         },
-        mutually_exclusive=[("size", "cpu"), ("size", "memory"), ("size", "storage")],
         supports_check_mode=True,
     ).run()
 

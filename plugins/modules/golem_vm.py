@@ -209,7 +209,12 @@ from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownH
 from ansible_collections.golem.vm.plugins.module_utils.placement import STRATEGIES, Placer
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, default_state_path
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle, Placement, Want
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import check_scalars, resolve_key, resolve_spec
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
+    check_paths,
+    check_scalars,
+    resolve_key,
+    resolve_spec,
+)
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -243,9 +248,9 @@ class GolemVM(GolemModule):
         super().__init__(
             ARGUMENT_SPEC,
             supports_check_mode=True,
+            # size against cpu/memory/storage is checked by resolve_spec, whose message names the values.
             mutually_exclusive=[
                 ("provider_id", "provider_ip"),
-                ("size", "cpu"), ("size", "memory"), ("size", "storage"),
                 ("ssh_public_key", "ssh_public_key_path"),
             ],
         )
@@ -253,8 +258,15 @@ class GolemVM(GolemModule):
     def execute(self) -> dict[str, Any]:
         p = self.params
         check_scalars(p)
+        # Every option is checked before the state file is opened or any call is made.
+        spec = resolve_spec(p)
         state_path = p["state_path"] or default_state_path()
         known_hosts_path = p["known_hosts_path"] or os.path.join(os.path.dirname(state_path), "known_hosts")
+        check_paths(p, state_path, known_hosts_path)
+        # An explicit key is checked now (and compared with an existing VM's); the default pair
+        # is read, or made, only when a VM is created.
+        explicit_key = bool(p["ssh_public_key"] or p["ssh_public_key_path"])
+        key = resolve_key(p, state_path, generate=False, needed=explicit_key)
         store = StateStore(state_path)
         record = store.get(p["name"])
         if record is not None and not record.ok:
@@ -262,11 +274,6 @@ class GolemVM(GolemModule):
                 f"the record of VM {p['name']} in {state_path} is unreadable ({record.config_error}); "
                 "fix or remove that row before managing the VM",
                 field="name", value=p["name"])
-        # An explicit key is checked now (and compared with an existing VM's); the default pair
-        # is read, or made, only when a VM is created.
-        explicit_key = bool(p["ssh_public_key"] or p["ssh_public_key_path"])
-        key = resolve_key(p, state_path, generate=False, needed=explicit_key)
-        spec = resolve_spec(p)
         deadline = Deadline(p["wait_timeout"])
         pinned = None
         if p["provider_id"] or p["provider_ip"]:

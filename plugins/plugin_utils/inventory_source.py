@@ -9,13 +9,19 @@ built hosts or groups, so a cache hit runs the same populate step (and compose/k
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts, RecordedEndpoints
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord, default_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state import (
+    StateStore,
+    VMRecord,
+    check_state_path,
+    default_state_path,
+)
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     LiveStatus,
     NameFilter,
@@ -24,6 +30,15 @@ from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
 )
 
 CACHE_FORMAT = 1
+HOSTVARS_PREFIX = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+def check_hostvars_prefix(prefix: str) -> None:
+    """Host variables named with a prefix that cannot start a variable name could never be used."""
+    if not HOSTVARS_PREFIX.fullmatch(prefix):
+        raise ValueError(
+            f"hostvars_prefix {prefix!r} cannot start a variable name; use letters, digits and '_', "
+            "not starting with a digit")
 
 
 @dataclass(frozen=True)
@@ -40,8 +55,15 @@ class Query:
     @classmethod
     def from_options(cls, get_option: Callable[[str], Any]) -> Query:
         state_path = os.path.abspath(os.path.expanduser(get_option("state_path") or default_state_path()))
+        # A directory or a foreign file would otherwise read as "no VMs" or fail deep in SQLite.
+        try:
+            check_state_path(state_path)
+        except GolemError as exc:
+            raise ValueError(exc.msg) from None
         known_hosts = get_option("known_hosts_path")
         known_hosts = os.path.join(os.path.dirname(state_path), "known_hosts") if not known_hosts else known_hosts
+        if os.path.isdir(os.path.expanduser(known_hosts)):
+            raise ValueError(f"known_hosts_path {known_hosts!r} is a directory; give the path of a known_hosts file")
         timeout = float(get_option("refresh_timeout"))
         concurrency = int(get_option("refresh_concurrency"))
         if timeout <= 0:
@@ -106,8 +128,17 @@ class Snapshot:
         problem = missing_libraries()
         if problem:
             raise GolemError(problem)
+        from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
+
         # Rows that cannot become hosts are not worth a request.
         wanted = [r for r in self.records if r.ok and r.ssh_port and r.provider_ip and query.names(r.name)]
+        # A name from the state file goes into a URL path only if it is one a provider could have made.
+        odd = [r.name for r in wanted if name_problem(r.name)]
+        if odd:
+            wanted = [r for r in wanted if r.name not in odd]
+            self.messages.append(
+                f"did not ask providers about {len(odd)} VM(s) whose recorded name is not a valid VM name, "
+                f"such as {odd[0]!r}; their recorded status counts")
         report = refresh(wanted, timeout=query.refresh_timeout, concurrency=query.refresh_concurrency)
         self.live = report.live
         self.messages.append(

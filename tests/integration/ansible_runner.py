@@ -35,9 +35,11 @@ class Ansible:
         return self.state_dir / "vms.db"
 
     def module(self, name: str, args: dict[str, Any] | None = None, *, check: bool = False,
-               diff: bool = False, env: dict[str, str] | None = None) -> dict[str, Any]:
+               diff: bool = False, env: dict[str, str] | None = None, verbosity: int = 0) -> dict[str, Any]:
         """One module run on localhost; returns its result (with ``failed`` when it failed)."""
         cmd = [str(BIN / "ansible"), "localhost", "-m", f"golem.vm.{name}"]
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
         if args:
             cmd += ["-a", json.dumps(args)]
         if check:

@@ -314,6 +314,26 @@ def test_state_file_that_is_not_a_database_is_a_clear_parse_error(parse_direct: 
         parse_direct()
 
 
+@pytest.mark.parametrize("option, value, shown", [
+    ("state_path", "TMP", "is a directory"),
+    ("state_path", "TMP/notes.txt/vms.db", "TMP/notes.txt is a file, not a directory"),
+    ("known_hosts_path", "TMP", "is a directory"),
+    ("hostvars_prefix", "1-x", "cannot start a variable name"),
+    ("hostvars_prefix", "golem-", "cannot start a variable name"),
+])
+def test_unusable_paths_and_prefix_fail_naming_the_option(
+        parse_direct: Callable[..., Any], fleet: StateStore, tmp_path: Path, option: str, value: str,
+        shown: str) -> None:
+    """These used to give an empty inventory, or hosts whose variables no template can name."""
+    (tmp_path / "notes.txt").write_text("notes\n")
+    value = value.replace("TMP", str(tmp_path))
+    before = Path(fleet.path).read_bytes()
+    with pytest.raises(AnsibleParserError) as err:
+        parse_direct({option: value})
+    assert f"{option} {value!r}" in str(err.value) and shown.replace("TMP", str(tmp_path)) in str(err.value)
+    assert Path(fleet.path).read_bytes() == before
+
+
 def test_unknown_status_fails_instead_of_listing_nothing(parse_direct: Callable[..., Any], fleet: StateStore) -> None:
     with pytest.raises(AnsibleParserError, match="unknown status runing"):
         parse_direct({"statuses": ["runing"]})
@@ -555,6 +575,17 @@ def test_refresh_warns_only_about_rows_the_filters_keep(inventory: Build, state:
     assert list(inventory({"refresh": True}).hosts) == ["live-1"]
     assert not messages.warnings, "a creating VM without a port yet is filtered out, not a bad row"
     assert [req.path for req, _resp in provider.log] == ["/api/v1/vms/live-1"], "a row without a port is not asked"
+
+
+def test_refresh_never_puts_an_invalid_recorded_name_into_a_url(inventory: Build, state: StateStore,
+                                                                provider: HTTPServer, messages: Messages) -> None:
+    state.upsert(_on(provider.port, "live-1"))
+    state.upsert(_on(provider.port, "../../admin", port=20002))
+    provider.expect_request("/api/v1/vms/live-1").respond_with_json(provider_vm("live-1", "running"))
+    inv = inventory({"refresh": True})
+    assert [req.path for req, _resp in provider.log] == ["/api/v1/vms/live-1"]
+    assert sorted(inv.hosts) == ["../../admin", "live-1"], "the row is still listed, with its recorded status"
+    assert any("'../../admin'" in m and "not a valid VM name" in m for m in messages.verbose)
 
 
 def test_an_unreachable_provider_never_empties_the_inventory(inventory: Build, state: StateStore,

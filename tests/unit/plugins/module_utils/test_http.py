@@ -347,7 +347,7 @@ def test_malformed_advertisement_raises_without_a_handler(httpserver: HTTPServer
     httpserver.expect_request(ADS).respond_with_json([{"provider_id": "0xbad"}])
     with pytest.raises(ValidationError) as err:
         DiscoveryClient(base(httpserver)).list_advertisements()
-    assert err.value.msg.startswith(f"discovery {base(httpserver)} sent an advertisement without the required field")
+    assert err.value.msg.startswith(f"discovery {base(httpserver)} answered GET /api/v1/advertisements with an advertisement without the required field")
 
 
 def test_a_list_answer_that_is_not_a_list_is_an_error(httpserver: HTTPServer) -> None:
@@ -445,7 +445,7 @@ def test_provider_answer_of_wrong_shape_names_the_provider(httpserver: HTTPServe
     httpserver.expect_request("/api/v1/vms/web-1").respond_with_json({"id": "web-1", "status": "Suspended"})
     with pytest.raises(ValidationError) as err:
         provider.get_vm("web-1")
-    assert err.value.msg.startswith(f"provider http://{LOOPBACK}:{httpserver.port} sent a VM whose field 'status'")
+    assert err.value.msg.startswith(f"provider http://{LOOPBACK}:{httpserver.port} answered GET /api/v1/vms/web-1 with a VM whose field 'status'")
 
 
 def test_ids_cannot_add_path_segments(httpserver: HTTPServer, provider: ProviderClient, fixture_json: Load) -> None:

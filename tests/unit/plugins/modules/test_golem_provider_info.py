@@ -8,8 +8,6 @@ import json
 from typing import Any, Callable
 
 import pytest
-from ansible.module_utils import _internal as ansible_internal
-from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 from pytest_httpserver import HTTPServer
 
@@ -22,15 +20,6 @@ Load = Callable[[str], Any]
 SE_4CPU = "0x1b2e9b1f4c0d5a8e7f3a6c2d9e0b4a7c1f5d8e3a"  # 4/8/80, 5.0 + 2.0 + 0.1 USD a month per unit
 DE_2CPU = "0x7d4c2a9e5b1f3d8c6a0e2b4f7c9d1a3e5b8f0c2d"  # 2/4/40, 3.5 + 1.25 + 0.05 USD
 SE_MVP = "0x3e8a5c1d7b9f2e4a6c0d8b1f3e5a7c9d2b4f6a8e"  # 1/2/20, no pricing
-
-
-@pytest.fixture(autouse=True)
-def module_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Once controller code is imported (pytest-ansible does), module warnings go to the
-    # controller's display instead of the result; make main() behave as in a module process.
-    monkeypatch.setattr(ansible_internal, "is_controller", False)
-    # AnsibleModule keeps warnings in a process-wide dict; one test's must not leak into the next.
-    ansible_warnings._global_warnings.clear()
 
 
 @pytest.fixture

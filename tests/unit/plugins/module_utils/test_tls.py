@@ -1,0 +1,98 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""https is verified by default: a self-signed server is refused, naming the URL, until it is trusted."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pytest_httpserver import HTTPServer
+
+from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError
+from ansible_collections.golem.vm.plugins.module_utils.http import DiscoveryClient
+
+LOOPBACK = "127.0.0.60"  # the address this suite binds (tests/unit/conftest.py)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for the test address, as a PEM file, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "golem-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def https_discovery(certificate: tuple[Path, Path]) -> Iterator[HTTPServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    server = HTTPServer(host=LOOPBACK, port=0, ssl_context=context)
+    server.start()
+    server.expect_request("/api/v1/advertisements").respond_with_json([])
+    yield server
+    server.clear()
+    server.stop()
+
+
+def url_of(server: HTTPServer) -> str:
+    return f"https://{LOOPBACK}:{server.port}"
+
+
+def test_a_self_signed_server_is_refused_by_default_naming_the_url(
+    https_discovery: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    client = DiscoveryClient(url_of(https_discovery), retries=0)
+    with pytest.raises(DiscoveryError) as err:
+        client.list_advertisements()
+    msg = err.value.msg
+    assert f"{url_of(https_discovery)}/api/v1/advertisements" in msg
+    assert "TLS verification failed" in msg and "validate_certs=false" in msg
+    assert https_discovery.log == [], "no request may be answered over an unverified connection"
+
+
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
+@pytest.mark.parametrize("bundle_env", [None, "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_validate_certs_false_accepts_it_whatever_the_environment_says(
+    https_discovery: HTTPServer, monkeypatch: pytest.MonkeyPatch, bundle_env: str | None
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    if bundle_env:
+        # requests lets these override a session's verify=False unless verify is given per request.
+        monkeypatch.setenv(bundle_env, ssl.get_default_verify_paths().openssl_cafile)
+    client = DiscoveryClient(url_of(https_discovery), validate_certs=False, retries=0)
+    assert client.list_advertisements() == []
+
+
+def test_a_ca_bundle_from_requests_ca_bundle_is_trusted_with_verification_on(
+    https_discovery: HTTPServer, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    client = DiscoveryClient(url_of(https_discovery), retries=0)
+    assert client.http.session.verify is True
+    assert client.list_advertisements() == []
