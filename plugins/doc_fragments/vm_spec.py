@@ -55,6 +55,8 @@ options:
       - If not set, the value of the E(GOLEM_REQUESTOR_DB_PATH) environment variable is used,
         else C(~/.golem/requestor/vms.db), the CLI's own file.
       - Created with mode 0600 in a directory with mode 0700.
+      - Checked before anything is read or written; a directory, a file that is not an SQLite database, or a path
+        under a file fails naming the option, and the file is left unchanged.
     type: path
   known_hosts_path:
     description:

@@ -58,6 +58,7 @@ options:
   provider_id:
     description:
       - Id (an Ethereum address) of the provider to create the VM on, looked up in discovery.
+      - Letters, digits, V(.), V(:), V(_) and V(-) only; checked before it becomes part of discovery's URL.
       - Mutually exclusive with O(provider_ip).
     type: str
   provider_ip:

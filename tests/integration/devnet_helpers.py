@@ -17,6 +17,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / ".devnet"
+# Mirrors devnet/layout.py (not importable as a package from here): devnetd's own calls come from it.
+CONTROL_SOURCE_IP = "127.0.0.9"
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
@@ -93,7 +95,10 @@ class ProviderLog:
         with open(self.path, "rb") as handle:
             handle.seek(self.offset)
             text = handle.read().decode(errors="replace")
-        return [line for line in text.splitlines() if '"' in line and "HTTP/1.1" in line]
+        # The network's own calls (devnetd reading /provider/info for the advertisement) come from
+        # its control address; they are not the collection's.
+        return [line for line in text.splitlines()
+                if '"' in line and "HTTP/1.1" in line and f" {CONTROL_SOURCE_IP}:" not in line]
 
     def writes(self, name: str) -> list[str]:
         return [r for r in self.requests()

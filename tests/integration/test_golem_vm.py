@@ -132,13 +132,15 @@ def test_drift_is_repaired_on_present(ansible, providers):
 def test_bad_name_fails_before_any_call_and_leaves_state_untouched(ansible, providers):
     keep = _name("keep")
     ansible.module("golem_vm", {"name": keep, "provider_id": providers["se"]["provider_id"], "wait": False})
-    before = ansible.state_path.read_bytes()
-    log = ProviderLog("se")
-    for bad in ("Bad_Name", "ab", "a--b", "-lead"):
-        result = ansible.module("golem_vm", {"name": bad, "provider_id": providers["se"]["provider_id"]})
-        assert result["failed"] and result["failure"]["field"] == "name"
-        assert repr(bad) in result["msg"]
-        assert "Traceback" not in result["_stderr"]
-    assert log.requests() == []
-    assert ansible.state_path.read_bytes() == before
-    ansible.module("golem_vm", {"name": keep, "state": "absent"})
+    try:
+        before = ansible.state_path.read_bytes()
+        log = ProviderLog("se")
+        for bad in ("Bad_Name", "ab", "a--b", "-lead"):
+            result = ansible.module("golem_vm", {"name": bad, "provider_id": providers["se"]["provider_id"]})
+            assert result["failed"] and result["failure"]["field"] == "name"
+            assert repr(bad) in result["msg"]
+            assert "Traceback" not in result["_stderr"]
+        assert log.requests() == []
+        assert ansible.state_path.read_bytes() == before
+    finally:
+        ansible.module("golem_vm", {"name": keep, "state": "absent"})

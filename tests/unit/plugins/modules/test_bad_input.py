@@ -250,3 +250,14 @@ def test_bad_input_is_named_and_changes_nothing(
     assert snapshot(work) == before, "the state directory changed"
     if case.server is None:
         assert httpserver.log == [], "input the module can check itself must fail before any request"
+
+
+def test_a_state_path_from_the_environment_is_named_by_its_variable(
+    work: Path, httpserver: HTTPServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOLEM_REQUESTOR_DB_PATH", str(work / "notes.txt"))
+    before = snapshot(work)
+    result = run_module(V, {"name": "web-1", "discovery_url": httpserver.url_for("").rstrip("/")}, capsys)
+    assert result["failed"] is True
+    assert f"GOLEM_REQUESTOR_DB_PATH '{work / 'notes.txt'}' is not an SQLite database" in result["msg"]
+    assert snapshot(work) == before and httpserver.log == []
