@@ -167,6 +167,7 @@ cache_connection: ~/.cache/golem-inventory
 cache_timeout: 300
 """
 
+import os
 from typing import Any
 
 from ansible.errors import AnsibleError, AnsibleParserError
@@ -174,6 +175,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible.utils.vars import combine_vars
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.state import STATE_PATH_ENV
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     TOP_GROUP,
     HostBuilder,
@@ -211,7 +213,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._redirected_names = names + [n for n in (self.NAME, self.SHORT_NAME) if n not in names]
         self._read_config_data(path)
         try:
-            query = Query.from_options(self.get_option)
+            query = Query.from_options(self._option)
         except ValueError as exc:
             raise AnsibleParserError(f"{path}: {exc}") from None
         snapshot = self._cached_snapshot(path, query) if cache and self.get_option("cache") else None
@@ -220,6 +222,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if self.get_option("cache"):
                 self._cache[self.get_cache_key(path)] = snapshot.to_cache(query)
         self._populate(query, snapshot)
+
+    def _option(self, name: str) -> Any:
+        if name == "state_path":
+            value, origin = self.get_option_and_origin(name)
+            # An empty GOLEM_REQUESTOR_DB_PATH means "not set", as for the modules; Ansible would turn "" into
+            # the current directory.
+            if str(origin).startswith("env:") and not os.environ.get(STATE_PATH_ENV, "").strip():
+                return None
+            return value
+        return self.get_option(name)
 
     # --- reading ---------------------------------------------------------------------
 

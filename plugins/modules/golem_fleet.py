@@ -90,8 +90,11 @@ options:
     type: path
   ssh_private_key_path:
     description:
-      - The matching private key, returned for connecting; never read or sent.
+      - The matching private key, returned for connecting; never sent anywhere.
+      - Without a public key option, the key installed is its C(.pub) file or the public half derived from it
+        (no passphrase), as with an AWX credential that holds only a private key.
       - Defaults to O(ssh_public_key_path) without C(.pub) when that file exists, or the collection's own key.
+      - If not set, the value of the E(GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH) environment variable is used.
     type: path
   ssh_user:
     description: The user to log in as.
@@ -182,6 +185,8 @@ actions:
 import os
 from typing import Any
 
+from ansible.module_utils.basic import env_fallback
+
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
@@ -211,7 +216,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "stream_id": {"type": "int"},
     "ssh_public_key": {"type": "str", "no_log": False},
     "ssh_public_key_path": {"type": "path", "no_log": False},
-    "ssh_private_key_path": {"type": "path", "no_log": False},
+    "ssh_private_key_path": {"type": "path", "no_log": False,
+                             "fallback": (env_fallback, ["GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH"])},
     "ssh_user": {"type": "str", "default": "root"},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 600},

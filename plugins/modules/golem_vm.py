@@ -121,9 +121,13 @@ options:
   ssh_private_key_path:
     description:
       - The private key that matches the public key, returned for connecting (RV(vm.ssh_command), the
-        inventory plugin). It is never read or sent anywhere.
+        inventory plugin). It is never sent anywhere.
+      - When neither O(ssh_public_key) nor O(ssh_public_key_path) is given, the key to install is the
+        C(.pub) file beside it, or else the public half derived from it (an OpenSSH or PEM key without a
+        passphrase), as with a credential that holds only a private key (AWX).
       - Defaults to O(ssh_public_key_path) without its C(.pub) suffix when that file exists, or to the
         collection's own private key.
+      - If not set, the value of the E(GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH) environment variable is used.
     type: path
   ssh_user:
     description:
@@ -252,6 +256,8 @@ request:
 import os
 from typing import Any
 
+from ansible.module_utils.basic import env_fallback
+
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
@@ -278,7 +284,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "stream_id": {"type": "int"},
     "ssh_public_key": {"type": "str", "no_log": False},
     "ssh_public_key_path": {"type": "path", "no_log": False},
-    "ssh_private_key_path": {"type": "path", "no_log": False},
+    "ssh_private_key_path": {"type": "path", "no_log": False,
+                             "fallback": (env_fallback, ["GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH"])},
     "ssh_user": {"type": "str", "default": "root"},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 600},
