@@ -168,7 +168,8 @@ def awx_flow(collection, devnet, tmp_path_factory) -> dict:
         sync = root / "sync"
         (sync / "source").mkdir(parents=True)
         (sync / "source" / "golem.yml").write_text("plugin: golem.vm.golem\n")
-        env, _, files = inject_credential(sync, credential)
+        # An inventory update gets the credential's env and files; extra vars are for jobs only.
+        env, _extra, files = inject_credential(sync, credential)
         started = time.monotonic()
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("PATH", f"{BIN}:/usr/bin:/bin")  # where ansible-runner looks for ansible-inventory
@@ -266,6 +267,19 @@ def test_execution_environment_requirements_reach_ansible_builder(collection: Pa
     assert "golem.vm" in (tmp_path / "ctx" / "_build" / "requirements.yml").read_text()
 
 
+def test_collection_docs_lint_clean() -> None:
+    # The extra docs (docs/docsite) and every plugin's docs, as the Ansible docsite builds them.
+    proc = subprocess.run([str(BIN / "antsibull-docs"), "lint-collection-docs", "--plugin-docs", "--check-extra-docs-refs",
+                           "--validate-collection-refs", "all", "--disallow-unknown-collection-refs", str(REPO)],
+                          env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(Path.home()), "LANG": "C.UTF-8"},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+    extra = yaml.safe_load((REPO / "docs" / "docsite" / "extra-docs.yml").read_text())
+    guides = [doc for section in extra["sections"] for doc in section["toctree"]]
+    assert guides == ["guide_quickstart", "guide_awx"]
+    assert all((REPO / "docs" / "docsite" / "rst" / f"{guide}.rst").is_file() for guide in guides)
+
+
 # --- the upstream golem CLI -----------------------------------------------------------------
 
 
@@ -280,7 +294,7 @@ def golem_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_golem_cli_lists_a_vm_golem_vm_created_and_the_inventory_lists_a_cli_row(
         collection: Path, devnet, providers: dict[str, dict], ssh_key, tmp_path: Path) -> None:
-    key, _ = ssh_key
+    key = ssh_key[0]
     home = tmp_path / "home"
     home.mkdir()
     # No GOLEM_REQUESTOR_DB_PATH: the collection's default is the CLI's own ~/.golem/requestor/vms.db.
@@ -330,6 +344,7 @@ def test_golem_cli_lists_a_vm_golem_vm_created_and_the_inventory_lists_a_cli_row
                               capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 0 and name in proc.stdout, proc.stdout + proc.stderr
     finally:
-        with closing(sqlite3.connect(home / ".golem" / "requestor" / "vms.db")) as conn, conn:
+        with closing(sqlite3.connect(home / ".golem" / "requestor" / "vms.db")) as conn:
             conn.execute("DELETE FROM vms WHERE name = ?", (cli_name,))
+            conn.commit()
         ansible.module("golem_vm", {"name": name, "state": "absent"}, env=env)

@@ -267,7 +267,7 @@ def test_state_path_from_the_same_variable_as_golem_vm(write_config: Callable[..
 
 
 def test_empty_state_path_variable_means_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      messages: Messages) -> None:
+                                                     messages: Messages) -> None:
     # As for golem_vm: GOLEM_REQUESTOR_DB_PATH="" is unset, so ~/.golem/requestor/vms.db (the CLI's), not the cwd.
     home = tmp_path / "home"
     StateStore(str(home / ".golem" / "requestor" / "vms.db")).upsert(vm("web-1"))
