@@ -177,7 +177,7 @@ def awx_flow(collection, devnet, tmp_path_factory) -> dict:
                 action="list", inventories=[str(sync / "source" / "golem.yml")], response_format="json",
                 quiet=True, envvars={**env, "HOME": str(sync / "home"), "ANSIBLE_COLLECTIONS_PATH": str(collection)})
         flow["sync_seconds"] = time.monotonic() - started
-        flow["sync"], flow["sync_err"] = out, err
+        flow["sync"], flow["sync_err"], flow["sync_key"] = out, err, str(files[0])
         for path in files:
             path.unlink()
 
@@ -214,9 +214,11 @@ def test_inventory_sync_lists_the_vm_from_the_shared_state(awx_flow) -> None:
     hostvars = inv["_meta"]["hostvars"][name]
     assert hostvars["golem_status"] == "running" and hostvars["golem_host_key_known"] is True, hostvars
     assert str(awx_flow["volume"] / "golem" / "known_hosts") in hostvars["ansible_ssh_common_args"]
-    # The key path recorded by job 1 died with job 1: job 2 needs the credential's extra var.
-    assert hostvars["ansible_ssh_private_key_file"] == awx_flow["job1_key"]
-    assert not Path(hostvars["ansible_ssh_private_key_file"]).exists()
+    # golem_vm recorded job 1's key file; the sync's hosts use the sync's own (GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH).
+    # Both died with their private_data_dirs: job 2 needs the credential's extra var.
+    assert hostvars["golem_ssh_private_key_path"] == awx_flow["job1_key"]
+    assert hostvars["ansible_ssh_private_key_file"] == awx_flow["sync_key"]
+    assert not Path(awx_flow["job1_key"]).exists() and not Path(awx_flow["sync_key"]).exists()
 
 
 def test_job2_configures_the_vm_through_the_synced_inventory(awx_flow) -> None:
