@@ -282,7 +282,7 @@ def test_empty_state_path_variable_means_the_default(tmp_path: Path, monkeypatch
 
 
 def test_one_key_for_every_host_from_the_credential_variable(inventory: Build, fleet: StateStore,
-                                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+                                                             monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # An AWX job's key file is new in every job: the recorded path is stale, the variable names this job's file.
     job_key = str(tmp_path / "job" / "tmpkey")
     monkeypatch.setenv("GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH", job_key)
