@@ -192,7 +192,8 @@ def awx_flow(collection, devnet, tmp_path_factory) -> dict:
         job2.clean_up()
         yield flow
     finally:
-        Ansible(collection, volume / "golem").module("golem_vm", {"name": name, "state": "absent"})
+        gone = Ansible(collection, volume / "golem").module("golem_vm", {"name": name, "state": "absent"})
+    assert not gone["failed"], f"VM {name} may be left on the network: {gone.get('msg')}"
 
 
 def test_job1_creates_the_vm_and_records_it_only_on_the_shared_volume(awx_flow) -> None:
