@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local Golem network runs: the upstream servers from PyPI, each in
-# its own virtualenv (their pins clash with ours and with each other), and the Debian
-# rootfs the sandbox VMs boot from. Everything lands in a cache outside the clone, so a
+# its own virtualenv (their pins clash with ours and with each other), the upstream
+# requestor CLI the same way, and the Debian rootfs the sandbox VMs boot from. Everything lands in a cache outside the clone, so a
 # second clone or a second run reuses it.
 set -euo pipefail
 
@@ -14,6 +14,8 @@ venvs=(
     "discovery-0.1.25=golem-vm-discovery==0.1.25"
     "provider-0.1.63=golem-vm-provider==0.1.63"
     "provider-0.1.31=golem-vm-provider==0.1.31"
+    # The upstream requestor CLI (`golem`), for the interop tests: never part of the network.
+    "requestor-0.1.58=request-vm-on-golem==0.1.58"
 )
 
 make_venv() {

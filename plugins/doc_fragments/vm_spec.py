@@ -40,9 +40,13 @@ options:
   ssh_private_key_path:
     description:
       - The private key that matches the public key, returned for connecting (the C(ssh_command) in the
-        result, the inventory plugin). It is never read or sent anywhere.
+        result, the inventory plugin). It is never sent anywhere.
+      - When neither O(ssh_public_key) nor O(ssh_public_key_path) is given, the key to install is the
+        C(.pub) file beside it, or else the public half derived from it (an OpenSSH or PEM key without a
+        passphrase), as with a credential that holds only a private key (AWX).
       - Defaults to O(ssh_public_key_path) without its C(.pub) suffix when that file exists, or to the
         collection's own private key.
+      - If not set, the value of the E(GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH) environment variable is used.
     type: path
   ssh_user:
     description:

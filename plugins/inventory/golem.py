@@ -47,7 +47,7 @@ options:
     description:
       - The state file that M(golem.vm.golem_vm) writes; the same default and variable as that module and the
         upstream C(golem) CLI.
-      - Relative paths are relative to the current directory.
+      - Relative paths are relative to the current directory. An empty E(GOLEM_REQUESTOR_DB_PATH) counts as not set.
     type: path
     default: ~/.golem/requestor/vms.db
     env:
@@ -86,6 +86,16 @@ options:
     default: []
     env:
       - name: GOLEM_INVENTORY_PROVIDERS
+  ssh_private_key_path:
+    description:
+      - The private key for every host (C(ansible_ssh_private_key_file)), instead of the key recorded for each VM.
+      - For runs where the recorded path no longer exists, such as a job whose credential injects the key as a
+        new file each time (the golem.vm AWX credential type sets E(GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH)). The
+        C(golem_ssh_private_key_path) host variable keeps the recorded path.
+      - An empty E(GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH) counts as not set.
+    type: path
+    env:
+      - name: GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH
   hostname:
     description:
       - A Jinja2 template for the inventory host name, over the host variables (with O(hostvars_prefix)), for
@@ -167,6 +177,7 @@ cache_connection: ~/.cache/golem-inventory
 cache_timeout: 300
 """
 
+import os
 from typing import Any
 
 from ansible.errors import AnsibleError, AnsibleParserError
@@ -174,6 +185,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible.utils.vars import combine_vars
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.state import STATE_PATH_ENV
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     TOP_GROUP,
     HostBuilder,
@@ -193,6 +205,10 @@ except ImportError:  # ansible-core < 2.19 has no trust model: every template is
 
     def trust_as_template(value: str) -> str:  # type: ignore[misc]
         return value
+
+
+# Path options whose variable may be set but empty.
+_PATH_ENV = {"state_path": STATE_PATH_ENV, "ssh_private_key_path": "GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH"}
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -215,7 +231,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._redirected_names = names + [n for n in (self.NAME, self.SHORT_NAME) if n not in names]
         self._read_config_data(path)
         try:
-            query = Query.from_options(self.get_option)
+            query = Query.from_options(self._option)
             check_hostvars_prefix(self.get_option("hostvars_prefix") or "")
         except ValueError as exc:
             raise AnsibleParserError(f"{path}: {exc}") from None
@@ -225,6 +241,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if self.get_option("cache"):
                 self._cache[self.get_cache_key(path)] = snapshot.to_cache(query)
         self._populate(query, snapshot)
+
+    def _option(self, name: str) -> Any:
+        env = _PATH_ENV.get(name)
+        if env is None:
+            return self.get_option(name)
+        value, origin = self.get_option_and_origin(name)
+        # An empty variable means "not set", as for the modules; Ansible would make "" the current directory.
+        if str(origin).startswith("env:") and not os.environ.get(env, "").strip():
+            return None
+        return value
 
     # --- reading ---------------------------------------------------------------------
 
@@ -253,7 +279,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._top = self.inventory.add_group(TOP_GROUP)
         self._group_names = {}
         self._constructed = (self.get_option("compose"), self.get_option("groups"), self.get_option("keyed_groups"))
-        builder = HostBuilder(self.get_option("hostvars_prefix") or "", query.known_hosts_path, snapshot.recorded)
+        builder = HostBuilder(self.get_option("hostvars_prefix") or "", query.known_hosts_path, snapshot.recorded,
+                              self._option("ssh_private_key_path"))
         strict = self.get_option("strict")
         template = self.get_option("hostname")
         # From the config file the template is trusted already; from the environment it is not, yet it is as

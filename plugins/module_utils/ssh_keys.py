@@ -214,6 +214,48 @@ def read_public_key(path: str, field: str = "ssh_public_key_path") -> PublicKey:
     return _parse(text, field, path, f"{field} ({path})")
 
 
+def public_key_of_private(path: str, field: str = "ssh_private_key_path") -> PublicKey:
+    """The public half of the private key file ``path`` (OpenSSH or PEM, not passphrase-protected).
+
+    For credentials that hold only a private key, such as an AWX credential's injected key file:
+    the public key is derived, validated as providers want it, and nothing of the private key is
+    kept or shown.
+    """
+    _require_cryptography()
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise ValidationError(f"{field}: {path} does not exist or is not a file", field=field, value=path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValidationError(f"{field}: cannot read {path}: {exc.strerror or exc}", field=field, value=path) from exc
+    key = None
+    encrypted = False
+    for load in (serialization.load_ssh_private_key, serialization.load_pem_private_key):
+        try:
+            key = load(data, password=None)
+            break
+        except TypeError:
+            encrypted = True  # "password was not given but private key is encrypted"
+        except (ValueError, NotImplementedError):
+            continue
+    if key is None:
+        why = ("it is passphrase-protected" if encrypted
+               else "it is not an OpenSSH or PEM private key")
+        raise ValidationError(
+            f"{field}: cannot derive the public key from {path}: {why}; give ssh_public_key or "
+            "ssh_public_key_path too",
+            field=field, value=path)
+    try:
+        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    except (ValueError, TypeError, AttributeError):
+        raise ValidationError(
+            f"{field}: the key in {path} has no OpenSSH public form; use an ed25519 or RSA key",
+            field=field, value=path) from None
+    return _parse(public.decode("ascii"), field, path, f"the public half of {field} ({path})")
+
+
 def _public_from_private(private_path: str) -> bytes | None:
     """The OpenSSH public line for an unencrypted private key, or None if it is encrypted."""
     try:

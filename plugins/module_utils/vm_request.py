@@ -99,6 +99,7 @@ def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool, need
         DEFAULT_KEY_NAME,
         ensure_default_keypair,
         parse_public_key,
+        public_key_of_private,
         read_public_key,
     )
 
@@ -110,6 +111,13 @@ def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool, need
         key = read_public_key(path, field="ssh_public_key_path")
         if private is None and path.endswith(".pub") and os.path.isfile(path[:-4]):
             private = path[:-4]
+        return KeyInfo(key.text, key.fingerprint, private)
+    if private:
+        # Only a private key (an AWX credential's key file, say): its .pub beside it, else derived.
+        if os.path.isfile(private + ".pub"):
+            key = read_public_key(private + ".pub", field="ssh_private_key_path")
+        else:
+            key = public_key_of_private(private, field="ssh_private_key_path")
         return KeyInfo(key.text, key.fingerprint, private)
     directory = os.path.join(os.path.dirname(state_path), "ssh")
     private_path = os.path.join(directory, DEFAULT_KEY_NAME)

@@ -75,10 +75,13 @@ def ssh_common_args(known_hosts_path: str, identities_only: bool) -> str:
 class HostBuilder:
     """Turns VMRecords into HostEntries; one instance per parse, so per-host work stays minimal."""
 
-    def __init__(self, prefix: str, known_hosts_path: str, recorded: RecordedEndpoints | None) -> None:
+    def __init__(self, prefix: str, known_hosts_path: str, recorded: RecordedEndpoints | None,
+                 key_file: str | None = None) -> None:
         self.prefix = prefix
         self.known_hosts_path = known_hosts_path
         self.recorded = recorded
+        # One key for every host instead of the recorded ones (a credential's key file, new in every job).
+        self.key_file = key_file
         # The same string objects for every host: 10,000 hosts share two values.
         self._args_with_key = ssh_common_args(known_hosts_path, identities_only=True)
         self._args_without_key = ssh_common_args(known_hosts_path, identities_only=False)
@@ -108,7 +111,7 @@ class HostBuilder:
             view["provider_reachable"] = live.reachable
             view["refresh_error"] = live.error
             view["status"] = status
-        key_file = record.ssh_private_key_path
+        key_file = self.key_file or record.ssh_private_key_path
         hostvars: dict[str, Any] = {
             "ansible_host": view["ssh_host"],
             "ansible_port": port,

@@ -266,6 +266,34 @@ def test_state_path_from_the_same_variable_as_golem_vm(write_config: Callable[..
     assert sorted(inv.hosts) == ["web-1", "web-2"]
 
 
+def test_empty_state_path_variable_means_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     messages: Messages) -> None:
+    # As for golem_vm: GOLEM_REQUESTOR_DB_PATH="" is unset, so ~/.golem/requestor/vms.db (the CLI's), not the cwd.
+    home = tmp_path / "home"
+    StateStore(str(home / ".golem" / "requestor" / "vms.db")).upsert(vm("web-1"))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GOLEM_REQUESTOR_DB_PATH", "")
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "golem.yml"
+    path.write_text("plugin: golem.vm.golem\n")
+    inv = InventoryManager(loader=DataLoader(), sources=[str(path)])
+    assert not messages.failures
+    assert sorted(inv.hosts) == ["web-1"]
+
+
+def test_one_key_for_every_host_from_the_credential_variable(inventory: Build, fleet: StateStore,
+                                                             monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # An AWX job's key file is new in every job: the recorded path is stale, the variable names this job's file.
+    job_key = str(tmp_path / "job" / "tmpkey")
+    monkeypatch.setenv("GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH", job_key)
+    web = hostvars(inventory(), "web-1")
+    assert web["ansible_ssh_private_key_file"] == job_key
+    assert "IdentitiesOnly=yes" in web["ansible_ssh_common_args"]
+    assert web["golem_ssh_private_key_path"] == KEY
+    monkeypatch.setenv("GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH", "")
+    assert hostvars(inventory(), "web-1")["ansible_ssh_private_key_file"] == KEY
+
+
 def test_hostvars_prefix(inventory: Build, fleet: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
     web = hostvars(inventory({"hostvars_prefix": "vm_"}), "web-1")
     assert web["vm_status"] == "running" and "golem_status" not in web

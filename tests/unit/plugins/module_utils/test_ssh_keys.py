@@ -285,3 +285,44 @@ def test_lonely_or_mismatched_public_key_is_not_overwritten(tmp_path: Path, keys
     with pytest.raises(StateError) as mismatch:
         ensure_default_keypair(str(other))
     assert "does not belong to" in mismatch.value.msg
+
+
+# --- the public half of a private key (credentials that hold only the private key) -----------
+
+
+@pytest.mark.parametrize("kind, fmt", [("ed25519", "RFC4716"), ("rsa", "RFC4716"), ("rsa", "PEM")])
+def test_public_half_of_a_private_key_matches_ssh_keygen(tmp_path: Path, kind: str, fmt: str) -> None:
+    # AWX stores whatever the user pasted: OpenSSH format, or an old-style PEM RSA key.
+    private = _keygen(tmp_path, f"{kind}-{fmt}", "-t", kind, "-m", fmt)
+    key = ssh_keys.public_key_of_private(str(private))
+    assert key.fingerprint == _keygen_fingerprint(private.with_suffix(".pub"))
+    assert key.text.split()[:2] == private.with_suffix(".pub").read_text().split()[:2]
+
+
+def test_public_half_refuses_passphrase_and_garbage_without_echo(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "s3cret", "-f", str(locked)], check=True)
+    with pytest.raises(ValidationError, match="passphrase-protected") as err:
+        ssh_keys.public_key_of_private(str(locked))
+    _assert_not_leaked(err.value, locked)
+    junk = tmp_path / "junk"
+    junk.write_text("not a key\n")
+    with pytest.raises(ValidationError, match="not an OpenSSH or PEM private key"):
+        ssh_keys.public_key_of_private(str(junk))
+    with pytest.raises(ValidationError, match="does not exist"):
+        ssh_keys.public_key_of_private(str(tmp_path / "missing"))
+
+
+def test_only_a_private_key_given_installs_its_own_public_half(tmp_path: Path, keys: dict[str, Path]) -> None:
+    from ansible_collections.golem.vm.plugins.module_utils.vm_request import resolve_key
+
+    # A lone private key file, as an AWX credential injects it: no .pub beside it.
+    lone = tmp_path / "injected"
+    lone.write_bytes(keys["ed25519"].read_bytes())
+    lone.chmod(0o600)
+    params = {"ssh_public_key": None, "ssh_public_key_path": None, "ssh_private_key_path": str(lone)}
+    info = resolve_key(params, str(tmp_path / "state" / "vms.db"), generate=True)
+    assert info.private_path == str(lone)
+    assert info.fingerprint == _keygen_fingerprint(keys["ed25519"].with_suffix(".pub"))
+    # Not the collection's default pair: none was generated.
+    assert not (tmp_path / "state" / "ssh").exists()

@@ -1,0 +1,353 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""AWX-readiness: the execution environment definition, the credential type, state shared between jobs,
+and interop with the upstream ``golem`` CLI.
+
+AWX cannot run here (no container engine), so the jobs are what AWX hands to ansible-runner: a fresh
+private_data_dir per job, the credential injected into it the way AWX renders a custom credential type
+(files in ``env/``, environment variables, extra vars), a fresh HOME and a clean environment. The jobs
+share nothing but the directory of the state file, as jobs in AWX share only a mounted volume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import ansible_runner
+import pytest
+import yaml
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .ansible_runner import BIN, Ansible
+from .devnet_helpers import REPO, keypair, ssh, state_rows
+
+CREDENTIAL_TYPE = REPO / "extensions" / "awx" / "golem_credential_type.yml"
+CLI_VENV = Path(os.environ.get("GOLEM_DEVNET_CACHE", "/var/cache/golem-vm-devnet")) / "venvs" / "requestor-0.1.58"
+DISCOVERY = "http://127.0.0.1:9001"
+
+
+# --- AWX, emulated where it has to be -------------------------------------------------------
+
+
+def inject_credential(pdd: Path, inputs: dict[str, str]) -> tuple[dict[str, str], dict[str, str], list[Path]]:
+    """Render the shipped credential type for one job as AWX does: every ``file`` injector becomes a file
+    of its own in ``<pdd>/env`` (``tower.filename``, or ``tower.filename.NAME`` for ``template.NAME``),
+    then ``env`` and ``extra_vars`` are rendered in a Jinja2 sandbox. Returns env, extra vars and files."""
+    spec = yaml.safe_load(CREDENTIAL_TYPE.read_text())
+    fields = {f["id"]: f for f in spec["inputs"]["fields"]}
+    values = {k: inputs.get(k, fields[k].get("default")) for k in fields}
+    missing = [k for k in spec["inputs"].get("required", []) if not values.get(k)]
+    assert not missing, f"AWX would refuse the credential: {missing} required"
+    sandbox = ImmutableSandboxedEnvironment()
+    (pdd / "env").mkdir(parents=True, exist_ok=True)
+    files: dict[str | None, str] = {}
+    for key, template in spec["injectors"].get("file", {}).items():
+        handle, path = tempfile.mkstemp(prefix="tmp", dir=pdd / "env")
+        with os.fdopen(handle, "w") as out:
+            out.write(sandbox.from_string(template).render(**values))
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+        files[key.split(".", 1)[1] if "." in key else None] = path
+    filename: Any = files.get(None) if None in files else SimpleNamespace(**files)
+    context = {**values, "tower": SimpleNamespace(filename=filename)}
+    render = {section: {k: sandbox.from_string(v).render(**context)
+                        for k, v in spec["injectors"].get(section, {}).items()}
+              for section in ("env", "extra_vars")}
+    return render["env"], render["extra_vars"], [Path(p) for p in files.values()]
+
+
+class Job:
+    """One AWX-style job: its own private_data_dir, HOME and credential files; nothing else carried over."""
+
+    def __init__(self, root: Path, name: str, collection: Path, credential: dict[str, str]) -> None:
+        self.pdd = root / name
+        self.home = self.pdd / "home"
+        self.home.mkdir(parents=True)
+        self.env, self.extravars, self.files = inject_credential(self.pdd, credential)
+        self.env.update({
+            "HOME": str(self.home),
+            "PATH": f"{BIN}:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "ANSIBLE_COLLECTIONS_PATH": str(collection),
+            "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.pdd / "cp"),
+        })
+
+    def run(self, playbook_text: str, inventory: dict[str, str], extravars: dict[str, Any]) -> dict:
+        """``ansible-runner run`` with a clean environment; returns status, rc, stdout and the events."""
+        (self.pdd / "project").mkdir()
+        (self.pdd / "project" / "site.yml").write_text(playbook_text)
+        (self.pdd / "inventory").mkdir()
+        for name, text in inventory.items():
+            path = self.pdd / "inventory" / name
+            path.write_text(text)
+            if text.startswith("#!"):
+                path.chmod(0o700)
+        env_dir = self.pdd / "env"
+        (env_dir / "envvars").write_text(yaml.safe_dump(self.env))
+        (env_dir / "extravars").write_text(yaml.safe_dump({**extravars, **self.extravars}))
+        (env_dir / "settings").write_text(yaml.safe_dump({"job_timeout": 600, "suppress_ansible_output": True}))
+        started = time.monotonic()
+        proc = subprocess.run([str(BIN / "ansible-runner"), "run", str(self.pdd), "-p", "site.yml", "--ident", "job"],
+                              env={"PATH": self.env["PATH"], "HOME": str(self.home), "LANG": "C.UTF-8"},
+                              capture_output=True, text=True, timeout=900, check=False)
+        artifacts = self.pdd / "artifacts" / "job"
+        events = [json.loads(p.read_text()) for p in sorted((artifacts / "job_events").glob("*.json"))]
+        return {"rc": proc.returncode, "status": (artifacts / "status").read_text().strip(),
+                "stdout": (artifacts / "stdout").read_text(), "events": events,
+                "seconds": time.monotonic() - started}
+
+    def clean_up(self) -> None:
+        """AWX removes the private_data_dir after the job: the credential files go with it."""
+        for path in self.files:
+            path.unlink()
+
+
+def plain(value: Any) -> Any:
+    """ansible-inventory's JSON with the ``{"__ansible_unsafe": v}`` wrappers (ansible-core 2.19+) unwrapped; a
+    script inventory reading that JSON back (AWX's synced inventory) keeps them as untrusted values."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def host_events(run: dict, host: str, event: str) -> list[str]:
+    return [e["event_data"].get("task", "") for e in run["events"]
+            if e.get("event") == event and e.get("event_data", {}).get("host") == host]
+
+
+@pytest.fixture(scope="module")
+def awx_flow(collection, devnet, tmp_path_factory) -> dict:
+    """Job 1 creates a VM with create_vm.yml, an inventory sync lists it, job 2 configures it through the
+    synced inventory. Three private_data_dirs; the only thing they share is the 'volume' with the state file."""
+    root = tmp_path_factory.mktemp("awx")
+    volume = root / "volume"  # what AWX mounts into every job's container
+    volume.mkdir()
+    key = keypair(tmp_path_factory.mktemp("awx-key"))
+    credential = {"discovery_url": DISCOVERY, "ssh_private_key": key.read_text(),
+                  "state_path": str(volume / "golem" / "vms.db")}
+    name = f"awx-{uuid.uuid4().hex[:8]}"
+    motd = f"configured by job 2 ({uuid.uuid4().hex[:6]})"
+    flow: dict = {"name": name, "motd": motd, "key": key, "volume": volume, "credential": credential}
+    try:
+        # Job 1: a project playbook that runs the collection's create_vm.yml, then, in the same job, sees the
+        # new VM through the golem.yml inventory source after meta: refresh_inventory.
+        job1 = Job(root, "job1", collection, credential)
+        flow["job1"] = job1.run(
+            "- ansible.builtin.import_playbook: golem.vm.create_vm\n"
+            "- name: See the new VM in the inventory within the same job\n"
+            "  hosts: localhost\n  gather_facts: false\n  tasks:\n"
+            "    - name: Read the state file again\n      ansible.builtin.meta: refresh_inventory\n"
+            "- name: Reach the VM as an inventory host\n  hosts: golem\n  gather_facts: false\n  tasks:\n"
+            "    - name: Ping it\n      ansible.builtin.ping:\n",
+            {"hosts": f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n",
+             "golem.yml": "plugin: golem.vm.golem\n"},
+            {"vm_name": name, "vm_install_packages": False})
+        flow["job1_home"] = sorted(str(p.relative_to(job1.home)) for p in job1.home.rglob("*"))
+        flow["job1_key"] = str(job1.files[0])
+        job1.clean_up()
+
+        # The inventory sync: the inventory source (plugin: golem.vm.golem) with the credential's environment,
+        # through ansible-runner as AWX runs it; then its private_data_dir is gone, like job 1's.
+        sync = root / "sync"
+        (sync / "source").mkdir(parents=True)
+        (sync / "source" / "golem.yml").write_text("plugin: golem.vm.golem\n")
+        # An inventory update gets the credential's env and files; extra vars are for jobs only.
+        env, _extra, files = inject_credential(sync, credential)
+        started = time.monotonic()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PATH", f"{BIN}:/usr/bin:/bin")  # where ansible-runner looks for ansible-inventory
+            out, err = ansible_runner.get_inventory(
+                action="list", inventories=[str(sync / "source" / "golem.yml")], response_format="json",
+                quiet=True, envvars={**env, "HOME": str(sync / "home"), "ANSIBLE_COLLECTIONS_PATH": str(collection)})
+        flow["sync_seconds"] = time.monotonic() - started
+        flow["sync"], flow["sync_err"], flow["sync_key"] = out, err, str(files[0])
+        for path in files:
+            path.unlink()
+
+        # Job 2: AWX gives a job the synced inventory (a script printing what the sync stored), not the source.
+        job2 = Job(root, "job2", collection, credential)
+        script = f"#!{sys.executable}\nimport sys\nsys.stdout.write({json.dumps(out)!r})\n"
+        flow["job2"] = job2.run(
+            "- ansible.builtin.import_playbook: golem.vm.configure_fleet\n",
+            {"hosts": script},
+            {"vm_install_packages": False, "configure_vm_motd": motd})
+        flow["job2_key"] = str(job2.files[0])
+        job2.clean_up()
+        yield flow
+    finally:
+        gone = Ansible(collection, volume / "golem").module("golem_vm", {"name": name, "state": "absent"})
+    assert not gone["failed"], f"VM {name} may be left on the network: {gone.get('msg')}"
+
+
+def test_job1_creates_the_vm_and_records_it_only_on_the_shared_volume(awx_flow) -> None:
+    job1, name = awx_flow["job1"], awx_flow["name"]
+    assert job1["rc"] == 0 and job1["status"] == "successful", job1["stdout"][-3000:]
+    assert state_rows(awx_flow["volume"] / "golem" / "vms.db") == {name: "running"}
+    # Nothing of the collection's went to the job's own HOME (lost with its container).
+    assert not [p for p in awx_flow["job1_home"] if ".golem" in p], awx_flow["job1_home"]
+    # The key installed is the credential's own: its public half was derived, no default pair was made.
+    assert not (awx_flow["volume"] / "golem" / "ssh").exists()
+    # add_host reached it in the configure play, and after meta: refresh_inventory it is an inventory host.
+    assert "Write the message of the day" in host_events(job1, name, "runner_on_ok"), job1["stdout"][-3000:]
+    assert "Ping it" in host_events(job1, name, "runner_on_ok"), job1["stdout"][-3000:]
+
+
+def test_inventory_sync_lists_the_vm_from_the_shared_state(awx_flow) -> None:
+    inv, name = plain(awx_flow["sync"]), awx_flow["name"]
+    assert inv and name in inv["golem"]["hosts"], (inv, awx_flow["sync_err"])
+    hostvars = inv["_meta"]["hostvars"][name]
+    assert hostvars["golem_status"] == "running" and hostvars["golem_host_key_known"] is True, hostvars
+    assert str(awx_flow["volume"] / "golem" / "known_hosts") in hostvars["ansible_ssh_common_args"]
+    # golem_vm recorded job 1's key file; the sync's hosts use the sync's own (GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH).
+    # Both died with their private_data_dirs: job 2 needs the credential's extra var.
+    assert hostvars["golem_ssh_private_key_path"] == awx_flow["job1_key"]
+    assert hostvars["ansible_ssh_private_key_file"] == awx_flow["sync_key"]
+    assert not Path(awx_flow["job1_key"]).exists() and not Path(awx_flow["sync_key"]).exists()
+
+
+def test_job2_configures_the_vm_through_the_synced_inventory(awx_flow) -> None:
+    job2, name = awx_flow["job2"], awx_flow["name"]
+    assert job2["rc"] == 0 and job2["status"] == "successful", job2["stdout"][-3000:]
+    assert "Write the message of the day" in host_events(job2, name, "runner_on_ok"), job2["stdout"][-3000:]
+    assert awx_flow["job2_key"] != awx_flow["job1_key"]
+    # What a user checks: the VM says what job 2 wrote, over SSH with the credential's key.
+    vars_ = plain(awx_flow["sync"])["_meta"]["hostvars"][name]
+    out = ssh(awx_flow["key"], vars_["ansible_host"], vars_["ansible_port"], "cat /etc/motd")
+    assert out.returncode == 0 and out.stdout.strip() == awx_flow["motd"], out.stdout + out.stderr
+    print(f"\nAWX flow: job 1 {awx_flow['job1']['seconds']:.1f} s, sync {awx_flow['sync_seconds']:.1f} s, "
+          f"job 2 {job2['seconds']:.1f} s")
+
+
+def test_credential_type_is_what_awx_accepts() -> None:
+    spec = yaml.safe_load(CREDENTIAL_TYPE.read_text())
+    assert spec["kind"] == "cloud" and set(spec) == {"name", "description", "kind", "inputs", "injectors"}
+    ids = [f["id"] for f in spec["inputs"]["fields"]]
+    assert ids == ["discovery_url", "ssh_private_key", "state_path"]
+    assert set(spec["injectors"]) <= {"env", "file", "extra_vars"}
+    # Every variable the injectors set is one the collection reads.
+    plugins = "".join(p.read_text() for p in (REPO / "plugins").rglob("*.py"))
+    for var in spec["injectors"]["env"]:
+        assert var in plugins, var
+
+
+# --- the execution environment ---------------------------------------------------------------
+
+
+def test_execution_environment_requirements_reach_ansible_builder(collection: Path, tmp_path: Path) -> None:
+    # What ansible-builder gathers from the installed collection's meta/execution-environment.yml.
+    proc = subprocess.run([str(BIN / "ansible-builder"), "introspect", "--sanitize", str(collection)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = yaml.safe_load(proc.stdout.split("\n", 1)[1])
+    wanted = [line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()
+              if line.split("#")[0].strip()]
+    assert [line.split("#")[0].strip() for line in found["python"]] == wanted, found
+    assert any(line.startswith("openssh-client ") for line in found["system"]), found
+    # The EE definition shipped for AWX gives a complete build context (no container engine here to build it).
+    proc = subprocess.run([str(BIN / "ansible-builder"), "create", "-f",
+                           str(REPO / "extensions" / "awx" / "execution-environment.yml"), "-c", str(tmp_path / "ctx")],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    containerfile = (tmp_path / "ctx" / "Dockerfile").read_text()
+    assert "ansible-galaxy" in containerfile and "introspect" in containerfile, containerfile
+    assert "golem.vm" in (tmp_path / "ctx" / "_build" / "requirements.yml").read_text()
+
+
+def test_collection_docs_lint_clean() -> None:
+    # The extra docs (docs/docsite) and every plugin's docs, as the Ansible docsite builds them.
+    proc = subprocess.run([str(BIN / "antsibull-docs"), "lint-collection-docs", "--plugin-docs", "--check-extra-docs-refs",
+                           "--validate-collection-refs", "all", "--disallow-unknown-collection-refs", str(REPO)],
+                          env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(Path.home()), "LANG": "C.UTF-8"},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+    extra = yaml.safe_load((REPO / "docs" / "docsite" / "extra-docs.yml").read_text())
+    guides = [doc for section in extra["sections"] for doc in section["toctree"]]
+    assert guides == ["guide_quickstart", "guide_awx"]
+    assert all((REPO / "docs" / "docsite" / "rst" / f"{guide}.rst").is_file() for guide in guides)
+
+
+# --- the upstream golem CLI -----------------------------------------------------------------
+
+
+def golem_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """The upstream ``golem`` CLI with its own HOME, in a network namespace of its own with no interface up:
+    it cannot send a packet anywhere, loopback included."""
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+           "GOLEM_REQUESTOR_DISCOVERY_DRIVER": "central", "GOLEM_REQUESTOR_DISCOVERY_URL": DISCOVERY}
+    return subprocess.run(["unshare", "--net", str(CLI_VENV / "bin" / "golem"), *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_golem_cli_lists_a_vm_golem_vm_created_and_the_inventory_lists_a_cli_row(
+        collection: Path, devnet, providers: dict[str, dict], ssh_key, tmp_path: Path) -> None:
+    key = ssh_key[0]
+    home = tmp_path / "home"
+    home.mkdir()
+    # No GOLEM_REQUESTOR_DB_PATH: the collection's default is the CLI's own ~/.golem/requestor/vms.db.
+    ansible = Ansible(collection, home / ".golem" / "requestor")
+    ansible.env.pop("GOLEM_REQUESTOR_DB_PATH")
+    env = {"HOME": str(home)}
+    name, cli_name = f"cli-{uuid.uuid4().hex[:8]}", f"cli-row-{uuid.uuid4().hex[:8]}"
+    try:
+        made = ansible.module("golem_vm", {"name": name, "provider_id": providers["se"]["provider_id"],
+                                           "ssh_public_key_path": f"{key}.pub"}, env=env)
+        assert not made["failed"], made.get("msg")
+        vm = made["vm"]
+        assert state_rows(home / ".golem" / "requestor" / "vms.db") == {name: "running"}
+
+        listed = golem_cli(home, "vm", "list", "--json")
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        rows = {v["name"]: v for v in json.loads(listed.stdout)["vms"]}
+        assert rows[name]["status"] == "running" and rows[name]["provider_ip"] == vm["provider_ip"], rows
+        assert rows[name]["config"]["ssh_port"] == vm["ssh_port"], rows[name]
+        assert (rows[name]["config"]["cpu"], rows[name]["config"]["memory"], rows[name]["config"]["storage"]) == (
+            vm["resources"]["cpu"], vm["resources"]["memory"], vm["resources"]["storage"])
+
+        # A row as the CLI writes it (its own code, its own keys only), for the same VM endpoint.
+        code = ("import asyncio, sys\nfrom pathlib import Path\nfrom requestor.db.sqlite import Database\n"
+                "db = Database(Path.home() / '.golem/requestor/vms.db')\n"
+                "asyncio.run(db.save_vm(sys.argv[1], sys.argv[2], sys.argv[1], "
+                "{'cpu': 1, 'memory': 1, 'storage': 10, 'ssh_port': int(sys.argv[3])}))\n")
+        saved = subprocess.run([str(CLI_VENV / "bin" / "python"), "-c", code, cli_name, vm["provider_ip"],
+                                str(vm["ssh_port"])], env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+                               capture_output=True, text=True, timeout=60, check=False)
+        assert saved.returncode == 0, saved.stderr
+        inventory = tmp_path / "golem.yml"
+        inventory.write_text("plugin: golem.vm.golem\n")
+        proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(inventory), "--list"],
+                              env={**ansible.env, **env}, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr
+        inv = plain(json.loads(proc.stdout))
+        assert {name, cli_name} <= set(inv.get("golem", {}).get("hosts", [])), (inv, proc.stderr)
+        row = inv["_meta"]["hostvars"][cli_name]
+        assert (row["ansible_host"], row["ansible_port"], row["ansible_user"]) == (vm["ssh_host"], vm["ssh_port"], "root")
+        assert row["golem_status"] == "running" and row["golem_resources"]["cpu"] == 1, row
+        # And it is usable: ansible reaches the CLI's row with the key given on the command line.
+        proc = subprocess.run([str(BIN / "ansible"), cli_name, "-i", str(inventory), "--private-key", str(key),
+                               "-m", "ansible.builtin.command", "-a", "hostname"],
+                              env={**ansible.env, **env, "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+                                   "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp")},
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0 and name in proc.stdout, proc.stdout + proc.stderr
+    finally:
+        with closing(sqlite3.connect(home / ".golem" / "requestor" / "vms.db")) as conn:
+            conn.execute("DELETE FROM vms WHERE name = ?", (cli_name,))
+            conn.commit()
+        ansible.module("golem_vm", {"name": name, "state": "absent"}, env=env)
