@@ -46,10 +46,10 @@ class Provider:
 
 
 PROVIDERS = (
-    Provider("se", "127.0.0.2", "SE", "0.1.63", (20000, 21000), (5.0, 2.0, 0.1), (20.0, 8.0, 0.4)),
-    Provider("us", "127.0.0.3", "US", "0.1.63", (21000, 22000), (7.0, 3.0, 0.15), (28.0, 12.0, 0.6)),
+    Provider("se", "127.0.0.2", "SE", "0.1.63", (20000, 23000), (5.0, 2.0, 0.1), (20.0, 8.0, 0.4)),
+    Provider("us", "127.0.0.3", "US", "0.1.63", (23000, 26000), (7.0, 3.0, 0.15), (28.0, 12.0, 0.6)),
     # The MVP-era synchronous API; its advertisement carries no platform and no pricing.
-    Provider("de", "127.0.0.4", "DE", "0.1.31", (22000, 23000), None, None),
+    Provider("de", "127.0.0.4", "DE", "0.1.31", (26000, 29000), None, None),
 )
 
 
