@@ -39,8 +39,12 @@ DEFAULT_IMAGE = "24.04"
 POLL_FIRST, POLL_MAX = 0.2, 2.0
 # Seconds a failed create may spend deleting what it made; the task's own budget may be spent.
 CLEANUP_SECONDS = 20.0
-# How long after a DELETE of a VM the provider did not know we look again for a create that came late.
+# How long a VM must stay unseen after a DELETE to count as gone: when the provider has finished
+# with the create, and when the create's answer was lost (it may sit in the provider's queue).
 SETTLE_SECONDS = 1.0
+SETTLE_UNKNOWN = 4.0
+# What a failed create call tells about the VM (see Lifecycle._cleanup).
+REJECTED, FINISHED, UNKNOWN = "rejected", "finished", "unknown"
 
 
 class Placement(NamedTuple):
@@ -313,10 +317,10 @@ class Lifecycle:
             # A synchronous (MVP) provider answers only when the VM runs: give it the whole budget.
             answer = client.create_vm(request, timeout=max(self.deadline.remaining(), 1.0))
         except TimeoutError_:
-            self._cleanup(client, placement, "the create call outlived wait_timeout")
+            self._cleanup(client, placement, "the create call outlived wait_timeout", UNKNOWN)
             raise
         except GolemError as exc:
-            self._cleanup(client, placement, exc.msg, created=_maybe_created(exc))
+            self._cleanup(client, placement, exc.msg, _create_outcome(exc))
             raise
         if isinstance(answer, CreateJob):
             self.store.set_status(self.want.name, "creating", job_id=answer.job_id, api="jobs")
@@ -325,8 +329,12 @@ class Lifecycle:
                 self._wait_job(client, answer.job_id)
             except TimeoutError_:
                 raise  # the row says creating, with the job: a re-run picks it up
+            except JobFailed as exc:
+                self._cleanup(client, placement, exc.msg, FINISHED)
+                raise
             except ProviderError as exc:
-                self._cleanup(client, placement, exc.msg)
+                # Polling failed, not the job: it may still be queued or running.
+                self._cleanup(client, placement, exc.msg, UNKNOWN)
                 raise
             remote = self._wait_running(client)
         else:
@@ -343,60 +351,81 @@ class Lifecycle:
             self._wait_ssh(record, new=True)
         return record
 
-    def _cleanup(self, client: ProviderClient, placement: Placement, reason: str, created: bool = True) -> None:
-        """After a failed create: delete the VM and its row, or keep the row with status error."""
+    def _cleanup(self, client: ProviderClient, placement: Placement, reason: str, outcome: str) -> None:
+        """After a failed create: delete the VM and its row, or keep the row with status error.
+
+        ``outcome`` says what is known of the create: REJECTED (nothing was made), FINISHED (the
+        provider is done with it, so a 404 means gone) or UNKNOWN (its answer was lost: it may
+        still be queued there, invisible for a while).
+        """
         name = self.want.name
-        if not created:
+        if outcome == REJECTED:
             self.store.delete(name)
             return
         # Cleanup gets its own short budget: the task's may be what ran out.
         client.set_deadline(Deadline(CLEANUP_SECONDS))
         try:
-            self._delete_verified(client, time.monotonic() + CLEANUP_SECONDS)
+            seen = self._delete_verified(client, time.monotonic() + CLEANUP_SECONDS,
+                                         settle=SETTLE_SECONDS if outcome == FINISHED else SETTLE_UNKNOWN)
         except GolemError as exc:
             self.store.set_status(name, "error", error=f"{reason}; deleting it failed too: {exc.msg}")
             self._act(f"could not delete the failed VM {name} on {placement.describe()}: recorded it with status error")
             return
         finally:
             client.set_deadline(self.deadline)
+        if not seen and outcome == UNKNOWN:
+            # Never seen, but never proven absent either: the row stays until a run settles it.
+            self.store.set_status(name, "error", error=f"{reason}; the provider does not show the VM, but the create "
+                                  "may still be queued there; the next run checks again")
+            self._act(f"kept VM {name} recorded with status error: the provider may still create it")
+            return
         self.store.delete(name)
         self._act(f"deleted the failed VM {name} on provider {placement.describe()}")
 
-    def _delete_verified(self, client: ProviderClient, until: float) -> None:
-        """DELETE the VM and make sure it is gone; raises a GolemError when that cannot be confirmed by ``until``.
+    def _delete_verified(self, client: ProviderClient, until: float, *, settle: float) -> bool:
+        """DELETE the VM and look until the provider no longer shows it; True if it was ever seen.
 
         Upstream answers 200 to a DELETE of a VM whose create is still pending but does nothing,
         and the create then finishes: a VM nobody records. So while the provider says
-        ``creating`` we wait, and after the DELETE we ask again. A create the provider has
-        accepted but not started reads as 404 for a moment, so a 404 is trusted only twice.
+        ``creating`` we wait, and after a DELETE we look again. A create the provider has
+        queued but not started reads as 404 for a while (seconds, under load): a VM never seen
+        counts as gone only after ``settle`` seconds unseen. Raises a GolemError when ``until``
+        comes first.
         """
         name = self.want.name
         interval = POLL_FIRST
-        looked_again = False
+        seen = deleted = False
+        unseen_since: float | None = None
         while True:
             remote = client.get_vm(name, missing_ok=True)
-            if remote is None and looked_again:
-                return
-            if remote is None or remote.status.value != "creating":
-                # Also for a VM the provider does not know yet: upstream answers 200, and a create
-                # it has queued but not started shows up only later, so look once more.
-                client.delete_vm(name)
-                if remote is None:
-                    looked_again = True
-                    time.sleep(max(0.0, min(SETTLE_SECONDS, until - time.monotonic())))
-                    continue
-                if client.get_vm(name, missing_ok=True) is None:
-                    return
-            left = until - time.monotonic()
+            now = time.monotonic()
+            if remote is None:
+                if unseen_since is None:
+                    unseen_since = now
+                if not deleted:
+                    # Harmless for a name the provider does not know; it also stops a create that is
+                    # about to start (upstream then finds no name mapping and cleans up).
+                    client.delete_vm(name)
+                    deleted = True
+                # Gone after we saw it: our DELETE, or upstream's own cleanup of a failed create.
+                # Never seen: it may still come, so it must stay unseen for a while.
+                if seen or now - unseen_since >= settle:
+                    return seen
+            else:
+                seen, unseen_since = True, None
+                if remote.status.value != "creating":
+                    client.delete_vm(name)
+                    deleted = True
+            left = until - now
             if left <= 0:
+                state = "being created" if remote is not None and remote.status.value == "creating" else "there"
                 raise ProviderError(
-                    f"VM {name} was still on provider {client.http.base_url} "
-                    + ("being created" if remote.status.value == "creating" else "after a DELETE")
-                    + " when the time to delete it ran out",
+                    f"VM {name} was still {state} on provider {client.http.base_url} when the time to delete it "
+                    "ran out",
                     url=client.http.url(f"/api/v1/vms/{name}"),
                     method="DELETE",
                 )
-            time.sleep(min(interval, left))
+            time.sleep(max(0.0, min(interval, left, settle if remote is None else interval)))
             interval = min(interval * 1.5, POLL_MAX)
 
     def _adopt(self, placement: Placement, client: ProviderClient, remote: VMInfo) -> VMRecord:
@@ -426,7 +455,7 @@ class Lifecycle:
             if job.status.value == "ready":
                 return
             if job.status.value == "failed":
-                raise ProviderError(
+                raise JobFailed(
                     f"provider {client.http.base_url} failed to create VM {self.want.name}: "
                     f"{job.error or 'no reason given'}",
                     url=client.http.url(f"/api/v1/vms/jobs/{job_id}"),
@@ -528,7 +557,7 @@ class Lifecycle:
             self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}")
         else:
             # A VM still being created would survive a plain DELETE, and then run unrecorded.
-            self._delete_verified(client, self.deadline.end)
+            self._delete_verified(client, self.deadline.end, settle=SETTLE_SECONDS)
             self._act(f"destroyed VM {self.want.name} on provider {placement.describe()}")
         self._forget(record)
         return None
@@ -589,8 +618,18 @@ class BannerProbe:
         return self.ok
 
 
-def _maybe_created(exc: GolemError) -> bool:
-    """Whether a failed create call may still have made a VM (so it must be deleted)."""
+class JobFailed(ProviderError):
+    """The provider finished a create job, unsuccessfully."""
+
+
+def _create_outcome(exc: GolemError) -> str:
+    """What a failed create call says about the VM: REJECTED, FINISHED or UNKNOWN."""
     if exc.status is not None and 400 <= exc.status < 500:
-        return False  # rejected before anything was made
-    return "connection refused" not in exc.msg
+        return REJECTED  # refused before anything was made
+    if "connection refused" in exc.msg:
+        return REJECTED  # nothing listened, so nothing was sent
+    if exc.status is not None and exc.status >= 500 and exc.status not in (502, 503, 504):
+        return FINISHED  # the provider's own error answer: it is done with the request
+    # No answer, a broken one, a 2xx we could not read, or a gateway's 502/503/504: the
+    # provider may have accepted the create and may still be working on it.
+    return UNKNOWN

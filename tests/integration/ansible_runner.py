@@ -115,6 +115,7 @@ class HostPlay:
             env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.tree", "ANSIBLE_CALLBACK_TREE_DIR": str(results)})
         self.seconds = time.monotonic() - started
         output = self.proc.stdout + self.proc.stderr
+        (self.dir / "play.log").write_text(output)  # for a look after a failure
         assert "Traceback" not in output, output
         # The tree callback drops "failed" from what it writes; the recap counts the failure (ignored).
         recap = dict(re.findall(r"^(\S+)\s+:\s+ok=.*\bignored=(\d+)", self.proc.stdout, re.M))

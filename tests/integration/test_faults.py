@@ -26,7 +26,6 @@ HTTP_TIMEOUT = 2
 SLOW = 4  # seconds a slow answer takes: more than HTTP_TIMEOUT
 CREATE_BUDGET = 6  # wait_timeout of the fault run, so a create answer that never comes costs little
 REPORT = REPO / "tests" / "output" / "fault_cases.md"
-FAULT_RUN = {"http_timeout": HTTP_TIMEOUT, "task_timeout": CREATE_BUDGET}
 
 
 @dataclass
@@ -40,6 +39,7 @@ class Case:
     says: str = ""  # what the message (or, for "ok", a warning or the request log) must say
     pinned: bool = True
     country: str | None = None
+    task_timeout: int | None = None  # wait_timeout of the fault run; the module's default when None
 
 
 R503 = {"status": 503, "headers": {"Retry-After": "1"}, "body": b'{"detail":"busy"}'}
@@ -62,7 +62,7 @@ CASES = [
          ("GET", r"/access$", "slow"), {"delay": SLOW}, says="retried"),
     Case("slow-post", f"POST /vms answered after {CREATE_BUDGET + 4} s (wait_timeout {CREATE_BUDGET} s); the "
          "provider creates the VM", "se", ("POST", r"/vms\?", "slow_answer"), {"delay": CREATE_BUDGET + 4},
-         expect="fail", says="did not answer within"),
+         expect="fail", says="did not answer within", task_timeout=CREATE_BUDGET),
     Case("cut-job", "GET of the create job: body cut off half-way", "us", ("GET", r"/vms/jobs/", "truncate"),
          says="retried"),
     Case("cut-post", "POST /vms: the provider creates the VM, its answer is cut off", "se",
@@ -70,7 +70,7 @@ CASES = [
     Case("html-access", "GET /vms/NAME/access answers 200 with an HTML page", "us",
          ("GET", r"/access$", "garbage"), says="retried"),
     Case("html-access-always", "GET /vms/NAME/access answers 200 with an HTML page, 4 times in a row", "se",
-         ("GET", r"/access$", "garbage"), {"times": 4}, expect="fail", says="is not JSON (text/html) (tried"),
+         ("GET", r"/access$", "garbage"), {"times": 4}, expect="fail", says="is not JSON (text/html) (tried 4 times)"),
     Case("html-post", "POST /vms: the provider creates the VM, the answer is an HTML page", "se",
          ("POST", r"/vms\?", "garbage"), expect="fail", says="is not JSON"),
     Case("disc-down-auto", "discovery down (connection refused), provider chosen by discovery", "discovery",
@@ -136,6 +136,8 @@ def test_faults_between_golem_vm_and_the_network(ansible, providers, proxies, tm
         host: dict[str, Any] = {"vm_name": names[case.key], "discovery_url": discovery.url}
         if case.country:
             host["vm_country"] = case.country
+        if case.task_timeout:
+            host["task_timeout"] = case.task_timeout
         if case.target == "discovery":
             if case.rule is None:
                 host["discovery_url"] = _dead_url()
@@ -154,13 +156,14 @@ def test_faults_between_golem_vm_and_the_network(ansible, providers, proxies, tm
     table: dict[str, dict[str, Any]] = {}
     try:
         first = HostPlay(ansible, tmp_path / "fault")
-        results = first.play(hosts, **FAULT_RUN)
+        results = first.play(hosts, http_timeout=HTTP_TIMEOUT)
         time.sleep(2)  # a create the fault cut short has time to show up where the check can see it
         rows = state_rows(ansible.state_path)
         orphans = _orphans(names, rows, providers)
 
         second = HostPlay(ansible, tmp_path / "rerun")
-        rerun = second.play({k: {**h, "discovery_url": discovery.url} for k, h in hosts.items()}, http_timeout=HTTP_TIMEOUT)
+        rerun = second.play({k: {**h, "discovery_url": discovery.url, "task_timeout": 120} for k, h in hosts.items()},
+                            http_timeout=HTTP_TIMEOUT)
         rows_after_rerun = state_rows(ansible.state_path)
 
         for case in CASES:
