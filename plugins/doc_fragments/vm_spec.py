@@ -46,7 +46,8 @@ options:
         passphrase), as with a credential that holds only a private key (AWX).
       - Defaults to O(ssh_public_key_path) without its C(.pub) suffix when that file exists, or to the
         collection's own private key.
-      - If not set, the value of the E(GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH) environment variable is used.
+      - When neither this nor O(ssh_public_key) nor O(ssh_public_key_path) is given, the value of the
+        E(GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH) environment variable is used (an AWX credential sets it).
     type: path
   ssh_user:
     description:

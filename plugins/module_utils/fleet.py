@@ -240,6 +240,9 @@ class Fleet:
                 return client.get_vm(record.name, missing_ok=True)
             except GolemError as exc:
                 return exc
+            # Anything else is a warning too: one bad answer must not cost the whole fleet run.
+            except Exception as exc:  # pylint: disable=broad-except
+                return GolemError(f"{type(exc).__name__}: {exc}")
 
         with ThreadPoolExecutor(max_workers=min(self.parallelism, len(running)),
                                 thread_name_prefix="golem-fleet-verify") as pool:
@@ -309,7 +312,8 @@ class Fleet:
                 self.result.changed = self.result.changed or life.out.changed
                 if error is not None:
                     self.result.failures[name] = error
-                if kind == "create" and self.store.get(name) is not None:
+                row = self.store.get(name) if kind == "create" else None
+                if row is not None and row.status != "error":
                     self.result.created.append(name)  # it exists, even when its SSH wait failed
                 elif kind == "destroy" and error is None:
                     self.result.destroyed.append(name)

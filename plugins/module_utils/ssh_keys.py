@@ -38,6 +38,7 @@ else:
     SSHPUBKEYS_IMPORT_ERROR = None
 
 try:
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 except ImportError:
@@ -238,7 +239,8 @@ def public_key_of_private(path: str, field: str = "ssh_private_key_path") -> Pub
             break
         except TypeError:
             encrypted = True  # "password was not given but private key is encrypted"
-        except (ValueError, NotImplementedError):
+        # UnsupportedAlgorithm: a security-key (sk-*) private key, whose public half is not derivable here.
+        except (ValueError, NotImplementedError, UnsupportedAlgorithm):
             continue
     if key is None:
         why = ("it is passphrase-protected" if encrypted

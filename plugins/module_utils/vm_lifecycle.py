@@ -158,6 +158,7 @@ class Lifecycle:
                 )
             self._act(f"VM {self.want.name} was recorded but is gone from provider {placement.describe()}")
             if not self.check_mode:
+                self._settle_lost_create(record, client)
                 self._forget(record)
             # Repair in place when the user did not pin a provider: the old one first.
             preferred = placement
@@ -317,7 +318,9 @@ class Lifecycle:
             # A synchronous (MVP) provider answers only when the VM runs: give it the whole budget.
             answer = client.create_vm(request, timeout=max(self.deadline.remaining(), 1.0))
         except TimeoutError_:
-            self._cleanup(client, placement, "the create call outlived wait_timeout", UNKNOWN)
+            # Only the budget check before sending raises this (a read timeout is a ProviderError):
+            # the create never left, so there is nothing to look for.
+            self._cleanup(client, placement, "wait_timeout ran out before the create call was sent", REJECTED)
             raise
         except GolemError as exc:
             self._cleanup(client, placement, exc.msg, _create_outcome(exc))
@@ -554,6 +557,7 @@ class Lifecycle:
             self._act(f"would destroy VM {self.want.name} on provider {placement.describe()}")
             return None
         if remote is None:
+            self._settle_lost_create(record, client)
             self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}")
         else:
             # A VM still being created would survive a plain DELETE, and then run unrecorded.
@@ -561,6 +565,18 @@ class Lifecycle:
             self._act(f"destroyed VM {self.want.name} on provider {placement.describe()}")
         self._forget(record)
         return None
+
+    def _settle_lost_create(self, record: VMRecord, client: ProviderClient) -> None:
+        """A 404 for a row whose create may still be queued (status error or creating) is not proof.
+
+        Such a create can still finish after the row is gone, leaving a VM nobody records (and a
+        create of the same name overwrites it upstream). Delete it and watch until it has stayed
+        unseen for a while, as the cleanup of a create with no answer does.
+        """
+        if record.status not in ("error", "creating"):
+            return
+        self._delete_verified(client, min(self.deadline.end, time.monotonic() + CLEANUP_SECONDS),
+                              settle=SETTLE_UNKNOWN)
 
     def _forget(self, record: VMRecord) -> None:
         self.store.delete(record.name)

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, resolve_resources
-from ansible_collections.golem.vm.plugins.module_utils.state import check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state import STATE_PATH_ENV, check_state_path
 
 COUNTRY = re.compile(r"[A-Z]{2}")
 USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
@@ -65,9 +65,13 @@ def check_scalars(params: dict[str, Any]) -> None:
         raise ValidationError(f"image {image!r} must be a non-empty name without spaces", field="image", value=image)
 
 
+PRIVATE_KEY_ENV = "GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH"
+
+
 def check_paths(params: dict[str, Any], state_path: str, known_hosts_path: str) -> None:
     """The files the module would use, checked before any of them is read or written."""
-    check_state_path(state_path, field="state_path" if params.get("state_path") else "GOLEM_REQUESTOR_DB_PATH")
+    from_env = not params.get("state_path") and os.environ.get(STATE_PATH_ENV, "").strip()
+    check_state_path(state_path, field=STATE_PATH_ENV if from_env else "state_path")
     if os.path.isdir(known_hosts_path):
         raise ValidationError(
             f"known_hosts_path {known_hosts_path!r} is a directory; give the path of a known_hosts file",
@@ -92,6 +96,10 @@ def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool, need
     exists) the default pair is not read at all: a no-op run stays cheap.
     """
     private = params.get("ssh_private_key_path")
+    if private is None and not (params.get("ssh_public_key") or params.get("ssh_public_key_path")):
+        # The variable (an AWX credential's key file) stands in only when no key option is given:
+        # beside a public key option it could name a key that does not match the one installed.
+        private = os.path.expanduser(os.environ.get(PRIVATE_KEY_ENV, "").strip()) or None
     if not needed and not (params.get("ssh_public_key") or params.get("ssh_public_key_path")):
         return KeyInfo(None, None, private)
     # Imported here: sshpubkeys and cryptography cost more to import than a no-op run takes.

@@ -154,7 +154,6 @@ actions:
 import os
 from typing import Any
 
-from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
@@ -190,8 +189,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "stream_id": {"type": "int"},
     "ssh_public_key": {"type": "str", "no_log": False},
     "ssh_public_key_path": {"type": "path", "no_log": False},
-    "ssh_private_key_path": {"type": "path", "no_log": False,
-                             "fallback": (env_fallback, ["GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH"])},
+    "ssh_private_key_path": {"type": "path", "no_log": False},
     "ssh_user": {"type": "str", "default": "root"},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 600},

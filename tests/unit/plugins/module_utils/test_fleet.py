@@ -69,6 +69,7 @@ class Network:
         self.calls: list[tuple[str, str, str]] = []
         self.failing: set[str] = set()
         self.unreachable: set[str] = set()
+        self.resetting: set[str] = set()
         self.delay = delay
         self.running = 0
         self.peak = 0
@@ -111,6 +112,8 @@ class FakeProvider:
 
     def create_vm(self, request: Any, *, timeout: float | None = None) -> CreateJob:
         self._call("create", request.name)
+        if self.ip in self.net.resetting:
+            raise ProviderError(f"could not talk to {self.ip}:7466: Connection reset by peer")
         with self.net.lock:
             self.net.running += 1
             self.net.peak = max(self.net.peak, self.net.running)
@@ -392,3 +395,13 @@ def test_the_default_key_is_loaded_once_before_the_threads(store):
     res = run.run()
     assert loads == [True] and len(res.created) == 3
     assert store.get("web-03").ssh_private_key_path == "/k/id"
+
+
+def test_a_create_whose_answer_was_lost_is_a_failure_not_a_member(store, monkeypatch):
+    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle.SETTLE_UNKNOWN", 0.05)
+    net = Network()
+    net.resetting.add(US1)
+    res = fleet(store, net, 2, countries=["SE", "US"]).run()
+    # web-02's create may still be queued at US1: its row stays (status error), but it is not "created".
+    assert res.created == ["web-01"] and "web-02" in res.failures
+    assert store.get("web-02").status == "error"

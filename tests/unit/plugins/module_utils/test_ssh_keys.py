@@ -326,3 +326,22 @@ def test_only_a_private_key_given_installs_its_own_public_half(tmp_path: Path, k
     assert info.fingerprint == _keygen_fingerprint(keys["ed25519"].with_suffix(".pub"))
     # Not the collection's default pair: none was generated.
     assert not (tmp_path / "state" / "ssh").exists()
+
+
+def test_the_key_variable_stands_in_only_when_no_key_option_is_given(
+        tmp_path: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible_collections.golem.vm.plugins.module_utils.vm_request import resolve_key
+
+    injected = tmp_path / "awx-job-key"
+    injected.write_bytes(keys["ed25519"].read_bytes())
+    injected.chmod(0o600)
+    monkeypatch.setenv("GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH", str(injected))
+    state = str(tmp_path / "state" / "vms.db")
+    none = {"ssh_public_key": None, "ssh_public_key_path": None, "ssh_private_key_path": None}
+    alone = resolve_key(none, state, generate=True)
+    assert alone.private_path == str(injected)
+    assert alone.fingerprint == _keygen_fingerprint(keys["ed25519"].with_suffix(".pub"))
+    # Beside a public key option the variable would name a key that does not match the installed one.
+    own = keys["rsa"].with_suffix(".pub")
+    given = resolve_key({**none, "ssh_public_key_path": str(own)}, state, generate=True)
+    assert given.private_path == str(keys["rsa"]) and given.fingerprint == _keygen_fingerprint(own)

@@ -7,6 +7,7 @@ A fake provider records every call; the state store is the real one in a temp di
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -391,3 +392,60 @@ def test_creation_only_differences_are_a_warning(store, providers):
     life.run(store.get("web-1"))
     assert not life.out.changed and len(warnings) == 1
     assert "2/4/20" in warnings[0] and "SHA256:other" in warnings[0]
+
+
+@pytest.mark.parametrize("status", ["error", "creating"])
+def test_absent_of_a_row_whose_create_may_be_queued_deletes_before_forgetting(store, providers, status):
+    # Reviewer's case: one 404 for such a row is no proof, and forgetting it at once could leave the
+    # late VM running with no row.
+    recorded(store, status=status)
+    se = providers["127.0.0.2"]
+    life, rec = run(store, providers, state="absent")
+    assert rec is None and store.get("web-1") is None
+    assert ("delete", "web-1") in se.writes(), "a DELETE stops a create that is still queued"
+    assert len([c for c in se.calls if c[0] == "get"]) >= 2, "the name is watched until it stays unseen"
+
+
+def test_absent_of_an_error_row_deletes_a_vm_that_shows_up_late(store, providers):
+    # A queued create reads as 404 and ignores a DELETE; it runs a moment later whatever happens.
+    recorded(store, status="error")
+    se = providers["127.0.0.2"]
+    appear_at, appeared = time.monotonic() + 0.02, []
+
+    def launch() -> None:
+        if not appeared and time.monotonic() >= appear_at:
+            appeared.append(True)
+            se.vms["web-1"] = vm("web-1")
+
+    real_get, real_delete = se.get_vm, se.delete_vm
+    se.get_vm = lambda name, missing_ok=False: (launch(), real_get(name))[1]
+    se.delete_vm = lambda name: (launch(), real_delete(name))[1]
+    life, rec = run(store, providers, state="absent")
+    time.sleep(max(0.0, appear_at - time.monotonic()))
+    launch()
+    assert appeared and se.vms == {}, "the late VM was deleted, not left running without a row"
+    assert store.get("web-1") is None
+
+
+def test_present_of_an_error_row_settles_the_old_create_before_creating_again(store, providers):
+    recorded(store, status="error")
+    se = providers["127.0.0.2"]
+    life, rec = run(store, providers, pinned=SE)
+    assert rec.status == "running"
+    kinds = [c[0] for c in se.calls]
+    assert kinds.index("delete") < kinds.index("create"), "the old create is stopped before the name is reused"
+
+
+def test_a_running_row_gone_from_its_provider_is_recreated_without_waiting(store, providers):
+    recorded(store, status="running")
+    se = providers["127.0.0.2"]
+    life, rec = run(store, providers, pinned=SE)
+    assert rec.status == "running" and ("delete", "web-1") not in se.calls
+
+
+def test_budget_gone_before_the_create_is_sent_leaves_no_row_and_no_delete(store, providers, monkeypatch):
+    se = providers["127.0.0.2"]
+    se.create_error = TimeoutError_("wait_timeout of 1 s ran out while calling POST /api/v1/vms")
+    with pytest.raises(TimeoutError_):
+        run(store, providers, pinned=SE)
+    assert store.get("web-1") is None and se.writes() == [("create", "web-1")]
