@@ -16,7 +16,7 @@ from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import RecordedEndpoints
 from ansible_collections.golem.vm.plugins.module_utils.state import STATUSES, VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm_view import represent_vm
+from ansible_collections.golem.vm.plugins.module_utils.vm_view import represent_vm, ssh_command
 
 # The provider's VMStatus values beyond what the state file records, and what a refresh reports for
 # a VM its provider no longer knows (HTTP 404). Hard-coded: importing the models would pull in pydantic.
@@ -103,6 +103,11 @@ class HostBuilder:
             raise SkipHost("no SSH host or provider IP is recorded")
         view = represent_vm(record, known_hosts_path=self.known_hosts_path)
         view["vm_id"] = record.vm_id
+        if self.key_file:
+            # The inventory's key (an AWX job's fresh key file) is the one connections use, so the
+            # line to paste names it too; golem_ssh_private_key_path still shows what was recorded.
+            view["ssh_command"] = ssh_command(view["ssh_host"], port, view["ssh_user"], self.key_file,
+                                              self.known_hosts_path)
         view["host_key_known"] = self.recorded.has(record.ssh_host, port) if self.recorded is not None else None
         status = effective_status(record, live)
         if live is not None:

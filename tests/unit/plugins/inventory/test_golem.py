@@ -290,6 +290,7 @@ def test_one_key_for_every_host_from_the_credential_variable(inventory: Build, f
     assert web["ansible_ssh_private_key_file"] == job_key
     assert "IdentitiesOnly=yes" in web["ansible_ssh_common_args"]
     assert web["golem_ssh_private_key_path"] == KEY
+    assert f"-i {job_key} " in web["golem_ssh_command"], "the line to paste uses the key connections use"
     monkeypatch.setenv("GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH", "")
     assert hostvars(inventory(), "web-1")["ansible_ssh_private_key_file"] == KEY
 
