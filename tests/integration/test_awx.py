@@ -268,6 +268,19 @@ def test_execution_environment_requirements_reach_ansible_builder(collection: Pa
     containerfile = (tmp_path / "ctx" / "Dockerfile").read_text()
     assert "ansible-galaxy" in containerfile and "introspect" in containerfile, containerfile
     assert "golem.vm" in (tmp_path / "ctx" / "_build" / "requirements.yml").read_text()
+    # meta/execution-environment.yml itself is an EE definition too: its paths are relative to the
+    # collection root, so from there it gives a build context with exactly the collection's requirements.
+    root = collection / "ansible_collections" / "golem" / "vm"
+    own = tmp_path / "own"
+    own.mkdir()
+    for name in ("requirements.txt", "bindep.txt"):
+        (own / name).write_bytes((root / name).read_bytes())
+    (own / "execution-environment.yml").write_bytes((root / "meta" / "execution-environment.yml").read_bytes())
+    proc = subprocess.run([str(BIN / "ansible-builder"), "create", "-f", str(own / "execution-environment.yml"),
+                           "-c", str(own / "ctx")], capture_output=True, text=True, timeout=120, check=False, cwd=own)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (own / "ctx" / "_build" / "requirements.txt").read_text() == (root / "requirements.txt").read_text()
+    assert "openssh-client" in (own / "ctx" / "_build" / "bindep.txt").read_text()
 
 
 def test_collection_docs_lint_clean() -> None:
