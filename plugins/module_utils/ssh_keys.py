@@ -187,6 +187,15 @@ def parse_public_key(value: str | bytes, field: str = "ssh_public_key") -> Publi
     return _parse(value, field, shown, field)
 
 
+def _read_capped(path: str, field: str) -> bytes:
+    """A key file's bytes, one more than MAX_KEY_FILE_BYTES at most (enough to tell it is too big)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValidationError(f"{field}: cannot read {path}: {exc.strerror or exc}", field=field, value=path) from exc
+
+
 def read_public_key(path: str, field: str = "ssh_public_key_path") -> PublicKey:
     """Read and validate the public key file ``path``; errors name ``field`` and the path."""
     path = os.path.expanduser(path)
@@ -194,11 +203,7 @@ def read_public_key(path: str, field: str = "ssh_public_key_path") -> PublicKey:
         raise ValidationError(f"{field}: {path} does not exist", field=field, value=path)
     if os.path.isdir(path):
         raise ValidationError(f"{field}: {path} is a directory, not a key file", field=field, value=path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ValidationError(f"{field}: cannot read {path}: {exc.strerror or exc}", field=field, value=path) from exc
+    data = _read_capped(path, field)
     if len(data) > MAX_KEY_FILE_BYTES:
         raise ValidationError(f"{field}: {path} is too large to be a public key", field=field, value=path)
     try:
@@ -226,11 +231,7 @@ def public_key_of_private(path: str, field: str = "ssh_private_key_path") -> Pub
     path = os.path.expanduser(path)
     if not os.path.isfile(path):
         raise ValidationError(f"{field}: {path} does not exist or is not a file", field=field, value=path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ValidationError(f"{field}: cannot read {path}: {exc.strerror or exc}", field=field, value=path) from exc
+    data = _read_capped(path, field)
     key = None
     encrypted = False
     for load in (serialization.load_ssh_private_key, serialization.load_pem_private_key):

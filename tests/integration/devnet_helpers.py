@@ -122,3 +122,16 @@ def running_vms() -> dict[str, str]:
             continue  # purged while we looked
         found[hostname] = info["owner"]
     return found
+
+
+def plain(value: Any) -> Any:
+    """ansible-inventory's JSON with the ``{"__ansible_unsafe": v}`` wrappers (ansible-core 2.19+) unwrapped:
+    dynamic inventories mark their strings untrusted, and a script inventory reading that JSON back
+    (AWX's synced inventory) keeps them so."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value

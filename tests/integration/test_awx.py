@@ -31,7 +31,7 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .ansible_runner import BIN, Ansible
-from .devnet_helpers import REPO, keypair, ssh, state_rows
+from .devnet_helpers import REPO, keypair, plain, ssh, state_rows
 
 CREDENTIAL_TYPE = REPO / "extensions" / "awx" / "golem_credential_type.yml"
 CLI_VENV = Path(os.environ.get("GOLEM_DEVNET_CACHE", "/var/cache/golem-vm-devnet")) / "venvs" / "requestor-0.1.58"
@@ -114,17 +114,6 @@ class Job:
         for path in self.files:
             path.unlink()
 
-
-def plain(value: Any) -> Any:
-    """ansible-inventory's JSON with the ``{"__ansible_unsafe": v}`` wrappers (ansible-core 2.19+) unwrapped; a
-    script inventory reading that JSON back (AWX's synced inventory) keeps them as untrusted values."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def host_events(run: dict, host: str, event: str) -> list[str]:

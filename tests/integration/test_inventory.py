@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .ansible_runner import BIN, Ansible
-from .devnet_helpers import ProviderLog, http
+from .devnet_helpers import ProviderLog, http, plain
 
 PLAY = """
 - hosts: golem
@@ -39,16 +39,6 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _plain(value: Any) -> Any:
-    # Dynamic inventories mark their strings untrusted in ansible-inventory's JSON.
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
 
 def _config(directory: Path, **options: Any) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
@@ -62,7 +52,7 @@ def _list(ansible: Ansible, config: Path) -> dict[str, Any]:
     proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(config), "--list", "--output", str(out)],
                           env=ansible.env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0 and "WARNING" not in proc.stderr, proc.stderr
-    return _plain(json.loads(out.read_text()))
+    return plain(json.loads(out.read_text()))
 
 
 def _members(listing: dict[str, Any], group: str) -> list[str]:
@@ -179,7 +169,7 @@ def test_awx_inventory_source_through_ansible_runner(
     }
     out, err = ansible_runner.get_inventory(action="list", inventories=[str(config)], response_format="json",
                                             private_data_dir=str(private_data_dir), envvars=envvars, quiet=True)
-    listing = _plain(out if isinstance(out, dict) else json.loads(out))
+    listing = plain(out if isinstance(out, dict) else json.loads(out))
     assert sorted(listing["_meta"]["hostvars"]) == sorted(two_vms), err
     for name, vm in two_vms.items():
         host = listing["_meta"]["hostvars"][name]
