@@ -115,7 +115,6 @@ class Job:
             path.unlink()
 
 
-
 def host_events(run: dict, host: str, event: str) -> list[str]:
     return [e["event_data"].get("task", "") for e in run["events"]
             if e.get("event") == event and e.get("event_data", {}).get("host") == host]

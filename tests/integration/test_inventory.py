@@ -39,7 +39,6 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-
 def _config(directory: Path, **options: Any) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "golem.yml"
