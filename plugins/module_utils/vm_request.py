@@ -65,6 +65,25 @@ def check_scalars(params: dict[str, Any]) -> None:
         raise ValidationError(f"image {image!r} must be a non-empty name without spaces", field="image", value=image)
 
 
+# The argument spec of a VM's shape, key, wait and files, shared by golem_vm and golem_fleet
+# (documented in the golem.vm.vm_spec doc fragment and in each module).
+VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "size": {"type": "str", "choices": ["small", "medium", "large", "xlarge"]},
+    "cpu": {"type": "int"},
+    "memory": {"type": "int"},
+    "storage": {"type": "int"},
+    "image": {"type": "str"},
+    "stream_id": {"type": "int"},
+    "ssh_public_key": {"type": "str", "no_log": False},
+    "ssh_public_key_path": {"type": "path", "no_log": False},
+    "ssh_private_key_path": {"type": "path", "no_log": False},
+    "ssh_user": {"type": "str", "default": "root"},
+    "wait": {"type": "bool", "default": True},
+    "wait_timeout": {"type": "int", "default": 600},
+    "state_path": {"type": "path"},
+    "known_hosts_path": {"type": "path", "no_log": False},
+}
+
 PRIVATE_KEY_ENV = "GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH"
 
 

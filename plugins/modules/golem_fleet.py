@@ -169,6 +169,7 @@ from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownH
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, default_state_path
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Want
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
+    VM_SPEC_ARGUMENTS,
     check_paths,
     check_scalars,
     resolve_key,
@@ -177,26 +178,13 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
 ARGUMENT_SPEC: dict[str, Any] = {
+    **VM_SPEC_ARGUMENTS,
     "name": {"type": "str", "required": True},
     "count": {"type": "int", "required": True},
     "countries": {"type": "list", "elements": "str"},
     "platform": {"type": "str"},
-    "size": {"type": "str", "choices": ["small", "medium", "large", "xlarge"]},
-    "cpu": {"type": "int"},
-    "memory": {"type": "int"},
-    "storage": {"type": "int"},
-    "image": {"type": "str"},
-    "stream_id": {"type": "int"},
-    "ssh_public_key": {"type": "str", "no_log": False},
-    "ssh_public_key_path": {"type": "path", "no_log": False},
-    "ssh_private_key_path": {"type": "path", "no_log": False},
-    "ssh_user": {"type": "str", "default": "root"},
-    "wait": {"type": "bool", "default": True},
-    "wait_timeout": {"type": "int", "default": 600},
     "parallelism": {"type": "int", "default": 10},
     "verify": {"type": "bool", "default": True},
-    "state_path": {"type": "path"},
-    "known_hosts_path": {"type": "path", "no_log": False},
 }
 
 

@@ -212,6 +212,7 @@ from ansible_collections.golem.vm.plugins.module_utils.placement import STRATEGI
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, default_state_path
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle, Placement, Want
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
+    VM_SPEC_ARGUMENTS,
     check_paths,
     check_scalars,
     resolve_key,
@@ -220,6 +221,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
 ARGUMENT_SPEC: dict[str, Any] = {
+    **VM_SPEC_ARGUMENTS,
     "name": {"type": "str", "required": True},
     "state": {"type": "str", "default": "present", "choices": ["present", "started", "stopped", "absent"]},
     "provider_id": {"type": "str"},
@@ -227,20 +229,6 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "country": {"type": "str"},
     "platform": {"type": "str"},
     "provider_selection": {"type": "str", "default": "cheapest", "choices": list(STRATEGIES)},
-    "size": {"type": "str", "choices": ["small", "medium", "large", "xlarge"]},
-    "cpu": {"type": "int"},
-    "memory": {"type": "int"},
-    "storage": {"type": "int"},
-    "image": {"type": "str"},
-    "stream_id": {"type": "int"},
-    "ssh_public_key": {"type": "str", "no_log": False},
-    "ssh_public_key_path": {"type": "path", "no_log": False},
-    "ssh_private_key_path": {"type": "path", "no_log": False},
-    "ssh_user": {"type": "str", "default": "root"},
-    "wait": {"type": "bool", "default": True},
-    "wait_timeout": {"type": "int", "default": 600},
-    "state_path": {"type": "path"},
-    "known_hosts_path": {"type": "path", "no_log": False},
     "adopt": {"type": "bool", "default": False},
 }
 
