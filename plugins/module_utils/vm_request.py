@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, resolve_resources
-from ansible_collections.golem.vm.plugins.module_utils.state import STATE_PATH_ENV, check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state import STATE_PATH_ENV, check_state_path, default_state_path
 
 COUNTRY = re.compile(r"[A-Z]{2}")
 USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
@@ -85,6 +85,14 @@ VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
 }
 
 PRIVATE_KEY_ENV = "GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH"
+
+
+def resolve_paths(params: dict[str, Any]) -> tuple[str, str]:
+    """The state file and known_hosts file the module uses, both checked before either is touched."""
+    state_path = params["state_path"] or default_state_path()
+    known_hosts_path = params["known_hosts_path"] or os.path.join(os.path.dirname(state_path), "known_hosts")
+    check_paths(params, state_path, known_hosts_path)
+    return state_path, known_hosts_path
 
 
 def check_paths(params: dict[str, Any], state_path: str, known_hosts_path: str) -> None:

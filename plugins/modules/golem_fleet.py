@@ -151,9 +151,7 @@ actions:
   sample: ["created VM web-03 on provider 0x12... (203.0.113.7) (job 5f0c...)"]
 """
 
-import os
 from typing import Any
-
 
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
@@ -166,13 +164,13 @@ from ansible_collections.golem.vm.plugins.module_utils.fleet import (
     member_name,
 )
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, default_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Want
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
     VM_SPEC_ARGUMENTS,
-    check_paths,
     check_scalars,
     resolve_key,
+    resolve_paths,
     resolve_spec,
 )
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
@@ -204,9 +202,7 @@ class GolemFleet(GolemModule):
         # The per-VM checks, on the longest member name (the prefix alone need not be a valid name).
         check_scalars({**p, "name": member_name(p["name"], max(p["count"], 1), p["count"])})
         spec = resolve_spec(p, default="small")
-        state_path = p["state_path"] or default_state_path()
-        known_hosts_path = p["known_hosts_path"] or os.path.join(os.path.dirname(state_path), "known_hosts")
-        check_paths(p, state_path, known_hosts_path)
+        state_path, known_hosts_path = resolve_paths(p)
         store = StateStore(state_path)
         explicit_key = bool(p["ssh_public_key"] or p["ssh_public_key_path"])
         key = resolve_key(p, state_path, generate=False, needed=explicit_key)

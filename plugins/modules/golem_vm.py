@@ -200,22 +200,20 @@ request:
   type: dict
 """
 
-import os
 from typing import Any
-
 
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.placement import STRATEGIES, Placer
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, default_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle, Placement, Want
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
     VM_SPEC_ARGUMENTS,
-    check_paths,
     check_scalars,
     resolve_key,
+    resolve_paths,
     resolve_spec,
 )
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
@@ -250,9 +248,7 @@ class GolemVM(GolemModule):
         check_scalars(p)
         # Every option is checked before the state file is opened or any call is made.
         spec = resolve_spec(p)
-        state_path = p["state_path"] or default_state_path()
-        known_hosts_path = p["known_hosts_path"] or os.path.join(os.path.dirname(state_path), "known_hosts")
-        check_paths(p, state_path, known_hosts_path)
+        state_path, known_hosts_path = resolve_paths(p)
         # An explicit key is checked now (and compared with an existing VM's); the default pair
         # is read, or made, only when a VM is created.
         explicit_key = bool(p["ssh_public_key"] or p["ssh_public_key_path"])
