@@ -10,7 +10,9 @@ CORE312 ?= ansible-core>=2.21,<2.22
 VENV ?= .venv/py311
 COLLECTIONS := $(CURDIR)/.venv/collections
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
-export GOLEM_REQUESTOR_DISCOVERY_URL ?= http://127.0.0.1:9001
+# The local network's loopback /16 (127.0 by default); another value runs a second network beside it.
+export GOLEM_DEVNET_NET ?= 127.0
+export GOLEM_REQUESTOR_DISCOVERY_URL ?= http://$(GOLEM_DEVNET_NET).0.1:9001
 export ANSIBLE_FORCE_COLOR ?= 0
 PYTEST_ARGS ?=
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -14,6 +15,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
+
+def devnet() -> dict:
+    """The running local network's addresses (devnet/ctl.py up writes them)."""
+    run = Path(os.environ.get("GOLEM_DEVNET_DIR", str(REPO / ".devnet")))
+    try:
+        return json.loads((run / "status.json").read_text())
+    except OSError:
+        raise SystemExit("the local network is not up: run make devnet-up first") from None
+
+
+def provider_url(key: str) -> str:
+    return next(p["url"] for p in devnet()["providers"] if p["key"] == key)
 
 
 def install_collection() -> Path:

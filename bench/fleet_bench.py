@@ -26,11 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _common import BIN, REPO, install_collection, report, timed
+from _common import BIN, REPO, devnet, install_collection, provider_url, report, timed
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 VMS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-PROVIDERS = ["http://127.0.0.2:7466", "http://127.0.0.3:7466"]  # SE and US, as fleet_countries below
 TARGET = 1.5
 
 
@@ -59,7 +58,8 @@ def floor_one(base: str, name: str, key: str) -> None:
 def floor(key: str) -> float:
     """Create VMS VMs in plain parallel HTTP; returns the seconds taken, then deletes them."""
     prefix = f"floor-{uuid.uuid4().hex[:6]}"
-    jobs = [(PROVIDERS[i % len(PROVIDERS)], f"{prefix}-{i + 1:02d}") for i in range(VMS)]
+    providers = [provider_url("se"), provider_url("us")]  # as fleet_countries below
+    jobs = [(providers[i % len(providers)], f"{prefix}-{i + 1:02d}") for i in range(VMS)]
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=10) as pool:
         list(pool.map(lambda job: floor_one(job[0], job[1], key), jobs))
@@ -76,7 +76,7 @@ def main() -> None:
     key = (work / "id.pub").read_text().strip()
     env = {
         "ANSIBLE_COLLECTIONS_PATH": str(collections),
-        "GOLEM_REQUESTOR_DISCOVERY_URL": "http://127.0.0.1:9001",
+        "GOLEM_REQUESTOR_DISCOVERY_URL": devnet()["discovery_url"],
         "GOLEM_REQUESTOR_DB_PATH": str(work / "vms.db"),
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_LOCALHOST_WARNING": "false",

@@ -16,11 +16,10 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from _common import BIN, install_collection, report, timed
+from _common import BIN, devnet, install_collection, provider_url, report, timed
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 TASKS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-SE = "127.0.0.2"
 
 
 def playbook(path: Path, task: str) -> Path:
@@ -31,24 +30,25 @@ def playbook(path: Path, task: str) -> Path:
 
 def main() -> None:
     collections = install_collection()
+    se = provider_url("se")
     work = Path(tempfile.mkdtemp(prefix="golem-bench-noop-"))
     name = f"bench-{uuid.uuid4().hex[:8]}"
     env = {
         "ANSIBLE_COLLECTIONS_PATH": str(collections),
-        "GOLEM_REQUESTOR_DISCOVERY_URL": "http://127.0.0.1:9001",
+        "GOLEM_REQUESTOR_DISCOVERY_URL": devnet()["discovery_url"],
         "GOLEM_REQUESTOR_DB_PATH": str(work / "vms.db"),
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
     }
     ansible = str(BIN / "ansible-playbook")
-    create = playbook(work / "create.yml", f"golem.vm.golem_vm: {{name: {name}, provider_ip: '{SE}'}}")
+    create = playbook(work / "create.yml", f"golem.vm.golem_vm: {{name: {name}, provider_ip: '{se.split("//")[1].split(":")[0]}'}}")
     # Create once (the first of the TASKS tasks creates, the rest are already no-ops).
     timed([ansible, str(create)], env)
     cases = {
         "empty playbook (floor)": playbook(work / "empty.yml", ""),
         f"uri GET /vms/NAME x{TASKS}": playbook(
-            work / "uri.yml", f"ansible.builtin.uri: {{url: 'http://{SE}:7466/api/v1/vms/{name}'}}"),
+            work / "uri.yml", f"ansible.builtin.uri: {{url: '{se}/api/v1/vms/{name}'}}"),
         f"golem_vm no-op x{TASKS}": playbook(work / "noop.yml", f"golem.vm.golem_vm: {{name: {name}}}"),
         f"golem_vm no-op wait=false x{TASKS}": playbook(
             work / "nowait.yml", f"golem.vm.golem_vm: {{name: {name}, wait: false}}"),

@@ -74,7 +74,7 @@ def preflight() -> list[str]:
     problems = []
     if not (layout.ROOTFS / ".complete").exists():
         problems.append(f"sandbox rootfs missing at {layout.ROOTFS}: run scripts/install-devnet.sh (make devnet-install)")
-    for name in (f"discovery-{layout.DISCOVERY_VERSION}", *(f"provider-{p.version}" for p in layout.PROVIDERS)):
+    for name in (f"discovery-{layout.DISCOVERY_VERSION}", *(p.venv for p in layout.PROVIDERS)):
         if not (layout.venv(name) / ".complete").exists():
             problems.append(f"virtualenv {layout.venv(name)} missing: run scripts/install-devnet.sh")
     for tool in ("bwrap", "unshare", "ssh-keygen", "/usr/sbin/sshd"):
@@ -86,7 +86,7 @@ def preflight() -> list[str]:
     checks += [(p.ip, layout.PROVIDER_PORT, f"provider {p.key}") for p in layout.PROVIDERS]
     checks += [(p.ip, p.port_range[0], f"first SSH proxy port of provider {p.key}") for p in layout.PROVIDERS]
     # A wildcard sshd on the host would take port 22 of every VM address.
-    checks.append(("127.0.1.1", 22, "SSH of the first sandbox VM"))
+    checks.append((layout.VM_NET + "1", 22, "SSH of the first sandbox VM"))
     problems += [msg for msg in (_check_free(*c) for c in checks) if msg]
     return problems
 

@@ -161,7 +161,7 @@ class Network:
         env.update({f"GOLEM_PROVIDER_{k}": str(v) for k, v in settings.items()})
         env["GOLEM_DEVNET_SOCKET"] = str(self.run / "multipass.sock")
         env["GOLEM_DEVNET_OWNER"] = prov.key
-        bin_dir = layout.venv(f"provider-{prov.version}") / "bin"
+        bin_dir = layout.venv(prov.venv) / "bin"
         if prov.api == "sync":
             # 0.1.31's own `golem-provider start` crashes (an undefined logger); its id comes
             # from a key we hand it, since it has no /provider/info to ask.
@@ -179,7 +179,7 @@ class Network:
             path.write_text("0x" + secrets.token_hex(32))
             path.chmod(0o600)
         key = path.read_text().strip()
-        python = layout.venv(f"provider-{prov.version}") / "bin" / "python"
+        python = layout.venv(prov.venv) / "bin" / "python"
         self.provider_ids[prov.key] = subprocess.run(
             [str(python), "-c", "import sys; from eth_account import Account; "
              "print(Account.from_key(sys.argv[1]).address)", key],
@@ -336,6 +336,8 @@ class Network:
             "pid": os.getpid(),
             "run_dir": str(self.run),
             "discovery_url": layout.DISCOVERY_URL,
+            "net": layout.NET,
+            "control_source_ip": layout.CONTROL_SOURCE_IP,
             "providers": [
                 {
                     "key": p.key, "provider_id": self.provider_ids.get(p.key), "ip": p.ip,

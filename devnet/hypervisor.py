@@ -3,7 +3,7 @@
 """Sandbox VMs behind the devnet's ``multipass`` command.
 
 A VM is a bubblewrap sandbox, as root, on its own overlay of a debootstrapped Debian
-rootfs, with sshd as its main process on its own loopback address 127.0.1.N:22. The
+rootfs, with sshd as its main process on its own loopback address VM_NET.N:22 (127.0.1.N by default). The
 overlay lives only in the sandbox's mount namespace, so a VM that ends leaves no mount
 behind; its upper directory is the VM's disk and survives stop/start. The daemon that
 owns this object is the sandboxes' parent and reaps them (bwrap --die-with-parent).
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Callable
 
 import yaml
+from layout import VM_NET
 
 GiB = 1024 ** 3
-VM_NET = "127.0.1."
 READY_TIMEOUT = 15.0
 
 
@@ -149,7 +149,7 @@ class Hypervisor:
         for n in range(1, 255):
             if VM_NET + str(n) not in taken:
                 return VM_NET + str(n)
-        raise CommandError("launch failed: no free address left in 127.0.1.0/24")
+        raise CommandError(f"launch failed: no free address left in {VM_NET}0/24")
 
     async def cmd_launch(self, owner: str, args: list[str], cloud_init: str | None) -> str:
         name = self._opt(args, "--name")

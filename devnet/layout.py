@@ -12,14 +12,27 @@ REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("GOLEM_DEVNET_CACHE", "/var/cache/golem-vm-devnet"))
 RUN = Path(os.environ.get("GOLEM_DEVNET_DIR", str(REPO / ".devnet"))).resolve()
 ROOTFS = CACHE / "rootfs-bookworm"
+CHAIN_TOOLS = CACHE / "chain"
+ANVIL = CHAIN_TOOLS / "anvil"
+SOLCJS = CHAIN_TOOLS / "solc" / "node_modules" / "solc" / "solc.js"
+# The upstream requestor CLI, for interop tests only.
+REQUESTOR_VENV = "requestor-0.1.58-abi0.1.1"
 
-DISCOVERY_IP = "127.0.0.1"
+# The loopback /16 this network lives in: discovery, providers and chains on NET.0.x, VMs on
+# NET.1.x. Another value (e.g. 127.1) runs a second network beside the first, in another
+# checkout, without sharing an address.
+NET = os.environ.get("GOLEM_DEVNET_NET", "127.0")
+if not (NET.startswith("127.") and NET.count(".") == 1 and NET.split(".")[1].isdigit()
+        and 0 <= int(NET.split(".")[1]) <= 254):
+    raise SystemExit(f"GOLEM_DEVNET_NET={NET!r}: give a loopback /16 prefix such as 127.0 or 127.1")
+VM_NET = f"{NET}.1."
+DISCOVERY_IP = f"{NET}.0.1"
 DISCOVERY_PORT = 9001
 DISCOVERY_URL = f"http://{DISCOVERY_IP}:{DISCOVERY_PORT}"
 DISCOVERY_VERSION = "0.1.25"
 # Discovery rate-limits per client address; the network's own traffic comes from here
-# so it never eats the requestor's share of 127.0.0.1.
-CONTROL_SOURCE_IP = "127.0.0.9"
+# so it never eats the requestor's share of NET.0.1.
+CONTROL_SOURCE_IP = f"{NET}.0.9"
 PROVIDER_PORT = 7466
 ADVERTISE_EVERY = float(os.environ.get("GOLEM_DEVNET_ADVERTISE_EVERY", "30"))
 ZERO_ADDRESS = "0x" + "0" * 40
@@ -41,15 +54,20 @@ class Provider:
         return "sync" if self.version.startswith("0.1.3") else "jobs"
 
     @property
+    def venv(self) -> str:
+        """The virtualenv (scripts/install-devnet.sh): 0.1.63 with the streaming ABI pinned to 0.1.1."""
+        return f"provider-{self.version}" + ("-abi0.1.1" if self.api == "jobs" else "")
+
+    @property
     def url(self) -> str:
         return f"http://{self.ip}:{PROVIDER_PORT}"
 
 
 PROVIDERS = (
-    Provider("se", "127.0.0.2", "SE", "0.1.63", (20000, 23000), (5.0, 2.0, 0.1), (20.0, 8.0, 0.4)),
-    Provider("us", "127.0.0.3", "US", "0.1.63", (23000, 26000), (7.0, 3.0, 0.15), (28.0, 12.0, 0.6)),
+    Provider("se", f"{NET}.0.2", "SE", "0.1.63", (20000, 23000), (5.0, 2.0, 0.1), (20.0, 8.0, 0.4)),
+    Provider("us", f"{NET}.0.3", "US", "0.1.63", (23000, 26000), (7.0, 3.0, 0.15), (28.0, 12.0, 0.6)),
     # The MVP-era synchronous API; its advertisement carries no platform and no pricing.
-    Provider("de", "127.0.0.4", "DE", "0.1.31", (26000, 29000), None, None),
+    Provider("de", f"{NET}.0.4", "DE", "0.1.31", (26000, 29000), None, None),
 )
 
 

@@ -12,10 +12,12 @@ mkdir -p "$cache/venvs"
 # name=requirement; the name is the venv folder, so a new pin gets a new venv.
 venvs=(
     "discovery-0.1.25=golem-vm-discovery==0.1.25"
-    "provider-0.1.63=golem-vm-provider==0.1.63"
+    # golem-streaming-abi 0.1.2 describes another contract: with it, payments fail and the provider's
+    # stream monitor deletes running VMs (reference §7.1). 0.1.1 is the ABI the 0.1.x network runs.
+    "provider-0.1.63-abi0.1.1=golem-vm-provider==0.1.63 golem-streaming-abi==0.1.1"
     "provider-0.1.31=golem-vm-provider==0.1.31"
     # The upstream requestor CLI (`golem`), for the interop tests: never part of the network.
-    "requestor-0.1.58=request-vm-on-golem==0.1.58"
+    "requestor-0.1.58-abi0.1.1=request-vm-on-golem==0.1.58 golem-streaming-abi==0.1.1"
 )
 
 make_venv() {
@@ -25,7 +27,8 @@ make_venv() {
     # venvs hard-code their own path, so build in place; .complete marks a finished one.
     rm -rf "$dir"
     "$python" -m venv "$dir"
-    "$dir/bin/pip" install -q --disable-pip-version-check "$req" >"$cache/venvs/$name.log" 2>&1 || {
+    # shellcheck disable=SC2086 - a requirement list, split on purpose
+    "$dir/bin/pip" install -q --disable-pip-version-check $req >"$cache/venvs/$name.log" 2>&1 || {
         echo "install-devnet: pip install $req failed; see $cache/venvs/$name.log" >&2
         return 1
     }
@@ -37,6 +40,32 @@ for entry in "${venvs[@]}"; do
     make_venv "${entry%%=*}" "${entry#*=}" &
     pids+=($!)
 done
+
+# The chains: anvil ships as a binary inside an npm registry package; solcjs (pure JS/wasm)
+# compiles the devnet's contracts. Both from the npm registry, Node.js from Debian if missing.
+chain_tools() {
+    local dir="$cache/chain" anvil_version=1.7.1 solc_version=0.8.20
+    [ -f "$dir/.complete-$anvil_version-$solc_version" ] && return 0
+    if ! command -v npm >/dev/null; then
+        echo "install-devnet: installing nodejs and npm from Debian"
+        apt-get update -qq || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
+    echo "install-devnet: anvil $anvil_version and solc $solc_version from the npm registry"
+    rm -rf "$dir" && mkdir -p "$dir/pack" "$dir/solc"
+    (cd "$dir/pack" && npm pack --silent "@foundry-rs/anvil-linux-amd64@$anvil_version" >/dev/null &&
+        tar xzf ./*.tgz package/bin/anvil && mv package/bin/anvil "$dir/anvil") >"$dir/install.log" 2>&1 &&
+    (cd "$dir/solc" && npm init -y >/dev/null &&
+        npm install --silent --no-audit --no-fund "solc@$solc_version") >>"$dir/install.log" 2>&1 || {
+        echo "install-devnet: npm failed; see $dir/install.log" >&2
+        return 1
+    }
+    rm -rf "$dir/pack"
+    "$dir/anvil" --version >>"$dir/install.log"
+    touch "$dir/.complete-$anvil_version-$solc_version"
+}
+chain_tools &
+pids+=($!)
 
 rootfs="$cache/rootfs-bookworm"
 if [ ! -f "$rootfs/.complete" ]; then

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .devnet_helpers import discovery_url
+
 BIN = Path(sys.executable).parent
 
 
@@ -22,7 +24,7 @@ class Ansible:
         self.env = {
             **os.environ,
             "ANSIBLE_COLLECTIONS_PATH": str(collections_path),
-            "GOLEM_REQUESTOR_DISCOVERY_URL": "http://127.0.0.1:9001",
+            "GOLEM_REQUESTOR_DISCOVERY_URL": discovery_url(),
             "GOLEM_REQUESTOR_DB_PATH": str(state_dir / "vms.db"),
             "ANSIBLE_LOCALHOST_WARNING": "false",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",

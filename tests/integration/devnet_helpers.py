@@ -17,8 +17,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / ".devnet"
-# Mirrors devnet/layout.py (not importable as a package from here): devnetd's own calls come from it.
-CONTROL_SOURCE_IP = "127.0.0.9"
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
@@ -76,6 +74,11 @@ def status() -> dict:
     return json.loads((RUN / "status.json").read_text())
 
 
+def discovery_url() -> str:
+    """The running network's discovery (its loopback prefix is GOLEM_DEVNET_NET, 127.0 by default)."""
+    return status()["discovery_url"]
+
+
 def control(action: str, **extra: Any) -> dict:
     """Ask the network's daemon to stop or start one of its servers (for fault tests)."""
     sys.path.insert(0, str(REPO / "devnet"))
@@ -90,6 +93,7 @@ class ProviderLog:
     def __init__(self, key: str) -> None:
         self.path = RUN / "logs" / f"provider-{key}.log"
         self.offset = self.path.stat().st_size
+        self.control_ip = status()["control_source_ip"]
 
     def requests(self) -> list[str]:
         with open(self.path, "rb") as handle:
@@ -98,7 +102,7 @@ class ProviderLog:
         # The network's own calls (devnetd reading /provider/info for the advertisement) come from
         # its control address; they are not the collection's.
         return [line for line in text.splitlines()
-                if '"' in line and "HTTP/1.1" in line and f" {CONTROL_SOURCE_IP}:" not in line]
+                if '"' in line and "HTTP/1.1" in line and f" {self.control_ip}:" not in line]
 
     def writes(self, name: str) -> list[str]:
         return [r for r in self.requests()

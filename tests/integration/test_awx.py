@@ -31,11 +31,10 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .ansible_runner import BIN, Ansible
-from .devnet_helpers import REPO, keypair, plain, ssh, state_rows
+from .devnet_helpers import REPO, discovery_url, keypair, plain, ssh, state_rows
 
 CREDENTIAL_TYPE = REPO / "extensions" / "awx" / "golem_credential_type.yml"
-CLI_VENV = Path(os.environ.get("GOLEM_DEVNET_CACHE", "/var/cache/golem-vm-devnet")) / "venvs" / "requestor-0.1.58"
-DISCOVERY = "http://127.0.0.1:9001"
+CLI_VENV = Path(os.environ.get("GOLEM_DEVNET_CACHE", "/var/cache/golem-vm-devnet")) / "venvs" / "requestor-0.1.58-abi0.1.1"
 
 
 # --- AWX, emulated where it has to be -------------------------------------------------------
@@ -128,7 +127,7 @@ def awx_flow(collection, devnet, tmp_path_factory) -> dict:
     volume = root / "volume"  # what AWX mounts into every job's container
     volume.mkdir()
     key = keypair(tmp_path_factory.mktemp("awx-key"))
-    credential = {"discovery_url": DISCOVERY, "ssh_private_key": key.read_text(),
+    credential = {"discovery_url": discovery_url(), "ssh_private_key": key.read_text(),
                   "state_path": str(volume / "golem" / "vms.db")}
     name = f"awx-{uuid.uuid4().hex[:8]}"
     motd = f"configured by job 2 ({uuid.uuid4().hex[:6]})"
@@ -291,7 +290,7 @@ def golem_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     """The upstream ``golem`` CLI with its own HOME, in a network namespace of its own with no interface up:
     it cannot send a packet anywhere, loopback included."""
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
-           "GOLEM_REQUESTOR_DISCOVERY_DRIVER": "central", "GOLEM_REQUESTOR_DISCOVERY_URL": DISCOVERY}
+           "GOLEM_REQUESTOR_DISCOVERY_DRIVER": "central", "GOLEM_REQUESTOR_DISCOVERY_URL": discovery_url()}
     return subprocess.run(["unshare", "--net", str(CLI_VENV / "bin" / "golem"), *args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 

@@ -19,9 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .devnet_helpers import REPO, RUN, http, ssh, wait_until
-
-DISCOVERY = "http://127.0.0.1:9001/api/v1/advertisements"
+from .devnet_helpers import REPO, RUN, discovery_url, http, ssh, status, wait_until
 
 
 def _name(prefix: str) -> str:
@@ -50,14 +48,14 @@ def _create_async(provider: dict, name: str, key: str) -> dict:
 
 
 def test_discovery_lists_the_three_providers_and_filters_by_country(providers):
-    code, ads = http("GET", DISCOVERY)
+    code, ads = http("GET", f"{discovery_url()}/api/v1/advertisements")
     assert code == 200
     by_id = {ad["provider_id"]: ad for ad in ads}
     for key, country in (("se", "SE"), ("us", "US"), ("de", "DE")):
         ad = by_id[providers[key]["provider_id"]]
         assert ad["country"] == country
         assert ad["ip_address"] == providers[key]["ip"]
-    code, only_se = http("GET", DISCOVERY + "?country=SE")
+    code, only_se = http("GET", f"{discovery_url()}/api/v1/advertisements?country=SE")
     assert code == 200
     assert [ad["provider_id"] for ad in only_se] == [providers["se"]["provider_id"]]
     # The MVP-era provider advertises no pricing; the current ones do.
@@ -119,7 +117,7 @@ def test_advertised_capacity_is_the_emulated_host_minus_what_runs(providers, ssh
     se = providers["se"]
 
     def free():
-        ads = http("GET", DISCOVERY + "?country=SE")[1]
+        ads = http("GET", f"{discovery_url()}/api/v1/advertisements?country=SE")[1]
         return ads[0]["resources"]
 
     before = free()
@@ -157,7 +155,7 @@ def test_multipass_stand_in_meets_the_provider_contract(devnet, ssh_key, tmp_pat
         assert round(int(info["disks"]["sda1"]["total"]) / 1024 ** 3) == 20
         assert info["cpu_count"] == "2"
         ip = info["ipv4"][0]
-        assert ip.startswith("127.0.1.")
+        assert ip.startswith(status()["net"] + ".1.")
         assert ssh(key_path, ip, 22, "hostname").stdout.strip() == "contract"
         # Another provider's calls do not see this instance.
         assert "does not exist" in _multipass("info", name, "--format", "json", owner="other").stderr
@@ -193,9 +191,10 @@ def test_a_second_network_names_the_port_already_taken(devnet, tmp_path):
                             env={**os.environ, "GOLEM_DEVNET_DIR": str(tmp_path / "second")},
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
-    assert "127.0.0.1:9001 (discovery) is already in use" in result.stderr
+    address = discovery_url().split("//", 1)[1]
+    assert f"{address} (discovery) is already in use" in result.stderr
     # The running network is untouched.
-    with socket.create_connection(("127.0.0.1", 9001), timeout=5):
+    with socket.create_connection(tuple(address.split(":")), timeout=5):
         pass
 
 

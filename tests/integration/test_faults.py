@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from .ansible_runner import HostPlay
-from .devnet_helpers import REPO, control, http, running_vms, state_rows
+from .devnet_helpers import REPO, control, discovery_url, http, running_vms, state_rows
 from .fault_proxy import FaultProxy
 
 # Small timeouts so that "slower than the timeout" costs seconds, not minutes.
@@ -90,7 +90,7 @@ CASES = [
 
 def _dead_url() -> str:
     """The URL of a stopped server: the address answers every connection with a refusal."""
-    proxy = FaultProxy("http://127.0.0.1:9001")
+    proxy = FaultProxy(discovery_url())
     proxy.close()
     return proxy.url
 

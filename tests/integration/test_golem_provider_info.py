@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from .devnet_helpers import control, http, wait_until
+from .devnet_helpers import control, discovery_url, http, wait_until
 
 
 def _ids(result: dict) -> list[str]:
@@ -18,7 +18,7 @@ def test_no_filter_returns_every_provider_with_estimates(ansible, providers):
     assert set(_ids(result)) >= {p["provider_id"] for p in providers.values()}
     by_id = {p["provider_id"]: p for p in result["providers"]}
     se = by_id[providers["se"]["provider_id"]]
-    assert se["country"] == "SE" and se["provider_url"] == "http://127.0.0.2:7466"
+    assert se["country"] == "SE" and se["provider_url"] == providers["se"]["url"]
     # small: 1 core x 5.0 + 1 GB x 2.0 + 10 GB x 0.1 USD a month, as the SE provider advertises.
     assert se["estimate"]["usd_per_month"] == 8.0
     assert by_id[providers["de"]["provider_id"]]["estimate"] is None
@@ -55,9 +55,9 @@ def test_stopped_discovery_is_a_clear_failure(ansible):
     finally:
         control("start", name="discovery")
     assert result["failed"]
-    assert "http://127.0.0.1:9001/api/v1/advertisements" in result["msg"]
+    assert f"{discovery_url()}/api/v1/advertisements" in result["msg"]
     assert "connection refused" in result["msg"]
-    assert result["failure"]["url"].startswith("http://127.0.0.1:9001/")
+    assert result["failure"]["url"].startswith(f"{discovery_url()}/")
     assert "Traceback" not in result["_stderr"]
     # Back up, and the ads come back with it (discovery keeps them in its database).
-    wait_until(lambda: http("GET", "http://127.0.0.1:9001/api/v1/advertisements")[0] == 200, what="discovery")
+    wait_until(lambda: http("GET", f"{discovery_url()}/api/v1/advertisements")[0] == 200, what="discovery")

@@ -119,11 +119,12 @@ def test_refresh_shows_live_status_and_marks_an_unreachable_provider(
     us_vm = next(n for n in names if n.startswith("inv-us"))
     # A VM recorded on a provider whose API port refuses connections (no real provider is stopped: others use them).
     ghost = _name("inv-ghost")
-    config_json = json.dumps({"cpu": 1, "memory": 1, "storage": 10, "ssh_port": 20999, "ssh_host": "127.0.0.2",
-                              "provider_port": _closed_port("127.0.0.2"), "country": "SE", "ssh_user": "root"})
+    se_ip = providers["se"]["ip"]
+    config_json = json.dumps({"cpu": 1, "memory": 1, "storage": 10, "ssh_port": 20999, "ssh_host": se_ip,
+                              "provider_port": _closed_port(se_ip), "country": "SE", "ssh_user": "root"})
     with sqlite3.connect(ansible.state_path) as conn:
         conn.execute("INSERT INTO vms (name, provider_ip, vm_id, config, status) VALUES (?, ?, ?, ?, 'running')",
-                     (ghost, "127.0.0.2", ghost, config_json))
+                     (ghost, se_ip, ghost, config_json))
     everything = [*names, ghost]
     logs = {key: ProviderLog(key) for key in ("se", "us")}
 
