@@ -31,6 +31,7 @@ def playbook(path: Path, task: str) -> Path:
 def main() -> None:
     collections = install_collection()
     se = provider_url("se")
+    se_ip = se.split("//")[1].split(":")[0]
     work = Path(tempfile.mkdtemp(prefix="golem-bench-noop-"))
     name = f"bench-{uuid.uuid4().hex[:8]}"
     env = {
@@ -42,7 +43,7 @@ def main() -> None:
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
     }
     ansible = str(BIN / "ansible-playbook")
-    create = playbook(work / "create.yml", f"golem.vm.golem_vm: {{name: {name}, provider_ip: '{se.split("//")[1].split(":")[0]}'}}")
+    create = playbook(work / "create.yml", f"golem.vm.golem_vm: {{name: {name}, provider_ip: '{se_ip}'}}")
     # Create once (the first of the TASKS tasks creates, the rest are already no-ops).
     timed([ansible, str(create)], env)
     cases = {

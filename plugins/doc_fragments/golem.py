@@ -13,7 +13,8 @@ options:
       - Base URL of the central VM on Golem discovery service, without the C(/api/v1) path.
       - Must be an V(http) or V(https) URL with a host name.
       - If not set, the value of the E(GOLEM_REQUESTOR_DISCOVERY_URL) environment variable is used,
-        the same variable the upstream C(golem) CLI reads.
+        the same variable the upstream C(golem) CLI reads. An empty variable counts as not set, for this and for
+        every E(GOLEM_REQUESTOR_*) variable below.
     type: str
     default: http://195.201.39.101:9001
   provider_port:

@@ -58,7 +58,9 @@ options:
     description:
       - The state file (SQLite) where VMs are recorded, in the upstream C(golem) CLI's format.
       - If not set, the value of the E(GOLEM_REQUESTOR_DB_PATH) environment variable is used,
-        else C(~/.golem/requestor/vms.db), the CLI's own file.
+        else C(~/.golem/requestor/vms.db), the CLI's own file. An empty variable counts as not set.
+      - The upstream C(golem) CLI (0.1.58) always reads C(~/.golem/requestor/vms.db) of its user and ignores
+        E(GOLEM_REQUESTOR_DB_PATH); VMs recorded in any other file are not in its C(golem vm list).
       - Created with mode 0600 in a directory with mode 0700.
       - Checked before anything is read or written; a directory, a file that is not an SQLite database, or a path
         under a file fails naming the option, and the file is left unchanged.
@@ -66,6 +68,10 @@ options:
   known_hosts_path:
     description:
       - The known_hosts file where VM host keys are recorded.
-      - Defaults to C(known_hosts) beside the state file.
+      - If not set, the value of the E(GOLEM_REQUESTOR_KNOWN_HOSTS_PATH) environment variable is used, else
+        C(known_hosts) beside the state file. The C(golem.vm.golem) inventory reads the same variable, so host keys
+        are checked where they are recorded; set the option in both places, or the variable once.
+      - E(GOLEM_INVENTORY_KNOWN_HOSTS_PATH), which only the inventory used to read, is refused with a message unless
+        E(GOLEM_REQUESTOR_KNOWN_HOSTS_PATH) names the same file.
     type: path
 """

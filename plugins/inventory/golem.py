@@ -56,9 +56,12 @@ options:
     description:
       - The known_hosts file holding the VMs' host keys, used with C(StrictHostKeyChecking=yes).
       - Defaults to C(known_hosts) beside the state file, where M(golem.vm.golem_vm) records the keys.
+      - E(GOLEM_REQUESTOR_KNOWN_HOSTS_PATH) is read by this plugin and by the modules alike, so host keys are
+        checked where they were recorded. The older E(GOLEM_INVENTORY_KNOWN_HOSTS_PATH), which only this plugin
+        read, is refused with a message unless E(GOLEM_REQUESTOR_KNOWN_HOSTS_PATH) names the same file.
     type: path
     env:
-      - name: GOLEM_INVENTORY_KNOWN_HOSTS_PATH
+      - name: GOLEM_REQUESTOR_KNOWN_HOSTS_PATH
   statuses:
     description:
       - Only VMs whose status is one of these are listed; an empty list lists every status.
@@ -118,11 +121,25 @@ options:
         kills pending creates upstream), several at a time, within O(refresh_timeout).
       - A provider that does not answer in time marks its hosts (C(golem_provider_reachable=false), group
         C(golem_unreachable)); they stay in the inventory with their recorded status.
+      - A VM is reported V(missing) only when its own provider says so - a 404 with the provider's JSON error
+        from a server that proves it is the recorded provider. Anything else at the address (a web server, another
+        provider, a redirect, HTML) makes the host unreachable too, with the reason in C(golem_refresh_error).
       - The state file is not changed.
     type: bool
     default: false
     env:
       - name: GOLEM_INVENTORY_REFRESH
+  discovery_url:
+    description:
+      - The discovery service that vouches for MVP-era providers during O(refresh=true). Such providers have no
+        C(/api/v1/provider/info), so before a VM of theirs is reported V(missing), discovery's advertisement for the
+        recorded provider id must still name the provider's address.
+      - Asked only when an MVP-era provider says a VM is not found.
+    type: str
+    default: http://195.201.39.101:9001
+    env:
+      - name: GOLEM_REQUESTOR_DISCOVERY_URL
+    version_added: 0.2.0
   refresh_timeout:
     description:
       - Seconds the whole refresh may take, every request included.
@@ -177,7 +194,6 @@ cache_connection: ~/.cache/golem-inventory
 cache_timeout: 300
 """
 
-import os
 from typing import Any
 
 from ansible.errors import AnsibleError, AnsibleParserError
@@ -185,7 +201,6 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible.utils.vars import combine_vars
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
-from ansible_collections.golem.vm.plugins.module_utils.state import STATE_PATH_ENV
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     TOP_GROUP,
     HostBuilder,
@@ -205,10 +220,6 @@ except ImportError:  # ansible-core < 2.19 has no trust model: every template is
 
     def trust_as_template(value: str) -> str:  # type: ignore[misc]
         return value
-
-
-# Path options whose variable may be set but empty.
-_PATH_ENV = {"state_path": STATE_PATH_ENV, "ssh_private_key_path": "GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH"}
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -231,10 +242,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._redirected_names = names + [n for n in (self.NAME, self.SHORT_NAME) if n not in names]
         self._read_config_data(path)
         try:
-            query = Query.from_options(self._option)
+            query = Query.from_options(self.get_option, self._explicit)
             check_hostvars_prefix(self.get_option("hostvars_prefix") or "")
         except ValueError as exc:
             raise AnsibleParserError(f"{path}: {exc}") from None
+        except GolemError as exc:
+            raise AnsibleParserError(f"{path}: {exc.msg}") from None
         snapshot = self._cached_snapshot(path, query) if cache and self.get_option("cache") else None
         if snapshot is None:
             snapshot = self._read_snapshot(query)
@@ -242,15 +255,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self._cache[self.get_cache_key(path)] = snapshot.to_cache(query)
         self._populate(query, snapshot)
 
-    def _option(self, name: str) -> Any:
-        env = _PATH_ENV.get(name)
-        if env is None:
-            return self.get_option(name)
+    def _explicit(self, name: str) -> Any:
+        """The option's value when the configuration file sets it, else None.
+
+        Variables and defaults are left to module_utils.settings, which the modules use too: one
+        set of rules ("an empty variable is unset") for every reader of the same settings.
+        """
         value, origin = self.get_option_and_origin(name)
-        # An empty variable means "not set", as for the modules; Ansible would make "" the current directory.
-        if str(origin).startswith("env:") and not os.environ.get(env, "").strip():
-            return None
-        return value
+        return None if str(origin).startswith("env:") or origin == "default" else value
 
     # --- reading ---------------------------------------------------------------------
 
@@ -280,7 +292,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._group_names = {}
         self._constructed = (self.get_option("compose"), self.get_option("groups"), self.get_option("keyed_groups"))
         builder = HostBuilder(self.get_option("hostvars_prefix") or "", query.known_hosts_path, snapshot.recorded,
-                              self._option("ssh_private_key_path"))
+                              query.private_key_path)
         strict = self.get_option("strict")
         template = self.get_option("hostname")
         # From the config file the template is trusted already; from the environment it is not, yet it is as

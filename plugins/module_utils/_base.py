@@ -4,22 +4,22 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 from urllib.parse import urlsplit
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils import settings
+from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
 from ansible_collections.golem.vm.plugins.module_utils.http import (
-    DEFAULT_DISCOVERY_URL,
     DEFAULT_PROVIDER_PORT,
     DEFAULT_TIMEOUT,
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     REQUESTS_LIBRARY,
-    DiscoveryClient,
-    ProviderClient,
 )
+from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
 from ansible_collections.golem.vm.plugins.module_utils.models import HAS_PYDANTIC, PYDANTIC_IMPORT_ERROR
 
 PYDANTIC_LIBRARY = "pydantic >= 2"
@@ -30,23 +30,23 @@ def golem_argument_spec() -> dict[str, Any]:
     return {
         "discovery_url": {
             "type": "str",
-            "default": DEFAULT_DISCOVERY_URL,
-            "fallback": (env_fallback, ["GOLEM_REQUESTOR_DISCOVERY_URL"]),
+            "default": settings.DEFAULT_DISCOVERY_URL,
+            "fallback": settings.fallback(settings.DISCOVERY_URL_ENV),
         },
         "provider_port": {
             "type": "int",
             "default": DEFAULT_PROVIDER_PORT,
-            "fallback": (env_fallback, ["GOLEM_REQUESTOR_PROVIDER_PORT"]),
+            "fallback": settings.fallback(settings.PROVIDER_PORT_ENV),
         },
         "timeout": {
             "type": "float",
             "default": DEFAULT_TIMEOUT,
-            "fallback": (env_fallback, ["GOLEM_REQUESTOR_TIMEOUT"]),
+            "fallback": settings.fallback(settings.TIMEOUT_ENV),
         },
         "validate_certs": {
             "type": "bool",
             "default": True,
-            "fallback": (env_fallback, ["GOLEM_REQUESTOR_VALIDATE_CERTS"]),
+            "fallback": settings.fallback(settings.VALIDATE_CERTS_ENV),
         },
     }
 
@@ -57,7 +57,7 @@ def check_connection_options(params: dict[str, Any]) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(
-            f"discovery_url {url!r} must be an http:// or https:// URL with a host name, e.g. {DEFAULT_DISCOVERY_URL}",
+            f"discovery_url {url!r} must be an http:// or https:// URL with a host name, e.g. {settings.DEFAULT_DISCOVERY_URL}",
             field="discovery_url",
             value=url,
         )
@@ -110,6 +110,15 @@ class GolemModule:
             self._discovery = DiscoveryClient(self.params["discovery_url"], **self.http_options())
             self._clients.append(self._discovery)
         return self._discovery
+
+    def discovery_within(self, deadline: Any) -> Callable[[], DiscoveryClient]:
+        """The discovery client, bound to the task's time budget; built on first use, so a run on an
+        existing VM never asks discovery."""
+        def client() -> DiscoveryClient:
+            self.discovery.http.deadline = deadline
+            return self.discovery
+
+        return client
 
     def provider(self, ip_address: str, port: int | None = None) -> ProviderClient:
         client = ProviderClient(ip_address, port or self.params["provider_port"], **self.http_options())

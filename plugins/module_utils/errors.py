@@ -72,6 +72,15 @@ class ProviderError(GolemError):
     kind = "provider"
 
 
+class IdentityError(ProviderError):
+    """Something other than the provider a VM was rented from answered at its address.
+
+    A 404 from such a server says nothing about the VM, so it must never make a row be forgotten.
+    """
+
+    kind = "identity"
+
+
 class ValidationError(GolemError):
     """User input, or data a server sent, broke a rule; ``field`` and ``value`` name it."""
 

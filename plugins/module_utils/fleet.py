@@ -9,7 +9,8 @@
 * Discovery is asked once per run (it rate-limits per client IP); every new VM is placed
   round-robin over the matching providers, interleaved by country, and falls over to the rest.
 * Each create or destroy is one Lifecycle in its own thread with its own provider clients
-  (requests Sessions are not shared between threads); all share one Deadline.
+  (requests Sessions are not shared between threads); all share one Deadline and one
+  ProviderIdentity, so each provider proves who it is once, whatever the number of members.
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
-from ansible_collections.golem.vm.plugins.module_utils.placement import skipped_note
-from ansible_collections.golem.vm.plugins.module_utils.providers import matches, represent_provider
+from ansible_collections.golem.vm.plugins.module_utils.placement import (
+    Placement,
+    candidates_for,
+    fitting_providers,
+    spread,
+)
+from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity, lookup
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle, Placement, Want
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import COUNTRY
+from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import COUNTRY, Want
 
 # A worker freed late starts the next queued VM late; a few more GETs cost less (reference §6:
 # create -> running takes ~1 s).
@@ -101,61 +107,12 @@ def plan(prefix: str, count: int, records: list[VMRecord]) -> Plan:
     return Plan(members, create, destroy)
 
 
-def spread(providers: list[dict[str, Any]], countries: list[str] | None) -> list[Placement]:
-    """Providers interleaved by country (cheapest first in each), so consecutive VMs land apart."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    order = list(countries) if countries else sorted({p["country"] or "" for p in providers})
-    for country in order:
-        groups[country] = sorted(
-            (p for p in providers if (p["country"] or "") == country),
-            key=lambda p: (p["estimate"] is None, p["estimate"]["usd_per_month"] if p["estimate"] else 0.0,
-                           p["provider_id"]))
-    placements: list[Placement] = []
-    for turn in range(max((len(g) for g in groups.values()), default=0)):
-        for group in groups.values():
-            if turn < len(group):
-                p = group[turn]
-                placements.append(Placement(p["ip_address"], p["provider_port"], p["provider_id"], p["country"]))
-    return placements
-
-
-def candidates_for(placements: list[Placement], index: int) -> list[Placement]:
-    """Member ``index`` starts at its round-robin turn; the others follow, for fail-over."""
-    start = (index - 1) % len(placements)
-    return placements[start:] + placements[:start]
-
-
 def discover(discovery: Any, spec: ResourceSpec, *, provider_port: int, countries: list[str] | None,
              platform: str | None, warn: Callable[[str], None]) -> list[Placement]:
-    """One discovery call for the whole fleet; the countries are filtered here, not per country."""
-
-    skipped: list[str] = []
-
-    def skip(provider_id: str | None, exc: Exception) -> None:
-        skipped.append(f"provider {provider_id or '(no id)'}: {exc}")
-        warn(f"skipped the advertisement of provider {provider_id or '(no id)'}: {exc}")
-
-    only = countries[0] if countries and len(countries) == 1 else None
-    ads = discovery.list_advertisements(cpu=spec.cpu, memory=spec.memory, storage=spec.storage, country=only,
-                                        platform=platform, on_invalid=skip)
-    fitting = []
-    for ad in ads:
-        if not matches(ad, cpu=spec.cpu, memory=spec.memory, storage=spec.storage, platform=platform):
-            continue
-        if countries and ad.country not in countries:
-            continue
-        provider = represent_provider(ad, provider_port=provider_port, spec=spec)
-        provider["provider_port"] = provider_port
-        fitting.append(provider)
-    placements = spread(fitting, countries)
-    if not placements:
-        where = f" in {', '.join(countries)}" if countries else ""
-        raise DiscoveryError(
-            f"no provider in discovery {discovery.http.base_url} has room for {spec.cpu} CPU, {spec.memory} GB RAM "
-            f"and {spec.storage} GB disk{where}" + (f" on platform {platform}" if platform else "")
-            + skipped_note(skipped),
-            url=discovery.http.url("/api/v1/advertisements"), method="GET")
-    return placements
+    """One discovery call for the whole fleet, spread over providers and countries."""
+    fitting = fitting_providers(discovery, spec, provider_port=provider_port, countries=countries,
+                                platform=platform, warn=warn)
+    return spread(fitting, countries, provider_port)
 
 
 @dataclass
@@ -185,6 +142,7 @@ class Fleet:
         check_mode: bool,
         warn: Callable[[str], None],
         verify: bool = True,
+        identity: ProviderIdentity | None = None,
     ) -> None:
         """``template`` is the Want of every member but its name; ``placements()`` asks discovery."""
         self.prefix = prefix
@@ -199,6 +157,7 @@ class Fleet:
         self.check_mode = check_mode
         self.warn = warn
         self.verify = verify
+        self.identity = identity or ProviderIdentity()
         self.result = FleetResult()
 
     def members(self) -> list[VMRecord]:
@@ -237,7 +196,7 @@ class Fleet:
             client = self.provider_client(Lifecycle.placement_of(record))
             client.set_deadline(self.deadline)
             try:
-                return client.get_vm(record.name, missing_ok=True)
+                return lookup(client, record.name, record.provider_id, self.identity)
             except GolemError as exc:
                 return exc
             # Anything else is a warning too: one bad answer must not cost the whole fleet run.
@@ -250,7 +209,11 @@ class Fleet:
         for index, answer in answers.items():
             record = running[index]
             where = Lifecycle.placement_of(record).describe()
-            if isinstance(answer, GolemError):
+            if isinstance(answer, IdentityError):
+                # Not the provider it was rented from: never re-created on a foreign 404.
+                self.result.attempted += 1
+                self.result.failures[record.name] = answer.msg
+            elif isinstance(answer, GolemError):
                 self.warn(f"could not check fleet member {record.name} on provider {where}; it was left alone: "
                           f"{answer.msg}")
             elif answer is None:
@@ -327,8 +290,8 @@ class Fleet:
             provider_client=self.provider_client,
             candidates=lambda preferred: ([preferred] if preferred else []) + [
                 c for c in candidates or [] if preferred is None or c.ip != preferred.ip],
-            check_mode=False, warn=self.warn)
-        life.poll_max = FLEET_POLL_MAX
+            check_mode=False, warn=self.warn, identity=self.identity)
+        life.waiter.poll_max = FLEET_POLL_MAX
         error = _guarded(lambda: life.run(record))
         final = self.store.get(name) if error is None and state == "present" and self.template.wait else None
         if final is None:

@@ -1,6 +1,7 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one HTTP client of the collection, and thin typed clients for discovery and providers.
+"""The one HTTP client of the collection; the typed clients over it are in provider_client.py and
+discovery_central.py.
 
 Every request has a timeout. Idempotent requests are retried with exponential backoff and
 jitter on connection errors, on 429/502/503/504 (honouring Retry-After) and on answers that
@@ -18,26 +19,12 @@ import ssl
 import socket
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import (
-    DiscoveryError,
-    GolemError,
-    ProviderError,
-    ValidationError,
-)
-from ansible_collections.golem.vm.plugins.module_utils.models import (
-    AccessInfo,
-    Advertisement,
-    CreateJob,
-    CreateVMRequest,
-    ProviderInfo,
-    VMInfo,
-    parse_wire,
-)
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.version import COLLECTION_VERSION
 
 # What missing_required_lib() names; urllib3 2 brings backoff_jitter and backoff_max to Retry.
@@ -57,7 +44,6 @@ else:
     REQUESTS_IMPORT_ERROR = None
 
 API_PREFIX = "/api/v1"
-DEFAULT_DISCOVERY_URL = "http://195.201.39.101:9001"
 DEFAULT_PROVIDER_PORT = 7466
 DEFAULT_TIMEOUT = 30.0
 
@@ -164,7 +150,9 @@ class HttpClient:
 
     ``service`` names the server in messages ("discovery", "provider"); ``error_class`` is the
     GolemError subclass raised on failures; ``hint`` is appended to transport errors so users
-    know which option to check.
+    know which option to check. With ``foreign_error``, answers that no such server would give
+    (a redirect, a 2xx body that is not JSON, a 404 without a JSON error body) raise that class
+    instead, and redirects are not followed: they come from whatever took over the address.
     """
 
     def __init__(
@@ -180,6 +168,7 @@ class HttpClient:
         backoff_max: float | None = None,
         backoff_jitter: float | None = None,
         hint: str | None = None,
+        foreign_error: type[GolemError] | None = None,
     ) -> None:
         """Retry settings left at None take the module-level DEFAULT_* values.
 
@@ -201,6 +190,7 @@ class HttpClient:
         self.backoff_max = backoff_max
         self.backoff_jitter = backoff_jitter
         self.hint = hint
+        self.foreign_error = foreign_error
         # Set by a module that has one time budget for the task: no request outlives it.
         self.deadline: Deadline | None = None
         retry = _IdempotentRetry(
@@ -228,12 +218,6 @@ class HttpClient:
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> HttpClient:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
     def url(self, path: str) -> str:
         return self.base_url + path
 
@@ -249,7 +233,9 @@ class HttpClient:
     ) -> HttpResponse:
         """Send one request; return status and parsed JSON (None for an empty body).
 
-        With ``missing_ok`` a 404 comes back as status 404 and data None instead of an error.
+        With ``missing_ok`` a 404 comes back as status 404 and data None instead of an error, if its
+        body is a JSON error (``{"detail": ...}``, as FastAPI servers send); with ``foreign_error``
+        any other 404 raises that.
         An idempotent request whose answer breaks off, or is not JSON, is sent again like one
         whose connection failed: urllib3 retries nothing once the status line has come.
         """
@@ -267,13 +253,21 @@ class HttpClient:
                 # verify is passed on every request: left to the session, requests would let REQUESTS_CA_BUNDLE
                 # or CURL_CA_BUNDLE in the environment turn validate_certs=false back on.
                 resp = self.session.request(method, url, json=json_body, timeout=this_timeout,
-                                            verify=self.session.verify)
+                                            verify=self.session.verify,
+                                            allow_redirects=self.foreign_error is None)
             except requests.exceptions.ChunkedEncodingError as exc:
                 broken = self._transport_error(method, url, exc, this_timeout, tries=attempt)
             except requests.exceptions.RequestException as exc:
                 raise self._transport_error(method, url, exc, this_timeout) from None
             else:
+                if self.foreign_error is not None and 300 <= resp.status_code < 400:
+                    where = resp.headers.get("Location")
+                    raise self._foreign(method, url, resp, f"HTTP {resp.status_code} answer is a redirect"
+                                        + (f" to {where}" if where else ""))
                 if missing_ok and resp.status_code == 404:
+                    if self.foreign_error is not None and _error_body(resp) is None:
+                        raise self._foreign(method, url, resp, "HTTP 404 answer has no JSON error body, "
+                                            f"which a VM on Golem {self.service} always sends")
                     return HttpResponse(404, None, url)
                 if resp.status_code >= 400:
                     raise self._http_error(method, url, resp)
@@ -304,18 +298,23 @@ class HttpClient:
             f"{self.service} request {method} {url} failed: {cause}", url=url, method=method, **fields
         )
 
+    def _foreign(self, method: str, url: str, resp: Any, what: str, tries: int = 1) -> GolemError:
+        """An answer no VM on Golem server gives: whatever answered is not the server we wanted."""
+        kind = resp.headers.get("Content-Type", "no content type")
+        error_class = self.foreign_error or self.error_class
+        return error_class(
+            f"{self.service} request {method} {url} failed: {what} ({kind})"
+            + (f" (tried {tries} times)" if tries > 1 else "")
+            + f"; is {self.base_url} really a VM on Golem {self.service}?",
+            url=url, method=method, status=resp.status_code, response=resp.text)
+
     def _json(self, method: str, url: str, resp: Any, tries: int = 1) -> Any:
         if not resp.content.strip():
             return None
         try:
             return resp.json()
         except ValueError:
-            kind = resp.headers.get("Content-Type", "no content type")
-            cause = f"HTTP {resp.status_code} answer is not JSON ({kind})"
-            if tries > 1:
-                cause += f" (tried {tries} times)"
-            cause += f"; is {self.base_url} really a VM on Golem {self.service}?"
-            raise self._fail(method, url, cause, status=resp.status_code, response=resp.text) from None
+            raise self._foreign(method, url, resp, f"HTTP {resp.status_code} answer is not JSON", tries) from None
 
     def _http_error(self, method: str, url: str, resp: Any) -> GolemError:
         try:
@@ -374,6 +373,14 @@ class HttpClient:
         return self._fail(method, url, cause)
 
 
+def _error_body(resp: Any) -> str | None:
+    """The reason in a JSON error body, or None when the body is not one."""
+    try:
+        return error_reason(resp.json())
+    except ValueError:
+        return None
+
+
 def _attempts(resp: Any) -> int:
     retries = getattr(getattr(resp, "raw", None), "retries", None)
     history = getattr(retries, "history", None) or ()
@@ -403,130 +410,7 @@ def _short(causes: list[BaseException]) -> str:
     return str(causes[-1]) if causes else "unknown error"
 
 
-class DiscoveryClient:
-    """GET /api/v1/advertisements and /api/v1/advertisements/{provider_id} of a central discovery server."""
-
-    def __init__(self, base_url: str = DEFAULT_DISCOVERY_URL, **http_options: Any) -> None:
-        http_options.setdefault("hint", "check discovery_url and that the discovery service is up")
-        self.http = HttpClient(base_url, service="discovery", error_class=DiscoveryError, **http_options)
-        self.source = f"discovery {self.http.base_url}"
-
-    def close(self) -> None:
-        self.http.close()
-
-    def list_advertisements(
-        self,
-        *,
-        cpu: int | None = None,
-        memory: int | None = None,
-        storage: int | None = None,
-        country: str | None = None,
-        platform: str | None = None,
-        on_invalid: Callable[[str | None, ValidationError], None] | None = None,
-    ) -> list[Advertisement]:
-        """Ads with at least the given free resources. Filters are applied by discovery.
-
-        Each item is validated on its own: with ``on_invalid`` a malformed ad is reported
-        there (with its provider id, if it has one) and skipped; without it, it raises.
-        """
-        params = {"cpu": cpu, "memory": memory, "storage": storage, "country": country, "platform": platform}
-        path = f"{API_PREFIX}/advertisements"
-        data = self.http.get(path, params=params)
-        if not isinstance(data, list):
-            raise DiscoveryError(
-                f"{self.source} answered GET {self.http.url(path)} with {type(data).__name__}, not a list of advertisements",
-                url=self.http.url(path),
-                method="GET",
-                response=json.dumps(data)[:500],
-            )
-        ads = []
-        for item in data:
-            try:
-                ads.append(parse_wire(Advertisement, item, source=self.source, what="an advertisement",
-                                      request=f"GET {path}"))
-            except ValidationError as exc:
-                if on_invalid is None:
-                    raise
-                provider_id = item.get("provider_id") if isinstance(item, dict) else None
-                on_invalid(provider_id if isinstance(provider_id, str) else None, exc)
-        return ads
-
-    def get_advertisement(self, provider_id: str) -> Advertisement | None:
-        """One provider's ad, or None when discovery has none (404). Unlike the list, this does not hide expired ads."""
-        path = f"{API_PREFIX}/advertisements/{_segment(provider_id)}"
-        data = self.http.call("GET", path, missing_ok=True).data
-        if data is None:
-            return None
-        return parse_wire(Advertisement, data, source=self.source, what="an advertisement", request=f"GET {path}")
-
-
-class ProviderClient:
-    """The provider REST API at http://<ip>:<port>/api/v1."""
-
-    def __init__(self, ip_address: str, port: int = DEFAULT_PROVIDER_PORT, **http_options: Any) -> None:
-        http_options.setdefault("hint", f"check that the provider runs and that port {port} is reachable")
-        self.http = HttpClient(
-            provider_url(ip_address, port), service="provider", error_class=ProviderError, **http_options
-        )
-        self.source = f"provider {self.http.base_url}"
-
-    def close(self) -> None:
-        self.http.close()
-
-    def _parse(self, model: Any, data: Any, what: str, request: str | None = None) -> Any:
-        return parse_wire(model, data, source=self.source, what=what, request=request)
-
-    def provider_info(self) -> ProviderInfo:
-        path = f"{API_PREFIX}/provider/info"
-        return self._parse(ProviderInfo, self.http.get(path), "provider info", f"GET {path}")
-
-    def create_vm(self, request: CreateVMRequest, *, timeout: float | None = None) -> CreateJob | VMInfo:
-        """POST /vms?async=true, sent once and never retried.
-
-        Current providers answer 202 with a job to poll; MVP-era ones ignore ``async`` and
-        answer with the finished VM, so the shape of the answer says which API this is.
-        ``timeout`` can be longer than the usual one, for the synchronous kind.
-        """
-        data = self.http.request(
-            "POST", f"{API_PREFIX}/vms", params={"async": "true"}, json_body=request.payload(), timeout=timeout
-        )
-        sent = f"POST {API_PREFIX}/vms"
-        if isinstance(data, dict) and "job_id" in data:
-            return self._parse(CreateJob, data, "a create job", sent)
-        return self._parse(VMInfo, data, "a VM", sent)
-
-    def set_deadline(self, deadline: Deadline | None) -> None:
-        self.http.deadline = deadline
-
-    def create_vm_sync(self, request: CreateVMRequest) -> VMInfo:
-        """POST /vms: blocks until the VM runs (minutes); MVP providers only know this form."""
-        data = self.http.request("POST", f"{API_PREFIX}/vms", json_body=request.payload())
-        return self._parse(VMInfo, data, "a VM", f"POST {API_PREFIX}/vms")
-
-    def get_job(self, job_id: str) -> CreateJob:
-        path = f"{API_PREFIX}/vms/jobs/{_segment(job_id)}"
-        return self._parse(CreateJob, self.http.get(path), "a create job", f"GET {path}")
-
-    def get_vm(self, name: str, *, missing_ok: bool = False) -> VMInfo | None:
-        path = f"{API_PREFIX}/vms/{_segment(name)}"
-        data = self.http.call("GET", path, missing_ok=missing_ok).data
-        return None if data is None else self._parse(VMInfo, data, "a VM", f"GET {path}")
-
-    def get_access(self, name: str) -> AccessInfo:
-        """SSH host and port; ssh_port is None (HTTP 202) while the provider has not assigned one yet."""
-        path = f"{API_PREFIX}/vms/{_segment(name)}/access"
-        return self._parse(AccessInfo, self.http.get(path), "access info", f"GET {path}")
-
-    def stop_vm(self, name: str) -> VMInfo:
-        # Not idempotent by HTTP method, but stopping twice is harmless; still, POST is not retried.
-        path = f"{API_PREFIX}/vms/{_segment(name)}/stop"
-        return self._parse(VMInfo, self.http.request("POST", path), "a VM", f"POST {path}")
-
-    def delete_vm(self, name: str) -> None:
-        """DELETE /vms/{name}; providers answer 200 even for a name they do not know."""
-        self.http.request("DELETE", f"{API_PREFIX}/vms/{_segment(name)}")
-
-
-def _segment(value: str) -> str:
+def segment(value: str) -> str:
+    """One URL path segment from a value a server sent (ids) or a user gave."""
     # Names are validated elsewhere, but ids come from servers; never let one add path segments.
     return quote(str(value), safe="")

@@ -3,8 +3,9 @@
 """A known_hosts file the collection manages, so VMs are not reached with host key checking off.
 
 Upstream's CLI connects with ``StrictHostKeyChecking=no``. We record each VM's host key on
-first contact (``[host]:port``, the provider's SSH proxy), refuse a changed key as ssh does,
-and forget the entry when the VM is destroyed, because providers hand the port to the next VM.
+first contact (``[host]:port``, the provider's SSH proxy) and forget the entry when the VM is
+destroyed, because providers hand the port to the next VM; every connection made with this
+file (``StrictHostKeyChecking=yes``) is where ssh refuses a changed key.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import (
     excerpt,
 )
 
-DEFAULT_KNOWN_HOSTS = "~/.golem/requestor/known_hosts"
 SCAN_KEY_TYPES = ("ed25519", "rsa")
 _HOST_KEY_TYPES = frozenset(
     {
@@ -74,34 +74,6 @@ class HostKey:
 
     def describe(self) -> str:
         return f"{self.key_type} {self.fingerprint}"
-
-
-class HostKeyChanged(ProviderError):
-    """The host key a VM offers differs from the one recorded for its ``[host]:port``."""
-
-    kind = "host_key_changed"
-
-    def __init__(
-        self, endpoint: str, vm: str | None, recorded: list[HostKey], offered: list[HostKey], path: str
-    ) -> None:
-        who = f"VM {vm} at {endpoint}" if vm else endpoint
-        super().__init__(
-            f"host key of {who} has changed: recorded {', '.join(k.describe() for k in recorded)}; "
-            f"now offered {', '.join(k.describe() for k in offered) or 'nothing comparable'}. "
-            f"Refusing to trust it, as ssh would. If the VM was really recreated on a reused port, "
-            f"remove the entries for {endpoint} from {path}."
-        )
-        self.endpoint = endpoint
-        self.vm = vm
-        self.recorded = [k.fingerprint for k in recorded]
-        self.offered = [k.fingerprint for k in offered]
-
-    def failure(self) -> dict[str, object]:
-        data = super().failure()
-        data.update(endpoint=self.endpoint, recorded=self.recorded, offered=self.offered)
-        if self.vm:
-            data["vm"] = self.vm
-        return data
 
 
 def _parse_key(key_type: str, key: str) -> HostKey | None:
@@ -170,8 +142,8 @@ class RecordedEndpoints:
 class KnownHosts:
     """One known_hosts file; writes take a lock on ``<path>.lock`` and replace the file atomically."""
 
-    def __init__(self, path: str | None = None) -> None:
-        self.path = os.path.abspath(os.path.expanduser(path or DEFAULT_KNOWN_HOSTS))
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(os.path.expanduser(path))
         self.lock_path = self.path + ".lock"
 
     def _read_lines(self) -> list[str]:
@@ -254,42 +226,6 @@ class KnownHosts:
             new.extend(f"{pattern} {k.key_type} {k.key}" for k in dict.fromkeys(keys))
             self._write_lines(new)
         return True
-
-    def _compare(self, pattern: str, recorded: list[HostKey], offered: list[HostKey], vm: str | None) -> None:
-        recorded_by_type = {k.key_type: k for k in recorded}
-        common = [k for k in offered if k.key_type in recorded_by_type]
-        if not common or any(recorded_by_type[k.key_type] != k for k in common):
-            raise HostKeyChanged(pattern, vm, recorded, common or offered, self.path)
-
-    def check(self, host: str, port: int, offered: list[HostKey], vm: str | None = None) -> bool:
-        """True if ``offered`` matches what is recorded, False if nothing is; raise HostKeyChanged otherwise."""
-        pattern = host_pattern(host, port)
-        recorded = self.keys_for(host, port)
-        if not recorded:
-            return False
-        self._compare(pattern, recorded, offered, vm)
-        return True
-
-    def learn(self, host: str, port: int, offered: list[HostKey], vm: str | None = None) -> bool:
-        """Trust on first use: record ``offered`` if nothing is recorded (True), else check it (False)."""
-        if not offered:
-            raise ValueError("no host keys offered")
-        pattern = host_pattern(host, port)
-        with self._lock():
-            lines = self._read_lines()
-            recorded = self._keys_in(lines, pattern)
-            if recorded:
-                self._compare(pattern, recorded, offered, vm)
-                return False
-            lines.extend(f"{pattern} {k.key_type} {k.key}" for k in dict.fromkeys(offered))
-            self._write_lines(lines)
-        return True
-
-    def learn_from_scan(self, host: str, port: int, timeout: float = 5.0, vm: str | None = None) -> list[HostKey]:
-        """Scan ``[host]:port`` and learn the result; returns the keys the host offered."""
-        offered = scan_host_keys(host, port, timeout=timeout)
-        self.learn(host, port, offered, vm=vm)
-        return offered
 
     def remove(self, host: str, port: int) -> bool:
         """Forget every key for ``[host]:port``; True if something was removed."""

@@ -272,17 +272,13 @@ class VMResources(BaseModel):
 class CreateVMRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
+    # Checked once, where the user gave it (vm_request.check_scalars); trusted here.
     name: str
     # Required: a NEW provider answers 500 when resources is missing (its default is never validated).
     resources: VMResources
     ssh_key: str
     image: str = DEFAULT_IMAGE
     stream_id: int | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return _checked(value, name_problem(value))
 
     @field_validator("ssh_key")
     @classmethod

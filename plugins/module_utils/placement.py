@@ -1,25 +1,33 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where golem_vm creates a VM: a pinned provider, or candidates chosen from discovery."""
+"""Where a VM is created: a pinned provider, or candidates chosen from discovery (one VM or a fleet)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.http import DiscoveryClient
 from ansible_collections.golem.vm.plugins.module_utils.providers import matches, represent_provider
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
-from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Placement
 
 STRATEGIES = ("cheapest", "first", "most_free")
 
 
-def skipped_note(skipped: list[str]) -> str:
-    """What a "no provider" message adds when discovery sent advertisements that were unusable."""
-    if not skipped:
-        return ""
-    return f"; {len(skipped)} malformed advertisement(s) were skipped, the first from {skipped[0]}"
+class Placement(NamedTuple):
+    ip: str | None  # None until a pinned provider_id is looked up in discovery
+    port: int
+    provider_id: str | None = None
+    country: str | None = None
+
+    def describe(self) -> str:
+        if self.provider_id and self.ip:
+            return f"{self.provider_id} ({self.ip})"
+        return self.provider_id or self.ip or "?"
+
+
+def _price(provider: dict[str, Any]) -> tuple[bool, float]:
+    # Providers that advertise no price go last.
+    return provider["estimate"] is None, provider["estimate"]["usd_per_month"] if provider["estimate"] else 0.0
 
 
 def _order(providers: list[dict[str, Any]], strategy: str) -> list[dict[str, Any]]:
@@ -28,15 +36,66 @@ def _order(providers: list[dict[str, Any]], strategy: str) -> list[dict[str, Any
     if strategy == "most_free":
         return sorted(providers, key=lambda p: (-p["resources"]["cpu"], -p["resources"]["memory"],
                                                 -p["resources"]["storage"], p["provider_id"]))
-    # cheapest: providers that advertise no price go last, in discovery's order.
-    return sorted(providers, key=lambda p: (p["estimate"] is None,
-                                            p["estimate"]["usd_per_month"] if p["estimate"] else 0.0))
+    return sorted(providers, key=_price)  # cheapest; sorted() keeps discovery's order among equals
+
+
+def fitting_providers(discovery: Any, spec: ResourceSpec, *, provider_port: int, countries: list[str] | None,
+                      platform: str | None, warn: Callable[[str], None], required: bool = True
+                      ) -> list[dict[str, Any]]:
+    """Every advertised provider with room for ``spec`` in one of ``countries``, from one discovery call.
+
+    A malformed advertisement is skipped with a warning; when nothing fits, the error says how
+    many were skipped, so "no provider" is not mistaken for an empty network. Without
+    ``required`` an empty list is returned instead.
+    """
+    skipped: list[str] = []
+
+    def skip(provider_id: str | None, exc: Exception) -> None:
+        skipped.append(f"provider {provider_id or '(no id)'}: {exc}")
+        warn(f"skipped the advertisement of provider {provider_id or '(no id)'}: {exc}")
+
+    only = countries[0] if countries and len(countries) == 1 else None
+    ads = discovery.list_advertisements(cpu=spec.cpu, memory=spec.memory, storage=spec.storage, country=only,
+                                        platform=platform, on_invalid=skip)
+    fitting = [represent_provider(ad, provider_port=provider_port, spec=spec) for ad in ads
+               if matches(ad, cpu=spec.cpu, memory=spec.memory, storage=spec.storage, platform=platform)
+               and (not countries or ad.country in countries)]
+    if not fitting and required:
+        where = f" in {', '.join(countries)}" if countries else ""
+        raise DiscoveryError(
+            f"no provider in discovery {discovery.http.base_url} has room for {spec.cpu} CPU, {spec.memory} GB RAM "
+            f"and {spec.storage} GB disk{where}" + (f" on platform {platform}" if platform else "")
+            + (f"; {len(skipped)} malformed advertisement(s) were skipped, the first from {skipped[0]}"
+               if skipped else ""),
+            url=discovery.http.url("/api/v1/advertisements"), method="GET")
+    return fitting
+
+
+def as_placement(provider: dict[str, Any], port: int) -> Placement:
+    return Placement(provider["ip_address"], port, provider["provider_id"], provider["country"])
+
+
+def spread(providers: list[dict[str, Any]], countries: list[str] | None, port: int) -> list[Placement]:
+    """Providers interleaved by country (cheapest first in each), so consecutive VMs land apart."""
+    order = list(countries) if countries else sorted({p["country"] or "" for p in providers})
+    groups = [sorted((p for p in providers if (p["country"] or "") == country),
+                     key=lambda p: (*_price(p), p["provider_id"])) for country in order]
+    return [as_placement(group[turn], port)
+            for turn in range(max((len(g) for g in groups), default=0)) for group in groups if turn < len(group)]
+
+
+def candidates_for(placements: list[Placement], index: int) -> list[Placement]:
+    """Fleet member ``index`` starts at its round-robin turn; the others follow, for fail-over."""
+    start = (index - 1) % len(placements)
+    return placements[start:] + placements[:start]
 
 
 class Placer:
+    """golem_vm's placements: the pinned provider, or discovery's providers in the chosen order."""
+
     def __init__(
         self,
-        discovery: Callable[[], DiscoveryClient],
+        discovery: Callable[[], Any],
         *,
         spec: ResourceSpec,
         provider_port: int,
@@ -56,7 +115,7 @@ class Placer:
         self.warn = warn
 
     @property
-    def discovery(self) -> DiscoveryClient:
+    def discovery(self) -> Any:
         return self._discovery()
 
     def resolve_pinned(self) -> Placement:
@@ -89,35 +148,11 @@ class Placer:
         """Placements to try in order; the first that creates the VM wins."""
         if self.pinned is not None:
             return [self.resolve_pinned()]
-        spec = self.spec
-
-        skipped: list[str] = []
-
-        def skip(provider_id: str | None, exc: Exception) -> None:
-            skipped.append(f"provider {provider_id or '(no id)'}: {exc}")
-            self.warn(f"skipped the advertisement of provider {provider_id or '(no id)'}: {exc}")
-
-        ads = self.discovery.list_advertisements(
-            cpu=spec.cpu, memory=spec.memory, storage=spec.storage, country=self.country,
-            platform=self.platform, on_invalid=skip)
-        fitting = [
-            represent_provider(ad, provider_port=self.provider_port, spec=spec)
-            for ad in ads
-            if matches(ad, cpu=spec.cpu, memory=spec.memory, storage=spec.storage,
-                       country=self.country, platform=self.platform)
-        ]
+        fitting = fitting_providers(self.discovery, self.spec, provider_port=self.provider_port,
+                                    countries=[self.country] if self.country else None, platform=self.platform,
+                                    warn=self.warn, required=preferred is None)
         placements = [preferred] if preferred is not None else []
         for prov in _order(fitting, self.strategy):
             if all(p.ip != prov["ip_address"] for p in placements):
-                placements.append(Placement(prov["ip_address"], self.provider_port, prov["provider_id"],
-                                            prov["country"]))
-        if not placements:
-            where = f" in country {self.country}" if self.country else ""
-            raise DiscoveryError(
-                f"no provider in discovery {self.discovery.http.base_url} has room for "
-                f"{spec.cpu} CPU, {spec.memory} GB RAM and {spec.storage} GB disk{where}"
-                + (f" on platform {self.platform}" if self.platform else "") + skipped_note(skipped),
-                url=self.discovery.http.url("/api/v1/advertisements"),
-                method="GET",
-            )
+                placements.append(as_placement(prov, self.provider_port))
         return placements

@@ -49,7 +49,6 @@ else:
     CRYPTOGRAPHY_IMPORT_ERROR = None
 
 ALLOWED_KEY_TYPES = ("ssh-rsa", "ssh-ed25519")
-DEFAULT_KEY_DIR = "~/.golem/requestor/ssh"
 DEFAULT_KEY_NAME = "golem_id_ed25519"
 DEFAULT_KEY_COMMENT = "golem.vm"
 # A 16384-bit RSA public key is under 3 KiB of text; anything far bigger is not a public key.
@@ -280,9 +279,8 @@ def _load_pair(private_path: str, public_path: str, created: bool) -> KeyPair:
     return KeyPair(private_path, public_path, public, created)
 
 
-def ensure_default_keypair(
-    directory: str | None = None, name: str = DEFAULT_KEY_NAME, comment: str = DEFAULT_KEY_COMMENT
-) -> KeyPair:
+def ensure_default_keypair(directory: str, name: str = DEFAULT_KEY_NAME, comment: str = DEFAULT_KEY_COMMENT
+                           ) -> KeyPair:
     """Return the collection's ed25519 key pair in ``directory``, generating it on first use.
 
     Safe when many forks call it at once: generation runs under a lock and both files
@@ -290,7 +288,7 @@ def ensure_default_keypair(
     """
     _require_sshpubkeys()
     _require_cryptography()
-    directory = os.path.abspath(os.path.expanduser(directory or DEFAULT_KEY_DIR))
+    directory = os.path.abspath(os.path.expanduser(directory))
     private_path = os.path.join(directory, name)
     public_path = private_path + ".pub"
     if os.path.isfile(private_path) and os.path.isfile(public_path):

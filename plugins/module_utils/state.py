@@ -10,7 +10,7 @@ might break a future upstream migration. Config keys we write:
 
     cpu, memory, storage, ssh_port, stream_id     (read by the CLI)
     provider_id, provider_port, country, ssh_host, ssh_user, ssh_private_key_path,
-    image, size, host_key_fingerprint, error, labels, updated_at
+    image, size, error, updated_at
 
 Concurrency: Ansible runs each fork as its own process, so every operation opens its own
 connection, writes in a short ``BEGIN IMMEDIATE`` transaction in WAL mode and closes.
@@ -25,7 +25,6 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -35,7 +34,11 @@ from ansible_collections.golem.vm.plugins.module_utils._files import (
     ensure_private_dir,
     tighten_mode,
 )
+from ansible_collections.golem.vm.plugins.module_utils import settings
 from ansible_collections.golem.vm.plugins.module_utils.errors import StateError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.vm_record import VMRecord
+
+__all__ = ["StateStore", "VMRecord", "check_state_path"]
 
 # Byte-for-byte what we execute; upstream's own statement differs only in whitespace.
 UPSTREAM_SCHEMA = (
@@ -43,8 +46,6 @@ UPSTREAM_SCHEMA = (
     "vm_id TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'running', "
     "created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)"
 )
-DEFAULT_STATE_PATH = "~/.golem/requestor/vms.db"
-STATE_PATH_ENV = "GOLEM_REQUESTOR_DB_PATH"
 STATUSES = ("creating", "running", "stopped", "error")
 BUSY_TIMEOUT = 30.0
 
@@ -54,15 +55,6 @@ _COLUMNS = "name, provider_ip, vm_id, config, status, created_at"
 _MAX_SQL_NAMES = 500
 
 _T = TypeVar("_T")
-
-
-def default_state_path(environ: Mapping[str, str] | None = None) -> str:
-    """``$GOLEM_REQUESTOR_DB_PATH`` if set, else upstream's ``~/.golem/requestor/vms.db``, absolute.
-
-    The upstream CLI 0.1.58 ignores the variable, so a custom path hides our VMs from it.
-    """
-    env = os.environ if environ is None else environ
-    return os.path.abspath(os.path.expanduser(env.get(STATE_PATH_ENV) or DEFAULT_STATE_PATH))
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -103,137 +95,6 @@ def check_state_path(path: str, field: str = "state_path") -> None:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class VMRecord:
-    """One row of ``vms``; ``config_error`` is set (and ``config`` empty) when its JSON is unreadable."""
-
-    name: str
-    provider_ip: str
-    vm_id: str
-    status: str = "creating"
-    config: dict[str, Any] = field(default_factory=dict)
-    created_at: str | None = None
-    config_error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.config_error is None
-
-    def _int(self, key: str) -> int | None:
-        value = self.config.get(key)
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        return None
-
-    def _str(self, key: str) -> str | None:
-        value = self.config.get(key)
-        return value if isinstance(value, str) and value else None
-
-    @property
-    def cpu(self) -> int | None:
-        return self._int("cpu")
-
-    @property
-    def memory(self) -> int | None:
-        return self._int("memory")
-
-    @property
-    def storage(self) -> int | None:
-        return self._int("storage")
-
-    @property
-    def ssh_port(self) -> int | None:
-        return self._int("ssh_port")
-
-    @property
-    def stream_id(self) -> int | None:
-        return self._int("stream_id")
-
-    @property
-    def provider_port(self) -> int | None:
-        return self._int("provider_port")
-
-    @property
-    def provider_id(self) -> str | None:
-        return self._str("provider_id")
-
-    @property
-    def ssh_host(self) -> str:
-        # The provider's /access may name a host; otherwise its SSH proxy is on the provider IP.
-        return self._str("ssh_host") or self.provider_ip
-
-    @property
-    def ssh_user(self) -> str | None:
-        return self._str("ssh_user")
-
-    @property
-    def ssh_private_key_path(self) -> str | None:
-        return self._str("ssh_private_key_path")
-
-    @property
-    def country(self) -> str | None:
-        return self._str("country")
-
-    @property
-    def image(self) -> str | None:
-        return self._str("image")
-
-    @property
-    def size(self) -> str | None:
-        return self._str("size")
-
-    @property
-    def host_key_fingerprint(self) -> str | None:
-        return self._str("host_key_fingerprint")
-
-    @property
-    def error(self) -> str | None:
-        return self._str("error")
-
-    @property
-    def updated_at(self) -> str | None:
-        return self._str("updated_at")
-
-    @property
-    def labels(self) -> dict[str, Any]:
-        value = self.config.get("labels")
-        return dict(value) if isinstance(value, dict) else {}
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe copy of the row, config included."""
-        data: dict[str, Any] = {
-            "name": self.name,
-            "provider_ip": self.provider_ip,
-            "vm_id": self.vm_id,
-            "status": self.status,
-            "created_at": self.created_at,
-            "config": json.loads(json.dumps(self.config)),
-        }
-        if self.config_error is not None:
-            data["config_error"] = self.config_error
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> VMRecord:
-        """The inverse of :meth:`to_dict`, for rows kept in a cache; odd types are coerced, not trusted."""
-        config = data.get("config")
-        created_at = data.get("created_at")
-        config_error = data.get("config_error")
-        return cls(
-            name=str(data["name"]),
-            provider_ip=str(data.get("provider_ip") or ""),
-            vm_id=str(data.get("vm_id") or ""),
-            status=str(data.get("status") or ""),
-            config=dict(config) if isinstance(config, Mapping) else {},
-            created_at=None if created_at is None else str(created_at),
-            config_error=None if config_error is None else str(config_error),
-        )
 
 
 def _row_to_record(row: tuple[Any, ...]) -> VMRecord:
@@ -285,7 +146,7 @@ class StateStore:
     """The ``vms`` table in one SQLite file; every call opens, uses and closes its own connection."""
 
     def __init__(self, path: str | None = None, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
-        self.path = os.path.abspath(os.path.expanduser(path)) if path else default_state_path()
+        self.path = os.path.abspath(os.path.expanduser(path)) if path else settings.state_path(None).value
         self.busy_timeout = busy_timeout
 
     # --- reading ---------------------------------------------------------------------
@@ -336,11 +197,10 @@ class StateStore:
     # --- writing ---------------------------------------------------------------------
 
     def upsert(self, record: VMRecord) -> VMRecord:
-        """Insert or replace the row ``record.name``; keeps the original ``created_at``. Returns the stored row."""
-        for attr in ("name", "provider_ip", "vm_id"):
-            value = getattr(record, attr)
-            if not isinstance(value, str) or not value:
-                raise ValidationError(f"{attr} must be a non-empty string", field=attr, value=value)
+        """Insert or replace the row ``record.name``; keeps the original ``created_at``. Returns the stored row.
+
+        The name and addresses were checked where the user gave them; they are trusted here.
+        """
         _check_status(record.status)
         config = dict(record.config)
         config["updated_at"] = utc_now()

@@ -1,18 +1,26 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""golem_vm's input checks: every bad value is named, with its value, before any call is made."""
+"""What golem_vm and golem_fleet are asked: the options, checked at the edge (every bad value named,
+with its value, before any call is made), and the task they set up from them. Below this point
+the name, resources and paths are trusted.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 import re
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
 
+from ansible_collections.golem.vm.plugins.module_utils import settings
+from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
+from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, resolve_resources
-from ansible_collections.golem.vm.plugins.module_utils.state import STATE_PATH_ENV, check_state_path, default_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, check_state_path
 
 COUNTRY = re.compile(r"[A-Z]{2}")
 USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
@@ -84,25 +92,28 @@ VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
     "known_hosts_path": {"type": "path", "no_log": False},
 }
 
-PRIVATE_KEY_ENV = "GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH"
+
+
+def vm_module_spec(**options: dict[str, Any]) -> dict[str, Any]:
+    """The argument spec and AnsibleModule settings of a module that manages VMs (golem_vm, golem_fleet)."""
+    return {
+        "argument_spec": {**VM_SPEC_ARGUMENTS, "name": {"type": "str", "required": True}, **options},
+        "supports_check_mode": True,
+        # size against cpu/memory/storage is checked by resolve_spec, whose message names the values.
+        "mutually_exclusive": [("ssh_public_key", "ssh_public_key_path")],
+    }
 
 
 def resolve_paths(params: dict[str, Any]) -> tuple[str, str]:
     """The state file and known_hosts file the module uses, both checked before either is touched."""
-    state_path = params["state_path"] or default_state_path()
-    known_hosts_path = params["known_hosts_path"] or os.path.join(os.path.dirname(state_path), "known_hosts")
-    check_paths(params, state_path, known_hosts_path)
-    return state_path, known_hosts_path
-
-
-def check_paths(params: dict[str, Any], state_path: str, known_hosts_path: str) -> None:
-    """The files the module would use, checked before any of them is read or written."""
-    from_env = not params.get("state_path") and os.environ.get(STATE_PATH_ENV, "").strip()
-    check_state_path(state_path, field=STATE_PATH_ENV if from_env else "state_path")
-    if os.path.isdir(known_hosts_path):
+    state = settings.state_path(params["state_path"])
+    check_state_path(state.value, field=state.field)
+    known = settings.known_hosts_path(params["known_hosts_path"], state.value)
+    if os.path.isdir(known.value):
         raise ValidationError(
-            f"known_hosts_path {known_hosts_path!r} is a directory; give the path of a known_hosts file",
-            field="known_hosts_path", value=known_hosts_path)
+            f"{known.field} {known.value!r} is a directory; give the path of a known_hosts file",
+            field=known.field, value=known.value)
+    return state.value, known.value
 
 
 def resolve_spec(params: dict[str, Any], default: str | None = None) -> ResourceSpec | None:
@@ -126,7 +137,7 @@ def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool, need
     if private is None and not (params.get("ssh_public_key") or params.get("ssh_public_key_path")):
         # The variable (an AWX credential's key file) stands in only when no key option is given:
         # beside a public key option it could name a key that does not match the one installed.
-        private = os.path.expanduser(os.environ.get(PRIVATE_KEY_ENV, "").strip()) or None
+        private = settings.private_key_path(None)
     if not needed and not (params.get("ssh_public_key") or params.get("ssh_public_key_path")):
         return KeyInfo(None, None, private)
     # Imported here: sshpubkeys and cryptography cost more to import than a no-op run takes.
@@ -163,3 +174,59 @@ def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool, need
         key = read_public_key(private_path + ".pub", field="ssh_public_key_path")
         return KeyInfo(key.text, key.fingerprint, private or private_path)
     return KeyInfo(None, None, private or private_path)
+
+
+@dataclass
+class Want:
+    """What the user asked for, already validated."""
+
+    name: str
+    state: str
+    spec: ResourceSpec | None
+    size: str | None
+    image: str | None
+    stream_id: int | None
+    public_key: str | None  # None only in check mode, before the default key pair exists
+    key_fingerprint: str | None
+    private_key_path: str | None
+    ssh_user: str
+    pinned: Placement | None
+    country: str | None
+    adopt: bool
+    wait: bool
+    # Loads (generate=True: or makes) the default key pair; returns (text, fingerprint, private path).
+    load_key: Callable[..., KeyInfo] | None = None
+
+
+@dataclass
+class VMTask:
+    """One golem_vm or golem_fleet task: what is asked, where it is recorded, and its time budget."""
+
+    want: Want
+    store: StateStore
+    known_hosts: KnownHosts
+    deadline: Deadline
+    state_path: str
+    known_hosts_path: str
+
+
+def prepare_task(params: dict[str, Any], *, name: str, state: str = "present", pinned: Placement | None = None,
+                 country: str | None = None, adopt: bool = False, default_size: str | None = None) -> VMTask:
+    """Check every option golem_vm and golem_fleet share, then set up the task; nothing is written.
+
+    ``name`` is the longest name the task will use (a fleet's last member). An explicit key is
+    read now (and compared with an existing VM's); the default pair is read, or made, only when
+    a VM is created.
+    """
+    check_scalars({**params, "name": name})
+    spec = resolve_spec(params, default=default_size)
+    state_path, known_hosts_path = resolve_paths(params)
+    explicit_key = bool(params["ssh_public_key"] or params["ssh_public_key_path"])
+    key = resolve_key(params, state_path, generate=False, needed=explicit_key)
+    want = Want(
+        name=name, state=state, spec=spec, size=params["size"], image=params["image"], stream_id=params["stream_id"],
+        public_key=key.text, key_fingerprint=key.fingerprint, private_key_path=key.private_path,
+        ssh_user=params["ssh_user"], pinned=pinned, country=country, adopt=adopt, wait=params["wait"],
+        load_key=lambda generate: resolve_key(params, state_path, generate=generate))
+    return VMTask(want, StateStore(state_path), KnownHosts(known_hosts_path), Deadline(params["wait_timeout"]),
+                  state_path, known_hosts_path)

@@ -154,7 +154,6 @@ actions:
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.fleet import (
     Fleet,
@@ -163,68 +162,45 @@ from ansible_collections.golem.vm.plugins.module_utils.fleet import (
     failure_message,
     member_name,
 )
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
-from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Want
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
-    VM_SPEC_ARGUMENTS,
-    check_scalars,
-    resolve_key,
-    resolve_paths,
-    resolve_spec,
-)
+from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_module_spec
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
-ARGUMENT_SPEC: dict[str, Any] = {
-    **VM_SPEC_ARGUMENTS,
-    "name": {"type": "str", "required": True},
-    "count": {"type": "int", "required": True},
-    "countries": {"type": "list", "elements": "str"},
-    "platform": {"type": "str"},
-    "parallelism": {"type": "int", "default": 10},
-    "verify": {"type": "bool", "default": True},
-}
+MODULE_SPEC = vm_module_spec(
+    count={"type": "int", "required": True},
+    countries={"type": "list", "elements": "str"},
+    platform={"type": "str"},
+    parallelism={"type": "int", "default": 10},
+    verify={"type": "bool", "default": True},
+)
 
 
 class GolemFleet(GolemModule):
     def __init__(self) -> None:
-        super().__init__(
-            ARGUMENT_SPEC,
-            supports_check_mode=True,
-            # size against cpu/memory/storage is checked by resolve_spec, whose message names the values.
-            mutually_exclusive=[("ssh_public_key", "ssh_public_key_path")],
-        )
+        spec = dict(MODULE_SPEC)
+        super().__init__(spec.pop("argument_spec"), **spec)
 
     def execute(self) -> dict[str, Any]:
         p = self.params
         countries = p["countries"] or None
         check_fleet(p["name"], p["count"], countries, p["parallelism"])
-        # The per-VM checks, on the longest member name (the prefix alone need not be a valid name).
-        check_scalars({**p, "name": member_name(p["name"], max(p["count"], 1), p["count"])})
-        spec = resolve_spec(p, default="small")
-        state_path, known_hosts_path = resolve_paths(p)
-        store = StateStore(state_path)
-        explicit_key = bool(p["ssh_public_key"] or p["ssh_public_key_path"])
-        key = resolve_key(p, state_path, generate=False, needed=explicit_key)
-        deadline = Deadline(p["wait_timeout"])
-        template = Want(
-            name=p["name"], state="present", spec=spec, size=p["size"], image=p["image"], stream_id=p["stream_id"],
-            public_key=key.text, key_fingerprint=key.fingerprint, private_key_path=key.private_path,
-            ssh_user=p["ssh_user"], pinned=None, country=None, adopt=False, wait=p["wait"],
-            load_key=lambda generate: resolve_key(p, state_path, generate=generate))
+        # The per-VM checks run on the longest member name (the prefix alone need not be a valid name).
+        task = prepare_task(p, name=member_name(p["name"], max(p["count"], 1), p["count"]), default_size="small")
+        task.want.name = p["name"]
+        discovery = self.discovery_within(task.deadline)
+        spec = task.want.spec
 
         def placements() -> Any:
-            self.discovery.http.deadline = deadline
-            return discover(self.discovery, spec, provider_port=p["provider_port"], countries=countries,
+            return discover(discovery(), spec, provider_port=p["provider_port"], countries=countries,
                             platform=p["platform"], warn=self.warn)
 
         fleet = Fleet(
-            p["name"], p["count"], template=template, store=store, known_hosts=KnownHosts(known_hosts_path),
-            deadline=deadline,
+            p["name"], p["count"], template=task.want, store=task.store, known_hosts=task.known_hosts,
+            deadline=task.deadline,
             # A client per call: each thread gets its own requests Session.
             provider_client=lambda pl: self.provider(pl.ip, pl.port),
             placements=placements, parallelism=p["parallelism"], check_mode=self.module.check_mode, warn=self.warn,
-            verify=p["verify"])
+            verify=p["verify"], identity=ProviderIdentity(discovery))
         before = fleet.members()
         res = fleet.run()
         after = before if self.module.check_mode else fleet.members()
@@ -234,7 +210,7 @@ class GolemFleet(GolemModule):
                            key=lambda r: r.name)
         result: dict[str, Any] = {
             "changed": res.changed,
-            "vms": [represent_vm(r, known_hosts_path=known_hosts_path) for r in after],
+            "vms": [represent_vm(r, known_hosts_path=task.known_hosts_path) for r in after],
             "created": sorted(res.created),
             "destroyed": res.destroyed,
             "actions": res.actions,

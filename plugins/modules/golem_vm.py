@@ -20,6 +20,12 @@ description:
     the playbooks) check the key strictly, so a VM whose key changes is refused. The entry is removed when
     the VM is destroyed, because providers reuse their SSH ports.
   - Works with current providers (asynchronous create jobs) and MVP-era ones (synchronous create).
+  - A recorded VM counts as gone only when its own provider says so - a 404 with the provider's JSON error,
+    from a server that proves it is the recorded provider (its C(GET /api/v1/provider/info) gives the recorded
+    id; for an MVP-era provider, discovery's advertisement of that id still names the address). Anything else
+    at the address (a web server, another provider, a redirect, HTML) fails the task, naming the address and
+    what answered; the state file and known_hosts stay unchanged and nothing is created.
+  - Every removal of a row or of a host key is reported as a change, in check mode too.
 author:
   - golem.vm maintainers (!UNKNOWN)
 extends_documentation_fragment:
@@ -52,6 +58,8 @@ options:
         endpoint, so a stopped VM cannot be started again and the module fails with a message saying so.
       - V(stopped) stops the VM (current providers only; the MVP-era API cannot stop VMs).
       - V(absent) destroys the VM on its provider and removes it from the state file and known_hosts.
+        For a VM the state file does not hold, give O(provider_id) or O(provider_ip) (and O(provider_port)):
+        the VM of that name is deleted on that provider, once the provider has proved who it is.
     type: str
     choices: [present, started, stopped, absent]
     default: present
@@ -152,6 +160,12 @@ EXAMPLES = r"""
     name: web-1
     state: absent
 
+- name: Destroy a VM the state file does not hold (left over from another controller)
+  golem.vm.golem_vm:
+    name: old-web-1
+    state: absent
+    provider_id: "0x1234567890abcdef1234567890abcdef12345678"
+
 - name: Use a local network, a separate state file and no waiting
   golem.vm.golem_vm:
     name: test-1
@@ -203,103 +217,72 @@ request:
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.placement import STRATEGIES, Placer
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
-from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle, Placement, Want
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
-    VM_SPEC_ARGUMENTS,
-    check_scalars,
-    resolve_key,
-    resolve_paths,
-    resolve_spec,
-)
+from ansible_collections.golem.vm.plugins.module_utils.placement import STRATEGIES, Placement, Placer
+from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
+from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_module_spec
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
-ARGUMENT_SPEC: dict[str, Any] = {
-    **VM_SPEC_ARGUMENTS,
-    "name": {"type": "str", "required": True},
-    "state": {"type": "str", "default": "present", "choices": ["present", "started", "stopped", "absent"]},
-    "provider_id": {"type": "str"},
-    "provider_ip": {"type": "str"},
-    "country": {"type": "str"},
-    "platform": {"type": "str"},
-    "provider_selection": {"type": "str", "default": "cheapest", "choices": list(STRATEGIES)},
-    "adopt": {"type": "bool", "default": False},
-}
+MODULE_SPEC = vm_module_spec(
+    state={"type": "str", "default": "present", "choices": ["present", "started", "stopped", "absent"]},
+    provider_id={"type": "str"},
+    provider_ip={"type": "str"},
+    country={"type": "str"},
+    platform={"type": "str"},
+    provider_selection={"type": "str", "default": "cheapest", "choices": list(STRATEGIES)},
+    adopt={"type": "bool", "default": False},
+)
 
 
 class GolemVM(GolemModule):
     def __init__(self) -> None:
-        super().__init__(
-            ARGUMENT_SPEC,
-            supports_check_mode=True,
-            # size against cpu/memory/storage is checked by resolve_spec, whose message names the values.
-            mutually_exclusive=[
-                ("provider_id", "provider_ip"),
-                ("ssh_public_key", "ssh_public_key_path"),
-            ],
-        )
+        spec = dict(MODULE_SPEC)
+        argument_spec = spec.pop("argument_spec")
+        spec["mutually_exclusive"] = [*spec["mutually_exclusive"], ("provider_id", "provider_ip")]
+        super().__init__(argument_spec, **spec)
 
     def execute(self) -> dict[str, Any]:
         p = self.params
-        check_scalars(p)
-        # Every option is checked before the state file is opened or any call is made.
-        spec = resolve_spec(p)
-        state_path, known_hosts_path = resolve_paths(p)
-        # An explicit key is checked now (and compared with an existing VM's); the default pair
-        # is read, or made, only when a VM is created.
-        explicit_key = bool(p["ssh_public_key"] or p["ssh_public_key_path"])
-        key = resolve_key(p, state_path, generate=False, needed=explicit_key)
-        store = StateStore(state_path)
-        record = store.get(p["name"])
-        if record is not None and not record.ok:
-            raise ValidationError(
-                f"the record of VM {p['name']} in {state_path} is unreadable ({record.config_error}); "
-                "fix or remove that row before managing the VM",
-                field="name", value=p["name"])
-        deadline = Deadline(p["wait_timeout"])
         pinned = None
         if p["provider_id"] or p["provider_ip"]:
             pinned = Placement(p["provider_ip"], p["provider_port"], p["provider_id"], None)
+        # Every option is checked before the state file is opened or any call is made.
+        task = prepare_task(p, name=p["name"], state=p["state"], pinned=pinned, country=p["country"],
+                            adopt=p["adopt"])
+        record = task.store.get(p["name"])
+        if record is not None and not record.ok:
+            raise ValidationError(
+                f"the record of VM {p['name']} in {task.state_path} is unreadable ({record.config_error}); "
+                "fix or remove that row before managing the VM",
+                field="name", value=p["name"])
+        discovery = self.discovery_within(task.deadline)
         placer = Placer(
-            lambda: self._discovery_within(deadline), spec=spec or resolve_spec(p, default="small"), provider_port=p["provider_port"],
+            discovery, spec=task.want.spec or SIZES["small"], provider_port=p["provider_port"],
             pinned=pinned, country=p["country"], platform=p["platform"], strategy=p["provider_selection"],
             warn=self.warn)
-        want = Want(
-            name=p["name"], state=p["state"], spec=spec, size=p["size"], image=p["image"],
-            stream_id=p["stream_id"], public_key=key.text, key_fingerprint=key.fingerprint,
-            private_key_path=key.private_path, ssh_user=p["ssh_user"], pinned=pinned, country=p["country"],
-            adopt=p["adopt"], wait=p["wait"],
-            load_key=lambda generate: resolve_key(p, state_path, generate=generate))
         life = Lifecycle(
-            want, store=store, known_hosts=KnownHosts(known_hosts_path), deadline=deadline,
+            task.want, store=task.store, known_hosts=task.known_hosts, deadline=task.deadline,
             provider_client=lambda pl: self.provider(pl.ip, pl.port), candidates=placer.candidates,
-            check_mode=self.module.check_mode, warn=self.warn,
-            run_command=self.module.run_command)
+            check_mode=self.module.check_mode, warn=self.warn, run_command=self.module.run_command,
+            identity=ProviderIdentity(discovery))
         try:
             final = life.run(record)
         except GolemError as exc:
-            now = store.get(p["name"]) if not self.module.check_mode else None
+            now = task.store.get(p["name"]) if not self.module.check_mode else None
             self.fail(exc, changed=life.out.changed, actions=life.out.actions,
-                      vm=represent_vm(now, known_hosts_path=known_hosts_path) if now else {})
+                      vm=represent_vm(now, known_hosts_path=task.known_hosts_path) if now else {})
         result: dict[str, Any] = {
             "changed": life.out.changed,
             "actions": life.out.actions,
-            "vm": represent_vm(final, known_hosts_path=known_hosts_path) if final else {},
+            "vm": represent_vm(final, known_hosts_path=task.known_hosts_path) if final else {},
         }
         if life.out.request is not None:
             result["request"] = life.out.request
         if self.module._diff:
             result["diff"] = {"before": diff_view(record), "after": diff_view(final)}
         return result
-
-    def _discovery_within(self, deadline: Deadline) -> Any:
-        # Built on first use: a run on an existing VM never asks discovery.
-        self.discovery.http.deadline = deadline
-        return self.discovery
 
 
 def main() -> None:

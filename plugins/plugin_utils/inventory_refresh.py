@@ -7,7 +7,9 @@ per provider, but upstream providers drop the name mapping of every VM whose lau
 flight while they answer it, killing those creates (reference §6).
 
 A provider that cannot be reached marks its VMs unreachable; the rest of its VMs are not asked,
-so a dead provider costs one connection attempt, not one per VM.
+so a dead provider costs one connection attempt, not one per VM. A VM is reported missing only
+when its own provider says so (module_utils.provider_identity); anything else that answers at
+the address makes the host unreachable, with the reason.
 """
 
 from __future__ import annotations
@@ -18,8 +20,14 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from ansible_collections.golem.vm.plugins.module_utils import settings
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ProviderError, TimeoutError_
+from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    GolemError,
+    IdentityError,
+    ProviderError,
+    TimeoutError_,
+)
 from ansible_collections.golem.vm.plugins.module_utils.state import VMRecord
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import MISSING, LiveStatus
 
@@ -49,14 +57,28 @@ def missing_libraries() -> str | None:
 
 
 class _Refresher:
-    def __init__(self, timeout: float, default_port: int) -> None:
+    def __init__(self, timeout: float, default_port: int, discovery_url: str) -> None:
+        from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
+
         self.deadline = Deadline(timeout, option="refresh_timeout")
         self.timeout = timeout
         self.default_port = default_port
+        self.discovery_url = discovery_url
         self.lock = threading.Lock()
         self.dead: dict[Endpoint, str] = {}
         self.clients: list = []
         self.local = threading.local()
+        # One proof per provider for all threads; discovery is asked only for MVP-era providers.
+        self.identity = ProviderIdentity(self.discovery)
+
+    def discovery(self):  # -> DiscoveryClient
+        from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
+
+        client = DiscoveryClient(self.discovery_url, timeout=self.timeout, retries=0)
+        client.http.deadline = self.deadline
+        with self.lock:
+            self.clients.append(client)
+        return client
 
     def endpoint(self, record: VMRecord) -> Endpoint:
         return record.provider_ip, record.provider_port or self.default_port
@@ -68,7 +90,7 @@ class _Refresher:
             per_thread = self.local.clients = {}
         client = per_thread.get(endpoint)
         if client is None:
-            from ansible_collections.golem.vm.plugins.module_utils.http import ProviderClient
+            from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
 
             # No retries: a retry after a read timeout would wait the whole budget again, and the
             # next listing asks anew anyway.
@@ -85,8 +107,12 @@ class _Refresher:
             dead = self.dead.get(endpoint)
         if dead is not None:
             return LiveStatus(False, None, dead)
+        from ansible_collections.golem.vm.plugins.module_utils.provider_identity import lookup
+
         try:
-            vm = self.client(endpoint).get_vm(record.name, missing_ok=True)
+            vm = lookup(self.client(endpoint), record.name, record.provider_id, self.identity)
+        except IdentityError as exc:  # not the recorded provider: never "missing"
+            return LiveStatus(False, None, exc.msg)
         except TimeoutError_ as exc:
             return self.mark_unreachable(endpoint, exc.msg)
         except ProviderError as exc:
@@ -110,14 +136,15 @@ class _Refresher:
 
 
 def refresh(
-    records: Sequence[VMRecord], *, timeout: float, concurrency: int, default_port: int = 7466
+    records: Sequence[VMRecord], *, timeout: float, concurrency: int, default_port: int = 7466,
+    discovery_url: str = settings.DEFAULT_DISCOVERY_URL,
 ) -> RefreshReport:
     """Ask each record's provider for its VM, at most ``concurrency`` at a time, all within ``timeout`` s.
 
     A VM without an answer when the budget runs out is reported unreachable; nothing raises.
     """
     started = time.monotonic()
-    refresher = _Refresher(timeout, default_port)
+    refresher = _Refresher(timeout, default_port, discovery_url)
     live: dict[str, LiveStatus] = {}
     endpoints = {refresher.endpoint(r) for r in records}
     if records:

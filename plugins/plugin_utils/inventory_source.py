@@ -14,14 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.golem.vm.plugins.module_utils import settings
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts, RecordedEndpoints
-from ansible_collections.golem.vm.plugins.module_utils.state import (
-    StateStore,
-    VMRecord,
-    check_state_path,
-    default_state_path,
-)
+from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord, check_state_path
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     LiveStatus,
     NameFilter,
@@ -51,19 +47,19 @@ class Query:
     refresh: bool
     refresh_timeout: float
     refresh_concurrency: int
+    private_key_path: str | None = None
+    discovery_url: str = settings.DEFAULT_DISCOVERY_URL
 
     @classmethod
-    def from_options(cls, get_option: Callable[[str], Any]) -> Query:
-        state_path = os.path.abspath(os.path.expanduser(get_option("state_path") or default_state_path()))
+    def from_options(cls, get_option: Callable[[str], Any], explicit: Callable[[str], Any]) -> Query:
+        """``explicit(name)`` is an option's value only when the configuration file sets it; the
+        environment and the defaults are applied by module_utils.settings, as for the modules."""
+        state = settings.state_path(explicit("state_path"))
         # A directory or a foreign file would otherwise read as "no VMs" or fail deep in SQLite.
-        try:
-            check_state_path(state_path)
-        except GolemError as exc:
-            raise ValueError(exc.msg) from None
-        known_hosts = get_option("known_hosts_path")
-        known_hosts = os.path.join(os.path.dirname(state_path), "known_hosts") if not known_hosts else known_hosts
-        if os.path.isdir(os.path.expanduser(known_hosts)):
-            raise ValueError(f"known_hosts_path {known_hosts!r} is a directory; give the path of a known_hosts file")
+        check_state_path(state.value, field=state.field)
+        known = settings.known_hosts_path(explicit("known_hosts_path"), state.value)
+        if os.path.isdir(known.value):
+            raise ValueError(f"{known.field} {known.value!r} is a directory; give the path of a known_hosts file")
         timeout = float(get_option("refresh_timeout"))
         concurrency = int(get_option("refresh_concurrency"))
         if timeout <= 0:
@@ -71,14 +67,16 @@ class Query:
         if concurrency < 1:
             raise ValueError(f"refresh_concurrency must be at least 1, got {concurrency}")
         return cls(
-            state_path=state_path,
-            known_hosts_path=os.path.abspath(os.path.expanduser(known_hosts)),
+            state_path=state.value,
+            known_hosts_path=known.value,
             statuses=tuple(check_statuses(get_option("statuses"))),
             names=NameFilter.parse([str(n) for n in get_option("names") or ()]),
             providers=tuple(str(p) for p in get_option("providers") or ()),
             refresh=bool(get_option("refresh")),
             refresh_timeout=timeout,
             refresh_concurrency=concurrency,
+            private_key_path=settings.private_key_path(explicit("ssh_private_key_path")),
+            discovery_url=settings.discovery_url(explicit("discovery_url")),
         )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -139,7 +137,8 @@ class Snapshot:
             self.messages.append(
                 f"did not ask providers about {len(odd)} VM(s) whose recorded name is not a valid VM name, "
                 f"such as {odd[0]!r}; their recorded status counts")
-        report = refresh(wanted, timeout=query.refresh_timeout, concurrency=query.refresh_concurrency)
+        report = refresh(wanted, timeout=query.refresh_timeout, concurrency=query.refresh_concurrency,
+                         discovery_url=query.discovery_url)
         self.live = report.live
         self.messages.append(
             f"refreshed {len(wanted)} VMs on {report.providers} providers in {report.seconds:.2f} s"

@@ -251,9 +251,16 @@ def test_known_hosts_path_option_and_its_env(
     custom = tmp_path / "elsewhere" / "known_hosts"
     inv = inventory({"known_hosts_path": str(custom)})
     assert f"UserKnownHostsFile={custom}" in hostvars(inv, "web-1")["ansible_ssh_common_args"]
-    monkeypatch.setenv("GOLEM_INVENTORY_KNOWN_HOSTS_PATH", str(tmp_path / "env_known_hosts"))
+    # The one variable golem_vm and golem_fleet read too, so keys are checked where they are recorded.
+    monkeypatch.setenv("GOLEM_REQUESTOR_KNOWN_HOSTS_PATH", str(tmp_path / "env_known_hosts"))
     inv = inventory()
     assert hostvars(inv, "web-1")["golem_known_hosts_path"] == str(tmp_path / "env_known_hosts")
+    # The old inventory-only variable agreeing with it is fine; pointing elsewhere is refused.
+    monkeypatch.setenv("GOLEM_INVENTORY_KNOWN_HOSTS_PATH", str(tmp_path / "env_known_hosts"))
+    assert hostvars(inventory(), "web-1")["golem_known_hosts_path"] == str(tmp_path / "env_known_hosts")
+    monkeypatch.setenv("GOLEM_INVENTORY_KNOWN_HOSTS_PATH", str(tmp_path / "other"))
+    with pytest.raises(AnsibleParserError, match="GOLEM_INVENTORY_KNOWN_HOSTS_PATH is no longer read"):
+        inventory()
 
 
 def test_state_path_from_the_same_variable_as_golem_vm(write_config: Callable[..., Path], fleet: StateStore,
@@ -569,11 +576,15 @@ def test_refresh_reports_live_status_asking_one_vm_at_a_time(
         {"message": "VM gone-1 not found"}, status=404)
     provider.expect_request("/api/v1/vms/broken-1", method="GET").respond_with_json(
         {"detail": "An unexpected error occurred"}, status=500)
+    # gone-1's 404 counts only once the server proves it is the recorded provider.
+    provider.expect_request("/api/v1/provider/info", method="GET").respond_with_json({"provider_id": PROVIDER_SE})
 
     inv = inventory({"refresh": True, "statuses": []})
     paths = sorted(req.path for req, _resp in provider.log)
     assert "/api/v1/vms" not in paths, "the list endpoint kills pending creates upstream"
-    assert set(paths) == {f"/api/v1/vms/{n}" for n in ("live-1", "now-stopped", "gone-1", "broken-1")}
+    assert set(paths) == {f"/api/v1/vms/{n}" for n in ("live-1", "now-stopped", "gone-1", "broken-1")} | {
+        "/api/v1/provider/info"}
+    assert paths.count("/api/v1/provider/info") == 1
     assert all(req.method == "GET" for req, _resp in provider.log)
 
     live = hostvars(inv, "live-1")
@@ -594,6 +605,26 @@ def test_refresh_reports_live_status_asking_one_vm_at_a_time(
 
     # The default statuses ([running]) then apply to the live status, the recorded one where none came.
     assert sorted(inventory({"refresh": True}).hosts) == ["broken-1", "far-1", "live-1"]
+
+
+def test_refresh_never_reports_missing_on_the_word_of_something_else(
+        inventory: Build, state: StateStore, provider: HTTPServer) -> None:
+    # The recorded address now answers as a web server (404 with HTML) and as another provider.
+    state.upsert(_on(provider.port, "html-1"))
+    state.upsert(_on(provider.port, "other-1", port=20002))
+    provider.expect_request("/api/v1/vms/html-1").respond_with_data(
+        "<html>Not Found</html>", status=404, content_type="text/html")
+    provider.expect_request("/api/v1/vms/other-1").respond_with_json({"detail": "VM other-1 not found"}, status=404)
+    provider.expect_request("/api/v1/provider/info").respond_with_json({"provider_id": PROVIDER_US})
+    inv = inventory({"refresh": True, "statuses": []})
+    html, other = hostvars(inv, "html-1"), hostvars(inv, "other-1")
+    for host in (html, other):
+        assert host["golem_status"] == "running" and host["golem_live_status"] is None, "never 'missing'"
+        assert host["golem_provider_reachable"] is False
+    assert "has no JSON error body" in html["golem_refresh_error"]
+    assert PROVIDER_US in other["golem_refresh_error"] and PROVIDER_SE in other["golem_refresh_error"]
+    assert members(inv, "golem_unreachable") == ["html-1", "other-1"]
+    assert "golem_status_missing" not in inv.groups
 
 
 def test_refresh_warns_only_about_rows_the_filters_keep(inventory: Build, state: StateStore, provider: HTTPServer,
@@ -693,4 +724,4 @@ def test_query_rejects_a_non_positive_budget() -> None:
     options = {"state_path": "/x/vms.db", "known_hosts_path": None, "statuses": ["running"], "names": [],
                "providers": [], "refresh": True, "refresh_timeout": 0, "refresh_concurrency": 4}
     with pytest.raises(ValueError, match="refresh_timeout"):
-        Query.from_options(options.__getitem__)
+        Query.from_options(options.__getitem__, options.get)

@@ -24,10 +24,17 @@ from ansible_collections.golem.vm.plugins.module_utils.fleet import (
     plan,
 )
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.models import AccessInfo, Advertisement, CreateJob, VMInfo
+from ansible_collections.golem.vm.plugins.module_utils.models import (
+    AccessInfo,
+    Advertisement,
+    CreateJob,
+    ProviderInfo,
+    VMInfo,
+)
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Placement, Want
+from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M test"
 PRICES = {"usd_per_core_month": 5.0, "usd_per_gb_ram_month": 2.0, "usd_per_gb_storage_month": 0.1}
@@ -73,6 +80,8 @@ class Network:
         self.delay = delay
         self.running = 0
         self.peak = 0
+        # Who answers GET /provider/info at each address (a test may put another provider there).
+        self.ids = {ad.ip_address: ad.provider_id for ad in ADS}
         self.clients: list[FakeProvider] = []
 
     def client(self, placement: Placement) -> FakeProvider:
@@ -109,6 +118,10 @@ class FakeProvider:
             return None
         return VMInfo.model_validate({"id": name, "name": name, "status": "running", "ssh_port": 20001,
                                       "resources": {"cpu": 1, "memory": 1, "storage": 10}})
+
+    def provider_info(self) -> ProviderInfo:
+        self._call("info", "")
+        return ProviderInfo(provider_id=self.net.ids[self.ip])
 
     def create_vm(self, request: Any, *, timeout: float | None = None) -> CreateJob:
         self._call("create", request.name)
@@ -148,7 +161,8 @@ ADS = [advert("0xse1", SE1, "SE", 5.0), advert("0xus1", US1, "US", 9.0), advert(
 
 
 def record(name: str, ip: str = SE1, status: str = "running") -> VMRecord:
-    config = {"cpu": 1, "memory": 1, "storage": 10, "ssh_port": 20001, "provider_id": "0x" + ip,
+    ids = {ad.ip_address: ad.provider_id for ad in ADS}
+    config = {"cpu": 1, "memory": 1, "storage": 10, "ssh_port": 20001, "provider_id": ids.get(ip),
               "provider_port": 7466}
     return VMRecord(name, ip, name, status, config)
 
@@ -405,3 +419,28 @@ def test_a_create_whose_answer_was_lost_is_a_failure_not_a_member(store, monkeyp
     # web-02's create may still be queued at US1: its row stays (status error), but it is not "created".
     assert res.created == ["web-01"] and "web-02" in res.failures
     assert store.get("web-02").status == "error"
+
+
+def test_each_provider_proves_who_it_is_once_however_many_members_it_lost(store):
+    net = Network()
+    fleet(store, net, 4, countries=["SE"]).run()  # web-01 and web-03 on SE1, web-02 and web-04 on SE2
+    net.vms[SE1].clear()
+    net.vms[SE2].clear()
+    net.calls.clear()
+    res = fleet(store, net, 4, countries=["SE"]).run()
+    assert res.changed and sorted(res.created) == ["web-01", "web-02", "web-03", "web-04"]
+    infos = [c for c in net.calls if c[1] == "info"]
+    assert sorted(infos) == [(SE1, "info", ""), (SE2, "info", "")]
+
+
+def test_a_member_whose_address_answers_as_another_provider_is_not_created_again(store):
+    net = Network()
+    fleet(store, net, 2, countries=["SE", "US"]).run()
+    net.vms[US1].discard("web-02")
+    net.ids[US1] = "0xnot-the-one"  # the address now belongs to someone else
+    before = Path(store.path).read_bytes()
+    net.calls.clear()
+    res = fleet(store, net, 2, countries=["SE", "US"]).run()
+    assert "web-02" in res.failures and "0xnot-the-one" in res.failures["web-02"]
+    assert net.writes() == [] and Path(store.path).read_bytes() == before
+    assert "1 of 1 fleet operations failed" in failure_message(res)

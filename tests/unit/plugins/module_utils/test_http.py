@@ -21,15 +21,15 @@ from urllib3.util import connection as urllib3_connection
 from werkzeug import Request, Response
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ProviderError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.http import (
-    DiscoveryClient,
-    HttpClient,
-    ProviderClient,
-    error_reason,
-    provider_url,
-    user_agent,
+from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    DiscoveryError,
+    IdentityError,
+    ProviderError,
+    ValidationError,
 )
+from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.http import HttpClient, error_reason, provider_url, user_agent
+from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
 from ansible_collections.golem.vm.plugins.module_utils.models import VMStatus, build_create_request
 from ansible_collections.golem.vm.plugins.module_utils.version import COLLECTION_VERSION
 
@@ -421,6 +421,31 @@ def test_get_vm_missing(httpserver: HTTPServer, provider: ProviderClient, fixtur
     assert err.value.status == 404
     assert err.value.msg.endswith("HTTP 404 NOT FOUND: VM web-9 not found")
     assert f"provider request GET http://{LOOPBACK}:{httpserver.port}/api/v1/vms/web-9" in err.value.msg
+
+
+@pytest.mark.parametrize(("answer", "shown"), [
+    (Response("", status=404), "HTTP 404 answer has no JSON error body"),
+    (Response("<html><h1>Not Found</h1></html>", status=404, content_type="text/html"), "has no JSON error body"),
+    (json_response(["not", "an", "error"], status=404), "has no JSON error body"),
+    (Response("<html>login</html>", status=200, content_type="text/html"), "HTTP 200 answer is not JSON"),
+    (Response("", status=302, headers={"Location": "http://portal.example/login"}),
+     "redirect to http://portal.example/login"),
+])
+def test_answers_no_provider_gives_are_identity_errors(
+        httpserver: HTTPServer, provider: ProviderClient, answer: Response, shown: str) -> None:
+    # What a captive portal, a web server or a proxy on a reused address sends: never "VM gone".
+    httpserver.expect_request("/api/v1/vms/web-9").respond_with_response(answer)
+    with pytest.raises(IdentityError) as err:
+        provider.get_vm("web-9", missing_ok=True)
+    assert shown in err.value.msg and err.value.kind == "identity"
+    assert f"is http://{LOOPBACK}:{httpserver.port} really a VM on Golem provider?" in err.value.msg
+    # The redirect was not followed: only our one request reached the server.
+    assert all(req.path == "/api/v1/vms/web-9" for req, _resp in httpserver.log)
+
+
+def test_provider_info_of_an_mvp_provider_is_none(httpserver: HTTPServer, provider: ProviderClient) -> None:
+    httpserver.expect_request("/api/v1/provider/info").respond_with_json({"detail": "Not Found"}, status=404)
+    assert provider.provider_info() is None
 
 
 def test_job_stop_delete_and_info(httpserver: HTTPServer, provider: ProviderClient, fixture_json: Load) -> None:

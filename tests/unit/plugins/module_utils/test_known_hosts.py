@@ -22,7 +22,6 @@ import pytest
 from ansible_collections.golem.vm.plugins.module_utils.errors import ProviderError, TimeoutError_
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import (
     HostKey,
-    HostKeyChanged,
     KnownHosts,
     host_pattern,
     scan_host_keys,
@@ -177,16 +176,17 @@ def test_first_contact_is_recorded_and_ssh_accepts_it(
     sshd_factory: SshdFactory, known: KnownHosts, open_umask: None
 ) -> None:
     sshd = sshd_factory.start()
-    offered = known.learn_from_scan(ADDR, sshd.port, timeout=5, vm="web-1")
+    offered = scan_host_keys(ADDR, sshd.port, timeout=5)
+    assert known.add(ADDR, sshd.port, offered) is True
     assert offered == [sshd.host_key]
     text = Path(known.path).read_text()
     assert text == f"[{ADDR}]:{sshd.port} {sshd.host_key.key_type} {sshd.host_key.key}\n"
     assert stat.S_IMODE(os.stat(known.path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(known.path)).st_mode) == 0o700
-    # Second contact: verified, nothing rewritten.
+    # Second contact with the same key: nothing rewritten.
     mtime = os.stat(known.path).st_mtime_ns
-    assert known.learn(ADDR, sshd.port, scan_host_keys(ADDR, sshd.port)) is False
-    assert known.check(ADDR, sshd.port, scan_host_keys(ADDR, sshd.port)) is True
+    assert known.add(ADDR, sshd.port, scan_host_keys(ADDR, sshd.port)) is False
+    assert known.keys_for(ADDR, sshd.port) == [sshd.host_key]
     assert os.stat(known.path).st_mtime_ns == mtime
     # Real ssh with strict checking trusts the server through our file (it fails later, at login).
     verdict = _ssh_verdict(known.path, sshd.port)
@@ -195,24 +195,17 @@ def test_first_contact_is_recorded_and_ssh_accepts_it(
 
 def test_changed_key_on_a_reused_port_is_refused(sshd_factory: SshdFactory, known: KnownHosts) -> None:
     first = sshd_factory.start()
-    known.learn_from_scan(ADDR, first.port, vm="web-1")
-    before = Path(known.path).read_bytes()
+    known.add(ADDR, first.port, scan_host_keys(ADDR, first.port, timeout=5))
     sshd_factory.stop(first)
     impostor = sshd_factory.start(port=first.port)  # the provider gave the port to another VM
 
-    with pytest.raises(HostKeyChanged) as err:
-        known.learn_from_scan(ADDR, first.port, vm="web-1")
-    msg = err.value.msg
-    assert "web-1" in msg and f"[{ADDR}]:{first.port}" in msg
-    assert first.fingerprint in msg and impostor.fingerprint in msg
-    assert err.value.failure()["recorded"] == [first.fingerprint]
-    assert err.value.failure()["offered"] == [impostor.fingerprint]
-    assert Path(known.path).read_bytes() == before  # refusing must not rewrite the record
+    # Every connection made with the collection's file checks the key strictly: ssh refuses.
     assert "Host key verification failed" in _ssh_verdict(known.path, first.port)
 
-    # Destroying the old VM forgets its key; the new VM is then learned.
+    # Destroying the old VM forgets its key; the new VM's key is then recorded and accepted.
     assert known.remove(ADDR, first.port) is True
-    assert known.learn_from_scan(ADDR, first.port, vm="web-2") == [impostor.host_key]
+    known.add(ADDR, first.port, scan_host_keys(ADDR, first.port, timeout=5))
+    assert known.keys_for(ADDR, first.port) == [impostor.host_key]
     assert "Permission denied" in _ssh_verdict(known.path, first.port)
 
 
@@ -291,19 +284,10 @@ def test_add_replaces_the_endpoints_keys(known: KnownHosts) -> None:
     assert len(Path(known.path).read_text().splitlines()) == 1
 
 
-def test_check_without_a_record_and_with_other_types(known: KnownHosts) -> None:
-    assert known.check(ADDR, 50830, [_fake_key(1)]) is False
-    known.add(ADDR, 50830, [_fake_key(1)])
-    rsa_only = HostKey("ssh-rsa", base64.b64encode(b"\x00\x00\x00\x07ssh-rsa").decode())
-    with pytest.raises(HostKeyChanged):  # nothing comparable offered: cannot verify, so refuse
-        known.check(ADDR, 50830, [rsa_only])
-    assert known.check(ADDR, 50830, [_fake_key(1), rsa_only]) is True
-
-
 def test_reading_a_missing_file_creates_nothing(tmp_path: Path) -> None:
     known = KnownHosts(str(tmp_path / "absent" / "known_hosts"))
     assert known.keys_for(ADDR, 50800) == []
-    assert known.check(ADDR, 50800, [_fake_key(1)]) is False
+    assert len(known.recorded()) == 0
     assert known.remove(ADDR, 50800) is False
     assert list(tmp_path.iterdir()) == []
 
@@ -314,13 +298,13 @@ def test_host_pattern() -> None:
     assert host_pattern("::1", 2222) == "[::1]:2222"
 
 
-def test_40_processes_learning_at_once(known: KnownHosts, run_in_processes: Callable[..., list[Any]]) -> None:
-    def learn(index: int) -> bool:
+def test_40_processes_recording_at_once(known: KnownHosts, run_in_processes: Callable[..., list[Any]]) -> None:
+    def record(index: int) -> bool:
         # Half the processes share one endpoint (same key), the rest each own one.
         port = 50900 if index % 2 else 51000 + index
-        return known.learn(ADDR, port, [_fake_key(0 if index % 2 else index)])
+        return known.add(ADDR, port, [_fake_key(0 if index % 2 else index)])
 
-    results = run_in_processes(learn, 40)
+    results = run_in_processes(record, 40)
     assert results.count(True) == 1 + 20  # the shared endpoint is recorded exactly once
     lines = Path(known.path).read_text().splitlines()
     assert len(lines) == 21

@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placer
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
-from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Placement
+from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 
 DOWN = DiscoveryError("discovery request GET http://127.0.0.1:9001/api/v1/advertisements failed: connection refused")
 

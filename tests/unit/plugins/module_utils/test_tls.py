@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError
-from ansible_collections.golem.vm.plugins.module_utils.http import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
 
 LOOPBACK = "127.0.0.60"  # the address this suite binds (tests/unit/conftest.py)
 

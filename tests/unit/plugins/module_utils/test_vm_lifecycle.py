@@ -15,21 +15,27 @@ import pytest
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    DiscoveryError,
     GolemError,
+    IdentityError,
     ProviderError,
     TimeoutError_,
     ValidationError,
 )
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.models import AccessInfo, CreateJob, VMInfo
+from ansible_collections.golem.vm.plugins.module_utils.known_hosts import HostKey, KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.models import AccessInfo, CreateJob, ProviderInfo, VMInfo
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle, Placement, Want
+from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
+from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M test"
 SE = Placement("127.0.0.2", 7466, "0xse", "SE")
 US = Placement("127.0.0.3", 7466, "0xus", "US")
 WRITES = ("create", "stop", "delete")
+HOST_KEY = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M")
 
 
 def vm(name: str, status: str = "running", port: int | None = 20001) -> VMInfo:
@@ -62,6 +68,8 @@ class FakeProvider:
         self.pending_gets = 0
         # The create reached the provider, which made the VM, but the answer never came back.
         self.lost_answer: GolemError | None = None
+        # Who answers GET /provider/info: the provider itself, unless a test puts another server there.
+        self.info_id: str | None = placement.provider_id
         self.http = FakeHttp(placement.ip)
 
     def set_deadline(self, deadline: Deadline | None) -> None:
@@ -73,6 +81,10 @@ class FakeProvider:
             self.pending_gets -= 1
             return vm(name, "creating", None)
         return self.vms.get(name)
+
+    def provider_info(self) -> ProviderInfo | None:
+        self.calls.append(("info", ""))
+        return None if self.info_id is None else ProviderInfo(provider_id=self.info_id)
 
     def create_vm(self, request: Any, *, timeout: float | None = None) -> CreateJob | VMInfo:
         self.calls.append(("create", request.name))
@@ -116,8 +128,9 @@ class FakeProvider:
 
 @pytest.fixture(autouse=True)
 def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle.SETTLE_SECONDS", 0.01)
-    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle.SETTLE_UNKNOWN", 0.05)
+    for where in ("vm_lifecycle", "vm_create"):
+        monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.SETTLE_SECONDS", 0.01)
+        monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.SETTLE_UNKNOWN", 0.05)
 
 
 @pytest.fixture
@@ -288,7 +301,7 @@ def test_a_lost_create_answer_and_no_vm_in_sight_keeps_an_error_row_that_the_rer
 
 
 def test_failed_create_keeps_an_error_row_while_the_vm_cannot_be_deleted(store, providers, monkeypatch):
-    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle.CLEANUP_SECONDS", 0.3)
+    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm_create.CLEANUP_SECONDS", 0.3)
     se = providers["127.0.0.2"]
     se.lost_answer = ProviderError("could not talk to 127.0.0.2:7466: Connection reset by peer")
     se.pending_gets = 1000
@@ -449,3 +462,160 @@ def test_budget_gone_before_the_create_is_sent_leaves_no_row_and_no_delete(store
     with pytest.raises(TimeoutError_):
         run(store, providers, pinned=SE)
     assert store.get("web-1") is None and se.writes() == [("create", "web-1")]
+
+
+# -- identity: a row is forgotten only on its own provider's word ---------------------------
+
+class FakeDiscovery:
+    """Discovery's advertisement of each provider id (for MVP-era providers, which have no /provider/info)."""
+
+    def __init__(self, ads: dict[str, str] | None = None, error: GolemError | None = None) -> None:
+        self.ads = ads or {}
+        self.error = error
+        self.source = "discovery http://127.0.0.1:9001"
+        self.calls: list[str] = []
+
+    def get_advertisement(self, provider_id: str) -> Any:
+        self.calls.append(provider_id)
+        if self.error is not None:
+            raise self.error
+        ip = self.ads.get(provider_id)
+        return None if ip is None else type("Ad", (), {"ip_address": ip, "provider_id": provider_id})()
+
+
+def run_with(store, providers, identity, **kwargs):
+    want = Want(name="web-1", state=kwargs.pop("state", "present"), spec=None, size=None, image=None,
+                stream_id=None, public_key=KEY, key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root",
+                pinned=kwargs.pop("pinned", None), country=None, adopt=False, wait=False)
+    life = Lifecycle(want, store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
+                     deadline=Deadline(30), provider_client=lambda p: providers[p.ip],
+                     candidates=kwargs.pop("candidates", lambda preferred: [preferred or SE]),
+                     check_mode=kwargs.pop("check", False), warn=lambda _m: None, identity=identity)
+    return life, life.run(store.get("web-1"))
+
+
+def _files(store: StateStore) -> dict[str, bytes]:
+    folder = Path(store.path).parent
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
+def test_another_provider_at_the_address_changes_nothing(store, providers):
+    recorded(store)
+    KnownHosts(str(Path(store.path).parent / "known_hosts")).add("127.0.0.2", 20001, [HOST_KEY])
+    se = providers["127.0.0.2"]
+    se.info_id = "0xsomeone-else"  # a real provider, but not the one the VM was rented from
+    before = _files(store)
+    life = None
+    with pytest.raises(IdentityError) as err:
+        life, _rec = run_with(store, providers, ProviderIdentity())
+    msg = err.value.msg
+    assert "0xse" in msg and "0xsomeone-else" in msg and "http://127.0.0.2:7466" in msg
+    assert "left unchanged" in msg and err.value.kind == "identity"
+    assert _files(store) == before, "state file and known_hosts must be byte-identical"
+    assert se.writes() == [] and providers["127.0.0.3"].calls == []
+
+
+def test_a_404_without_the_providers_body_is_refused_before_any_proof(store, providers):
+    recorded(store)
+    se = providers["127.0.0.2"]
+    before = _files(store)
+
+    def foreign(name: str, missing_ok: bool = False) -> VMInfo | None:
+        se.calls.append(("get", name))
+        raise IdentityError("provider request GET http://127.0.0.2:7466/api/v1/vms/web-1 failed: HTTP 404 answer "
+                            "has no JSON error body (text/html); is http://127.0.0.2:7466 really a VM on Golem provider?",
+                            status=404)
+
+    se.get_vm = foreign
+    for state in ("present", "absent", "stopped"):
+        with pytest.raises(IdentityError) as err:
+            run_with(store, providers, ProviderIdentity(), state=state)
+        assert "to GET http://127.0.0.2:7466/api/v1/vms/web-1 its HTTP 404 answer has no JSON error body" in \
+            err.value.msg
+    assert _files(store) == before and se.writes() == [] and ("info", "") not in se.calls
+
+
+def test_a_vm_its_own_provider_says_is_gone_is_forgotten_and_created_again(store, providers):
+    recorded(store)
+    life, rec = run_with(store, providers, ProviderIdentity())
+    se = providers["127.0.0.2"]
+    assert se.calls.count(("info", "")) == 1 and rec.status == "running"
+    assert any("removed VM web-1 from the state file" in a for a in life.out.actions)
+
+
+@pytest.mark.parametrize(("ads", "error", "proven", "shown"), [
+    ({"0xse": "127.0.0.2"}, None, True, ""),
+    ({"0xse": "127.0.0.9"}, None, False, "says provider 0xse is at 127.0.0.9 now"),
+    ({}, None, False, "has no advertisement of provider 0xse"),
+    ({}, DiscoveryError("discovery request GET ... failed: connection refused"), False, "could not vouch"),
+])
+def test_an_mvp_provider_is_vouched_for_by_discovery(store, providers, ads, error, proven, shown):
+    recorded(store)
+    providers["127.0.0.2"].info_id = None  # the MVP-era API has no /provider/info
+    discovery = FakeDiscovery(ads, error)
+    before = _files(store)
+    if proven:
+        _life, rec = run_with(store, providers, ProviderIdentity(lambda: discovery))
+        assert rec.status == "running" and ("create", "web-1") in providers["127.0.0.2"].writes()
+    else:
+        with pytest.raises(IdentityError) as err:
+            run_with(store, providers, ProviderIdentity(lambda: discovery))
+        assert shown in err.value.msg and _files(store) == before
+        assert providers["127.0.0.2"].writes() == []
+    assert discovery.calls == ["0xse"]
+
+
+def test_an_mvp_provider_without_discovery_cannot_prove_itself(store, providers):
+    recorded(store)
+    providers["127.0.0.2"].info_id = None
+    with pytest.raises(IdentityError, match="no discovery service can vouch"):
+        run_with(store, providers, ProviderIdentity())
+
+
+def test_removing_the_row_is_a_change_even_when_the_new_create_fails(store, providers):
+    recorded(store)
+
+    def no_providers(_preferred: Placement | None) -> list[Placement]:
+        raise DiscoveryError("no provider in discovery has room")
+
+    with pytest.raises(DiscoveryError):
+        want = Want(name="web-1", state="present", spec=None, size=None, image=None, stream_id=None,
+                    public_key=KEY, key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root",
+                    pinned=None, country=None, adopt=False, wait=False)
+        life = Lifecycle(want, store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "kh")),
+                         deadline=Deadline(5), provider_client=lambda p: providers[p.ip], candidates=no_providers,
+                         check_mode=False, warn=lambda _m: None)
+        life.run(store.get("web-1"))
+    assert life.out.changed is True and store.get("web-1") is None
+    assert "removed VM web-1 from the state file" in life.out.actions
+
+
+def test_check_mode_announces_every_removal(store, providers):
+    recorded(store)
+    known = KnownHosts(str(Path(store.path).parent / "known_hosts"))
+    known.add("127.0.0.2", 20001, [HOST_KEY])
+    before = _files(store)
+    life, _rec = run_with(store, providers, ProviderIdentity(), check=True)
+    assert life.out.changed
+    assert "would remove VM web-1 from the state file" in life.out.actions
+    assert "would remove the host key of VM web-1 ([127.0.0.2]:20001)" in life.out.actions
+    assert _files(store) == before
+
+
+def test_absent_with_a_provider_given_deletes_an_unrecorded_vm_there(store, providers):
+    se = providers["127.0.0.2"]
+    se.vms["web-1"] = vm("web-1")
+    life, rec = run_with(store, providers, ProviderIdentity(), state="absent", pinned=SE)
+    assert rec is None and life.out.changed and se.writes() == [("delete", "web-1")] and se.vms == {}
+    assert any("not in the state file" in a for a in life.out.actions)
+    again, _rec = run_with(store, providers, ProviderIdentity(), state="absent", pinned=SE)
+    assert not again.out.changed and se.writes() == [("delete", "web-1")]
+
+
+def test_absent_with_a_provider_given_is_refused_by_another_provider(store, providers):
+    se = providers["127.0.0.2"]
+    se.vms["web-1"] = vm("web-1")
+    se.info_id = "0xsomeone-else"
+    with pytest.raises(IdentityError):
+        run_with(store, providers, ProviderIdentity(), state="absent", pinned=SE)
+    assert se.writes() == [] and "web-1" in se.vms

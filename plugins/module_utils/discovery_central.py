@@ -1,0 +1,71 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The central discovery server (golem-vm-discovery): GET /api/v1/advertisements, over the one HTTP client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.http import API_PREFIX, HttpClient, segment
+from ansible_collections.golem.vm.plugins.module_utils.models import Advertisement, parse_wire
+from ansible_collections.golem.vm.plugins.module_utils.settings import DEFAULT_DISCOVERY_URL
+
+
+class DiscoveryClient:
+    """GET /api/v1/advertisements and /api/v1/advertisements/{provider_id} of a central discovery server."""
+
+    def __init__(self, base_url: str = DEFAULT_DISCOVERY_URL, **http_options: Any) -> None:
+        http_options.setdefault("hint", "check discovery_url and that the discovery service is up")
+        self.http = HttpClient(base_url, service="discovery", error_class=DiscoveryError, **http_options)
+        self.source = f"discovery {self.http.base_url}"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def list_advertisements(
+        self,
+        *,
+        cpu: int | None = None,
+        memory: int | None = None,
+        storage: int | None = None,
+        country: str | None = None,
+        platform: str | None = None,
+        on_invalid: Callable[[str | None, ValidationError], None] | None = None,
+    ) -> list[Advertisement]:
+        """Ads with at least the given free resources. Filters are applied by discovery.
+
+        Each item is validated on its own: with ``on_invalid`` a malformed ad is reported
+        there (with its provider id, if it has one) and skipped; without it, it raises.
+        """
+        params = {"cpu": cpu, "memory": memory, "storage": storage, "country": country, "platform": platform}
+        path = f"{API_PREFIX}/advertisements"
+        data = self.http.get(path, params=params)
+        if not isinstance(data, list):
+            raise DiscoveryError(
+                f"{self.source} answered GET {self.http.url(path)} with {type(data).__name__}, not a list of advertisements",
+                url=self.http.url(path),
+                method="GET",
+                response=json.dumps(data)[:500],
+            )
+        ads = []
+        for item in data:
+            try:
+                ads.append(parse_wire(Advertisement, item, source=self.source, what="an advertisement",
+                                      request=f"GET {path}"))
+            except ValidationError as exc:
+                if on_invalid is None:
+                    raise
+                provider_id = item.get("provider_id") if isinstance(item, dict) else None
+                on_invalid(provider_id if isinstance(provider_id, str) else None, exc)
+        return ads
+
+    def get_advertisement(self, provider_id: str) -> Advertisement | None:
+        """One provider's ad, or None when discovery has none (404). Unlike the list, this does not hide expired ads."""
+        path = f"{API_PREFIX}/advertisements/{segment(provider_id)}"
+        data = self.http.call("GET", path, missing_ok=True).data
+        if data is None:
+            return None
+        return parse_wire(Advertisement, data, source=self.source, what="an advertisement", request=f"GET {path}")

@@ -1,0 +1,101 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where the modules and the inventory take their settings from: one set of rules for both.
+
+Options win over environment variables; a variable that is unset, empty or only white space
+counts as unset (an AWX credential leaves unused fields empty); paths are made absolute.
+Variables are named as the upstream ``golem`` CLI names its settings (``GOLEM_REQUESTOR_*``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
+
+DISCOVERY_URL_ENV = "GOLEM_REQUESTOR_DISCOVERY_URL"
+STATE_PATH_ENV = "GOLEM_REQUESTOR_DB_PATH"
+KNOWN_HOSTS_ENV = "GOLEM_REQUESTOR_KNOWN_HOSTS_PATH"
+PRIVATE_KEY_ENV = "GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH"
+PROVIDER_PORT_ENV = "GOLEM_REQUESTOR_PROVIDER_PORT"
+TIMEOUT_ENV = "GOLEM_REQUESTOR_TIMEOUT"
+VALIDATE_CERTS_ENV = "GOLEM_REQUESTOR_VALIDATE_CERTS"
+# Read once by the inventory alone, so it could send golem_vm and the inventory to two files.
+RETIRED_KNOWN_HOSTS_ENV = "GOLEM_INVENTORY_KNOWN_HOSTS_PATH"
+
+# The upstream CLI's own state file; it reads no other (it ignores GOLEM_REQUESTOR_DB_PATH).
+DEFAULT_STATE_PATH = "~/.golem/requestor/vms.db"
+DEFAULT_DISCOVERY_URL = "http://195.201.39.101:9001"
+
+
+class Setting(NamedTuple):
+    value: str
+    # What a message names when the value is bad: the option, or the variable it came from.
+    field: str
+
+
+def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    value = (os.environ if environ is None else environ).get(name, "").strip()
+    return value or None
+
+
+def env_fallback(*names: str) -> str:
+    """AnsibleModule's ``fallback`` for an option: the first variable that is set and not empty."""
+    from ansible.module_utils.errors import AnsibleFallbackNotFound
+
+    for name in names:
+        value = env_value(name)
+        if value is not None:
+            return value
+    raise AnsibleFallbackNotFound
+
+
+def fallback(*names: str) -> tuple[Any, list[str]]:
+    """The ``fallback`` entry of an argument spec that reads ``names`` by the rules above."""
+    return (env_fallback, list(names))
+
+
+def _path(value: str) -> str:
+    return os.path.abspath(os.path.expanduser(value))
+
+
+def state_path(option: str | None, environ: Mapping[str, str] | None = None) -> Setting:
+    if option:
+        return Setting(_path(option), "state_path")
+    from_env = env_value(STATE_PATH_ENV, environ)
+    if from_env:
+        return Setting(_path(from_env), STATE_PATH_ENV)
+    return Setting(_path(DEFAULT_STATE_PATH), "state_path")
+
+
+def known_hosts_path(option: str | None, state_file: str, environ: Mapping[str, str] | None = None) -> Setting:
+    """The option, else GOLEM_REQUESTOR_KNOWN_HOSTS_PATH, else ``known_hosts`` beside the state file.
+
+    Modules record host keys where the inventory checks them only if both read the same setting;
+    the variable the inventory alone used to read is refused rather than silently ignored.
+    """
+    retired = env_value(RETIRED_KNOWN_HOSTS_ENV, environ)
+    current = env_value(KNOWN_HOSTS_ENV, environ)
+    if retired and (current is None or _path(current) != _path(retired)):
+        raise ValidationError(
+            f"{RETIRED_KNOWN_HOSTS_ENV} is no longer read; set {KNOWN_HOSTS_ENV}={retired}, which golem_vm, "
+            "golem_fleet and the golem inventory all read, so host keys are recorded where they are checked",
+            field=RETIRED_KNOWN_HOSTS_ENV, value=retired)
+    if option:
+        return Setting(_path(option), "known_hosts_path")
+    if current:
+        return Setting(_path(current), KNOWN_HOSTS_ENV)
+    return Setting(os.path.join(os.path.dirname(state_file), "known_hosts"), "known_hosts_path")
+
+
+def private_key_path(option: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    if option:
+        return _path(option)
+    from_env = env_value(PRIVATE_KEY_ENV, environ)
+    return _path(from_env) if from_env else None
+
+
+def discovery_url(option: str | None, environ: Mapping[str, str] | None = None) -> str:
+    return option or env_value(DISCOVERY_URL_ENV, environ) or DEFAULT_DISCOVERY_URL
