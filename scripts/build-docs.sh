@@ -48,7 +48,7 @@ antsibull-docs sphinx-init --use-current --squash-hierarchy --fail-on-error \
 # `sphinx-build -W --keep-going` turns any Sphinx warning into a failure.
 start=$(date +%s)
 if ! (cd "$dest/sphinx" && ./build.sh) >>"$log" 2>&1; then
-    grep -E 'WARNING|ERROR|Error' "$log" >&2 || tail -n 30 "$log" >&2
+    grep -E -A8 'WARNING|ERROR|Found errors|Traceback' "$log" >&2 || tail -n 40 "$log" >&2
     echo "build-docs: the docs build failed; full log: $log" >&2
     exit 1
 fi

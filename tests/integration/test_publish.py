@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
-import io
 import json
 import os
 import re
@@ -27,6 +26,7 @@ import tarfile
 import threading
 import urllib.request
 from functools import partial
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urldefrag, urlsplit
@@ -57,23 +57,23 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def galaxy_build(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+def galaxy_build(tmp_path_factory) -> SimpleNamespace:
+    """`ansible-galaxy collection build` of this tree: its output (proc) and its output directory (out)."""
     out = tmp_path_factory.mktemp("galaxy")
     proc = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(out), str(REPO)],
                           env=clean_env(), capture_output=True, text=True, timeout=300, check=False)
-    return proc, out
+    return SimpleNamespace(proc=proc, out=out)
 
 
 def test_galaxy_build_gives_no_warning(galaxy_build) -> None:
-    proc, out = galaxy_build
+    proc, out = galaxy_build.proc, galaxy_build.out
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "WARNING" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert [p.name for p in out.iterdir()] == [f"{GALAXY['namespace']}-{GALAXY['name']}-{GALAXY['version']}.tar.gz"]
 
 
 def test_galaxy_artifact_carries_the_licence_and_no_placeholder(galaxy_build) -> None:
-    _, out = galaxy_build
-    with tarfile.open(next(out.iterdir())) as tar:
+    with tarfile.open(next(galaxy_build.out.iterdir())) as tar:
         names = tar.getnames()
         manifest = json.load(tar.extractfile("MANIFEST.json"))["collection_info"]
         licence = tar.extractfile("LICENSE").read()
@@ -129,7 +129,7 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def site(docs_site) -> Iterator[tuple[str, list[tuple[str, int]]]]:
+def site(docs_site) -> Iterator[SimpleNamespace]:
     """The site on a free port of 127.0.0.1: its base URL and the (path, status) of every request it got."""
     requests: list[tuple[str, int]] = []
     handler = type("Handler", (SiteHandler,), {"requests": requests})
@@ -137,7 +137,7 @@ def site(docs_site) -> Iterator[tuple[str, list[tuple[str, int]]]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://{SITE_ADDRESS}:{server.server_address[1]}/", requests
+        yield SimpleNamespace(base=f"http://{SITE_ADDRESS}:{server.server_address[1]}/", requests=requests)
     finally:
         server.shutdown()
         server.server_close()
@@ -232,14 +232,13 @@ def same_site(url: str, base: str) -> bool:
 
 @pytest.fixture(scope="module")
 def index(site, browser) -> dict[str, Any]:
-    base, _ = site
-    page = browser.open(base)
+    page = browser.open(site.base)
     browser.screenshot(OUTPUT / "docs_index.png")
     return page
 
 
 def test_docs_index_renders_as_the_collection_index(site, index) -> None:
-    base, _ = site
+    base = site.base
     assert index["ready"] == "complete" and index["status"] == 200, index
     assert COLLECTION in index["title"], index["title"]
     assert [h.lower() for h in index["h1"]] == [COLLECTION], index["h1"]  # antsibull-docs titles it "Golem.Vm"
@@ -253,7 +252,7 @@ def test_docs_index_renders_as_the_collection_index(site, index) -> None:
 
 
 def test_every_link_of_the_collection_index_into_the_site_resolves(site, browser, index) -> None:
-    base, requests = site
+    base, requests = site.base, site.requests
     targets: dict[str, set[str]] = {}
     for link in index["links"]:
         if same_site(link, base):
@@ -273,7 +272,7 @@ def test_every_link_of_the_collection_index_into_the_site_resolves(site, browser
 
 
 def test_every_plugin_role_and_guide_has_a_page_linked_from_the_index(site, browser, index) -> None:
-    base, _ = site
+    base = site.base
     expected = documented_content()
     assert {("module", "golem_vm"), ("inventory", "golem"), ("role", "configure_vm")} <= expected, expected
     headings: dict[str, str] = {}
