@@ -17,12 +17,13 @@ export ANSIBLE_FORCE_COLOR ?= 0
 PYTEST_ARGS ?=
 
 .PHONY: help install install-system install-tools install-devnet collection devnet-up devnet-down \
-        devnet-status demo test sanity units integration test-leg clean bench bench-inventory bench-fleet
+        devnet-status demo test sanity units integration test-leg clean bench bench-inventory bench-fleet docs
 
 help:
 	@echo "make demo         set up everything, start the local network, run playbooks/create_vm.yml"
 	@echo "make test         everything CI checks (sanity, unit, integration; both toolchain legs)"
 	@echo "make devnet-up    start the local Golem network (devnet-down stops it, devnet-status shows it)"
+	@echo "make docs         build the docs site (antsibull-docs + Sphinx, offline) into .venv/docs/html"
 
 install: install-system install-tools install-devnet collection
 
@@ -42,6 +43,10 @@ collection: install-tools
 	@$(VENV)/bin/ansible-galaxy collection build -v --output-path .venv/dist . >/dev/null
 	@$(VENV)/bin/ansible-galaxy collection install --offline -p "$(COLLECTIONS)" .venv/dist/golem-vm-*.tar.gz >/dev/null
 	@echo "collection: golem.vm installed in $(COLLECTIONS)"
+
+# The docs site of the collection as built and installed, offline; see scripts/build-docs.sh.
+docs: install-tools
+	@bash scripts/build-docs.sh $(VENV) .venv/docs
 
 devnet-up: install-devnet install-tools
 	@$(VENV)/bin/python devnet/ctl.py up
@@ -93,4 +98,4 @@ test: install devnet-up
 	exit $$status
 
 clean: devnet-down
-	rm -rf .venv/dist .venv/ansible-test collections tests/output
+	rm -rf .venv/dist .venv/docs .venv/ansible-test collections tests/output

@@ -3,7 +3,7 @@
 # Idempotent: does nothing when every package is already there.
 set -euo pipefail
 
-packages=(openssh-server openssh-client bubblewrap debootstrap iproute2 procps shellcheck)
+packages=(openssh-server openssh-client bubblewrap debootstrap iproute2 procps shellcheck chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
