@@ -24,8 +24,19 @@ options:
     type: str
   stream_id:
     description:
-      - Id of a payment stream, passed through to the provider. Providers with payments on require one.
+      - Id of a payment stream opened elsewhere (for example with C(golem vm stream open)), passed to the provider
+        as it is. The collection does not terminate a stream it did not open.
+      - When not given and the chosen provider requires payment (a non-zero C(stream_payment_address) in its
+        C(GET /api/v1/provider/info)), the collection opens a stream to that provider for O(payment_hours) with
+        O(ethereum_private_key), and records its id in the state file (config C(stream_id), where the upstream
+        CLI keeps it). If the create fails, that stream is terminated before the next provider is tried.
     type: int
+  payment_hours:
+    description:
+      - Hours of runway the deposit of a stream the collection opens pays for (the upstream CLI's C(--hours)).
+      - Top it up later with M(golem.vm.golem_stream).
+    type: int
+    default: 1
   ssh_public_key:
     description:
       - The public key to install for O(ssh_user), as the text of a C(.pub) file.

@@ -143,6 +143,7 @@ class Fleet:
         warn: Callable[[str], None],
         verify: bool = True,
         identity: ProviderIdentity | None = None,
+        payments: Any = None,
     ) -> None:
         """``template`` is the Want of every member but its name; ``placements()`` asks discovery."""
         self.prefix = prefix
@@ -158,6 +159,7 @@ class Fleet:
         self.warn = warn
         self.verify = verify
         self.identity = identity or ProviderIdentity()
+        self.payments = payments
         self.result = FleetResult()
 
     def members(self) -> list[VMRecord]:
@@ -290,7 +292,7 @@ class Fleet:
             provider_client=self.provider_client,
             candidates=lambda preferred: ([preferred] if preferred else []) + [
                 c for c in candidates or [] if preferred is None or c.ip != preferred.ip],
-            check_mode=False, warn=self.warn, identity=self.identity)
+            check_mode=False, warn=self.warn, identity=self.identity, payments=self.payments)
         life.waiter.poll_max = FLEET_POLL_MAX
         error = _guarded(lambda: life.run(record))
         final = self.store.get(name) if error is None and state == "present" and self.template.wait else None

@@ -18,11 +18,17 @@ class Placement(NamedTuple):
     port: int
     provider_id: str | None = None
     country: str | None = None
+    # The advertised prices (payments need the GLM ones); None when not known yet.
+    pricing: dict[str, Any] | None = None
 
     def describe(self) -> str:
         if self.provider_id and self.ip:
             return f"{self.provider_id} ({self.ip})"
         return self.provider_id or self.ip or "?"
+
+
+def _prices(ad: Any) -> dict[str, Any] | None:
+    return ad.pricing.model_dump() if ad.pricing is not None else None
 
 
 def _price(provider: dict[str, Any]) -> tuple[bool, float]:
@@ -72,7 +78,7 @@ def fitting_providers(discovery: Any, spec: ResourceSpec, *, provider_port: int,
 
 
 def as_placement(provider: dict[str, Any], port: int) -> Placement:
-    return Placement(provider["ip_address"], port, provider["provider_id"], provider["country"])
+    return Placement(provider["ip_address"], port, provider["provider_id"], provider["country"], provider["pricing"])
 
 
 def spread(providers: list[dict[str, Any]], countries: list[str] | None, port: int) -> list[Placement]:
@@ -133,7 +139,7 @@ class Placer:
                 return pinned
             for ad in ads:
                 if ad.ip_address == pinned.ip:
-                    return Placement(pinned.ip, pinned.port, ad.provider_id, ad.country)
+                    return Placement(pinned.ip, pinned.port, ad.provider_id, ad.country, _prices(ad))
             return pinned
         ad = self.discovery.get_advertisement(pinned.provider_id or "")
         if ad is None:
@@ -142,7 +148,7 @@ class Placer:
                 field="provider_id",
                 value=pinned.provider_id,
             )
-        return Placement(ad.ip_address, pinned.port, ad.provider_id, ad.country)
+        return Placement(ad.ip_address, pinned.port, ad.provider_id, ad.country, _prices(ad))
 
     def candidates(self, preferred: Placement | None = None) -> list[Placement]:
         """Placements to try in order; the first that creates the VM wins."""

@@ -36,23 +36,25 @@ class ProviderIdentity:
         self._locks: dict[_ProofKey, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def prove(self, client: Any, expected_id: str | None, vm: str) -> None:
+    def prove(self, client: Any, expected_id: str | None, vm: str, *, vouched: bool = False) -> None:
         """Return when ``client``'s server is provider ``expected_id``; raise IdentityError otherwise.
 
-        With no recorded id (a row the upstream CLI wrote), any server that proves it is a
-        VM on Golem provider at the recorded address is taken for it.
+        With no recorded id (a row the upstream CLI wrote, or one pinned by address to a provider
+        discovery does not know), a current provider that answers /provider/info is taken for it;
+        an MVP-era one, which cannot name itself, only when discovery names its address or the
+        task's own provider_ip and provider_port point there (``vouched``: the user says so).
         """
-        key = (client.http.base_url, (expected_id or "").lower())
+        key = (client.http.base_url, (expected_id or "").lower() or ("vouched" if vouched else ""))
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:  # one proof per provider, even when many threads find 404s there at once
             if key not in self._proofs:
-                self._proofs[key] = self._why_not(client, expected_id)
+                self._proofs[key] = self._why_not(client, expected_id, vouched)
             why_not = self._proofs[key]
         if why_not is not None:
             raise refusal(client, expected_id, vm, why_not)
 
-    def _why_not(self, client: Any, expected_id: str | None) -> str | None:
+    def _why_not(self, client: Any, expected_id: str | None, vouched: bool) -> str | None:
         """None when the server proved it is the provider; else what it did instead."""
         try:
             info = client.provider_info()
@@ -62,6 +64,8 @@ class ProviderIdentity:
             if expected_id is None or info.provider_id.lower() == expected_id.lower():
                 return None
             return f"it answers GET /api/v1/provider/info as provider {info.provider_id}"
+        if expected_id is None and vouched:
+            return None  # an MVP-era provider at the very address the task pins
         # An MVP-era provider (no /provider/info): discovery vouches for the address.
         if self._discovery is None:
             return "it has no /api/v1/provider/info (the MVP-era API) and no discovery service can vouch for it"
@@ -94,18 +98,21 @@ def refusal(client: Any, expected_id: str | None, vm: str, why_not: str) -> Iden
         f"VM {vm} is recorded on {expected} at {address}, but that address does not answer as {expected}: "
         f"{why_not}. A 'not found' from it says nothing about the VM, so the state file and known_hosts were "
         f"left unchanged and nothing was created. Check the provider's address; if the VM is really gone, "
-        "remove it with golem.vm.golem_vm state=absent once the provider answers again",
+        "remove it with golem.vm.golem_vm state=absent once the provider answers again"
+        + ("" if expected_id else " (a provider without a recorded id is vouched for by giving provider_ip and "
+           "provider_port of that address)"),
         url=address)
 
 
-def lookup(client: Any, name: str, expected_id: str | None, identity: ProviderIdentity) -> Any:
+def lookup(client: Any, name: str, expected_id: str | None, identity: ProviderIdentity, *,
+           vouched: bool = False) -> Any:
     """The VM as its provider has it, or None only when the recorded provider itself says it has none."""
     try:
         found = client.get_vm(name, missing_ok=True)
     except IdentityError as exc:
         raise refusal(client, expected_id, name, _cause(exc)) from None
     if found is None:
-        identity.prove(client, expected_id, name)
+        identity.prove(client, expected_id, name, vouched=vouched)
     return found
 
 

@@ -99,3 +99,9 @@ def private_key_path(option: str | None, environ: Mapping[str, str] | None = Non
 
 def discovery_url(option: str | None, environ: Mapping[str, str] | None = None) -> str:
     return option or env_value(DISCOVERY_URL_ENV, environ) or DEFAULT_DISCOVERY_URL
+
+
+ETHEREUM_KEY_ENV = "GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"
+# Upstream's CLI reads the payments RPC from either name.
+PAYMENTS_RPC_ENVS = ("GOLEM_REQUESTOR_POLYGON_RPC_URL", "GOLEM_REQUESTOR_L2_RPC_URL")
+DEFAULT_PAYMENTS_RPC_URL = "https://l2.holesky.golemdb.io/rpc"

@@ -10,7 +10,9 @@ might break a future upstream migration. Config keys we write:
 
     cpu, memory, storage, ssh_port, stream_id     (read by the CLI)
     provider_id, provider_port, country, ssh_host, ssh_user, ssh_private_key_path,
-    image, size, error, updated_at
+    image, size, error, updated_at, job_id, api
+    stream_tx, stream_contract, stream_sender, stream_opened, stream_rate_wei,
+    stream_deposit_wei, stream_terminated          (a payment stream the collection opened)
 
 Concurrency: Ansible runs each fork as its own process, so every operation opens its own
 connection, writes in a short ``BEGIN IMMEDIATE`` transaction in WAL mode and closes.

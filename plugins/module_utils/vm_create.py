@@ -50,13 +50,14 @@ class CreateHooks:
     """Extension points of the create transaction; the default does nothing."""
 
     def before_post(self, placement: Placement, client: Any, spec: ResourceSpec,
-                    note: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        """Runs after the row is written and before the POST; returns request fields (e.g. stream_id),
-        which are recorded in the row too. ``note(config)`` records something at once (e.g. a
-        transaction hash), so a failure right after it still leaves it in the row."""
+                    note: Callable[[dict[str, Any]], None], act: Callable[[str], None], name: str) -> dict[str, Any]:
+        """Runs after the row of VM ``name`` is written and before the POST; returns fields for the
+        request (``stream_id``) and the row (a None value removes a key). ``note(config)`` records
+        something at once (a transaction hash), so a failure right after it still leaves it in the row."""
         return {}
 
-    def after_failure(self, placement: Placement, record: VMRecord | None, vm_gone: bool) -> None:
+    def after_failure(self, placement: Placement, record: VMRecord | None, vm_gone: bool,
+                      act: Callable[[str], None]) -> None:
         """Runs after a failed create on ``placement``; ``vm_gone`` when the VM is known not to exist.
 
         ``record`` is the row as it stands (None if there was none). Raising a GolemError keeps
@@ -156,10 +157,12 @@ class CreateTransaction:
         self.out.changed = True
         try:
             fields = self.hooks.before_post(placement, client, spec,
-                                            lambda updates: self.store.set_status(name, "creating", **updates))
+                                            lambda updates: self.store.set_status(name, "creating", **updates),
+                                            self._act, name)
             if fields:
                 self.store.set_status(name, "creating", **fields)
-                request = request.model_copy(update={k: v for k, v in fields.items() if k == "stream_id"})
+                if fields.get("stream_id") is not None:
+                    request = request.model_copy(update={"stream_id": fields["stream_id"]})
         except GolemError as exc:
             self._cleanup(client, placement, exc.msg, REJECTED)  # nothing was sent to the provider
             raise
@@ -228,7 +231,7 @@ class CreateTransaction:
                            f"kept VM {name} recorded with status error: the provider may still create it")
                 return
         try:
-            self.hooks.after_failure(placement, self.store.get(name), vm_gone=True)
+            self.hooks.after_failure(placement, self.store.get(name), vm_gone=True, act=self._act)
         except GolemError as exc:
             self._keep(placement, f"{reason}; then {exc.msg}",
                        f"kept VM {name} recorded with status error: {exc.msg}")
@@ -241,7 +244,7 @@ class CreateTransaction:
         record = self.store.set_status(self.want.name, "error", error=error)
         self._act(action)
         try:
-            self.hooks.after_failure(placement, record, vm_gone=False)
+            self.hooks.after_failure(placement, record, vm_gone=False, act=self._act)
         except GolemError as exc:
             self._act(f"VM {self.want.name}: {exc.msg}")
 

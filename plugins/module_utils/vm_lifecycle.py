@@ -8,7 +8,9 @@ Rules that hold everywhere below:
 * a row is forgotten only when the recorded provider itself says the VM is gone
   (provider_identity.lookup); anything else at its address fails the task and changes nothing;
 * creating is one transaction (vm_create); check mode sends no write call and writes no
-  file; one Deadline bounds the whole task; every removal of a row or a host key is a change.
+  file; one Deadline bounds the whole task; every removal of a row or a host key is a change;
+* a row with a payment stream the collection opened is forgotten only after that stream is
+  terminated (vm_payments); destroying or stopping a VM terminates its stream once the VM is gone.
 """
 
 from __future__ import annotations
@@ -17,21 +19,22 @@ import time
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import ProviderError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ProviderError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import VMInfo
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity, lookup
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.stream_chain import PaymentError
 from ansible_collections.golem.vm.plugins.module_utils.vm_create import (
     CLEANUP_SECONDS,
     SETTLE_SECONDS,
     SETTLE_UNKNOWN,
-    CreateHooks,
     CreateTransaction,
     Outcome,
 )
+from ansible_collections.golem.vm.plugins.module_utils.vm_payments import StreamPayments
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 from ansible_collections.golem.vm.plugins.module_utils.vm_waits import BannerProbe, VMWaiter, delete_verified
 
@@ -50,7 +53,7 @@ class Lifecycle:
         warn: Any,
         run_command: Any = None,
         identity: ProviderIdentity | None = None,
-        hooks: CreateHooks | None = None,
+        payments: StreamPayments | None = None,
     ) -> None:
         """``provider_client(placement)`` builds a client; ``candidates(preferred)`` lists placements to try.
 
@@ -66,11 +69,12 @@ class Lifecycle:
         self.check_mode = check_mode
         self.warn = warn
         self.identity = identity or ProviderIdentity()
+        self.payments = payments
         self.out = Outcome()
         self.waiter = VMWaiter(want.name, deadline=deadline, known_hosts=known_hosts, check_mode=check_mode,
                                act=self._act, run_command=run_command)
         self.creation = CreateTransaction(want, store=store, deadline=deadline, client_for=self.client,
-                                          waiter=self.waiter, out=self.out, check_mode=check_mode, hooks=hooks)
+                                          waiter=self.waiter, out=self.out, check_mode=check_mode, hooks=payments)
 
     # -- entry ---------------------------------------------------------------------------
     def run(self, record: VMRecord | None) -> VMRecord | None:
@@ -96,8 +100,13 @@ class Lifecycle:
 
     def _lookup(self, record: VMRecord) -> tuple[Any, VMInfo | None]:
         """The client of the record's provider, and the VM there (None: that provider says it has none)."""
-        client = self.client(self.placement_of(record))
-        return client, lookup(client, self.want.name, record.provider_id, self.identity)
+        placement = self.placement_of(record)
+        client = self.client(placement)
+        pinned = self.want.pinned
+        # The user's own provider_ip/provider_port vouch for an address no id was recorded for.
+        vouched = pinned is not None and pinned.provider_id is None and (pinned.ip, pinned.port) == (
+            placement.ip, placement.port)
+        return client, lookup(client, self.want.name, record.provider_id, self.identity, vouched=vouched)
 
     # -- present / started -------------------------------------------------------------------
     def present(self, record: VMRecord | None, *, create: bool = True) -> VMRecord | None:
@@ -117,8 +126,10 @@ class Lifecycle:
                     url=client.http.base_url,
                 )
             self._act(f"VM {self.want.name} was recorded but is gone from provider {placement.describe()}")
+            self._check_payable(record)
             if not self.check_mode:
                 self._settle_lost_create(record, client)
+                self._release(record)
             self._forget(record)
             # Repair in place when the user did not pin a provider: the old one first.
             preferred = placement
@@ -227,6 +238,7 @@ class Lifecycle:
             )
         if remote.status.value == "stopped":
             return self._sync_status(record, "stopped")
+        self._check_payable(record)
         self.out.changed = True
         if self.check_mode:
             self._act(f"would stop VM {self.want.name}")
@@ -242,7 +254,10 @@ class Lifecycle:
                 ) from None
             raise
         self._act(f"stopped VM {self.want.name}")
-        return self.store.set_status(self.want.name, "stopped") or record
+        record = self.store.set_status(self.want.name, "stopped") or record
+        # A stopped VM cannot run again (no start endpoint upstream): what it has not used comes back.
+        self._release(record)
+        return self.store.get(self.want.name) or record
 
     def absent(self, record: VMRecord | None) -> VMRecord | None:
         if record is None:
@@ -251,6 +266,7 @@ class Lifecycle:
             return None
         placement = self.placement_of(record)
         client, remote = self._lookup(record)
+        self._check_payable(record)
         self.out.changed = True
         if remote is None:
             self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}")
@@ -262,6 +278,8 @@ class Lifecycle:
             # A VM still being created would survive a plain DELETE, and then run unrecorded.
             delete_verified(client, self.want.name, self.deadline.end, settle=SETTLE_SECONDS)
             self._act(f"destroyed VM {self.want.name} on provider {placement.describe()}")
+        if not self.check_mode:
+            self._release(record)
         self._forget(record)
         return None
 
@@ -294,6 +312,34 @@ class Lifecycle:
             return
         delete_verified(client, self.want.name, min(self.deadline.end, time.monotonic() + CLEANUP_SECONDS),
                         settle=SETTLE_UNKNOWN)
+
+    def _check_payable(self, record: VMRecord) -> None:
+        """Before a VM with a stream of ours is destroyed or stopped: can that stream be terminated after?"""
+        if self.payments is None or not self.payments.owns_stream(record):
+            return
+        if self.check_mode:
+            stream = record.config.get("stream_id", record.config.get("stream_tx"))
+            self._act(f"would terminate payment stream {stream} of VM {record.name} once the VM is gone")
+        elif not self.payments.can_pay:
+            raise PaymentError(
+                f"VM {record.name} is paid by stream {record.config.get('stream_id', record.config.get('stream_tx'))}, "
+                "which the collection opened and must terminate once the VM is gone; give ethereum_private_key "
+                "(or GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY) of the account that pays", field="ethereum_private_key")
+
+    def _release(self, record: VMRecord) -> None:
+        """Terminate the stream of a VM that is gone or stopped. If that fails, the row stays with status
+        error, recording the stream, and the task fails: the next run settles it before forgetting anything."""
+        if self.payments is None or not self.payments.owns_stream(record):
+            return
+        try:
+            self.payments.release(record, self._act)
+        except GolemError as exc:
+            self.store.set_status(record.name, "error", error=f"the VM is gone or stopped, but its payment stream "
+                                  f"is not settled yet: {exc.msg}")
+            raise
+        self.out.changed = True
+        # A stopped VM's row stays: it must not be terminated twice.
+        self.store.set_status(record.name, record.status, stream_terminated=True)
 
     def _forget(self, record: VMRecord) -> None:
         """Remove the row and the VM's host key: always a change, announced in check mode too."""

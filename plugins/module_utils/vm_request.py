@@ -18,6 +18,7 @@ from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
+from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, resolve_resources
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, check_state_path
@@ -82,6 +83,7 @@ VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
     "storage": {"type": "int"},
     "image": {"type": "str"},
     "stream_id": {"type": "int"},
+    "payment_hours": {"type": "int", "default": 1},
     "ssh_public_key": {"type": "str", "no_log": False},
     "ssh_public_key_path": {"type": "path", "no_log": False},
     "ssh_private_key_path": {"type": "path", "no_log": False},
@@ -97,7 +99,8 @@ VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
 def vm_module_spec(**options: dict[str, Any]) -> dict[str, Any]:
     """The argument spec and AnsibleModule settings of a module that manages VMs (golem_vm, golem_fleet)."""
     return {
-        "argument_spec": {**VM_SPEC_ARGUMENTS, "name": {"type": "str", "required": True}, **options},
+        "argument_spec": {**VM_SPEC_ARGUMENTS, **PAYMENT_ARGUMENTS, "name": {"type": "str", "required": True},
+                          **options},
         "supports_check_mode": True,
         # size against cpu/memory/storage is checked by resolve_spec, whose message names the values.
         "mutually_exclusive": [("ssh_public_key", "ssh_public_key_path")],

@@ -26,6 +26,7 @@ author:
 extends_documentation_fragment:
   - golem.vm.golem
   - golem.vm.vm_spec
+  - golem.vm.payments
 attributes:
   check_mode:
     support: full
@@ -155,6 +156,7 @@ from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.payment_options import build_payments
 from ansible_collections.golem.vm.plugins.module_utils.fleet import (
     Fleet,
     check_fleet,
@@ -200,7 +202,9 @@ class GolemFleet(GolemModule):
             # A client per call: each thread gets its own requests Session.
             provider_client=lambda pl: self.provider(pl.ip, pl.port),
             placements=placements, parallelism=p["parallelism"], check_mode=self.module.check_mode, warn=self.warn,
-            verify=p["verify"], identity=ProviderIdentity(discovery))
+            verify=p["verify"], identity=ProviderIdentity(discovery),
+            payments=build_payments(p, state_path=task.state_path, deadline=task.deadline, discovery=discovery,
+                                    warn=self.warn))
         before = fleet.members()
         res = fleet.run()
         after = before if self.module.check_mode else fleet.members()

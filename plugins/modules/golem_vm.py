@@ -31,6 +31,7 @@ author:
 extends_documentation_fragment:
   - golem.vm.golem
   - golem.vm.vm_spec
+  - golem.vm.payments
 attributes:
   check_mode:
     support: full
@@ -58,8 +59,8 @@ options:
         endpoint, so a stopped VM cannot be started again and the module fails with a message saying so.
       - V(stopped) stops the VM (current providers only; the MVP-era API cannot stop VMs).
       - V(absent) destroys the VM on its provider and removes it from the state file and known_hosts.
-        For a VM the state file does not hold, give O(provider_id) or O(provider_ip) (and O(provider_port)):
-        the VM of that name is deleted on that provider, once the provider has proved who it is.
+        For a VM the state file does not hold, give O(provider_id), or O(provider_ip) and O(provider_port); the
+        VM of that name is then deleted on that provider, once the provider has proved who it is.
     type: str
     choices: [present, started, stopped, absent]
     default: present
@@ -202,6 +203,23 @@ vm:
     created_at: {description: When the VM was recorded (UTC)., type: str, sample: "2026-11-27 08:00:00"}
     updated_at: {description: When its record last changed (UTC)., type: str}
     error: {description: Why the VM is in status V(error)., type: str}
+stream:
+  description:
+    - What this run did with the VM's payment stream; empty when it did nothing with one.
+  returned: always
+  type: dict
+  contains:
+    stream_id: {description: Id of the stream on the StreamPayment contract., type: int, sample: 7}
+    deposit_wei: {description: "Deposit of a stream opened by this run, in wei.", type: int, sample: 43835616438000}
+    rate_wei_per_second:
+      description: "Rate of a stream opened by this run, in wei a second (from the advertised GLM prices)."
+      type: int
+      sample: 12176560121
+    terminated: {description: Whether this run terminated the stream., type: bool, sample: true}
+    refunded_wei:
+      description: "The unvested deposit that came back to the paying account when the stream was terminated."
+      type: int
+      sample: 41000000000000
 actions:
   description: What the module did (or would do in check mode), in order.
   returned: always
@@ -218,6 +236,7 @@ from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.payment_options import build_payments
 from ansible_collections.golem.vm.plugins.module_utils.placement import STRATEGIES, Placement, Placer
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
@@ -262,21 +281,25 @@ class GolemVM(GolemModule):
             discovery, spec=task.want.spec or SIZES["small"], provider_port=p["provider_port"],
             pinned=pinned, country=p["country"], platform=p["platform"], strategy=p["provider_selection"],
             warn=self.warn)
+        payments = build_payments(p, state_path=task.state_path, deadline=task.deadline, discovery=discovery,
+                                  warn=self.warn)
         life = Lifecycle(
             task.want, store=task.store, known_hosts=task.known_hosts, deadline=task.deadline,
             provider_client=lambda pl: self.provider(pl.ip, pl.port), candidates=placer.candidates,
             check_mode=self.module.check_mode, warn=self.warn, run_command=self.module.run_command,
-            identity=ProviderIdentity(discovery))
+            identity=ProviderIdentity(discovery), payments=payments)
         try:
             final = life.run(record)
         except GolemError as exc:
             now = task.store.get(p["name"]) if not self.module.check_mode else None
             self.fail(exc, changed=life.out.changed, actions=life.out.actions,
-                      vm=represent_vm(now, known_hosts_path=task.known_hosts_path) if now else {})
+                      vm=represent_vm(now, known_hosts_path=task.known_hosts_path) if now else {},
+                      stream=payments.report.get(p["name"], {}))
         result: dict[str, Any] = {
             "changed": life.out.changed,
             "actions": life.out.actions,
             "vm": represent_vm(final, known_hosts_path=task.known_hosts_path) if final else {},
+            "stream": payments.report.get(p["name"], {}),
         }
         if life.out.request is not None:
             result["request"] = life.out.request

@@ -17,6 +17,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,8 @@ def recorded_vm(ansible: Ansible, providers: dict[str, dict]) -> Iterator[dict[s
 
 def _point(ansible: Ansible, name: str, ip: str, port: int) -> None:
     """Hand the row's provider address to something else (the VM itself stays where it is)."""
-    with sqlite3.connect(ansible.state_path) as conn:
+    # Closed at once: SQLite checkpoints its WAL when the last connection closes, which rewrites the file.
+    with closing(sqlite3.connect(ansible.state_path)) as conn, conn:
         (config,) = conn.execute("SELECT config FROM vms WHERE name = ?", (name,)).fetchone()
         config = json.loads(config)
         config["provider_port"] = port

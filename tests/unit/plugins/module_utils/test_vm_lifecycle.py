@@ -619,3 +619,15 @@ def test_absent_with_a_provider_given_is_refused_by_another_provider(store, prov
     with pytest.raises(IdentityError):
         run_with(store, providers, ProviderIdentity(), state="absent", pinned=SE)
     assert se.writes() == [] and "web-1" in se.vms
+
+
+def test_an_mvp_provider_with_no_recorded_id_is_vouched_for_only_by_the_tasks_own_pin(store, providers):
+    config = {"cpu": 1, "memory": 1, "storage": 10, "ssh_port": 20001, "provider_port": 7466}
+    store.upsert(VMRecord("web-1", "127.0.0.2", "web-1", "error", config))  # pinned by address, id unknown
+    providers["127.0.0.2"].info_id = None  # MVP-era: it cannot name itself
+    with pytest.raises(IdentityError, match="vouched for by giving provider_ip and provider_port"):
+        run_with(store, providers, ProviderIdentity(), state="absent")
+    assert store.get("web-1") is not None
+    pin = Placement("127.0.0.2", 7466, None, None)
+    _life, rec = run_with(store, providers, ProviderIdentity(), state="absent", pinned=pin)
+    assert rec is None and store.get("web-1") is None

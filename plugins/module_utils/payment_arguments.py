@@ -1,0 +1,16 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The argument spec of the payment options (the golem.vm.payments doc fragment), named as upstream names them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.golem.vm.plugins.module_utils import settings
+
+PAYMENT_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "ethereum_private_key": {"type": "str", "no_log": True, "fallback": settings.fallback(settings.ETHEREUM_KEY_ENV)},
+    "payments_rpc_url": {"type": "str", "default": settings.DEFAULT_PAYMENTS_RPC_URL,
+                         "fallback": settings.fallback(*settings.PAYMENTS_RPC_ENVS)},
+    "payments_chain_id": {"type": "int"},
+}

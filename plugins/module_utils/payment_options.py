@@ -1,0 +1,78 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The payment options of golem_vm, golem_fleet and golem_stream (checked), and the chain client they build.
+
+Documented in the golem.vm.payments doc fragment. Nothing here imports the chain libraries: a
+task that never pays (an existing VM, a provider with payments off) never loads them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from ansible_collections.golem.vm.plugins.module_utils import settings
+from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import check_hours
+from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm_payments import StreamPayments
+
+def check_payment_options(params: dict[str, Any]) -> None:
+    """Every payment option checked before any call; the key only for its shape, never shown."""
+    url = params["payments_rpc_url"]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(f"payments_rpc_url {url!r} must be an http:// or https:// URL of the chain's JSON-RPC, "
+                              f"e.g. {settings.DEFAULT_PAYMENTS_RPC_URL}", field="payments_rpc_url", value=url)
+    if "payment_hours" in params:
+        check_hours(params["payment_hours"])
+    key = params.get("ethereum_private_key")
+    if key is not None:
+        digits = key[2:] if key.startswith(("0x", "0X")) else key
+        if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise ValidationError("ethereum_private_key is not a private key: it must be 64 hexadecimal digits, with "
+                                  "or without 0x (the value is not shown)", field="ethereum_private_key")
+
+
+def chain_factory(params: dict[str, Any], *, lock_dir: str, deadline: Deadline) -> Callable[[], Any] | None:
+    """What builds the chain client on first use; None when no key is given (nothing can be paid)."""
+    key = params.get("ethereum_private_key")
+    if not key:
+        return None
+
+    def build() -> Any:
+        # Imported here: eth-account and eth-abi cost more to import than a no-op run takes.
+        from ansible_collections.golem.vm.plugins.module_utils.stream_chain import StreamChain
+
+        return StreamChain(params["payments_rpc_url"], key, lock_dir=lock_dir, deadline=deadline,
+                           timeout=params["timeout"], validate_certs=params["validate_certs"],
+                           chain_id=params.get("payments_chain_id"))
+
+    return build
+
+
+def pricing_lookup(discovery: Callable[[], Any]) -> Callable[[Placement], dict[str, Any] | None]:
+    """A placement's advertised prices: carried from discovery, or asked for by provider id."""
+
+    def pricing(placement: Placement) -> dict[str, Any] | None:
+        if placement.pricing is not None or not placement.provider_id:
+            return placement.pricing
+        try:
+            ad = discovery().get_advertisement(placement.provider_id)
+        except GolemError:
+            return None
+        return ad.pricing.model_dump() if ad is not None and ad.pricing is not None else None
+
+    return pricing
+
+
+def build_payments(params: dict[str, Any], *, state_path: str, deadline: Deadline, discovery: Callable[[], Any],
+                   warn: Callable[[str], None]) -> StreamPayments:
+    """golem_vm's and golem_fleet's payments: checked options, a lazy chain client, the adverts' prices."""
+    check_payment_options(params)
+    return StreamPayments(chain_factory(params, lock_dir=os.path.dirname(state_path), deadline=deadline),
+                          hours=params["payment_hours"], deadline=deadline, pricing_for=pricing_lookup(discovery),
+                          given_stream=params.get("stream_id"), warn=warn)

@@ -1,0 +1,59 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a VM costs on a paying provider, in wei, as the 0.1.x network computes it (reference §7.3).
+
+Pure arithmetic, no chain: golem_provider_info shows these terms and golem_vm pays them. The
+formula and its float steps are upstream's CLI's own (requestor 0.1.58: the monthly GLM price
+rounded to 8 places, per second over a 730-hour month, times 10**18, truncated), so a stream we
+open is the one the CLI would open, to the wei. The GLM price is paid 1:1 in native ETH on 0.1.x.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
+
+ZERO_ADDRESS = "0x" + "0" * 40
+SECONDS_PER_MONTH = 730.0 * 3600.0
+_GLM_KEYS = ("glm_per_core_month", "glm_per_gb_ram_month", "glm_per_gb_storage_month")
+
+
+class StreamTerms(NamedTuple):
+    glm_per_month: float
+    rate_wei: int  # wei a second
+    deposit_wei: int  # for the asked hours
+
+    def per_hour(self) -> int:
+        return self.rate_wei * 3600
+
+
+def requires_payment(stream_payment_address: str | None) -> bool:
+    """A provider takes payment when its StreamPayment address (GET /provider/info) is set and not zero."""
+    return bool(stream_payment_address) and int(stream_payment_address, 16) != 0
+
+
+def glm_per_month(pricing: Mapping[str, Any] | None, spec: ResourceSpec) -> float | None:
+    """The monthly GLM price of ``spec``, rounded as upstream rounds it; None without GLM prices."""
+    if not pricing or any(pricing.get(k) is None for k in _GLM_KEYS):
+        return None
+    core, ram, storage = (float(pricing[k]) for k in _GLM_KEYS)
+    return round(core * spec.cpu + ram * spec.memory + storage * spec.storage, 8)
+
+
+def stream_terms(pricing: Mapping[str, Any] | None, spec: ResourceSpec, hours: int) -> StreamTerms | None:
+    """Rate and deposit of a stream paying ``spec`` for ``hours``; None when the advert has no GLM prices."""
+    monthly = glm_per_month(pricing, spec)
+    if monthly is None:
+        return None
+    rate = int(monthly / SECONDS_PER_MONTH * 10 ** 18)
+    return StreamTerms(monthly, rate, rate * hours * 3600)
+
+
+def check_hours(hours: Any, field: str = "payment_hours") -> int:
+    if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 24 * 366:
+        raise ValidationError(f"{field} {hours!r} must be a whole number of hours from 1 to {24 * 366}",
+                              field=field, value=hours)
+    return hours

@@ -1,0 +1,295 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The StreamPayment contract on chain: open, top up, terminate and read payment streams.
+
+JSON-RPC goes through the collection's one HTTP client; eth-account signs (EIP-1559) and eth-abi
+encodes, both imported only when a task pays. The contract is the 0.1.x network's
+(golem-streaming-abi 0.1.1): payable createStream(token, recipient, deposit, ratePerSecond),
+topUp(id, amount), terminate(id) and the 9-field streams(id). Native ETH only (token 0x0), as
+the 0.1.x network pays.
+
+Transactions from one account are numbered: the nonce is read and the transaction sent under a
+lock file beside the state, so forks and fleet threads paying at once never reuse a nonce. The
+private key stays in this object; no message, result or exception carries it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.golem.vm.plugins.module_utils._files import ensure_private_dir, file_lock
+from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.http import HttpClient
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import ZERO_ADDRESS
+
+CHAIN_LIBRARY = "eth-account >= 0.13 (with eth-abi)"
+try:
+    from eth_abi import decode as abi_decode
+    from eth_abi import encode as abi_encode
+    from eth_account import Account
+    from eth_utils import keccak, to_checksum_address
+except ImportError:
+    HAS_CHAIN_LIBS = False
+    CHAIN_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_CHAIN_LIBS = True
+    CHAIN_IMPORT_ERROR = None
+
+_STREAM_FIELDS = ("token", "sender", "recipient", "start_time", "stop_time", "rate", "deposit", "withdrawn", "halted")
+_STREAM_TYPES = ["address", "address", "address", "uint128", "uint128", "uint128", "uint256", "uint256", "bool"]
+STREAM_CREATED = "StreamCreated(uint256,address,address,address,uint256,uint256,uint256,uint256)"
+RECEIPT_POLL = 0.1  # blocks come every second or so; a late look costs a whole block
+READ_TRIES = 3
+
+
+class PaymentError(GolemError):
+    """The chain refused, failed or could not be reached; the message names the RPC URL, account and amount."""
+
+    kind = "payment"
+
+
+@dataclass(frozen=True)
+class ChainStream:
+    """streams(id) as the contract stores it, and what follows from it at block time ``now``."""
+
+    stream_id: int
+    token: str
+    sender: str
+    recipient: str
+    start_time: int
+    stop_time: int
+    rate: int
+    deposit: int
+    withdrawn: int
+    halted: bool
+    now: int
+
+    @property
+    def exists(self) -> bool:
+        return self.sender != ZERO_ADDRESS
+
+    @property
+    def remaining_seconds(self) -> int:
+        return 0 if self.halted else max(0, self.stop_time - self.now)
+
+    def vested_at(self, when: int) -> int:
+        end = min(max(when, self.start_time), self.stop_time)
+        return max(self.withdrawn, min(self.deposit, (end - self.start_time) * self.rate))
+
+    def view(self) -> dict[str, Any]:
+        """The chain's view, JSON-safe (wei as int; they fit Python ints, and YAML/JSON carry them)."""
+        return {"stream_id": self.stream_id, "token": self.token, "sender": self.sender,
+                "recipient": self.recipient, "start_time": self.start_time, "stop_time": self.stop_time,
+                "rate_wei_per_second": self.rate, "deposit_wei": self.deposit, "withdrawn_wei": self.withdrawn,
+                "halted": self.halted, "chain_time": self.now, "remaining_seconds": self.remaining_seconds}
+
+
+def succeeded(receipt: dict[str, Any]) -> bool:
+    return int(receipt.get("status", "0x1"), 16) == 1
+
+
+def _selector(signature: str) -> bytes:
+    return keccak(text=signature)[:4]
+
+
+class StreamChain:
+    """One account paying on one chain; ``lock_dir`` holds the nonce lock (the state file's directory)."""
+
+    def __init__(self, rpc_url: str, private_key: str, *, lock_dir: str, deadline: Deadline, timeout: float = 30.0,
+                 validate_certs: bool = True, chain_id: int | None = None) -> None:
+        if not HAS_CHAIN_LIBS:
+            raise PaymentError(f"the Python library {CHAIN_LIBRARY} is required to pay providers; install the "
+                               "collection's requirements.txt")
+        try:
+            self._account = Account.from_key(private_key)
+        except Exception:  # any parse failure; never echo the value
+            raise PaymentError("ethereum_private_key is not a valid private key (64 hex digits, with or without "
+                               "0x); the value is not shown") from None
+        self.address: str = self._account.address
+        self.rpc_url = rpc_url
+        self.deadline = deadline
+        self.expected_chain_id = chain_id
+        self._timeout, self._verify = timeout, validate_certs
+        self._local = threading.local()
+        self._chain_id: int | None = None
+        self._checked: set[str] = set()
+        self._guard = threading.Lock()
+        self.lock_path = os.path.join(lock_dir, f".payments-{self.address.lower()}.lock")
+
+    # -- JSON-RPC ------------------------------------------------------------------------------
+    def _http(self) -> HttpClient:
+        # One requests Session per thread: fleet members pay from their own threads.
+        http = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = HttpClient(self.rpc_url, service="payments RPC", error_class=PaymentError,
+                                                 timeout=self._timeout, validate_certs=self._verify, retries=0,
+                                                 hint="check payments_rpc_url and that the chain's RPC is up")
+            http.deadline = self.deadline
+        return http
+
+    @contextmanager
+    def budget(self, seconds: float) -> Iterator[None]:
+        """This thread's calls get a budget of their own: settling a stream after a failure must not be
+        cut short by the task's budget, which may be what ran out."""
+        http = self._http()
+        saved, http.deadline = http.deadline, Deadline(seconds, option="the time to settle a payment stream")
+        try:
+            yield
+        finally:
+            http.deadline = saved
+
+    def rpc(self, method: str, *params: Any, read: bool = True) -> Any:
+        """One call; a read is tried again on a transport error (a send never is: it may have arrived)."""
+        tries = READ_TRIES if read else 1
+        for attempt in range(1, tries + 1):
+            try:
+                answer = self._http().request("POST", "", json_body={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                                     "params": list(params)})
+            except PaymentError as exc:
+                if attempt == tries or exc.status is not None or self.deadline.remaining() < 0.5:
+                    raise
+                time.sleep(0.2 * attempt)
+                continue
+            if not isinstance(answer, dict):
+                raise PaymentError(f"payments RPC {self.rpc_url} answered {method} with {type(answer).__name__}, "
+                                   "not a JSON-RPC response; is payments_rpc_url an Ethereum RPC endpoint?")
+            if "error" in answer:
+                error = answer["error"] if isinstance(answer["error"], dict) else {"message": str(answer["error"])}
+                if error.get("code") == -32601:
+                    raise PaymentError(f"payments RPC {self.rpc_url} does not know {method}; is payments_rpc_url an "
+                                       "Ethereum RPC endpoint?")
+                raise PaymentError(f"payments RPC {self.rpc_url} refused {method}: {error.get('message')}",
+                                   response=str(error.get("data") or "")[:300])
+            return answer.get("result")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- chain facts ---------------------------------------------------------------------------
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            found = int(self.rpc("eth_chainId"), 16)
+            if self.expected_chain_id is not None and found != self.expected_chain_id:
+                raise PaymentError(f"payments RPC {self.rpc_url} serves chain id {found}, not payments_chain_id "
+                                   f"{self.expected_chain_id}; point payments_rpc_url at the chain the providers "
+                                   "are paid on", field="payments_chain_id", value=self.expected_chain_id)
+            self._chain_id = found
+        return self._chain_id
+
+    def check_contract(self, contract: str) -> None:
+        """A provider's StreamPayment address must hold code on this chain: else the RPC is another chain."""
+        with self._guard:
+            if contract.lower() in self._checked:
+                return
+        chain = self.chain_id()
+        if self.rpc("eth_getCode", contract, "latest") in (None, "0x", "0x0"):
+            raise PaymentError(f"there is no StreamPayment contract at {contract} on chain {chain} at payments RPC "
+                               f"{self.rpc_url}; the provider is paid on another chain: point payments_rpc_url "
+                               "at that chain")
+        with self._guard:
+            self._checked.add(contract.lower())
+
+    def balance(self) -> int:
+        return int(self.rpc("eth_getBalance", self.address, "latest"), 16)
+
+    def block_time(self, block: str = "latest") -> int:
+        return int(self.rpc("eth_getBlockByNumber", block, False)["timestamp"], 16)
+
+    def read(self, contract: str, stream_id: int) -> ChainStream:
+        data = self.rpc("eth_call", {"to": contract, "data": "0x" + (_selector("streams(uint256)") + abi_encode(
+            ["uint256"], [stream_id])).hex()}, "latest")
+        try:
+            values = abi_decode(_STREAM_TYPES, bytes.fromhex(data[2:]))
+        except Exception as exc:  # a contract of another shape (e.g. golem-streaming-abi 0.1.2's)
+            raise PaymentError(f"streams({stream_id}) of {contract} at payments RPC {self.rpc_url} is not the "
+                               f"0.1.x StreamPayment's 9 fields: {exc}") from None
+        fields = dict(zip(_STREAM_FIELDS, values))
+        for key in ("token", "sender", "recipient"):
+            fields[key] = to_checksum_address(fields[key])
+        return ChainStream(stream_id=stream_id, now=self.block_time(), **fields)
+
+    # -- transactions --------------------------------------------------------------------------
+    def send(self, contract: str, signature: str, types: list[str], args: list[Any], *, value: int = 0,
+             what: str) -> str:
+        """Sign and send one call of ``contract``; returns the transaction hash. ``what`` names it in errors."""
+        data = "0x" + (_selector(signature) + abi_encode(types, args)).hex()
+        call = {"from": self.address, "to": contract, "value": hex(value), "data": data}
+        try:
+            chain_id = self.chain_id()
+            # The node runs the call: a revert (the contract's reason) or missing funds shows here.
+            gas = int(int(self.rpc("eth_estimateGas", call), 16) * 1.25)
+            priority = int(self.rpc("eth_maxPriorityFeePerGas"), 16)
+            base = int(self.rpc("eth_getBlockByNumber", "latest", False).get("baseFeePerGas") or "0x0", 16)
+        except PaymentError as exc:
+            raise self._refused(what, value, exc) from None
+        max_fee = 2 * base + priority
+        needed = value + gas * max_fee
+        have = self.balance()
+        if have < needed:
+            raise PaymentError(f"account {self.address} has {have} wei at payments RPC {self.rpc_url}; {what} needs "
+                               f"{value} wei plus up to {gas * max_fee} wei of gas ({needed} wei): insufficient funds")
+        ensure_private_dir(os.path.dirname(self.lock_path))
+        try:
+            with file_lock(self.lock_path):
+                nonce = int(self.rpc("eth_getTransactionCount", self.address, "pending"), 16)
+                signed = self._account.sign_transaction({
+                    "type": 2, "chainId": chain_id, "nonce": nonce, "to": to_checksum_address(contract),
+                    "value": value, "data": data, "gas": gas, "maxFeePerGas": max_fee,
+                    "maxPriorityFeePerGas": priority})
+                raw = getattr(signed, "raw_transaction", None) or signed.rawTransaction
+                return str(self.rpc("eth_sendRawTransaction", "0x" + bytes(raw).hex(), read=False))
+        except PaymentError as exc:
+            raise self._refused(what, value, exc) from None
+
+    def _refused(self, what: str, value: int, exc: PaymentError) -> PaymentError:
+        return PaymentError(f"{what} from {self.address} ({value} wei) was refused: {exc.msg}",
+                            response=exc.response)
+
+    def receipt(self, tx_hash: str, until: float, *, check: bool = True) -> dict[str, Any] | None:
+        """The receipt once mined (with ``check``, a reverted one raises), or None when ``until`` comes first."""
+        while True:
+            found = self.rpc("eth_getTransactionReceipt", tx_hash)
+            if found is not None:
+                if check and not succeeded(found):
+                    raise PaymentError(f"transaction {tx_hash} from {self.address} at payments RPC {self.rpc_url} "
+                                       "reverted")
+                return found
+            if time.monotonic() + RECEIPT_POLL >= until:
+                return None
+            time.sleep(RECEIPT_POLL)
+
+    def known(self, tx_hash: str) -> bool:
+        """Whether the node knows the transaction at all (mined or waiting)."""
+        return self.rpc("eth_getTransactionByHash", tx_hash) is not None
+
+    @staticmethod
+    def created_stream(receipt: dict[str, Any], contract: str) -> int:
+        topic = "0x" + keccak(text=STREAM_CREATED).hex()
+        for log in receipt.get("logs") or ():
+            topics = log.get("topics") or []
+            if str(log.get("address", "")).lower() == contract.lower() and topics and topics[0].lower() == topic:
+                return int(topics[1], 16)
+        raise PaymentError(f"transaction {receipt.get('transactionHash')} created no stream at {contract} (no "
+                           "StreamCreated event); is it the 0.1.x StreamPayment contract?")
+
+    # -- the three calls --------------------------------------------------------------------------
+    def open(self, contract: str, recipient: str, deposit: int, rate: int) -> str:
+        self.check_contract(contract)
+        return self.send(contract, "createStream(address,address,uint256,uint128)",
+                         ["address", "address", "uint256", "uint128"],
+                         [ZERO_ADDRESS, to_checksum_address(recipient), deposit, rate], value=deposit,
+                         what=f"opening a stream of {deposit} wei to {recipient}")
+
+    def top_up(self, contract: str, stream_id: int, amount: int) -> str:
+        return self.send(contract, "topUp(uint256,uint256)", ["uint256", "uint256"], [stream_id, amount],
+                         value=amount, what=f"topping up stream {stream_id} by {amount} wei")
+
+    def terminate(self, contract: str, stream_id: int) -> str:
+        return self.send(contract, "terminate(uint256)", ["uint256"], [stream_id],
+                         what=f"terminating stream {stream_id}")

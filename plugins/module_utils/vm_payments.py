@@ -1,0 +1,178 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Paying for a VM: a stream opened before its create call, and terminated when the VM is gone.
+
+Money is data here. A stream the collection opens is always either recorded on the VM's row
+(``stream_id``, or ``stream_tx`` while its transaction is unmined) or terminated, whatever fails:
+* the row exists before the stream is opened (CreateTransaction writes it first), and the
+  transaction hash is noted in it before the receipt is awaited;
+* a failed create terminates the stream only once its VM is known not to exist; when it cannot,
+  the row stays (status error) with the stream, and the next run settles it;
+* destroying, stopping or losing a VM terminates its stream after the VM is gone, then forgets
+  the row; a termination that fails keeps the row, so nothing is forgotten while money is locked.
+Only streams this account opened are terminated; a stream given with ``stream_id`` and opened by
+another account is the user's, and is left alone with a warning.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.errors import IdentityError
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import requires_payment, stream_terms
+from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
+from ansible_collections.golem.vm.plugins.module_utils.stream_chain import PaymentError, StreamChain, succeeded
+from ansible_collections.golem.vm.plugins.module_utils.vm_create import CreateHooks
+from ansible_collections.golem.vm.plugins.module_utils.vm_record import VMRecord
+
+# How long settling a stream may take when the task's own budget is gone (a failed create's cleanup).
+SETTLE_SECONDS = 20.0
+
+
+class StreamPayments(CreateHooks):
+    """One task's payments: shared by the Lifecycles of a fleet (thread-safe)."""
+
+    def __init__(self, chain: Callable[[], StreamChain] | None, *, hours: int, deadline: Deadline,
+                 pricing_for: Callable[[Placement], dict[str, Any] | None], given_stream: int | None,
+                 warn: Callable[[str], None]) -> None:
+        """``chain()`` builds the chain client on first use (None: no key, so nothing can be paid);
+        ``pricing_for(placement)`` gives the provider's advertised prices."""
+        self._chain_factory = chain
+        self._chain: StreamChain | None = None
+        self.hours = hours
+        self.deadline = deadline
+        self.pricing_for = pricing_for
+        self.given_stream = given_stream
+        self.warn = warn
+        self._lock = threading.Lock()
+        # What each VM's stream did this task, for the result (refunds, top-ups): name -> dict.
+        self.report: dict[str, dict[str, Any]] = {}
+
+    @property
+    def can_pay(self) -> bool:
+        return self._chain_factory is not None
+
+    def chain(self) -> StreamChain:
+        with self._lock:
+            if self._chain is None:
+                if self._chain_factory is None:
+                    raise PaymentError("paying a provider needs ethereum_private_key (or "
+                                       "GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY), the account the streams are paid from",
+                                       field="ethereum_private_key")
+                self._chain = self._chain_factory()
+            return self._chain
+
+    def _record(self, name: str, **data: Any) -> None:
+        with self._lock:
+            self.report.setdefault(name, {}).update(data)
+
+    # -- create: before the POST, and after a failure ------------------------------------------------
+    def before_post(self, placement: Placement, client: Any, spec: ResourceSpec,
+                    note: Callable[[dict[str, Any]], None], act: Callable[[str], None], name: str) -> dict[str, Any]:
+        if self.given_stream is not None:
+            return {}  # a stream opened elsewhere is passed through as given
+        info = client.provider_info()
+        if info is None or not requires_payment(info.stream_payment_address):
+            return {}  # an MVP-era provider, or one whose owner turned payments off
+        if placement.provider_id and info.provider_id.lower() != placement.provider_id.lower():
+            # The recipient is who discovery said the provider is; never pay whoever answers instead.
+            raise IdentityError(f"provider {placement.describe()} answers GET /api/v1/provider/info as "
+                                f"{info.provider_id}; no stream was opened to it", url=client.http.base_url)
+        terms = stream_terms(self.pricing_for(placement), spec, self.hours)
+        if terms is None:
+            raise PaymentError(f"provider {placement.describe()} requires payment but advertises no GLM prices, so "
+                               "no stream rate can be computed; give stream_id of a stream you opened to it")
+        contract = info.stream_payment_address
+        chain = self.chain()
+        tx = chain.open(contract, info.provider_id, terms.deposit_wei, terms.rate_wei)
+        # Money has left: the row knows the transaction before anything else can fail.
+        note({"stream_tx": tx, "stream_contract": contract, "stream_sender": chain.address,
+              "stream_opened": True, "stream_rate_wei": terms.rate_wei, "stream_deposit_wei": terms.deposit_wei})
+        receipt = chain.receipt(tx, self.deadline.end)
+        if receipt is None:
+            raise PaymentError(f"the transaction {tx} opening a stream to {info.provider_id} was not mined within "
+                               "wait_timeout; it is recorded, and the next run settles it")
+        stream_id = chain.created_stream(receipt, contract)
+        act(f"opened payment stream {stream_id} to provider {info.provider_id}: {terms.deposit_wei} wei for "
+            f"{self.hours} h at {terms.rate_wei} wei/s")
+        self._record(name, stream_id=stream_id, deposit_wei=terms.deposit_wei, rate_wei_per_second=terms.rate_wei)
+        return {"stream_id": stream_id, "stream_tx": None}
+
+    def after_failure(self, placement: Placement, record: VMRecord | None, vm_gone: bool,
+                      act: Callable[[str], None]) -> None:
+        if record is None or not vm_gone:
+            return  # a VM that may exist keeps its stream, recorded on its row
+        refund = self.release(record, act)
+        if refund is not None:
+            act(f"the create failed, so payment stream {record.stream_id or record.config.get('stream_id')} was "
+                f"terminated before going on")
+
+    # -- a VM gone or stopped: terminate its stream ----------------------------------------------------
+    def owns_stream(self, record: VMRecord) -> bool:
+        """Whether the row records a stream this collection opened (which it must settle before forgetting)."""
+        return bool(record.config.get("stream_opened")) and not record.config.get("stream_terminated") and bool(
+            record.config.get("stream_id") is not None or record.config.get("stream_tx"))
+
+    def release(self, record: VMRecord, act: Callable[[str], None]) -> int | None:
+        """Terminate the stream of ``record``'s VM, which is known gone or stopped; the refund in wei.
+
+        None when there was nothing to terminate. Raises PaymentError when it cannot be settled now
+        (an unmined transaction, an unreachable chain): the caller keeps the row for the next run.
+        """
+        config = record.config
+        if not self.owns_stream(record):
+            if config.get("stream_id") is not None and not config.get("stream_opened") \
+                    and not config.get("stream_terminated"):
+                self.warn(f"VM {record.name}'s stream {config['stream_id']} was given to the collection, not "
+                          "opened by it; it was left as it is")
+            return None
+        chain = self.chain()
+        with chain.budget(max(self.deadline.remaining(), SETTLE_SECONDS)):
+            return self._terminate(record, chain, act)
+
+    def _terminate(self, record: VMRecord, chain: StreamChain, act: Callable[[str], None]) -> int | None:
+        contract = str(record.config.get("stream_contract") or "")
+        stream_id = record.config.get("stream_id")
+        if stream_id is None:
+            stream_id = self._settle_opening(record, chain, contract)
+            if stream_id is None:
+                return None
+        stream = chain.read(contract, int(stream_id))
+        if stream.sender.lower() != chain.address.lower():
+            self.warn(f"VM {record.name}'s stream {stream_id} was opened by {stream.sender}, not by this account "
+                      f"{chain.address}; it was left as it is")
+            return None
+        if stream.recipient.lower() == "0x" + "0" * 40 or stream.remaining_seconds == 0:
+            return 0  # terminated already, or ran out: nothing is left to refund
+        tx = chain.terminate(contract, int(stream_id))
+        receipt = chain.receipt(tx, time.monotonic() + max(self.deadline.remaining(), SETTLE_SECONDS))
+        if receipt is None:
+            raise PaymentError(f"the transaction {tx} terminating stream {stream_id} was not mined in time; the "
+                               "row keeps the stream and the next run checks again")
+        when = chain.block_time(receipt["blockNumber"])
+        refund = stream.deposit - stream.vested_at(when)
+        act(f"terminated payment stream {stream_id}: {refund} wei back to {chain.address}")
+        self._record(record.name, stream_id=int(stream_id), refunded_wei=refund, terminated=True)
+        return refund
+
+    def _settle_opening(self, record: VMRecord, chain: StreamChain, contract: str) -> int | None:
+        """The stream id of a transaction that was sent but not seen mined; None when it opened nothing."""
+        tx = str(record.config.get("stream_tx"))
+        receipt = chain.receipt(tx, time.monotonic() + SETTLE_SECONDS, check=False)
+        if receipt is not None:
+            if not succeeded(receipt):
+                self.warn(f"VM {record.name}'s stream transaction {tx} reverted: it opened no stream")
+                return None
+            return chain.created_stream(receipt, contract)
+        if chain.known(tx):
+            raise PaymentError(f"VM {record.name}'s stream transaction {tx} is still waiting to be mined; the row "
+                               "keeps it and the next run settles it")
+        self.warn(f"VM {record.name}'s stream transaction {tx} is unknown to payments RPC {chain.rpc_url}: it was "
+                  "never mined, so it opened no stream")
+        return None
+
