@@ -64,7 +64,17 @@ chain_tools() {
     "$dir/anvil" --version >>"$dir/install.log"
     touch "$dir/.complete-$anvil_version-$solc_version"
 }
-chain_tools &
+# The devnet's own contracts (devnet/contracts/*.sol), compiled by solcjs into the cache. An artifact is
+# named by its source's hash, so this is instant when nothing changed and recompiles after an edit.
+compile_contracts() {
+    local top
+    top=$(cd "$(dirname "$0")/.." && pwd)
+    GOLEM_DEVNET_CACHE="$cache" "$python" "$top/devnet/solidity.py" >"$cache/chain/contracts.log" 2>&1 || {
+        echo "install-devnet: compiling the contracts failed; see $cache/chain/contracts.log" >&2
+        return 1
+    }
+}
+{ chain_tools && compile_contracts; } &
 pids+=($!)
 
 rootfs="$cache/rootfs-bookworm"
