@@ -99,11 +99,11 @@ class Chain:
         data = calldata(function, *args)
         self.simulate(account.address, function, *args, value=value)
         with _send_lock:
+            estimate = {"from": account.address, "to": self.contract, "data": data, "value": hex(value)}
             tx = {
                 "to": to_checksum_address(self.contract), "data": data, "value": value,
                 "nonce": int(self.rpc("eth_getTransactionCount", account.address, "pending"), 16),
-                "gas": int(self.rpc("eth_estimateGas", {"from": account.address, "to": self.contract,
-                                                         "data": data, "value": hex(value)}), 16),
+                "gas": int(self.rpc("eth_estimateGas", estimate), 16),
                 "gasPrice": int(self.rpc("eth_gasPrice"), 16),
                 "chainId": int(self.rpc("eth_chainId"), 16),
             }
