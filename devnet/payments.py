@@ -26,8 +26,9 @@ from anvil import Chain
 CHAIN_ID = 31310
 CHAIN = Chain("payments", f"{layout.NET}.0.10", 8545, CHAIN_ID, block_time=1)
 CONTRACT = "StreamPayment"
-# Enough for thousands of hour-long streams at the devnet's prices (~0.05 ETH an hour for a small VM).
-REQUESTOR_FUNDS_WEI = 10_000 * 10 ** 18
+# Streams that tests never terminate keep their deposits; at the devnet's prices (~0.05 ETH an hour for a
+# small VM) this lasts for years of test runs on one network.
+REQUESTOR_FUNDS_WEI = 1_000_000 * 10 ** 18
 # The provider's stream monitor deletes a VM once its stream's runway is 0; checked this often (s).
 MONITOR_INTERVAL = int(os.environ.get("GOLEM_DEVNET_STREAM_MONITOR_INTERVAL", "2"))
 CLOSED_URL = "http://127.0.0.1:1"  # a closed loopback port: faucets and captchas fail at once

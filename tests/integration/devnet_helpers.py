@@ -95,8 +95,8 @@ def payment_chain():
     return Chain(pay["rpc_url"], pay["stream_payment_address"])
 
 
-# A small VM at the devnet's prices costs ~1e13 wei a second; this pays ~10x that.
-STREAM_RATE_WEI = 10 ** 14
+# About what a small VM costs at the devnet's prices (SE: 32 GLM a month, ~1.2e13 wei a second).
+STREAM_RATE_WEI = 10 ** 13
 
 
 def open_stream(recipient: str, seconds: int = 24 * 3600, rate: int = STREAM_RATE_WEI, key: str | None = None) -> int:
