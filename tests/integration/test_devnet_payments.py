@@ -122,6 +122,10 @@ def test_payments_are_on_at_se_and_us_and_off_at_de(devnet, providers, requestor
     assert key[2:] not in (Path(devnet["run_dir"]) / "status.json").read_text()
     for secret in (Path(pay["env_file"]), Path(devnet["run_dir"]) / "keys" / "requestor.key"):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+    script = '. "$1" && echo "$GOLEM_REQUESTOR_POLYGON_RPC_URL $GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS"'
+    sourced = subprocess.run(["bash", "-c", script, "-", pay["env_file"]], env={"PATH": "/usr/bin:/bin"},
+                             capture_output=True, text=True, check=True)
+    assert sourced.stdout.split() == [pay["rpc_url"], pay["stream_payment_address"]]
 
 
 def test_a_streamed_vm_is_verified_and_a_top_up_extends_it(providers, ssh_key, chain, requestor):
