@@ -26,6 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import layout  # noqa: E402
+import payments  # noqa: E402
+import solidity  # noqa: E402
 
 RUN = layout.RUN
 
@@ -77,12 +79,19 @@ def preflight() -> list[str]:
     for name in (f"discovery-{layout.DISCOVERY_VERSION}", *(p.venv for p in layout.PROVIDERS)):
         if not (layout.venv(name) / ".complete").exists():
             problems.append(f"virtualenv {layout.venv(name)} missing: run scripts/install-devnet.sh")
+    if not layout.ANVIL.exists():
+        problems.append(f"anvil missing at {layout.ANVIL}: run scripts/install-devnet.sh")
+    try:
+        solidity.load(payments.CONTRACT)
+    except FileNotFoundError as exc:
+        problems.append(f"contract not compiled: {exc}")
     for tool in ("bwrap", "unshare", "ssh-keygen", "/usr/sbin/sshd"):
         if not shutil.which(tool):
             problems.append(f"{tool} not found: run scripts/install-system.sh")
     if os.geteuid() != 0:
         problems.append("the sandbox VMs need root (mount namespaces and overlays)")
-    checks = [(layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "discovery")]
+    checks = [(layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "discovery"),
+              (payments.CHAIN.ip, payments.CHAIN.port, "payment chain")]
     checks += [(p.ip, layout.PROVIDER_PORT, f"provider {p.key}") for p in layout.PROVIDERS]
     checks += [(p.ip, p.port_range[0], f"first SSH proxy port of provider {p.key}") for p in layout.PROVIDERS]
     # A wildcard sshd on the host would take port 22 of every VM address.
@@ -97,6 +106,11 @@ def print_status(status: dict) -> None:
         state = "up" if prov["alive"] else "DOWN"
         print(f"provider   {prov['key']}  {prov['url']}  country={prov['country']}  "
               f"upstream={prov['version']} ({prov['api']} API)  id={prov['provider_id']}  {state}")
+    pay = status.get("payments")
+    if pay:
+        print(f"chain      payments  {pay['rpc_url']}  chain id {pay['chain_id']}  "
+              f"StreamPayment {pay['stream_payment_address']}  requestor {pay['requestor_address']}  "
+              f"env {pay['env_file']}")
     print(f"VMs        {len(status['vms'])}")
     print(f"logs       {RUN / 'logs'}")
 
@@ -117,7 +131,7 @@ def up() -> int:
         return 1
     # A new network starts clean: providers and VMs of an earlier run are gone with it.
     # Keys are kept so provider ids stay the same across restarts.
-    for sub in ("providers", "discovery", "vms", "pids", "bin", "startup-error"):
+    for sub in ("providers", "discovery", "chains", "vms", "pids", "bin", "startup-error", "env"):
         path = RUN / sub
         if path.is_dir():
             shutil.rmtree(path)
@@ -192,6 +206,7 @@ def down() -> int:
     (RUN / "pids" / "devnetd.pid").unlink(missing_ok=True)
     (RUN / "multipass.sock").unlink(missing_ok=True)
     (RUN / "status.json").unlink(missing_ok=True)
+    (RUN / "env").unlink(missing_ok=True)
     if procs or mounts:
         print(f"devnet: left behind: processes {procs}, mounts {mounts}", file=sys.stderr)
         return 1

@@ -26,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import layout  # noqa: E402
+import payments  # noqa: E402
 from hypervisor import Hypervisor  # noqa: E402
 
 STARTUP_TIMEOUT = 120.0
@@ -94,6 +95,7 @@ class Network:
         self.provider_ids: dict[str, str] = {}
         self.platforms: dict[str, str] = {}
         self.ads_posted: dict[str, float] = {}
+        self.payments: payments.Deployment | None = None
         self._kick = asyncio.Event()
         self._stop = asyncio.Event()
         self.ready = False
@@ -119,6 +121,13 @@ class Network:
         }.items()})
         home.mkdir(parents=True, exist_ok=True)
         return env
+
+    def chain_child(self) -> Child:
+        home = self.run / "chains" / payments.CHAIN.name
+        home.mkdir(parents=True, exist_ok=True)
+        # anvil needs nothing from the environment; the marker lets `devnet down` find a stray one.
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "GOLEM_DEVNET_RUN": str(self.run)}
+        return Child(f"chain-{payments.CHAIN.name}", payments.CHAIN.argv(), env, home)
 
     def discovery_child(self) -> Child:
         home = self.run / "discovery"
@@ -158,6 +167,11 @@ class Network:
         if prov.glm:
             settings.update(zip(("PRICE_GLM_PER_CORE_MONTH", "PRICE_GLM_PER_GB_RAM_MONTH",
                                  "PRICE_GLM_PER_GB_STORAGE_MONTH"), prov.glm))
+        # The current providers take payment on the network's chain; the MVP-era one never had payments.
+        # The environment is built from scratch, so no PYTEST_CURRENT_TEST reaches a provider: with it,
+        # 0.1.63 silently forces STREAM_PAYMENT_ADDRESS to 0x0 (reference §7.2).
+        if prov.api == "jobs" and self.payments:
+            settings.update(self.payments.provider_settings())
         env.update({f"GOLEM_PROVIDER_{k}": str(v) for k, v in settings.items()})
         env["GOLEM_DEVNET_SOCKET"] = str(self.run / "multipass.sock")
         env["GOLEM_DEVNET_OWNER"] = prov.key
@@ -223,9 +237,16 @@ class Network:
         shim.chmod(0o755)
         server = await asyncio.start_unix_server(self.serve, path=str(self.run / "multipass.sock"))
         self._server = server
+        chain = self.children[f"chain-{payments.CHAIN.name}"] = self.chain_child()
+        await chain.start()
         self.children["discovery"] = self.discovery_child()
         await self.children["discovery"].start()
         await self.wait_http("discovery", layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "/health")
+        # Before the providers: they are started with the contract's address.
+        try:
+            self.payments = await asyncio.to_thread(payments.setup, self.run)
+        except Exception as exc:
+            raise RuntimeError(f"payment chain: {exc}; see logs/{chain.name}.log") from exc
         await asyncio.gather(*(self.start_provider(p) for p in layout.PROVIDERS))
         self.advertiser = asyncio.get_running_loop().create_task(self.advertise_forever())
         # Up means discoverable: every provider's advertisement is in discovery.
@@ -343,12 +364,14 @@ class Network:
                     "key": p.key, "provider_id": self.provider_ids.get(p.key), "ip": p.ip,
                     "url": p.url, "country": p.country, "version": p.version, "api": p.api,
                     "ssh_ports": list(p.port_range),
+                    "payments": bool(p.api == "jobs" and self.payments),
                     "alive": bool(self.children.get(f"provider-{p.key}") and
                                   self.children[f"provider-{p.key}"].alive),
                 }
                 for p in layout.PROVIDERS
             ],
             "discovery_alive": bool(self.children.get("discovery") and self.children["discovery"].alive),
+            "payments": self.payments.status() if self.payments else None,
             "children": {n: (c.process.pid if c.alive and c.process else None) for n, c in self.children.items()},
             "vms": {n: {"owner": i.owner, "ip": i.ip, "state": i.info()["state"]}
                     for n, i in self.hypervisor.instances.items()},
@@ -371,6 +394,8 @@ class Network:
             self._server.close()
         (self.run / "multipass.sock").unlink(missing_ok=True)
         (self.run / "status.json").unlink(missing_ok=True)
+        # It names a chain that is gone now; the key itself stays in keys/.
+        (self.run / "env").unlink(missing_ok=True)
 
 
 async def main() -> int:

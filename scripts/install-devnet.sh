@@ -27,7 +27,7 @@ make_venv() {
     # venvs hard-code their own path, so build in place; .complete marks a finished one.
     rm -rf "$dir"
     "$python" -m venv "$dir"
-    # shellcheck disable=SC2086 - a requirement list, split on purpose
+    # shellcheck disable=SC2086 # a requirement list, split on purpose
     "$dir/bin/pip" install -q --disable-pip-version-check $req >"$cache/venvs/$name.log" 2>&1 || {
         echo "install-devnet: pip install $req failed; see $cache/venvs/$name.log" >&2
         return 1
@@ -53,18 +53,28 @@ chain_tools() {
     fi
     echo "install-devnet: anvil $anvil_version and solc $solc_version from the npm registry"
     rm -rf "$dir" && mkdir -p "$dir/pack" "$dir/solc"
-    (cd "$dir/pack" && npm pack --silent "@foundry-rs/anvil-linux-amd64@$anvil_version" >/dev/null &&
-        tar xzf ./*.tgz package/bin/anvil && mv package/bin/anvil "$dir/anvil") >"$dir/install.log" 2>&1 &&
-    (cd "$dir/solc" && npm init -y >/dev/null &&
-        npm install --silent --no-audit --no-fund "solc@$solc_version") >>"$dir/install.log" 2>&1 || {
+    if ! { (cd "$dir/pack" && npm pack --silent "@foundry-rs/anvil-linux-amd64@$anvil_version" >/dev/null &&
+            tar xzf ./*.tgz package/bin/anvil && mv package/bin/anvil "$dir/anvil") >"$dir/install.log" 2>&1 &&
+           (cd "$dir/solc" && npm init -y >/dev/null &&
+            npm install --silent --no-audit --no-fund "solc@$solc_version") >>"$dir/install.log" 2>&1; }; then
         echo "install-devnet: npm failed; see $dir/install.log" >&2
         return 1
-    }
+    fi
     rm -rf "$dir/pack"
     "$dir/anvil" --version >>"$dir/install.log"
     touch "$dir/.complete-$anvil_version-$solc_version"
 }
-chain_tools &
+# The devnet's own contracts (devnet/contracts/*.sol), compiled by solcjs into the cache. An artifact is
+# named by its source's hash, so this is instant when nothing changed and recompiles after an edit.
+compile_contracts() {
+    local top
+    top=$(cd "$(dirname "$0")/.." && pwd)
+    GOLEM_DEVNET_CACHE="$cache" "$python" "$top/devnet/solidity.py" >"$cache/chain/contracts.log" 2>&1 || {
+        echo "install-devnet: compiling the contracts failed; see $cache/chain/contracts.log" >&2
+        return 1
+    }
+}
+{ chain_tools && compile_contracts; } &
 pids+=($!)
 
 rootfs="$cache/rootfs-bookworm"

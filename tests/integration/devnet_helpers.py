@@ -79,6 +79,52 @@ def discovery_url() -> str:
     return status()["discovery_url"]
 
 
+def devnet_env() -> dict[str, str]:
+    """The network's env file (``export KEY=value`` lines): the requestor's key, the chain, the contract."""
+    path = Path(status()["payments"]["env_file"])
+    pairs = (line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines()
+             if line.startswith("export "))
+    return dict(pairs)
+
+
+def payment_chain():
+    """The network's payment chain and StreamPayment contract, for plain JSON-RPC."""
+    from .payment_chain import Chain
+
+    pay = status()["payments"]
+    return Chain(pay["rpc_url"], pay["stream_payment_address"])
+
+
+# About what a small VM costs at the devnet's prices (SE: 32 GLM a month, ~1.2e13 wei a second).
+STREAM_RATE_WEI = 10 ** 13
+
+
+def open_stream(recipient: str, seconds: int = 24 * 3600, rate: int = STREAM_RATE_WEI, key: str | None = None) -> int:
+    """Open a native-ETH stream from the network's funded requestor to ``recipient`` (a provider id)
+    covering ``seconds`` of runway; returns the stream id from the StreamCreated event.
+
+    The default runway is a day, so a test that moves chain time by minutes ends only its own streams.
+    """
+    chain = payment_chain()
+    key = key or devnet_env()["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"]
+    receipt = chain.send(key, "createStream", "0x" + "0" * 40, recipient, rate * seconds, rate, value=rate * seconds)
+    (created,) = chain.events(receipt, "StreamCreated")
+    return int(created["topics"][1], 16)
+
+
+def vm_body(name: str, pub: str, stream_id: int | None = None) -> dict:
+    """A create request for a small VM (1 CPU, 1 GB, 10 GB)."""
+    body: dict[str, Any] = {"name": name, "resources": {"cpu": 1, "memory": 1, "storage": 10}, "ssh_key": pub}
+    if stream_id is not None:
+        body["stream_id"] = stream_id
+    return body
+
+
+def create_body(provider: dict, name: str, pub: str) -> dict:
+    """A create request for ``provider``; with a fresh stream to it when the provider takes payment."""
+    return vm_body(name, pub, open_stream(provider["provider_id"]) if provider.get("payments") else None)
+
+
 def control(action: str, **extra: Any) -> dict:
     """Ask the network's daemon to stop or start one of its servers (for fault tests)."""
     sys.path.insert(0, str(REPO / "devnet"))

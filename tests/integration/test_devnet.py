@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .devnet_helpers import REPO, RUN, discovery_url, http, ssh, status, wait_until
+from .devnet_helpers import REPO, RUN, create_body, discovery_url, http, ssh, status, wait_until
 
 
 def _name(prefix: str) -> str:
@@ -27,7 +27,8 @@ def _name(prefix: str) -> str:
 
 
 def _create_async(provider: dict, name: str, key: str) -> dict:
-    body = {"name": name, "resources": {"cpu": 1, "memory": 1, "storage": 10}, "ssh_key": key}
+    # The current providers take payment (a stream on the network's chain); create_body opens one.
+    body = create_body(provider, name, key)
     code, job = http("POST", f"{provider['url']}/api/v1/vms?async=true", body)
     assert code == 202, job
     assert job["status"] == "creating" and job["vm_id"] == name
@@ -180,7 +181,9 @@ def test_everything_the_network_listens_on_is_loopback(devnet):
     pids.add(str(devnet["pid"]))
     listeners = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
     ours = [line for line in listeners.splitlines() if any(f"pid={p}," in line for p in pids)]
-    assert len(ours) >= 4, listeners  # discovery and three providers at least
+    assert len(ours) >= 5, listeners  # discovery, three providers and the payment chain at least
+    chain = devnet["payments"]["rpc_url"].split("//", 1)[1]
+    assert any(line.split()[3] == chain for line in ours), listeners
     for line in ours:
         local = line.split()[3]
         assert local.startswith("127."), f"not loopback: {line}"
@@ -212,7 +215,7 @@ def test_the_network_holds_forty_small_vms_at_once(providers, ssh_key):
     def create(item):
         prov, name = item
         if prov["api"] == "sync":
-            body = {"name": name, "resources": {"cpu": 1, "memory": 1, "storage": 10}, "ssh_key": pub}
+            body = create_body(prov, name, pub)
             code, vm = http("POST", f"{prov['url']}/api/v1/vms", body, timeout=120)
             assert code == 200, vm
             return prov, name, {"ssh_host": prov["ip"], "ssh_port": vm["ssh_port"]}
