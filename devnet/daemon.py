@@ -99,6 +99,8 @@ class Network:
         self._kick = asyncio.Event()
         self._stop = asyncio.Event()
         self.ready = False
+        # Set by a test that posts an advertisement of its own and needs it to stand for a while.
+        self.ads_held = False
 
     def kick(self) -> None:
         self._kick.set()
@@ -277,6 +279,8 @@ class Network:
         return ad
 
     async def advertise_once(self) -> None:
+        if self.ads_held:
+            return
         for prov in layout.PROVIDERS:
             pid = self.provider_ids.get(prov.key)
             child = self.children.get(f"provider-{prov.key}")
@@ -329,6 +333,11 @@ class Network:
         if action == "shutdown":
             self._stop.set()
             return {"rc": 0}
+        if action == "hold-ads":
+            self.ads_held = bool(request.get("hold", True))
+            if not self.ads_held:
+                self.kick()
+            return {"rc": 0, "status": self.status()}
         if action in ("stop", "start"):
             # For fault tests: take one server down (it stops advertising) and bring it back.
             target = request["name"]

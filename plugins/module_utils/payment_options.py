@@ -37,11 +37,9 @@ def check_payment_options(params: dict[str, Any]) -> None:
                                   "or without 0x (the value is not shown)", field="ethereum_private_key")
 
 
-def chain_factory(params: dict[str, Any], *, lock_dir: str, deadline: Deadline) -> Callable[[], Any] | None:
-    """What builds the chain client on first use; None when no key is given (nothing can be paid)."""
-    key = params.get("ethereum_private_key")
-    if not key:
-        return None
+def chain_factory(params: dict[str, Any], *, lock_dir: str, deadline: Deadline) -> Callable[[], Any]:
+    """What builds the chain client on first use; without a key it can read streams but pay nothing."""
+    key = params.get("ethereum_private_key") or None
 
     def build() -> Any:
         # Imported here: eth-account and eth-abi cost more to import than a no-op run takes.
@@ -74,5 +72,5 @@ def build_payments(params: dict[str, Any], *, state_path: str, deadline: Deadlin
     """golem_vm's and golem_fleet's payments: checked options, a lazy chain client, the adverts' prices."""
     check_payment_options(params)
     return StreamPayments(chain_factory(params, lock_dir=os.path.dirname(state_path), deadline=deadline),
-                          hours=params["payment_hours"], deadline=deadline, pricing_for=pricing_lookup(discovery),
+                          can_pay=bool(params.get("ethereum_private_key")), hours=params["payment_hours"], deadline=deadline, pricing_for=pricing_lookup(discovery),
                           given_stream=params.get("stream_id"), warn=warn)

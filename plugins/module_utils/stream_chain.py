@@ -46,7 +46,11 @@ else:
 _STREAM_FIELDS = ("token", "sender", "recipient", "start_time", "stop_time", "rate", "deposit", "withdrawn", "halted")
 _STREAM_TYPES = ["address", "address", "address", "uint128", "uint128", "uint128", "uint256", "uint256", "bool"]
 STREAM_CREATED = "StreamCreated(uint256,address,address,address,uint256,uint256,uint256,uint256)"
-RECEIPT_POLL = 0.1  # blocks come every second or so; a late look costs a whole block
+RECEIPT_POLL = 0.1
+# Estimated in this block, mined in the next: a terminate estimated when nothing had vested pays the
+# provider nothing, but mined a second later it sends ETH (up to ~34,000 gas more, to a new account).
+# Unused gas is not charged, so the margin costs nothing.
+TRANSFER_GAS = 60_000  # blocks come every second or so; a late look costs a whole block
 READ_TRIES = 3
 
 
@@ -103,17 +107,20 @@ def _selector(signature: str) -> bytes:
 class StreamChain:
     """One account paying on one chain; ``lock_dir`` holds the nonce lock (the state file's directory)."""
 
-    def __init__(self, rpc_url: str, private_key: str, *, lock_dir: str, deadline: Deadline, timeout: float = 30.0,
-                 validate_certs: bool = True, chain_id: int | None = None) -> None:
+    def __init__(self, rpc_url: str, private_key: str | None, *, lock_dir: str, deadline: Deadline,
+                 timeout: float = 30.0, validate_certs: bool = True, chain_id: int | None = None) -> None:
+        """Without ``private_key`` the client only reads (streams, receipts)."""
         if not HAS_CHAIN_LIBS:
             raise PaymentError(f"the Python library {CHAIN_LIBRARY} is required to pay providers; install the "
                                "collection's requirements.txt")
-        try:
-            self._account = Account.from_key(private_key)
-        except Exception:  # any parse failure; never echo the value
-            raise PaymentError("ethereum_private_key is not a valid private key (64 hex digits, with or without "
-                               "0x); the value is not shown") from None
-        self.address: str = self._account.address
+        self._account: Any = None
+        if private_key is not None:
+            try:
+                self._account = Account.from_key(private_key)
+            except Exception:  # any parse failure; never echo the value
+                raise PaymentError("ethereum_private_key is not a valid private key (64 hex digits, with or "
+                                   "without 0x); the value is not shown") from None
+        self.address: str = self._account.address if self._account is not None else ZERO_ADDRESS
         self.rpc_url = rpc_url
         self.deadline = deadline
         self.expected_chain_id = chain_id
@@ -218,12 +225,15 @@ class StreamChain:
     def send(self, contract: str, signature: str, types: list[str], args: list[Any], *, value: int = 0,
              what: str) -> str:
         """Sign and send one call of ``contract``; returns the transaction hash. ``what`` names it in errors."""
+        if self._account is None:
+            raise PaymentError(f"{what} needs ethereum_private_key (or GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY)",
+                               field="ethereum_private_key")
         data = "0x" + (_selector(signature) + abi_encode(types, args)).hex()
         call = {"from": self.address, "to": contract, "value": hex(value), "data": data}
         try:
             chain_id = self.chain_id()
             # The node runs the call: a revert (the contract's reason) or missing funds shows here.
-            gas = int(int(self.rpc("eth_estimateGas", call), 16) * 1.25)
+            gas = int(int(self.rpc("eth_estimateGas", call), 16) * 1.25) + TRANSFER_GAS
             priority = int(self.rpc("eth_maxPriorityFeePerGas"), 16)
             base = int(self.rpc("eth_getBlockByNumber", "latest", False).get("baseFeePerGas") or "0x0", 16)
         except PaymentError as exc:

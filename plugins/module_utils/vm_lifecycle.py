@@ -119,13 +119,17 @@ class Lifecycle:
             if remote is not None:
                 self._warn_differences(record)
                 return self._converge(record, client, remote, probe)
+            why = self.payments.why_gone(record) if self.payments is not None else None
             if not create:
+                if record.status == "stopped":
+                    why = ("it was stopped, and a stopped VM cannot start again: VM on Golem providers have no start "
+                           "endpoint" + (f"; {why}" if why else ""))
                 raise ProviderError(
                     f"VM {self.want.name} is recorded on provider {placement.describe()} but the provider no longer "
-                    "has it; run with state=present to create it again, or state=absent to forget it",
-                    url=client.http.base_url,
-                )
-            self._act(f"VM {self.want.name} was recorded but is gone from provider {placement.describe()}")
+                    f"has it{f' ({why})' if why else ''}; run with state=present to create it again, or state=absent "
+                    "to forget it", url=client.http.base_url)
+            self._act(f"VM {self.want.name} was recorded but is gone from provider {placement.describe()}"
+                      + (f": {why}" if why else ""))
             self._check_payable(record)
             if not self.check_mode:
                 self._settle_lost_create(record, client)
@@ -231,6 +235,11 @@ class Lifecycle:
         placement = self.placement_of(record)
         client, remote = self._lookup(record)
         if remote is None:
+            if record.status == "stopped":
+                # A paying provider deletes a stopped VM once we terminate its stream: stopped it stays.
+                self._act(f"VM {self.want.name} is stopped, and provider {placement.describe()} has deleted it since; "
+                          "state=absent forgets it")
+                return record
             raise ProviderError(
                 f"VM {self.want.name} is recorded on provider {placement.describe()} but the provider no longer has "
                 "it; use state=absent to forget it, or state=present to create it again",

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import IdentityError
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import requires_payment, stream_terms
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
@@ -39,10 +39,11 @@ class StreamPayments(CreateHooks):
 
     def __init__(self, chain: Callable[[], StreamChain] | None, *, hours: int, deadline: Deadline,
                  pricing_for: Callable[[Placement], dict[str, Any] | None], given_stream: int | None,
-                 warn: Callable[[str], None]) -> None:
-        """``chain()`` builds the chain client on first use (None: no key, so nothing can be paid);
-        ``pricing_for(placement)`` gives the provider's advertised prices."""
+                 warn: Callable[[str], None], can_pay: bool = True) -> None:
+        """``chain()`` builds the chain client on first use (None: no chain at all); without ``can_pay``
+        (no key) it only reads. ``pricing_for(placement)`` gives the provider's advertised prices."""
         self._chain_factory = chain
+        self._can_pay = can_pay and chain is not None
         self._chain: StreamChain | None = None
         self.hours = hours
         self.deadline = deadline
@@ -55,12 +56,12 @@ class StreamPayments(CreateHooks):
 
     @property
     def can_pay(self) -> bool:
-        return self._chain_factory is not None
+        return self._can_pay
 
     def chain(self) -> StreamChain:
         with self._lock:
             if self._chain is None:
-                if self._chain_factory is None:
+                if self._chain_factory is None or not self._can_pay:
                     raise PaymentError("paying a provider needs ethereum_private_key (or "
                                        "GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY), the account the streams are paid from",
                                        field="ethereum_private_key")
@@ -157,8 +158,26 @@ class StreamPayments(CreateHooks):
         when = chain.block_time(receipt["blockNumber"])
         refund = stream.deposit - stream.vested_at(when)
         act(f"terminated payment stream {stream_id}: {refund} wei back to {chain.address}")
-        self._record(record.name, stream_id=int(stream_id), refunded_wei=refund, terminated=True)
+        self._record(record.name, stream_id=int(stream_id), refunded_wei=refund, terminated=True, terminate_tx=tx)
         return refund
+
+    def why_gone(self, record: VMRecord) -> str | None:
+        """Why a paid VM vanished, as the chain tells: its stream ran out or was halted (else None)."""
+        contract, stream_id = record.config.get("stream_contract"), record.config.get("stream_id")
+        if self._chain_factory is None or not contract or stream_id is None:
+            return None
+        try:
+            with self._lock:
+                chain = self._chain = self._chain or self._chain_factory()
+            stream = chain.read(str(contract), int(stream_id))
+        except GolemError:
+            return None  # a reason is a courtesy; its absence must not fail the task
+        if stream.halted:
+            return f"its payment stream {stream_id} was halted"
+        if stream.remaining_seconds == 0:
+            return (f"its payment stream {stream_id} ran out at chain time {stream.stop_time}, and the provider "
+                    "deletes a VM whose stream has ended")
+        return None
 
     def _settle_opening(self, record: VMRecord, chain: StreamChain, contract: str) -> int | None:
         """The stream id of a transaction that was sent but not seen mined; None when it opened nothing."""

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .devnet_helpers import discovery_url
+from .devnet_helpers import devnet_env, discovery_url
 
 BIN = Path(sys.executable).parent
 
@@ -25,6 +25,9 @@ class Ansible:
             **os.environ,
             "ANSIBLE_COLLECTIONS_PATH": str(collections_path),
             "GOLEM_REQUESTOR_DISCOVERY_URL": discovery_url(),
+            # The network's funded account and chain: SE and US take payment, as upstream providers do.
+            "GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY": devnet_env()["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"],
+            "GOLEM_REQUESTOR_POLYGON_RPC_URL": devnet_env()["GOLEM_REQUESTOR_POLYGON_RPC_URL"],
             "GOLEM_REQUESTOR_DB_PATH": str(state_dir / "vms.db"),
             "ANSIBLE_LOCALHOST_WARNING": "false",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",

@@ -72,7 +72,7 @@ def _loopback_ip() -> str:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, ip: str | None = None) -> None:
+    def __init__(self, upstream: str, ip: str | None = None, port: int = 0) -> None:
         parts = urlsplit(upstream)
         if not (parts.hostname or "").startswith("127."):
             raise ValueError(f"the fault proxy only talks to loopback servers, not {upstream}")
@@ -81,7 +81,7 @@ class FaultProxy:
         self.log: list[tuple[str, str, str, float]] = []  # (method, path, what happened, monotonic time)
         self.down = False
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer((ip or _loopback_ip(), 0), _handler(self))
+        self.server = ThreadingHTTPServer((ip or _loopback_ip(), port), _handler(self))
         self.server.daemon_threads = True
         self.ip, self.port = self.server.server_address[:2]
         self.url = f"http://{self.ip}:{self.port}"

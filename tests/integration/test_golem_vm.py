@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from .devnet_helpers import ProviderLog, http, keypair, ssh_pasted, state_rows
+from .devnet_helpers import ProviderLog, create_body, http, keypair, ssh_pasted, state_rows
 
 
 def _name(prefix: str) -> str:
@@ -81,8 +81,8 @@ def test_name_taken_on_provider_fails_unless_adopted(ansible, providers, tmp_pat
     se = providers["se"]
     name = _name("taken")
     pub = keypair(tmp_path).with_suffix(".pub").read_text().strip()
-    body = {"name": name, "resources": {"cpu": 1, "memory": 1, "storage": 10}, "ssh_key": pub}
-    assert http("POST", f"{se['url']}/api/v1/vms?async=true", body)[0] == 202
+    # Made by someone else, paid with a stream of their own.
+    assert http("POST", f"{se['url']}/api/v1/vms?async=true", create_body(se, name, pub))[0] == 202
     try:
         clash = ansible.module("golem_vm", {"name": name, "provider_id": se["provider_id"]})
         assert clash["failed"] and "adopt" in clash["msg"] and clash["failure"]["field"] == "name"
