@@ -52,14 +52,14 @@ def chain_factory(params: dict[str, Any], *, lock_dir: str, deadline: Deadline) 
     return build
 
 
-def pricing_lookup(discovery: Callable[[], Any]) -> Callable[[Placement], dict[str, Any] | None]:
-    """A placement's advertised prices: carried from discovery, or asked for by provider id."""
+def pricing_lookup(discovery: Callable[[], Any]) -> Callable[[Placement, str], dict[str, Any] | None]:
+    """A placement's advertised prices: carried from discovery, or asked for by the id the provider gives."""
 
-    def pricing(placement: Placement) -> dict[str, Any] | None:
-        if placement.pricing is not None or not placement.provider_id:
+    def pricing(placement: Placement, provider_id: str) -> dict[str, Any] | None:
+        if placement.pricing is not None:
             return placement.pricing
         try:
-            ad = discovery().get_advertisement(placement.provider_id)
+            ad = discovery().get_advertisement(placement.provider_id or provider_id)
         except GolemError:
             return None
         return ad.pricing.model_dump() if ad is not None and ad.pricing is not None else None

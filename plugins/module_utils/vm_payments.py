@@ -38,10 +38,10 @@ class StreamPayments(CreateHooks):
     """One task's payments: shared by the Lifecycles of a fleet (thread-safe)."""
 
     def __init__(self, chain: Callable[[], StreamChain] | None, *, hours: int, deadline: Deadline,
-                 pricing_for: Callable[[Placement], dict[str, Any] | None], given_stream: int | None,
+                 pricing_for: Callable[[Placement, str], dict[str, Any] | None], given_stream: int | None,
                  warn: Callable[[str], None], can_pay: bool = True) -> None:
         """``chain()`` builds the chain client on first use (None: no chain at all); without ``can_pay``
-        (no key) it only reads. ``pricing_for(placement)`` gives the provider's advertised prices."""
+        (no key) it only reads. ``pricing_for(placement, provider_id)`` gives the provider's advertised prices."""
         self._chain_factory = chain
         self._can_pay = can_pay and chain is not None
         self._chain: StreamChain | None = None
@@ -84,10 +84,11 @@ class StreamPayments(CreateHooks):
             # The recipient is who discovery said the provider is; never pay whoever answers instead.
             raise IdentityError(f"provider {placement.describe()} answers GET /api/v1/provider/info as "
                                 f"{info.provider_id}; no stream was opened to it", url=client.http.base_url)
-        terms = stream_terms(self.pricing_for(placement), spec, self.hours)
+        terms = stream_terms(self.pricing_for(placement, info.provider_id), spec, self.hours)
         if terms is None:
-            raise PaymentError(f"provider {placement.describe()} requires payment but advertises no GLM prices, so "
-                               "no stream rate can be computed; give stream_id of a stream you opened to it")
+            raise PaymentError(f"provider {placement.describe()} ({info.provider_id}) requires payment, but no GLM "
+                               "prices of it could be found in discovery, so no stream rate can be computed; give "
+                               "stream_id of a stream you opened to it")
         contract = info.stream_payment_address
         chain = self.chain()
         tx = chain.open(contract, info.provider_id, terms.deposit_wei, terms.rate_wei)

@@ -40,6 +40,7 @@ class Case:
     pinned: bool = True
     country: str | None = None
     task_timeout: int | None = None  # wait_timeout of the fault run; the module's default when None
+    pin: str = "se"  # the provider a pinned discovery case names by its address
 
 
 R503 = {"status": 503, "headers": {"Retry-After": "1"}, "body": b'{"detail":"busy"}'}
@@ -75,8 +76,12 @@ CASES = [
          ("POST", r"/vms\?", "garbage"), expect="fail", says="is not JSON"),
     Case("disc-down-auto", "discovery down (connection refused), provider chosen by discovery", "discovery",
          None, expect="fail", says="check discovery_url", pinned=False, country="SE"),
-    Case("disc-down-pinned", "discovery down (connection refused), provider_ip given", "discovery", None,
-         says="discovery could not tell"),
+    # The MVP-era provider takes no payment, so the address alone is enough to create there.
+    Case("disc-down-pinned", "discovery down (connection refused), provider_ip of a provider without payments",
+         "discovery", None, says="discovery could not tell", pin="de"),
+    # A paying provider's price is in its advertisement: no discovery, no stream, no create.
+    Case("disc-down-paying", "discovery down (connection refused), provider_ip of a provider that takes payment",
+         "discovery", None, expect="fail", says="no GLM prices of it could be found"),
     Case("disc-503", "discovery answers 503 + Retry-After: 1 twice", "discovery",
          ("GET", r"/advertisements", "status"), {**R503, "times": 2}, says="waited for Retry-After",
          pinned=False, country="US"),
@@ -146,7 +151,7 @@ def test_faults_between_golem_vm_and_the_network(ansible, providers, proxies, tm
                 proxy.inject(*case.rule, **case.options)
                 host["discovery_url"] = proxy.url
             if case.pinned:
-                host.update(pin_ip=providers["se"]["ip"], pin_port=7466)
+                host.update(pin_ip=providers[case.pin]["ip"], pin_port=7466)
         else:
             proxy = proxy_of[case.key] = proxies(providers[case.target]["url"])
             proxy.inject(*case.rule, **case.options)

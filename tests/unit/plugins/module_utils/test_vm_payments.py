@@ -125,7 +125,7 @@ def life(store: StateStore, providers: dict[str, Any], chain: FakeChain | None, 
     warnings: list[str] = []
     timer = Deadline(deadline)
     payments = StreamPayments((lambda: chain) if chain else None, hours=1, deadline=timer,
-                              pricing_for=lambda _placement: PRICING, given_stream=None, warn=warnings.append)
+                              pricing_for=lambda _placement, _pid: PRICING, given_stream=None, warn=warnings.append)
     want = Want(name="web-1", state=state, spec=None, size=None, image=None, stream_id=None, public_key=KEY,
                 key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=None, country=None,
                 adopt=False, wait=False)
