@@ -111,19 +111,18 @@ class Node:
             self.outcomes[tx_hash] = outcome
 
     async def _publish(self, block: dict[str, Any]) -> None:
-        for sub_id, (ws, kind, filt) in list(self.subscriptions.items()):
+        """Notifies subscribers of a new block: its header, then its logs in block order."""
+        for sub_id, (ws, _kind, _filt) in list(self.subscriptions.items()):
             if ws.closed:
                 self.subscriptions.pop(sub_id, None)
-                continue
-            if kind == "newHeads":
-                items = [reads.header_json(block)]
-            else:
-                items = [entry for tx in block["transactions"] for entry in
-                         self.outcomes.get(tx["hash"].lower(), Outcome(True, "", [])).logs
-                         if reads.log_matches(entry, filt)]
-            for item in items:
-                await ws.send_json({"jsonrpc": "2.0", "method": "eth_subscription",
-                                    "params": {"subscription": sub_id, "result": item}})
+        logs = [entry for tx in block["transactions"]
+                for entry in (self.outcomes[tx["hash"].lower()].logs if tx["hash"].lower() in self.outcomes else [])]
+        items = [("newHeads", reads.header_json(block))] + [("logs", entry) for entry in logs]
+        for kind, item in items:
+            for sub_id, (ws, sub_kind, filt) in list(self.subscriptions.items()):
+                if sub_kind == kind and (kind == "newHeads" or reads.log_matches(item, filt)):
+                    await ws.send_json({"jsonrpc": "2.0", "method": "eth_subscription",
+                                        "params": {"subscription": sub_id, "result": item}})
 
     async def synced(self) -> int:
         """Applies every block anvil has mined; returns the head the store now reflects."""
