@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import rlp
 from eth_utils import keccak, to_checksum_address
 
-from golembase_query import ANNOTATION_KEY, MAX_UINT64, Annotated
+from golembase_query import ANNOTATION_KEY, Annotated
 
 STORAGE_ADDRESS = "0x0000000000000000000000000000000060138453"
 # Topic 0 of each event: the SDK finds the event by this hash (constants.GOLEM_BASE_ABI).

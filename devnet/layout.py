@@ -45,10 +45,11 @@ GOLEM_BASE_PORT = 8545
 GOLEM_BASE_RPC_URL = f"http://{GOLEM_BASE_IP}:{GOLEM_BASE_PORT}/rpc"
 GOLEM_BASE_WS_URL = f"ws://{GOLEM_BASE_IP}:{GOLEM_BASE_PORT}/rpc/ws"
 GOLEM_BASE_VENV = "provider-0.1.63-abi0.1.1"
-# Providers' GOLEM_BASE_ADVERTISEMENT_INTERVAL: an advert lives 2x this many blocks (1 s each). Upstream
-# checks every max(30 s, interval/3) and extends once at most 20 % is left: at 60 or less an advert lapses
-# between two checks; 90 leaves a margin.
-GOLEM_BASE_ADVERTISE_EVERY = int(os.environ.get("GOLEM_DEVNET_GOLEM_BASE_INTERVAL", "90"))
+# Providers' GOLEM_BASE_ADVERTISEMENT_INTERVAL: an advert lives 2x this many blocks (1 s each). Upstream checks
+# every max(30 s, interval/3) and extends once at most 2/5 of that is left, so its last check before the
+# expiry may find only interval/15 blocks left (at 60 or less, none). 150: 10 blocks to spare, and an advert
+# of a stopped provider is gone after 5 minutes, as on central discovery.
+GOLEM_BASE_ADVERTISE_EVERY = int(os.environ.get("GOLEM_DEVNET_GOLEM_BASE_INTERVAL", "150"))
 
 
 @dataclass(frozen=True)

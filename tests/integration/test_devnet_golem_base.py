@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 import uuid
 
 import pytest
 
 from .devnet_helpers import REPO, discovery_url, http, status, wait_until
-from .golem_base_helpers import (GOLEM_CLI, PROVIDER_PYTHON, RpcError, chain, golem_base, head, loopback_env, seed,
-                                 upstream_cli)
+from .golem_base_helpers import GOLEM_CLI, PROVIDER_PYTHON, RpcError, golem_base, head, loopback_env, seed, upstream_cli
 
 # The annotations upstream's GolemBaseAdvertiser writes (reference §1.2).
 STRING_KEYS = {
@@ -157,20 +157,31 @@ def test_entity_keys_are_derived_as_the_node_derives_them():
 
 
 def test_an_entity_past_its_expiry_is_not_returned():
+    """Watched block by block in real time (mining ahead would age the providers' adverts too)."""
     run = uuid.uuid4().hex[:12]
-    [receipt] = seed({"creates": [{"btl": 5, "strings": [["t_run", run]]}]})
+    [receipt] = seed({"creates": [{"btl": 4, "strings": [["t_run", run]]}]})
     [created] = receipt["created"]
-    assert created["expiresAtBlock"] == receipt["block"] + 5
-    meta = golem_base("golembase_getEntityMetaData", created["key"])
-    assert meta["expiresAtBlock"] == created["expiresAtBlock"]
-    if head() < created["expiresAtBlock"]:
-        assert _keys(f't_run="{run}"') == {created["key"]}
-    chain("anvil_mine", hex(6))  # the chain moves past the expiry block without waiting for it
-    assert head() >= created["expiresAtBlock"]
-    assert _keys(f't_run="{run}"') == set()
+    expires = created["expiresAtBlock"]
+    assert expires == receipt["block"] + 4
+    assert golem_base("golembase_getEntityMetaData", created["key"])["expiresAtBlock"] == expires
+    seen_alive = False
+    while True:
+        before = head()
+        found = _keys(f't_run="{run}"')
+        after = head()
+        if found:
+            assert found == {created["key"]}
+            assert before < expires, f"returned at block {before} though it expired at {expires}"
+            seen_alive = True
+        else:
+            assert after >= expires, f"gone at block {after} though it expires at {expires}"
+            break
+        time.sleep(0.2)
+    assert seen_alive
     with pytest.raises(RpcError, match="not found"):
         golem_base("golembase_getEntityMetaData", created["key"])
     assert created["key"] not in golem_base("golembase_getAllEntityKeys")
+    assert golem_base("golembase_getEntityCount") == len(golem_base("golembase_getAllEntityKeys"))
 
 
 def test_a_malformed_advert_is_stored_and_returned_as_sent(tmp_path):
