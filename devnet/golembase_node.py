@@ -202,8 +202,6 @@ def _to_storage(call: Any) -> bool:
 
 def app(node: Node) -> web.Application:
     async def http_rpc(request: web.Request) -> web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await websocket(request)
         try:
             body = await request.json(loads=json.loads)
         except ValueError:
