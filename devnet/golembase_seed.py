@@ -9,7 +9,8 @@ are awaited:
     {"key": "0x…" (signer, optional: anvil's first dev account, funded),
      "creates": [{"btl": 60, "data": "", "strings": [["golem_type", "provider"]], "numbers": [["golem_cpu", 4]]}],
      "updates": [{"entity": "0x…", "btl": 60, "data": "", "strings": [], "numbers": []}],
-     "deletes": ["0x…"], "extends": [["0x…", 30]], "gas": 200000 (optional: skips estimation)}
+     "deletes": ["0x…"], "extends": [["0x…", 30]], "gas": 200000 (optional: skips estimation),
+     "raw": "0x…" (optional: these bytes as the data instead, e.g. not RLP at all)}
 
 Values are encoded as given: a JSON string as UTF-8, an integer as an RLP integer, and
 {"hex": "…"} as raw bytes, so a number can be sent where a string belongs and the reverse.
@@ -82,7 +83,7 @@ def send_all(url: str, txs: list[dict[str, Any]], timeout: float = 60.0) -> list
         account = Account.from_key(tx.get("key") or DEV_KEY)
         if account.address not in nonces:
             nonces[account.address] = int(rpc(url, "eth_getTransactionCount", account.address, "pending"), 16)
-        data = "0x" + encode(tx).hex()
+        data = tx["raw"] if "raw" in tx else "0x" + encode(tx).hex()
         call = {"from": account.address, "to": STORAGE_ADDRESS, "data": data, "value": "0x0"}
         gas = tx.get("gas") or int(rpc(url, "eth_estimateGas", call), 16)
         signed = account.sign_transaction({

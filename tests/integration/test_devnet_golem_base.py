@@ -237,10 +237,14 @@ def test_transactions_the_node_would_fail_change_nothing():
     [foreign] = seed({"key": other, "deletes": [entity], "gas": 200000})
     assert foreign["status"] == 0
     assert _keys(f't_run="{run}"') == {entity}
-    # Invalid annotation names and a zero BTL are refused, as by the node.
-    for bad in ({"btl": 10, "strings": [["golem-cpu", "1"]]}, {"btl": 0}):
-        [refused] = seed({"creates": [bad], "gas": 200000})
+    # Invalid annotation names, a zero BTL and data that is not a storage transaction fail, as on the node.
+    for bad in ({"creates": [{"btl": 10, "strings": [["golem-cpu", "1"]]}]}, {"creates": [{"btl": 0}]},
+                {"raw": "0xdeadbeef"}):
+        [refused] = seed({**bad, "gas": 200000})
         assert refused["status"] == 0
+    # No data at all is refused when submitted.
+    with pytest.raises(AssertionError, match="storage transaction has no data"):
+        seed({"raw": "0x", "gas": 100000})
     assert _keys(f't_run="{run}"') == {entity}
 
 
