@@ -94,6 +94,8 @@ def preflight() -> list[str]:
               (payments.CHAIN.ip, payments.CHAIN.port, "payment chain")]
     checks += [(p.ip, layout.PROVIDER_PORT, f"provider {p.key}") for p in layout.PROVIDERS]
     checks += [(p.ip, p.port_range[0], f"first SSH proxy port of provider {p.key}") for p in layout.PROVIDERS]
+    checks += [(layout.GOLEM_BASE_ANVIL_IP, layout.GOLEM_BASE_PORT, "Golem Base chain (anvil)"),
+               (layout.GOLEM_BASE_IP, layout.GOLEM_BASE_PORT, "Golem Base")]
     # A wildcard sshd on the host would take port 22 of every VM address.
     checks.append((layout.VM_NET + "1", 22, "SSH of the first sandbox VM"))
     problems += [msg for msg in (_check_free(*c) for c in checks) if msg]
@@ -102,6 +104,9 @@ def preflight() -> list[str]:
 
 def print_status(status: dict) -> None:
     print(f"discovery  {status['discovery_url']}")
+    if status.get("golem_base"):
+        print(f"golem base {status['golem_base']['rpc_url']}  ws={status['golem_base']['ws_url']}  "
+              f"chain={status['golem_base']['chain_id']:#x}")
     for prov in status["providers"]:
         state = "up" if prov["alive"] else "DOWN"
         print(f"provider   {prov['key']}  {prov['url']}  country={prov['country']}  "
