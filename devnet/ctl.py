@@ -4,7 +4,7 @@
 
     python devnet/ctl.py up | down | status | stop NAME | start NAME
 
-NAME is discovery or a provider key (se, us, de); stop/start are for fault tests.
+NAME is discovery, postgres or a provider key (se, us, de); stop/start are for fault tests.
 
 ``up`` and ``down`` are idempotent. Everything the network starts descends from one
 daemon (devnetd) whose pid is in .devnet/pids/; logs are in .devnet/logs/.
@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import layout  # noqa: E402
+import postgres  # noqa: E402
 
 RUN = layout.RUN
 
@@ -82,7 +83,8 @@ def preflight() -> list[str]:
             problems.append(f"{tool} not found: run scripts/install-system.sh")
     if os.geteuid() != 0:
         problems.append("the sandbox VMs need root (mount namespaces and overlays)")
-    checks = [(layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "discovery")]
+    problems += postgres.preflight()
+    checks = [(layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "discovery"), (postgres.IP, postgres.PORT, "PostgreSQL")]
     checks += [(p.ip, layout.PROVIDER_PORT, f"provider {p.key}") for p in layout.PROVIDERS]
     checks += [(p.ip, p.port_range[0], f"first SSH proxy port of provider {p.key}") for p in layout.PROVIDERS]
     # A wildcard sshd on the host would take port 22 of every VM address.
@@ -97,6 +99,9 @@ def print_status(status: dict) -> None:
         state = "up" if prov["alive"] else "DOWN"
         print(f"provider   {prov['key']}  {prov['url']}  country={prov['country']}  "
               f"upstream={prov['version']} ({prov['api']} API)  id={prov['provider_id']}  {state}")
+    if status.get("postgres"):
+        pg = status["postgres"]
+        print(f"postgres   {pg['url']}  password in {pg['password_env_file']}  {'up' if pg['alive'] else 'DOWN'}")
     print(f"VMs        {len(status['vms'])}")
     print(f"logs       {RUN / 'logs'}")
 

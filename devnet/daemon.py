@@ -26,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import layout  # noqa: E402
+import postgres  # noqa: E402
 from hypervisor import Hypervisor  # noqa: E402
 
 STARTUP_TIMEOUT = 120.0
@@ -226,7 +227,8 @@ class Network:
         self.children["discovery"] = self.discovery_child()
         await self.children["discovery"].start()
         await self.wait_http("discovery", layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "/health")
-        await asyncio.gather(*(self.start_provider(p) for p in layout.PROVIDERS))
+        self.children["postgres"] = pg = postgres.Postgres()
+        await asyncio.gather(pg.create(), *(self.start_provider(p) for p in layout.PROVIDERS))
         self.advertiser = asyncio.get_running_loop().create_task(self.advertise_forever())
         # Up means discoverable: every provider's advertisement is in discovery.
         deadline = time.monotonic() + 30
@@ -311,7 +313,10 @@ class Network:
         if action in ("stop", "start"):
             # For fault tests: take one server down (it stops advertising) and bring it back.
             target = request["name"]
-            if target == "discovery":
+            if target == "postgres":
+                pg = self.children["postgres"]
+                await (pg.stop(timeout=float(request.get("timeout", 10))) if action == "stop" else pg.start())
+            elif target == "discovery":
                 child = self.children["discovery"]
                 if action == "stop":
                     await child.stop(timeout=float(request.get("timeout", 10)))
@@ -348,6 +353,7 @@ class Network:
                 }
                 for p in layout.PROVIDERS
             ],
+            "postgres": self.children["postgres"].status() if "postgres" in self.children else None,
             "discovery_alive": bool(self.children.get("discovery") and self.children["discovery"].alive),
             "children": {n: (c.process.pid if c.alive and c.process else None) for n, c in self.children.items()},
             "vms": {n: {"owner": i.owner, "ip": i.ip, "state": i.info()["state"]}
