@@ -72,7 +72,7 @@ class PostgresURL:
             (f"[{h}]" if ":" in h else quote(h, safe="")) + (f":{p}" if p else "")
             for h, p in self.hosts if not h.startswith("/"))
         url = f"postgresql://{netloc}" + (f"/{quote(self.dbname, safe='')}" if self.dbname else "")
-        shown = [(k, v) for k, v in self.params if k not in SECRET_PARAMS]
+        shown = list(self.params)
         socket_hosts = [h for h, _p in self.hosts if h.startswith("/")]
         shown += [("host", h) for h in socket_hosts]
         if shown:
@@ -165,7 +165,8 @@ def parse_state_url(url: str, field_name: str = "state_url") -> PostgresURL:
             else:
                 hosts = [(h, int(p)) for (h, _old), p in zip(hosts, ports)]
         params.append((key, value))
-    kept = tuple((k, v) for k, v in params if k not in ("user", "dbname", "host", "port"))
+    # Secrets are kept only in ``secrets`` (hidden from repr), never among the shown parameters.
+    kept = tuple((k, v) for k, v in params if k not in ("user", "dbname", "host", "port", *SECRET_PARAMS))
     return PostgresURL(user=user, hosts=tuple(hosts), dbname=dbname, params=kept,
                        secrets=tuple(secrets), raw=url)
 
