@@ -270,7 +270,7 @@ class PostgresStateStore:
         conn = self._run("lock", lambda _c: self._open(), reuse=False)
         try:
             try:
-                conn.execute("SELECT " + ", ".join("set_config(%s, %s, false)" for _ in _LOCK_KEEPALIVES),
+                conn.execute("SELECT " + ", ".join("set_config(%s, %s, false)" for _pair in _LOCK_KEEPALIVES),
                              [v for pair in _LOCK_KEEPALIVES for v in pair])
                 if timeout > 0:
                     # lock_timeout bounds the wait server-side, so a wait cannot outlive the budget.

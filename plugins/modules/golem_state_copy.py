@@ -136,9 +136,14 @@ source:
   returned: success
   type: dict
   contains:
-    backend: {description: V(sqlite) or V(postgresql)., type: str, sample: sqlite}
-    location: {description: The file path, or C(user@host:port/dbname) without the password., type: str,
-               sample: /root/.golem/requestor/vms.db}
+    backend:
+      description: V(sqlite) or V(postgresql).
+      type: str
+      sample: sqlite
+    location:
+      description: The file path, or C(user@host:port/dbname) without the password.
+      type: str
+      sample: /root/.golem/requestor/vms.db
 destination:
   description: Where the rows went, as RV(source).
   returned: success
