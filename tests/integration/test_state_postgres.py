@@ -130,7 +130,7 @@ def test_40_processes_migrate_an_older_schema_once(store: PostgresStateStore, po
         versions = conn.execute(f"SELECT version FROM {pg_schema}.golem_vm_schema ORDER BY version").fetchall()
         assert conn.execute(f"SELECT note FROM {pg_schema}.vms WHERE name = 'old-1'").fetchone() == (None,)
     assert versions == [(1,), (2,)]  # each migration recorded once, though 40 processes raced to run it
-    assert len(store.list()) == 41 and store.get("old-1").labels == {"team": "a"}  # type: ignore[union-attr]
+    assert len(store.list()) == 41 and store.get("old-1").config["labels"] == {"team": "a"}  # type: ignore[union-attr]
     # This collection (version 1) still reads the newer schema, but refuses to write to it.
     assert store.get("new-00") is not None
     with PostgresStateStore(pg_url) as older:
