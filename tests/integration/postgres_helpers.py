@@ -94,4 +94,3 @@ def tables(postgres: dict[str, Any], schema: str) -> list[str]:
         rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
                             "ORDER BY table_name", (schema,)).fetchall()
     return [r[0] for r in rows]
-
