@@ -297,6 +297,19 @@ def test_wrong_password_is_refused_without_echoing_any(postgres: dict, pg_schema
         assert secret not in msg and secret not in repr(err.value.failure())
 
 
+def test_sslmode_and_other_parameters_reach_libpq(pg_url: str, postgres: dict) -> None:
+    # The devnet's server has no TLS: "require" must fail (so the parameter arrived), "disable" must work.
+    with pytest.raises(StateError) as err:
+        PostgresStateStore(pg_url + "&sslmode=require").list()
+    assert "cannot connect" in err.value.msg and "SSL" in err.value.msg and postgres["password"] not in err.value.msg
+    with PostgresStateStore(pg_url + "&sslmode=disable&application_name=golem-test") as store:
+        store.upsert(_record("vm-1"))
+        with admin(postgres) as conn:
+            names = [r[0] for r in conn.execute("SELECT application_name FROM pg_stat_activity WHERE usename = %s",
+                                                (postgres["user"],))]
+        assert "golem-test" in names
+
+
 # --- the server stops mid-operation ----------------------------------------------------------
 
 
