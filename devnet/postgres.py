@@ -87,6 +87,7 @@ class Postgres:
     def __init__(self) -> None:
         self.process: asyncio.subprocess.Process | None = None
         self.bin = bindir() or Path("/nonexistent")
+        self._pending_sql = ""  # what create() runs once the new cluster is up
 
     @property
     def alive(self) -> bool:
