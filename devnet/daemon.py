@@ -29,6 +29,7 @@ import golembase_net  # noqa: E402
 import layout  # noqa: E402
 import payments  # noqa: E402
 from anvil import RpcError, rpc  # noqa: E402
+import postgres  # noqa: E402
 from hypervisor import Hypervisor  # noqa: E402
 
 STARTUP_TIMEOUT = 120.0
@@ -263,7 +264,8 @@ class Network:
             self.payments = await asyncio.to_thread(payments.setup, self.run)
         except Exception as exc:
             raise RuntimeError(f"payment chain: {exc}; see logs/{chain.name}.log") from exc
-        await asyncio.gather(*(self.start_provider(p) for p in layout.PROVIDERS))
+        self.children["postgres"] = pg = postgres.Postgres()
+        await asyncio.gather(pg.create(), *(self.start_provider(p) for p in layout.PROVIDERS))
         self.advertiser = asyncio.get_running_loop().create_task(self.advertise_forever())
         # Up means discoverable: every provider's advertisement is in discovery.
         deadline = time.monotonic() + 30
@@ -392,7 +394,10 @@ class Network:
         if action in ("stop", "start"):
             # For fault tests: take one server down (it stops advertising) and bring it back.
             target = request["name"]
-            if target == "discovery":
+            if target == "postgres":
+                pg = self.children["postgres"]
+                await (pg.stop(timeout=float(request.get("timeout", 10))) if action == "stop" else pg.start())
+            elif target == "discovery":
                 child = self.children["discovery"]
                 if action == "stop":
                     await child.stop(timeout=float(request.get("timeout", 10)))
@@ -430,6 +435,7 @@ class Network:
                 }
                 for p in layout.PROVIDERS
             ],
+            "postgres": self.children["postgres"].status() if "postgres" in self.children else None,
             "discovery_alive": bool(self.children.get("discovery") and self.children["discovery"].alive),
             "payments": self.payments.status() if self.payments else None,
             "golem_base": golembase_net.status(),
