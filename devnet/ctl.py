@@ -4,7 +4,7 @@
 
     python devnet/ctl.py up | down | status | stop NAME | start NAME
 
-NAME is discovery or a provider key (se, us, de); stop/start are for fault tests.
+NAME is discovery, postgres or a provider key (se, us, de); stop/start are for fault tests.
 
 ``up`` and ``down`` are idempotent. Everything the network starts descends from one
 daemon (devnetd) whose pid is in .devnet/pids/; logs are in .devnet/logs/.
@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import layout  # noqa: E402
 import payments  # noqa: E402
 import solidity  # noqa: E402
+import postgres  # noqa: E402
 
 RUN = layout.RUN
 
@@ -90,10 +91,14 @@ def preflight() -> list[str]:
             problems.append(f"{tool} not found: run scripts/install-system.sh")
     if os.geteuid() != 0:
         problems.append("the sandbox VMs need root (mount namespaces and overlays)")
+    problems += postgres.preflight()
     checks = [(layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "discovery"),
-              (payments.CHAIN.ip, payments.CHAIN.port, "payment chain")]
+              (payments.CHAIN.ip, payments.CHAIN.port, "payment chain"),
+              (postgres.IP, postgres.PORT, "PostgreSQL")]
     checks += [(p.ip, layout.PROVIDER_PORT, f"provider {p.key}") for p in layout.PROVIDERS]
     checks += [(p.ip, p.port_range[0], f"first SSH proxy port of provider {p.key}") for p in layout.PROVIDERS]
+    checks += [(layout.GOLEM_BASE_ANVIL_IP, layout.GOLEM_BASE_PORT, "Golem Base chain (anvil)"),
+               (layout.GOLEM_BASE_IP, layout.GOLEM_BASE_PORT, "Golem Base")]
     # A wildcard sshd on the host would take port 22 of every VM address.
     checks.append((layout.VM_NET + "1", 22, "SSH of the first sandbox VM"))
     problems += [msg for msg in (_check_free(*c) for c in checks) if msg]
@@ -102,6 +107,9 @@ def preflight() -> list[str]:
 
 def print_status(status: dict) -> None:
     print(f"discovery  {status['discovery_url']}")
+    if status.get("golem_base"):
+        print(f"golem base {status['golem_base']['rpc_url']}  ws={status['golem_base']['ws_url']}  "
+              f"chain={status['golem_base']['chain_id']:#x}")
     for prov in status["providers"]:
         state = "up" if prov["alive"] else "DOWN"
         print(f"provider   {prov['key']}  {prov['url']}  country={prov['country']}  "
@@ -111,6 +119,9 @@ def print_status(status: dict) -> None:
         print(f"chain      payments  {pay['rpc_url']}  chain id {pay['chain_id']}  "
               f"StreamPayment {pay['stream_payment_address']}  requestor {pay['requestor_address']}  "
               f"env {pay['env_file']}")
+    if status.get("postgres"):
+        pg = status["postgres"]
+        print(f"postgres   {pg['url']}  password in {pg['password_env_file']}  {'up' if pg['alive'] else 'DOWN'}")
     print(f"VMs        {len(status['vms'])}")
     print(f"logs       {RUN / 'logs'}")
 

@@ -25,8 +25,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import golembase_net  # noqa: E402
 import layout  # noqa: E402
 import payments  # noqa: E402
+from anvil import RpcError, rpc  # noqa: E402
+import postgres  # noqa: E402
 from hypervisor import Hypervisor  # noqa: E402
 
 STARTUP_TIMEOUT = 120.0
@@ -70,6 +73,7 @@ class Child:
         finally:
             log.close()
         (layout.RUN / "pids" / f"{self.name}.pid").write_text(f"{self.process.pid}\n")
+        self.started = time.monotonic()
 
     async def stop(self, timeout: float = 10.0) -> None:
         proc = self.process
@@ -174,32 +178,40 @@ class Network:
         # 0.1.63 silently forces STREAM_PAYMENT_ADDRESS to 0x0 (reference §7.2).
         if prov.api == "jobs" and self.payments:
             settings.update(self.payments.provider_settings())
+        if prov.api == "jobs":
+            # The current providers run upstream's own Golem Base advertiser (devnetd still feeds central).
+            settings.update(golembase_net.provider_settings())
         env.update({f"GOLEM_PROVIDER_{k}": str(v) for k, v in settings.items()})
         env["GOLEM_DEVNET_SOCKET"] = str(self.run / "multipass.sock")
         env["GOLEM_DEVNET_OWNER"] = prov.key
+        # A key we hand it: its id is known before it starts (0.1.31 has no /provider/info to
+        # ask; a 0.1.63 provider's Golem Base gas is paid before its first advert).
+        env["GOLEM_PROVIDER_ETHEREUM_PRIVATE_KEY"] = self._provider_key(prov)
         bin_dir = layout.venv(prov.venv) / "bin"
         if prov.api == "sync":
-            # 0.1.31's own `golem-provider start` crashes (an undefined logger); its id comes
-            # from a key we hand it, since it has no /provider/info to ask.
-            env["GOLEM_PROVIDER_ETHEREUM_PRIVATE_KEY"] = self._mvp_key(prov)
+            # 0.1.31's own `golem-provider start` crashes (an undefined logger).
             argv = [str(bin_dir / "python"), "-m", "uvicorn", "provider:app",
                     "--host", prov.ip, "--port", str(layout.PROVIDER_PORT)]
         else:
             argv = [str(bin_dir / "golem-provider"), "start", "--no-verify-port"]
         return Child(f"provider-{prov.key}", argv, env, home)
 
-    def _mvp_key(self, prov: layout.Provider) -> str:
+    def _provider_key(self, prov: layout.Provider) -> str:
         path = self.run / "keys" / f"{prov.key}.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("0x" + secrets.token_hex(32))
             path.chmod(0o600)
         key = path.read_text().strip()
-        python = layout.venv(prov.venv) / "bin" / "python"
-        self.provider_ids[prov.key] = subprocess.run(
-            [str(python), "-c", "import sys; from eth_account import Account; "
-             "print(Account.from_key(sys.argv[1]).address)", key],
-            check=True, capture_output=True, text=True).stdout.strip()
+        # The address once per key: deriving it takes a Python with eth_account (~0.5 s) per provider.
+        known = path.with_suffix(".address")
+        if not known.exists() or known.stat().st_mtime < path.stat().st_mtime:
+            python = layout.venv(prov.venv) / "bin" / "python"
+            known.write_text(subprocess.run(
+                [str(python), "-c", "import sys; from eth_account import Account; "
+                 "print(Account.from_key(sys.argv[1]).address)", key],
+                check=True, capture_output=True, text=True).stdout)
+        self.provider_ids[prov.key] = known.read_text().strip()
         return key
 
     # -- start-up ----------------------------------------------------------------------
@@ -221,6 +233,8 @@ class Network:
     async def start_provider(self, prov: layout.Provider) -> None:
         name = f"provider-{prov.key}"
         self.children[name] = child = self.provider_child(prov)
+        if prov.api == "jobs":
+            await asyncio.to_thread(golembase_net.fund, self.provider_ids[prov.key])
         await child.start()
         if prov.api == "jobs":
             info = await self.wait_http(name, prov.ip, layout.PROVIDER_PORT, "/api/v1/provider/info")
@@ -243,13 +257,15 @@ class Network:
         await chain.start()
         self.children["discovery"] = self.discovery_child()
         await self.children["discovery"].start()
-        await self.wait_http("discovery", layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "/health")
+        await asyncio.gather(self.wait_http("discovery", layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "/health"),
+                             self.start_golem_base())
         # Before the providers: they are started with the contract's address.
         try:
             self.payments = await asyncio.to_thread(payments.setup, self.run)
         except Exception as exc:
             raise RuntimeError(f"payment chain: {exc}; see logs/{chain.name}.log") from exc
-        await asyncio.gather(*(self.start_provider(p) for p in layout.PROVIDERS))
+        self.children["postgres"] = pg = postgres.Postgres()
+        await asyncio.gather(pg.create(), *(self.start_provider(p) for p in layout.PROVIDERS))
         self.advertiser = asyncio.get_running_loop().create_task(self.advertise_forever())
         # Up means discoverable: every provider's advertisement is in discovery.
         deadline = time.monotonic() + 30
@@ -257,8 +273,45 @@ class Network:
             if time.monotonic() > deadline:
                 raise RuntimeError("advertisements were not accepted by discovery; see logs/devnetd.log")
             await asyncio.sleep(0.1)
+        await self.wait_golem_base_adverts()
         self.ready = True
         self.write_status()
+
+    # -- the local Golem Base (devnet/golembase_net.py) ----------------------------------
+    async def start_golem_base(self) -> None:
+        """anvil, then the Golem Base stand-in in front of it; each answers JSON-RPC before the next."""
+        for name, argv, ip, url in golembase_net.children():
+            home = self.run / name
+            self.children[name] = child = Child(name, argv, self._base_env(home, ip), home)
+            await child.start()
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while True:
+                try:
+                    await asyncio.to_thread(rpc, url, "eth_chainId", timeout=2, source_ip=layout.CONTROL_SOURCE_IP)
+                    break
+                except (OSError, RpcError, ValueError):
+                    if not child.alive or time.monotonic() > deadline:
+                        raise RuntimeError(f"{name} did not answer eth_chainId; see logs/{name}.log") from None
+                    await asyncio.sleep(0.1)
+
+    async def wait_golem_base_adverts(self, timeout: float = 60.0) -> None:
+        """Up means discoverable on Golem Base too: the current providers' own adverts are queryable."""
+        started, waiting = time.monotonic(), {p.key for p in layout.PROVIDERS if p.api == "jobs"}
+        while waiting:
+            for key in sorted(waiting):
+                try:
+                    found = await asyncio.to_thread(golembase_net.adverts, self.provider_ids[key])
+                except (OSError, RpcError, ValueError) as exc:
+                    print(f"golem base: {exc}", flush=True)
+                    found = []
+                if found:
+                    waiting.discard(key)
+                    since = time.monotonic() - self.children[f"provider-{key}"].started
+                    print(f"golem base: advert of {key} visible {since:.1f} s after its provider started", flush=True)
+            if waiting and time.monotonic() - started > timeout:
+                raise RuntimeError(f"no Golem Base advert from {sorted(waiting)} within {timeout:.0f} s; "
+                                   "see logs/provider-*.log and logs/golem-base.log")
+            await asyncio.sleep(0.2)
 
     # -- advertisements ----------------------------------------------------------------
     def advertisement(self, prov: layout.Provider) -> dict[str, Any] | None:
@@ -341,7 +394,10 @@ class Network:
         if action in ("stop", "start"):
             # For fault tests: take one server down (it stops advertising) and bring it back.
             target = request["name"]
-            if target == "discovery":
+            if target == "postgres":
+                pg = self.children["postgres"]
+                await (pg.stop(timeout=float(request.get("timeout", 10))) if action == "stop" else pg.start())
+            elif target == "discovery":
                 child = self.children["discovery"]
                 if action == "stop":
                     await child.stop(timeout=float(request.get("timeout", 10)))
@@ -379,8 +435,10 @@ class Network:
                 }
                 for p in layout.PROVIDERS
             ],
+            "postgres": self.children["postgres"].status() if "postgres" in self.children else None,
             "discovery_alive": bool(self.children.get("discovery") and self.children["discovery"].alive),
             "payments": self.payments.status() if self.payments else None,
+            "golem_base": golembase_net.status(),
             "children": {n: (c.process.pid if c.alive and c.process else None) for n, c in self.children.items()},
             "vms": {n: {"owner": i.owner, "ip": i.ip, "state": i.info()["state"]}
                     for n, i in self.hypervisor.instances.items()},

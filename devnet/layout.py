@@ -36,6 +36,20 @@ CONTROL_SOURCE_IP = f"{NET}.0.9"
 PROVIDER_PORT = 7466
 ADVERTISE_EVERY = float(os.environ.get("GOLEM_DEVNET_ADVERTISE_EVERY", "30"))
 ZERO_ADDRESS = "0x" + "0" * 40
+# The local Golem Base (reference §7.5): anvil runs the chain, devnet/golembase_node.py serves the
+# golembase_* API in front of it, under the provider's virtualenv (golem-base-sdk 0.1.0's own libraries).
+GOLEM_BASE_CHAIN_ID = 0x6013A  # the 0.1.x network's chain id
+GOLEM_BASE_ANVIL_IP = f"{NET}.0.12"
+GOLEM_BASE_IP = f"{NET}.0.13"
+GOLEM_BASE_PORT = 8545
+GOLEM_BASE_RPC_URL = f"http://{GOLEM_BASE_IP}:{GOLEM_BASE_PORT}/rpc"
+GOLEM_BASE_WS_URL = f"ws://{GOLEM_BASE_IP}:{GOLEM_BASE_PORT}/rpc/ws"
+GOLEM_BASE_VENV = "provider-0.1.63-abi0.1.1"
+# Providers' GOLEM_BASE_ADVERTISEMENT_INTERVAL: an advert lives 2x this many blocks (1 s each). Upstream checks
+# every max(30 s, interval/3) and extends once at most 2/5 of that is left, so its last check before the
+# expiry may find only interval/15 blocks left (at 60 or less, none). 150: 10 blocks to spare, and an advert
+# of a stopped provider is gone after 5 minutes, as on central discovery.
+GOLEM_BASE_ADVERTISE_EVERY = int(os.environ.get("GOLEM_DEVNET_GOLEM_BASE_INTERVAL", "150"))
 
 
 @dataclass(frozen=True)

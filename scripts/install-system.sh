@@ -5,6 +5,9 @@ set -euo pipefail
 
 packages=(openssh-server openssh-client bubblewrap debootstrap iproute2 procps shellcheck chromium chromium-driver)
 missing=()
+# postgresql: the local network's shared-state server (devnet/postgres.py runs its own cluster;
+# Debian's default cluster, if the package made one, is never used).
+packages+=(postgresql)
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done

@@ -1,0 +1,92 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers for tests against the local network's Golem Base (no collection code).
+
+``seed`` puts entities of any content on the chain (devnet/golembase_seed.py: signed storage
+transactions, as a provider would send them); ``upstream_cli`` runs the upstream requestor CLI
+against the network's Golem Base with nothing but loopback reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .devnet_helpers import REPO, status
+
+sys.path.insert(0, str(REPO / "devnet"))
+import layout  # noqa: E402  (devnet/layout.py: where the upstream virtualenvs are)
+
+PROVIDER_PYTHON = layout.venv(layout.GOLEM_BASE_VENV) / "bin" / "python"
+GOLEM_CLI = layout.venv(layout.REQUESTOR_VENV) / "bin" / "golem"
+
+
+class RpcError(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message"))
+        self.code = error.get("code")
+
+
+def _rpc(url: str, method: str, *params: Any) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback test URLs
+        answer = json.loads(resp.read())
+    if "error" in answer:
+        raise RpcError(answer["error"])
+    return answer["result"]
+
+
+def golem_base(method: str, *params: Any) -> Any:
+    """One JSON-RPC call to the network's Golem Base."""
+    return _rpc(status()["golem_base"]["rpc_url"], method, *params)
+
+
+def chain(method: str, *params: Any) -> Any:
+    """One call to the anvil behind it (anvil_setBalance, anvil_mine: what a real node has not).
+    Mining ahead ages the providers' adverts too: they are refreshed with ~36 blocks to spare."""
+    return _rpc(status()["golem_base"]["anvil_url"], method, *params)
+
+
+def head() -> int:
+    return int(golem_base("eth_blockNumber"), 16)
+
+
+def loopback_env(home: Path, **extra: str) -> dict[str, str]:
+    """An environment for upstream Python tools in which only 127.0.0.0/8 can be reached
+    (devnet/hostshim/sitecustomize.py, as the network's own servers have it)."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+        "PYTHONPATH": str(REPO / "devnet" / "hostshim"),
+        "GOLEM_DEVNET_BIND_IP": status()["control_source_ip"], **extra,
+    }
+
+
+def seed(*txs: dict[str, Any], home: Path = Path("/tmp")) -> list[dict[str, Any]]:
+    """Signs and sends storage transactions (format: devnet/golembase_seed.py) and waits for them."""
+    result = subprocess.run(
+        [str(PROVIDER_PYTHON), str(REPO / "devnet" / "golembase_seed.py"), status()["golem_base"]["rpc_url"]],
+        input=json.dumps(list(txs)), capture_output=True, text=True, timeout=120, check=False,
+        env=loopback_env(home))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def upstream_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """The upstream `golem` CLI with its golem-base discovery driver on the network's Golem Base."""
+    gb = status()["golem_base"]
+    env = loopback_env(
+        home,
+        GOLEM_REQUESTOR_DISCOVERY_DRIVER="golem-base",
+        GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL=gb["rpc_url"],
+        GOLEM_REQUESTOR_GOLEM_BASE_WS_URL=gb["ws_url"],
+        GOLEM_REQUESTOR_NETWORK="mainnet",
+        # Only for the CLI's created_at_block estimate; the providers' own interval.
+        GOLEM_REQUESTOR_ADVERTISEMENT_INTERVAL=str(gb["advertisement_interval"]),
+    )
+    return subprocess.run([str(GOLEM_CLI), *args], capture_output=True, text=True, timeout=120, check=False,
+                          env=env)
