@@ -17,7 +17,8 @@ export ANSIBLE_FORCE_COLOR ?= 0
 PYTEST_ARGS ?=
 
 .PHONY: help install install-system install-tools install-devnet collection devnet-up devnet-down \
-        devnet-status demo test sanity units integration test-leg clean bench bench-inventory bench-fleet docs
+        devnet-status demo test sanity units integration test-leg clean bench bench-inventory bench-fleet \
+        bench-inventory-pg docs
 
 help:
 	@echo "make demo         set up everything, start the local network, run playbooks/create_vm.yml"
@@ -71,6 +72,10 @@ bench:
 # ~17 min a leg at 10,000 hosts; e.g. BENCH_ARGS="--hosts 2000 --runs 3". Exits 1 if the target is missed.
 bench-inventory:
 	@$(VENV)/bin/python bench/inventory_bench.py $(BENCH_ARGS)
+
+# ansible-inventory --list of 10,000 VMs from PostgreSQL vs SQLite (needs make devnet-up). Exits 1 if over 1.2x.
+bench-inventory-pg:
+	@$(VENV)/bin/python bench/inventory_pg_bench.py $(BENCH_ARGS)
 
 # fleet.yml creating 20 VMs against plain parallel HTTP; e.g. BENCH_ARGS="5 20" (rounds, VMs). Exits 1 if the target is missed.
 bench-fleet:

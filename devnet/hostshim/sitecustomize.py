@@ -14,11 +14,21 @@ their code:
 * the outside world: the upstream provider asks public what-is-my-IP services and
   chain RPCs. Only 127.0.0.0/8 may be reached from here, so every other name or
   address fails at once, as on an offline machine, instead of sending a packet.
+
+One upstream bug is worked around, because it hangs the provider for good: web3 7.13 (pinned
+by provider 0.1.63) shares one class-level threading.Lock between its sync and async HTTP
+session managers (web3.py issue #3867, still in 7.16 and 8.0). The provider's create route
+checks the payment stream with sync web3 on its event loop while its Golem Base advertiser
+(async web3, run on every VM change) holds that lock across an await: the loop blocks on the
+lock, the holder never resumes. The fix upstream's issue proposes is applied: one lock per
+session manager, so the sync and the async client no longer share it.
 """
 
 import ipaddress
 import os
 import socket
+import sys
+import threading
 
 _GiB = 1024 ** 3
 
@@ -103,5 +113,41 @@ def _patch_network() -> None:
     socket.socket.bind = bind
 
 
+class _Web3LockFix:
+    """Import hook: patches web3's HTTPSessionManager as it is imported (only processes that use web3)."""
+
+    target = "web3._utils.http_session_manager"
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.target:
+            return None
+        import importlib.machinery
+
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def patched(module):
+            exec_module(module)
+            manager = module.HTTPSessionManager
+            init = manager.__init__
+
+            def __init__(self, *args, **kwargs):
+                init(self, *args, **kwargs)
+                self._lock = threading.Lock()
+
+            manager.__init__ = __init__
+
+        spec.loader.exec_module = patched
+        return spec
+
+
 _patch_psutil()
 _patch_network()
+if os.environ.get("GOLEM_DEVNET_OWNER"):  # the providers, the only servers that use web3
+    sys.meta_path.insert(0, _Web3LockFix())

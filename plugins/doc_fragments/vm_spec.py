@@ -76,6 +76,19 @@ options:
       - Checked before anything is read or written; a directory, a file that is not an SQLite database, or a path
         under a file fails naming the option, and the file is left unchanged.
     type: path
+  state_url:
+    description:
+      - A C(postgresql://) URL of a state shared by a team (several controllers, AWX jobs on several nodes), for
+        example V(postgresql://golem@db.example:5432/golem?sslmode=require), instead of the SQLite O(state_path).
+        The tables are created and migrated by the collection.
+      - Two runs that create the same name at once create one VM; the name is locked across the create call.
+      - The password comes from the URL, E(PGPASSWORD) or a passfile, as libpq reads them; it is never shown
+        (messages name C(user@host:port/dbname)). C(sslmode) and the other libpq parameters pass through.
+      - Needs psycopg 3 on the controller (C(pip install "psycopg[binary]")). The key pair, known_hosts and
+        payment lock of this controller stay in C(~/.golem/requestor); the VMs' host keys are recorded in the
+        state too, so another controller checks them strictly.
+      - If not set, the value of E(GOLEM_REQUESTOR_STATE_URL) is used. Mutually exclusive with O(state_path).
+    type: str
   known_hosts_path:
     description:
       - The known_hosts file where VM host keys are recorded.

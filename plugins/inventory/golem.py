@@ -52,6 +52,16 @@ options:
     default: ~/.golem/requestor/vms.db
     env:
       - name: GOLEM_REQUESTOR_DB_PATH
+  state_url:
+    description:
+      - A C(postgresql://) URL of a PostgreSQL state shared by a team (see M(golem.vm.golem_vm)), instead of the
+        SQLite O(state_path). The password comes from the URL, E(PGPASSWORD) or a passfile; messages name only
+        C(user@host:port/dbname).
+      - Needs the Python library psycopg 3 on the controller (C(pip install "psycopg[binary]")).
+    type: str
+    env:
+      - name: GOLEM_REQUESTOR_STATE_URL
+    version_added: 0.2.0
   known_hosts_path:
     description:
       - The known_hosts file holding the VMs' host keys, used with C(StrictHostKeyChecking=yes).
@@ -323,7 +333,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             listed += 1
             if builder.recorded is not None and not entry.hostvars[builder.prefix + "host_key_known"]:
                 without_key += 1
-        self.display.v(f"golem inventory: {listed} hosts from {query.state_path}, {skipped} rows skipped")
+        self.display.v(f"golem inventory: {listed} hosts from {query.location}, {skipped} rows skipped")
         if without_key:
             self.display.v(
                 f"golem inventory: {without_key} hosts have no host key in {query.known_hosts_path}; "

@@ -125,6 +125,11 @@ class GolemModule:
         self._clients.append(client)
         return client
 
+    def closes(self, resource: Any) -> Any:
+        """Close ``resource`` (a state store's connection, say) when the module exits, whatever happens."""
+        self._clients.append(resource)
+        return resource
+
     def warn(self, msg: str) -> None:
         self.module.warn(msg)
 

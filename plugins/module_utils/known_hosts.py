@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._files import (
     atomic_write,
@@ -84,6 +85,17 @@ def _parse_key(key_type: str, key: str) -> HostKey | None:
     except (binascii.Error, ValueError):
         return None
     return HostKey(key_type, key)
+
+
+def keys_of(lines: Any) -> list[HostKey]:
+    """Host keys recorded in a row's config (``host_keys``: ``"type base64"`` strings); odd ones are dropped."""
+    keys = []
+    for line in lines if isinstance(lines, list) else ():
+        parts = line.split() if isinstance(line, str) else []
+        key = _parse_key(parts[0], parts[1]) if len(parts) >= 2 else None
+        if key is not None:
+            keys.append(key)
+    return keys
 
 
 def _entry_matches(entry: str, pattern: str) -> bool:

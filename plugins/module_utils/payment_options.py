@@ -8,7 +8,6 @@ task that never pays (an existing VM, a provider with payments off) never loads 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -67,10 +66,12 @@ def pricing_lookup(discovery: Callable[[], Any]) -> Callable[[Placement, str], d
     return pricing
 
 
-def build_payments(params: dict[str, Any], *, state_path: str, deadline: Deadline, discovery: Callable[[], Any],
+def build_payments(params: dict[str, Any], *, local_dir: str, deadline: Deadline, discovery: Callable[[], Any],
                    warn: Callable[[str], None]) -> StreamPayments:
-    """golem_vm's and golem_fleet's payments: checked options, a lazy chain client, the adverts' prices."""
+    """golem_vm's and golem_fleet's payments: checked options, a lazy chain client, the adverts' prices.
+
+    ``local_dir`` holds this controller's nonce lock (beside the state file)."""
     check_payment_options(params)
-    return StreamPayments(chain_factory(params, lock_dir=os.path.dirname(state_path), deadline=deadline),
+    return StreamPayments(chain_factory(params, lock_dir=local_dir, deadline=deadline),
                           can_pay=bool(params.get("ethereum_private_key")), hours=params["payment_hours"], deadline=deadline, pricing_for=pricing_lookup(discovery),
                           given_stream=params.get("stream_id"), warn=warn)

@@ -70,8 +70,8 @@ def state_path(option: str | None, environ: Mapping[str, str] | None = None) -> 
     return Setting(_path(DEFAULT_STATE_PATH), "state_path")
 
 
-def known_hosts_path(option: str | None, state_file: str, environ: Mapping[str, str] | None = None) -> Setting:
-    """The option, else GOLEM_REQUESTOR_KNOWN_HOSTS_PATH, else ``known_hosts`` beside the state file.
+def known_hosts_path(option: str | None, local_dir: str, environ: Mapping[str, str] | None = None) -> Setting:
+    """The option, else GOLEM_REQUESTOR_KNOWN_HOSTS_PATH, else ``known_hosts`` in ``local_dir`` (beside the state file).
 
     Modules record host keys where the inventory checks them only if both read the same setting;
     the variable the inventory alone used to read is refused rather than silently ignored.
@@ -87,7 +87,7 @@ def known_hosts_path(option: str | None, state_file: str, environ: Mapping[str, 
         return Setting(_path(option), "known_hosts_path")
     if current:
         return Setting(_path(current), KNOWN_HOSTS_ENV)
-    return Setting(os.path.join(os.path.dirname(state_file), "known_hosts"), "known_hosts_path")
+    return Setting(os.path.join(local_dir, "known_hosts"), "known_hosts_path")
 
 
 def private_key_path(option: str | None, environ: Mapping[str, str] | None = None) -> str | None:
@@ -105,3 +105,39 @@ ETHEREUM_KEY_ENV = "GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"
 # Upstream's CLI reads the payments RPC from either name.
 PAYMENTS_RPC_ENVS = ("GOLEM_REQUESTOR_POLYGON_RPC_URL", "GOLEM_REQUESTOR_L2_RPC_URL")
 DEFAULT_PAYMENTS_RPC_URL = "https://l2.holesky.golemdb.io/rpc"
+
+
+STATE_URL_ENV = "GOLEM_REQUESTOR_STATE_URL"
+
+
+class StateLocation(NamedTuple):
+    """Where the state is: a PostgreSQL ``url`` (secret: never shown) or an SQLite ``path``."""
+
+    url: str | None
+    path: str | None
+    field: str  # the option or variable that chose it, for messages
+    # This controller's own files (default key pair, known_hosts, payment lock): the state file's
+    # directory, or the upstream CLI's ~/.golem/requestor when the state is in PostgreSQL.
+    local_dir: str
+
+
+def state_location(url_option: str | None, path_option: str | None,
+                   environ: Mapping[str, str] | None = None) -> StateLocation:
+    """The state the user asked for: options first, then GOLEM_REQUESTOR_STATE_URL / GOLEM_REQUESTOR_DB_PATH."""
+    if url_option and path_option:
+        raise ValidationError("state_url and state_path are mutually exclusive: the state is either in PostgreSQL or "
+                              "in an SQLite file", field="state_url", value=None)
+    default_dir = os.path.dirname(_path(DEFAULT_STATE_PATH))
+    if url_option:
+        return StateLocation(url_option, None, "state_url", default_dir)
+    if path_option:
+        path = _path(path_option)
+        return StateLocation(None, path, "state_path", os.path.dirname(path))
+    url = env_value(STATE_URL_ENV, environ)
+    if url:
+        if env_value(STATE_PATH_ENV, environ):
+            raise ValidationError(f"{STATE_URL_ENV} and {STATE_PATH_ENV} are both set: the state is either in "
+                                  "PostgreSQL or in an SQLite file; unset one", field=STATE_URL_ENV, value=None)
+        return StateLocation(url, None, STATE_URL_ENV, default_dir)
+    path, field = state_path(None, environ)
+    return StateLocation(None, path, field, os.path.dirname(path))

@@ -147,9 +147,16 @@ def _as_list(values: Iterable[str] | str | None) -> list[str] | None:
 class StateStore:
     """The ``vms`` table in one SQLite file; every call opens, uses and closes its own connection."""
 
+    backend = "sqlite"
+
     def __init__(self, path: str | None = None, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = os.path.abspath(os.path.expanduser(path)) if path else settings.state_path(None).value
         self.busy_timeout = busy_timeout
+
+    @property
+    def location(self) -> str:
+        """Where the rows are, for messages: the file's path."""
+        return self.path
 
     # --- reading ---------------------------------------------------------------------
 

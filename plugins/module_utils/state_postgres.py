@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -128,6 +129,8 @@ class PostgresStateStore:
         self._conn: Any = None
         self._conn_pid: int | None = None
         self._schema_ok = False
+        # golem_fleet's threads share one store; a psycopg connection runs one transaction at a time.
+        self._guard = threading.RLock()
 
     def __repr__(self) -> str:
         return f"PostgresStateStore({self._url.redacted()!r})"
@@ -331,6 +334,10 @@ class PostgresStateStore:
         ``retry``: for reads only, one more go on a new connection when a kept one turns out
         dead (the server restarted since); a write is never repeated, its outcome is unknown.
         """
+        with self._guard:
+            return self._run_locked(action, work, reuse=reuse, retry=retry)
+
+    def _run_locked(self, action: str, work: Callable[[Any], _T], *, reuse: bool, retry: bool) -> _T:
         conn = None
         try:
             kept = reuse and self._conn is not None

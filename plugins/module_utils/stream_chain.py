@@ -47,6 +47,9 @@ _STREAM_FIELDS = ("token", "sender", "recipient", "start_time", "stop_time", "ra
 _STREAM_TYPES = ["address", "address", "address", "uint128", "uint128", "uint128", "uint256", "uint256", "bool"]
 STREAM_CREATED = "StreamCreated(uint256,address,address,address,uint256,uint256,uint256,uint256)"
 RECEIPT_POLL = 0.1
+# How nodes (geth, anvil, reth) refuse a transaction whose nonce another one took first.
+NONCE_TAKEN = ("nonce too low", "replacement transaction underpriced", "nonce too high")
+NONCE_TRIES = 6
 # Estimated in this block, mined in the next: a terminate estimated when nothing had vested pays the
 # provider nothing, but mined a second later it sends ETH (up to ~34,000 gas more, to a new account).
 # Unused gas is not charged, so the margin costs nothing.
@@ -245,17 +248,28 @@ class StreamChain:
             raise PaymentError(f"account {self.address} has {have} wei at payments RPC {self.rpc_url}; {what} needs "
                                f"{value} wei plus up to {gas * max_fee} wei of gas ({needed} wei): insufficient funds")
         ensure_private_dir(os.path.dirname(self.lock_path))
-        try:
-            with file_lock(self.lock_path):
-                nonce = int(self.rpc("eth_getTransactionCount", self.address, "pending"), 16)
-                signed = self._account.sign_transaction({
-                    "type": 2, "chainId": chain_id, "nonce": nonce, "to": to_checksum_address(contract),
-                    "value": value, "data": data, "gas": gas, "maxFeePerGas": max_fee,
-                    "maxPriorityFeePerGas": priority})
-                raw = getattr(signed, "raw_transaction", None) or signed.rawTransaction
-                return str(self.rpc("eth_sendRawTransaction", "0x" + bytes(raw).hex(), read=False))
-        except PaymentError as exc:
-            raise self._refused(what, value, exc) from None
+        tx = {"type": 2, "chainId": chain_id, "to": to_checksum_address(contract), "value": value, "data": data,
+              "gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": priority}
+        for attempt in range(1, NONCE_TRIES + 1):
+            try:
+                with file_lock(self.lock_path):
+                    nonce = int(self.rpc("eth_getTransactionCount", self.address, "pending"), 16)
+                    signed = self._account.sign_transaction({**tx, "nonce": nonce})
+                    raw = getattr(signed, "raw_transaction", None) or signed.rawTransaction
+                    try:
+                        return str(self.rpc("eth_sendRawTransaction", "0x" + bytes(raw).hex(), read=False))
+                    except PaymentError as exc:
+                        if "already known" not in exc.msg.lower():
+                            raise
+                        return "0x" + bytes(signed.hash).hex()  # this very transaction is in the pool already
+            except PaymentError as exc:
+                # The lock covers this controller only: another one paying from the same account (a team
+                # sharing a credential) may have taken the nonce. Refused for it means not accepted.
+                if attempt < NONCE_TRIES and any(m in exc.msg.lower() for m in NONCE_TAKEN):
+                    time.sleep(0.05 * attempt)
+                    continue
+                raise self._refused(what, value, exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _refused(self, what: str, value: int, exc: PaymentError) -> PaymentError:
         return PaymentError(f"{what} from {self.address} ({value} wei) was refused: {exc.msg}",

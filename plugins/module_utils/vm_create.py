@@ -29,8 +29,9 @@ from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, 
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 from ansible_collections.golem.vm.plugins.module_utils.vm_waits import JobFailed, VMWaiter, delete_verified
 
-# Seconds a failed create may spend deleting what it made; the task's own budget may be spent.
-CLEANUP_SECONDS = 20.0
+# Seconds a failed create may spend deleting what it made (the task's own budget may be spent): a
+# provider busy launching may take minutes before its VM can be deleted (upstream launches time out at 300 s).
+CLEANUP_SECONDS = 120.0
 # How long a VM must stay unseen after a DELETE to count as gone: when the provider has finished
 # with the create, and when the create's answer was lost (it may sit in the provider's queue).
 SETTLE_SECONDS = 1.0
@@ -76,6 +77,8 @@ class CreateTransaction:
         self.out = out
         self.check_mode = check_mode
         self.hooks = hooks or CreateHooks()
+        # Set while the name's lock is held: raises if the lock may have been lost (a dropped session).
+        self.guard: Callable[[], None] | None = None
 
     def _act(self, text: str) -> None:
         self.out.actions.append(text)
@@ -167,6 +170,8 @@ class CreateTransaction:
             self._cleanup(client, placement, exc.msg, REJECTED)  # nothing was sent to the provider
             raise
         try:
+            if self.guard is not None:
+                self.guard()  # the last moment another run could have taken the name over
             # A synchronous (MVP) provider answers only when the VM runs: give it the whole budget.
             answer = client.create_vm(request, timeout=max(self.deadline.remaining(), 1.0))
         except TimeoutError_:

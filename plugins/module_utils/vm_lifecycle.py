@@ -72,7 +72,7 @@ class Lifecycle:
         self.payments = payments
         self.out = Outcome()
         self.waiter = VMWaiter(want.name, deadline=deadline, known_hosts=known_hosts, check_mode=check_mode,
-                               act=self._act, run_command=run_command)
+                               act=self._act, run_command=run_command, on_keys=self._share_keys)
         self.creation = CreateTransaction(want, store=store, deadline=deadline, client_for=self.client,
                                           waiter=self.waiter, out=self.out, check_mode=check_mode, hooks=payments)
 
@@ -139,7 +139,7 @@ class Lifecycle:
             preferred = placement
         elif not create:
             raise ValidationError(
-                f"VM {self.want.name} is not in the state file {self.store.path}; use state=present to create it",
+                f"VM {self.want.name} is not recorded in {self.store.location}; use state=present to create it",
                 field="name",
                 value=self.want.name,
             )
@@ -189,20 +189,43 @@ class Lifecycle:
         return self.store.set_status(record.name, status, **updates) or record
 
     def _create(self, preferred: Placement | None) -> VMRecord | None:
-        # Providers first: a discovery that fails or sends nonsense leaves no key pair behind.
+        """Create under the name's lock: two runs (forks, controllers sharing a PostgreSQL state) that decide
+        to create the same name at once create one VM; the second finds the first one's row."""
+        # Providers first: a discovery that fails or sends nonsense leaves no key pair (and no lock) behind.
         placements = self._candidates(preferred)
         if self.want.public_key is None and self.want.load_key is not None:
             text, fingerprint, private = self.want.load_key(generate=not self.check_mode)
             self.want.public_key, self.want.key_fingerprint = text, fingerprint
             self.want.private_key_path = self.want.private_key_path or private
-        return self.creation.run(placements, on_taken=self._taken)
+        if self.check_mode:
+            return self.creation.run(placements, on_taken=self._taken)
+        with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())) as held:
+            theirs = self.store.get(self.want.name)
+            if theirs is not None:
+                return self._recorded_meanwhile(theirs)
+            self.creation.guard = held.verify
+            try:
+                return self.creation.run(placements, on_taken=self._taken)
+            finally:
+                self.creation.guard = None
+
+    def _recorded_meanwhile(self, record: VMRecord) -> VMRecord:
+        """Another run recorded the name while this one waited for its lock: that VM is the one."""
+        self._act(f"VM {self.want.name} was recorded by another run meanwhile, on provider "
+                  f"{self.placement_of(record).describe()}")
+        client, remote = self._lookup(record)
+        if remote is None:
+            raise ProviderError(f"VM {self.want.name} was recorded by another run meanwhile (status {record.status}), "
+                                "but its provider does not show it yet; run again once that run has finished",
+                                url=client.http.base_url)
+        return self._converge(record, client, remote)
 
     def _taken(self, placement: Placement, client: Any, remote: VMInfo) -> VMRecord:
         """A VM of this name is on the provider but not in the state file: adopt it, or refuse."""
         if not self.want.adopt:
             raise ValidationError(
                 f"a VM named {self.want.name} already exists on provider {placement.describe()} but is not in the "
-                f"state file {self.store.path}; creating it again would orphan it (upstream overwrites names). Set "
+                f"state {self.store.location}; creating it again would orphan it (upstream overwrites names). Set "
                 "adopt=true to take it over, or choose another name",
                 field="name",
                 value=self.want.name,
@@ -220,6 +243,10 @@ class Lifecycle:
         record = self.store.upsert(record)
         return self._converge(record, client, remote) if status != "stopped" else record
 
+    def _share_keys(self, record: VMRecord, keys: list[Any]) -> None:
+        """The host keys go into the row too: a controller sharing the state then checks them strictly."""
+        self.store.set_status(record.name, record.status, host_keys=[f"{k.key_type} {k.key}" for k in keys])
+
     def wait_ssh(self, record: VMRecord) -> None:
         """The SSH wait of a VM just created with wait=false (golem_fleet runs it apart from the create)."""
         self.waiter.ssh(record, new=True)
@@ -228,7 +255,7 @@ class Lifecycle:
     def stopped(self, record: VMRecord | None) -> VMRecord | None:
         if record is None:
             raise ValidationError(
-                f"VM {self.want.name} is not in the state file {self.store.path}: nothing to stop",
+                f"VM {self.want.name} is not recorded in {self.store.location}: nothing to stop",
                 field="name",
                 value=self.want.name,
             )

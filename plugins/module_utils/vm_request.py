@@ -21,7 +21,7 @@ from ansible_collections.golem.vm.plugins.module_utils.models import name_proble
 from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, resolve_resources
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state import check_state_path
 
 COUNTRY = re.compile(r"[A-Z]{2}")
 USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
@@ -91,6 +91,7 @@ VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 600},
     "state_path": {"type": "path"},
+    "state_url": {"type": "str", "no_log": True},
     "known_hosts_path": {"type": "path", "no_log": False},
 }
 
@@ -107,16 +108,17 @@ def vm_module_spec(**options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def resolve_paths(params: dict[str, Any]) -> tuple[str, str]:
-    """The state file and known_hosts file the module uses, both checked before either is touched."""
-    state = settings.state_path(params["state_path"])
-    check_state_path(state.value, field=state.field)
-    known = settings.known_hosts_path(params["known_hosts_path"], state.value)
+def resolve_paths(params: dict[str, Any]) -> tuple[settings.StateLocation, str]:
+    """The state and the known_hosts file the module uses, both checked before either is touched."""
+    state = settings.state_location(params.get("state_url"), params["state_path"])
+    if state.path is not None:
+        check_state_path(state.path, field=state.field)
+    known = settings.known_hosts_path(params["known_hosts_path"], state.local_dir)
     if os.path.isdir(known.value):
         raise ValidationError(
             f"{known.field} {known.value!r} is a directory; give the path of a known_hosts file",
             field=known.field, value=known.value)
-    return state.value, known.value
+    return state, known.value
 
 
 def resolve_spec(params: dict[str, Any], default: str | None = None) -> ResourceSpec | None:
@@ -129,7 +131,7 @@ def resolve_spec(params: dict[str, Any], default: str | None = None) -> Resource
         default_size=default or "small", for_create=True)
 
 
-def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool, needed: bool = True) -> KeyInfo:
+def resolve_key(params: dict[str, Any], local_dir: str, *, generate: bool, needed: bool = True) -> KeyInfo:
     """The public key to install and where its private half is (if known).
 
     With no key given, the collection's own pair beside the state file is used, and made
@@ -168,7 +170,7 @@ def resolve_key(params: dict[str, Any], state_path: str, *, generate: bool, need
         else:
             key = public_key_of_private(private, field="ssh_private_key_path")
         return KeyInfo(key.text, key.fingerprint, private)
-    directory = os.path.join(os.path.dirname(state_path), "ssh")
+    directory = os.path.join(local_dir, "ssh")
     private_path = os.path.join(directory, DEFAULT_KEY_NAME)
     if generate:
         pair = ensure_default_keypair(directory)
@@ -206,10 +208,10 @@ class VMTask:
     """One golem_vm or golem_fleet task: what is asked, where it is recorded, and its time budget."""
 
     want: Want
-    store: StateStore
+    store: Any  # a state_backend.StateBackend: SQLite or PostgreSQL
     known_hosts: KnownHosts
     deadline: Deadline
-    state_path: str
+    state: settings.StateLocation
     known_hosts_path: str
 
 
@@ -223,13 +225,18 @@ def prepare_task(params: dict[str, Any], *, name: str, state: str = "present", p
     """
     check_scalars({**params, "name": name})
     spec = resolve_spec(params, default=default_size)
-    state_path, known_hosts_path = resolve_paths(params)
+    where, known_hosts_path = resolve_paths(params)
     explicit_key = bool(params["ssh_public_key"] or params["ssh_public_key_path"])
-    key = resolve_key(params, state_path, generate=False, needed=explicit_key)
+    key = resolve_key(params, where.local_dir, generate=False, needed=explicit_key)
     want = Want(
         name=name, state=state, spec=spec, size=params["size"], image=params["image"], stream_id=params["stream_id"],
         public_key=key.text, key_fingerprint=key.fingerprint, private_key_path=key.private_path,
         ssh_user=params["ssh_user"], pinned=pinned, country=country, adopt=adopt, wait=params["wait"],
-        load_key=lambda generate: resolve_key(params, state_path, generate=generate))
-    return VMTask(want, StateStore(state_path), KnownHosts(known_hosts_path), Deadline(params["wait_timeout"]),
-                  state_path, known_hosts_path)
+        load_key=lambda generate: resolve_key(params, where.local_dir, generate=generate))
+    # Imported here: the PostgreSQL backend's module (and psycopg) only for a postgresql:// URL.
+    from ansible_collections.golem.vm.plugins.module_utils.state_open import open_store
+
+    store = open_store(where.url, where.path, url_field=where.field if where.url else "state_url",
+                       path_field=where.field if where.path else "state_path")
+    return VMTask(want, store, KnownHosts(known_hosts_path), Deadline(params["wait_timeout"]), where,
+                  known_hosts_path)

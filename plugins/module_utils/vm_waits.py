@@ -16,7 +16,9 @@ from typing import Any
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ProviderError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import (
+    HostKey,
     KnownHosts,
+    keys_of,
     scan_host_keys,
     wait_for_ssh_banner,
 )
@@ -35,7 +37,9 @@ class VMWaiter:
     """The waits of one VM's task; ``act`` records what was done (host keys learnt)."""
 
     def __init__(self, name: str, *, deadline: Deadline, known_hosts: KnownHosts, check_mode: bool,
-                 act: Callable[[str], None], run_command: Any = None, poll_max: float = POLL_MAX) -> None:
+                 act: Callable[[str], None], run_command: Any = None, poll_max: float = POLL_MAX,
+                 on_keys: Callable[[VMRecord, list[HostKey]], None] | None = None) -> None:
+        """``on_keys(record, keys)`` records host keys learnt by a scan in the state too (shared states)."""
         self.name = name
         self.deadline = deadline
         self.known_hosts = known_hosts
@@ -43,6 +47,7 @@ class VMWaiter:
         self.act = act
         self.run_command = run_command
         self.poll_max = poll_max
+        self.on_keys = on_keys
 
     def poll(self, doing: str) -> Iterator[None]:
         interval = POLL_FIRST
@@ -92,12 +97,21 @@ class VMWaiter:
         wait_for_ssh_banner(host, port, self.deadline.end)
         if not new and self.known_hosts.keys_for(host, port):
             return
+        shared = keys_of(record.config.get("host_keys"))
+        if not new and shared:
+            # Another controller sharing the state recorded them at first contact: trust that, not a new scan.
+            if not self.check_mode:
+                self.known_hosts.add(host, port, shared)
+                self.act(f"recorded the host key of VM {record.name} ([{host}]:{port}) from the state")
+            return
         keys = scan_host_keys(host, port, timeout=max(1.0, min(5.0, self.deadline.remaining())),
                               run=self.run_command)
         if self.check_mode:
             return
         # Providers reuse ports: whatever was recorded for this port belonged to an older VM.
         self.known_hosts.add(host, port, keys)
+        if self.on_keys is not None:
+            self.on_keys(record, keys)
         self.act(f"recorded the host key of VM {record.name} ([{host}]:{port})")
 
 

@@ -189,6 +189,7 @@ class GolemFleet(GolemModule):
         # The per-VM checks run on the longest member name (the prefix alone need not be a valid name).
         task = prepare_task(p, name=member_name(p["name"], max(p["count"], 1), p["count"]), default_size="small")
         task.want.name = p["name"]
+        self.closes(task.store)
         discovery = self.discovery_within(task.deadline)
         spec = task.want.spec
 
@@ -203,7 +204,7 @@ class GolemFleet(GolemModule):
             provider_client=lambda pl: self.provider(pl.ip, pl.port),
             placements=placements, parallelism=p["parallelism"], check_mode=self.module.check_mode, warn=self.warn,
             verify=p["verify"], identity=ProviderIdentity(discovery),
-            payments=build_payments(p, state_path=task.state_path, deadline=task.deadline, discovery=discovery,
+            payments=build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
                                     warn=self.warn))
         before = fleet.members()
         res = fleet.run()

@@ -270,10 +270,11 @@ class GolemVM(GolemModule):
         # Every option is checked before the state file is opened or any call is made.
         task = prepare_task(p, name=p["name"], state=p["state"], pinned=pinned, country=p["country"],
                             adopt=p["adopt"])
+        self.closes(task.store)
         record = task.store.get(p["name"])
         if record is not None and not record.ok:
             raise ValidationError(
-                f"the record of VM {p['name']} in {task.state_path} is unreadable ({record.config_error}); "
+                f"the record of VM {p['name']} in {task.store.location} is unreadable ({record.config_error}); "
                 "fix or remove that row before managing the VM",
                 field="name", value=p["name"])
         discovery = self.discovery_within(task.deadline)
@@ -281,7 +282,7 @@ class GolemVM(GolemModule):
             discovery, spec=task.want.spec or SIZES["small"], provider_port=p["provider_port"],
             pinned=pinned, country=p["country"], platform=p["platform"], strategy=p["provider_selection"],
             warn=self.warn)
-        payments = build_payments(p, state_path=task.state_path, deadline=task.deadline, discovery=discovery,
+        payments = build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
                                   warn=self.warn)
         life = Lifecycle(
             task.want, store=task.store, known_hosts=task.known_hosts, deadline=task.deadline,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import RecordedEndpoints
+from ansible_collections.golem.vm.plugins.module_utils.known_hosts import RecordedEndpoints, host_pattern, keys_of
 from ansible_collections.golem.vm.plugins.module_utils.state import STATUSES, VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import represent_vm, ssh_command
 
@@ -63,9 +63,18 @@ def effective_status(record: VMRecord, live: LiveStatus | None) -> str:
     return live.status if live is not None and live.status is not None else record.status
 
 
-def ssh_common_args(known_hosts_path: str, identities_only: bool) -> str:
-    """Strict host key checking against the collection's known_hosts, never against the user's own."""
-    args = ["-o", f"UserKnownHostsFile={known_hosts_path}", "-o", "StrictHostKeyChecking=yes"]
+def ssh_common_args(known_hosts_path: str, identities_only: bool, shared_key: str | None = None) -> str:
+    """Strict host key checking against the collection's known_hosts, never against the user's own.
+
+    ``shared_key`` (``"[host]:port type base64"``): the key recorded in the state, handed to ssh by
+    ``KnownHostsCommand`` (OpenSSH 8.5+) as the only known key, so a controller or an AWX job that
+    shares the state but not the file still checks it strictly.
+    """
+    if shared_key is not None:
+        args = ["-o", "UserKnownHostsFile=/dev/null", "-o", f"KnownHostsCommand=/bin/echo {shared_key}",
+                "-o", "StrictHostKeyChecking=yes"]
+    else:
+        args = ["-o", f"UserKnownHostsFile={known_hosts_path}", "-o", "StrictHostKeyChecking=yes"]
     if identities_only:
         # With a key given, stop ssh from offering every agent key first and hitting MaxAuthTries.
         args += ["-o", "IdentitiesOnly=yes"]
@@ -108,7 +117,15 @@ class HostBuilder:
             # line to paste names it too; golem_ssh_private_key_path still shows what was recorded.
             view["ssh_command"] = ssh_command(view["ssh_host"], port, view["ssh_user"], self.key_file,
                                               self.known_hosts_path)
-        view["host_key_known"] = self.recorded.has(record.ssh_host, port) if self.recorded is not None else None
+        shared = keys_of(record.config.get("host_keys")) if "host_keys" in record.config else None
+        if shared:
+            # ed25519 first: ssh prefers the algorithms it knows a key for.
+            key = next((k for k in shared if k.key_type == "ssh-ed25519"), shared[0])
+            shared_key: str | None = f"{host_pattern(record.ssh_host, port)} {key.key_type} {key.key}"
+            view["host_key_known"] = True
+        else:
+            shared_key = None
+            view["host_key_known"] = self.recorded.has(record.ssh_host, port) if self.recorded is not None else None
         status = effective_status(record, live)
         if live is not None:
             view["recorded_status"] = record.status
@@ -124,7 +141,10 @@ class HostBuilder:
         }
         if key_file:
             hostvars["ansible_ssh_private_key_file"] = key_file
-        hostvars["ansible_ssh_common_args"] = self._args_with_key if key_file else self._args_without_key
+        if shared_key is not None:
+            hostvars["ansible_ssh_common_args"] = ssh_common_args(self.known_hosts_path, bool(key_file), shared_key)
+        else:
+            hostvars["ansible_ssh_common_args"] = self._args_with_key if key_file else self._args_without_key
         key = self._key
         for name, value in view.items():
             hostvars[key(name)] = value

@@ -17,7 +17,8 @@ from typing import Any
 from ansible_collections.golem.vm.plugins.module_utils import settings
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts, RecordedEndpoints
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord, check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state import VMRecord, check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state_url import parse_state_url
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     LiveStatus,
     NameFilter,
@@ -39,7 +40,7 @@ def check_hostvars_prefix(prefix: str) -> None:
 
 @dataclass(frozen=True)
 class Query:
-    state_path: str
+    state_path: str  # "" when the state is in PostgreSQL
     known_hosts_path: str
     statuses: tuple[str, ...]  # empty: every status
     names: NameFilter
@@ -49,15 +50,22 @@ class Query:
     refresh_concurrency: int
     private_key_path: str | None = None
     discovery_url: str = settings.DEFAULT_DISCOVERY_URL
+    # A postgresql:// URL (it may hold a password: never shown, cached or compared as such).
+    state_url: str | None = field(default=None, repr=False)
+    location: str = ""  # where the rows are, for messages: the file, or user@host:port/db
 
     @classmethod
     def from_options(cls, get_option: Callable[[str], Any], explicit: Callable[[str], Any]) -> Query:
         """``explicit(name)`` is an option's value only when the configuration file sets it; the
         environment and the defaults are applied by module_utils.settings, as for the modules."""
-        state = settings.state_path(explicit("state_path"))
-        # A directory or a foreign file would otherwise read as "no VMs" or fail deep in SQLite.
-        check_state_path(state.value, field=state.field)
-        known = settings.known_hosts_path(explicit("known_hosts_path"), state.value)
+        state = settings.state_location(explicit("state_url"), explicit("state_path"))
+        if state.path is not None:
+            # A directory or a foreign file would otherwise read as "no VMs" or fail deep in SQLite.
+            check_state_path(state.path, field=state.field)
+            location = state.path
+        else:
+            location = parse_state_url(state.url or "", state.field).display()
+        known = settings.known_hosts_path(explicit("known_hosts_path"), state.local_dir)
         if os.path.isdir(known.value):
             raise ValueError(f"{known.field} {known.value!r} is a directory; give the path of a known_hosts file")
         timeout = float(get_option("refresh_timeout"))
@@ -67,7 +75,9 @@ class Query:
         if concurrency < 1:
             raise ValueError(f"refresh_concurrency must be at least 1, got {concurrency}")
         return cls(
-            state_path=state.value,
+            state_path=state.path or "",
+            state_url=state.url,
+            location=location,
             known_hosts_path=known.value,
             statuses=tuple(check_statuses(get_option("statuses"))),
             names=NameFilter.parse([str(n) for n in get_option("names") or ()]),
@@ -82,7 +92,7 @@ class Query:
     def fingerprint(self) -> dict[str, Any]:
         """What decides which rows a snapshot holds; a cached one for other values is not used."""
         return {
-            "state_path": self.state_path,
+            "state_path": self.state_path or self.location,
             "statuses": sorted(self.statuses),
             "names": sorted(self.names.exact or ()) + sorted(self.names.patterns),
             "providers": sorted(self.providers),
@@ -104,19 +114,24 @@ class Snapshot:
 
     @classmethod
     def read(cls, query: Query) -> Snapshot:
-        store = StateStore(query.state_path)
-        if not store.exists():
-            snapshot = cls([], messages=[f"state file {query.state_path} does not exist, so there are no VMs to list"])
-        else:
-            # With a refresh the live status decides, so every status is read; else SQL filters.
-            records = store.list(
-                statuses=None if query.refresh or not query.statuses else list(query.statuses),
-                names=query.names.sql_names,
-                providers=list(query.providers) or None,
-            )
-            snapshot = cls(records)
-            if query.refresh:
-                snapshot._refresh(query)
+        # Imported here: the PostgreSQL backend (and psycopg) only for a postgresql:// URL.
+        from ansible_collections.golem.vm.plugins.module_utils.state_open import open_store
+
+        store = open_store(query.state_url, query.state_path or None)
+        try:
+            if not store.exists():
+                snapshot = cls([], messages=[f"state {query.location} does not exist yet, so there are no VMs to list"])
+            else:
+                # With a refresh the live status decides, so every status is read; else SQL filters.
+                snapshot = cls(store.list(
+                    statuses=None if query.refresh or not query.statuses else list(query.statuses),
+                    names=query.names.sql_names,
+                    providers=list(query.providers) or None,
+                ))
+        finally:
+            store.close()
+        if query.refresh and snapshot.records:
+            snapshot._refresh(query)
         snapshot.read_known_hosts(query)
         return snapshot
 

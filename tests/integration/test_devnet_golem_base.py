@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from .devnet_helpers import REPO, discovery_url, http, status, wait_until
+from .devnet_helpers import REPO, create_body, discovery_url, http, status, wait_until
 from .golem_base_helpers import GOLEM_CLI, PROVIDER_PYTHON, RpcError, golem_base, head, loopback_env, seed, upstream_cli
 
 # The annotations upstream's GolemBaseAdvertiser writes (reference §1.2).
@@ -103,7 +103,7 @@ def test_a_vm_changes_the_providers_advert_and_freeing_it_changes_it_back(provid
 
     before = cpu()
     name = f"gb-{uuid.uuid4().hex[:8]}"
-    body = {"name": name, "resources": {"cpu": 2, "memory": 1, "storage": 10}, "ssh_key": ssh_key[1]}
+    body = {**create_body(se, name, ssh_key[1]), "resources": {"cpu": 2, "memory": 1, "storage": 10}}
     code, job = http("POST", f"{se['url']}/api/v1/vms?async=true", body)
     assert code == 202, job
     try:

@@ -204,6 +204,18 @@ def test_running_vms_are_hosts_ready_to_connect(inventory: Build, fleet: StateSt
     assert not messages.warnings, "a creating VM that is filtered out is not a bad row"
 
 
+def test_host_keys_recorded_in_the_state_are_checked_strictly_without_a_known_hosts_file(
+        inventory: Build, state: StateStore) -> None:
+    # A VM another controller created (a PostgreSQL state): its key is in the row, not in this known_hosts.
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M"
+    state.upsert(vm("web-1", host_keys=["ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ", key, "garbage"]))
+    web = hostvars(inventory(), "web-1")
+    args = shlex.split(web["ansible_ssh_common_args"])
+    assert f"KnownHostsCommand=/bin/echo [127.0.0.2]:20001 {key}" in args, args
+    assert "UserKnownHostsFile=/dev/null" in args and "StrictHostKeyChecking=yes" in args
+    assert web["golem_host_key_known"] is True
+
+
 def test_groups_out_of_the_box(inventory: Build, fleet: StateStore) -> None:
     inv = inventory({"statuses": []})
     assert members(inv, "golem") == ["db-1", "web-1", "web-2"]

@@ -33,6 +33,7 @@ from ansible_collections.golem.vm.plugins.module_utils.models import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 
@@ -169,7 +170,7 @@ def record(name: str, ip: str = SE1, status: str = "running") -> VMRecord:
 
 @pytest.fixture
 def store(tmp_path: Path) -> StateStore:
-    return StateStore(str(tmp_path / "vms.db"))
+    return SQLiteStateStore(str(tmp_path / "vms.db"))
 
 
 def fleet(store: StateStore, net: Network, count: int, *, check: bool = False, countries: list[str] | None = None,

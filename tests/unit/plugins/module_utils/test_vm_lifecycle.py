@@ -26,6 +26,7 @@ from ansible_collections.golem.vm.plugins.module_utils.known_hosts import HostKe
 from ansible_collections.golem.vm.plugins.module_utils.models import AccessInfo, CreateJob, ProviderInfo, VMInfo
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
@@ -135,7 +136,7 @@ def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> StateStore:
-    return StateStore(str(tmp_path / "vms.db"))
+    return SQLiteStateStore(str(tmp_path / "vms.db"))
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from ansible_collections.golem.vm.plugins.module_utils.payment_terms import stre
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
+from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
 from ansible_collections.golem.vm.plugins.module_utils.stream_chain import ChainStream, PaymentError
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm_payments import StreamPayments
@@ -107,7 +108,7 @@ def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> StateStore:
-    return StateStore(str(tmp_path / "vms.db"))
+    return SQLiteStateStore(str(tmp_path / "vms.db"))
 
 
 @pytest.fixture

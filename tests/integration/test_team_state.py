@@ -1,0 +1,159 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One state for a team (issue 16): golem.vm on the local network's real PostgreSQL.
+
+Two controllers are two HOMEs and two ansible-playbook processes; they share nothing but the
+PostgreSQL URL (and, as a team sharing an AWX credential would, the account that pays).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .ansible_runner import BIN, Ansible
+from .devnet_helpers import REPO, http, plain, running_vms
+from .postgres_helpers import admin, ctl, pg_schema, pg_url, postgres, url_for  # noqa: F401 - fixtures
+
+FLEET = REPO / "playbooks" / "fleet.yml"
+
+
+def _controller(ansible: Ansible, home: Path, url: str) -> dict[str, str]:
+    """The environment of one controller: its own HOME (key pair, known_hosts), the team's state URL."""
+    # Empty counts as unset (and survives being merged over the test's own environment).
+    env = {**ansible.env, "GOLEM_REQUESTOR_DB_PATH": ""}
+    home.mkdir(parents=True)
+    return {**env, "HOME": str(home), "GOLEM_REQUESTOR_STATE_URL": url, "ANSIBLE_LOCAL_TEMP": str(home / "tmp")}
+
+
+def _rows(postgres: dict, schema: str) -> dict[str, dict[str, Any]]:
+    with admin(postgres) as conn:
+        found = conn.execute(f"SELECT name, provider_ip, status, config FROM {schema}.vms").fetchall()
+    return {name: {"ip": ip, "status": status, "config": json.loads(config)} for name, ip, status, config in found}
+
+
+def test_two_controllers_keep_the_same_fleet_at_once_and_create_each_vm_once(
+        ansible: Ansible, providers: dict[str, dict], postgres: dict, pg_schema: str, tmp_path: Path) -> None:
+    url = url_for(postgres, pg_schema)
+    fleet = f"team{uuid.uuid4().hex[:5]}"
+    envs = [_controller(ansible, tmp_path / f"controller{i}", url) for i in (1, 2)]
+    args = [str(FLEET), "-e", f"fleet_name={fleet}", "-e", "fleet_size=20", "-e", "fleet_wait=false",
+            "-e", '{"fleet_countries": ["SE", "US"]}']
+    results: dict[int, subprocess.CompletedProcess] = {}
+
+    def play(index: int) -> None:
+        results[index] = subprocess.run([str(BIN / "ansible-playbook"), *args], env=envs[index], capture_output=True,
+                                        text=True, timeout=900, check=False)
+
+    threads = [threading.Thread(target=play, args=(i,)) for i in (0, 1)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for index, done in results.items():
+            assert done.returncode == 0, f"controller {index + 1}:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+        rows = _rows(postgres, pg_schema)
+        names = [f"{fleet}-{i:02d}" for i in range(1, 21)]
+        assert sorted(rows) == names, "20 rows, one a name"
+        on_network = Counter(n for n in running_vms() if n.startswith(f"{fleet}-"))
+        assert sorted(on_network) == names and set(on_network.values()) == {1}, f"duplicates: {on_network}"
+        for name, row in rows.items():
+            code = http("GET", f"http://{row['ip']}:7466/api/v1/vms/{name}")[0]
+            assert code == 200 and row["status"] == "running", (name, row)
+        # Each paid once: one stream a VM, recorded on its row.
+        streams = [row["config"].get("stream_id") for row in rows.values() if row["ip"] != providers["de"]["ip"]]
+        assert len(streams) == len(set(streams)) and None not in streams
+        # Both controllers end with the whole fleet.
+        assert all(f"fleet {fleet}: 20 VMs" in done.stdout for done in results.values())
+    finally:
+        gone = subprocess.run([str(BIN / "ansible-playbook"), str(FLEET), "-e", f"fleet_name={fleet}",
+                               "-e", "fleet_size=0"], env=envs[0], capture_output=True, text=True, timeout=900,
+                              check=False)
+    assert gone.returncode == 0, gone.stdout[-3000:]
+    assert _rows(postgres, pg_schema) == {} and not [n for n in running_vms() if n.startswith(f"{fleet}-")]
+
+
+def _inventory(env: dict[str, str], config: Path) -> dict[str, Any]:
+    out = config.with_suffix(".json")
+    proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(config), "--list", "--output", str(out)],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and "WARNING" not in proc.stderr, proc.stderr
+    return plain(json.loads(out.read_text()))
+
+
+def test_the_inventory_lists_the_same_hosts_from_postgresql_as_from_the_sqlite_copy(
+        ansible: Ansible, providers: dict[str, dict], postgres: dict, pg_url: str,  # noqa: F811
+        tmp_path: Path) -> None:
+    names = [f"inv-pg-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    for name, key in zip(names, ("se", "us")):
+        made = ansible.module("golem_vm", {"name": name, "provider_id": providers[key]["provider_id"]})
+        assert not made["failed"], made.get("msg")
+    try:
+        copied = ansible.module("golem_state_copy", {"direction": "to_postgresql", "state_path": str(ansible.state_path),
+                                                     "state_url": pg_url})
+        assert not copied["failed"] and copied["changed"], copied.get("msg")
+        # The same known_hosts file on both sides, so the hostvars compare whole.
+        config = tmp_path / "golem.yml"
+        config.write_text(f"plugin: golem.vm.golem\nknown_hosts_path: {ansible.state_dir / 'known_hosts'}\n")
+        from_sqlite = _inventory(ansible.env, config)
+        other = _controller(ansible, tmp_path / "other-controller", pg_url)
+        from_pg = _inventory(other, config)
+        assert sorted(from_pg["golem"]["hosts"]) == sorted(names) == sorted(from_sqlite["golem"]["hosts"])
+        for name in names:
+            assert from_pg["_meta"]["hostvars"][name] == from_sqlite["_meta"]["hostvars"][name]
+        assert postgres["password"] not in json.dumps(from_pg), "the URL's password never shows"
+
+        # Another controller, with none of the first one's files, reaches both VMs with strict host key
+        # checking: the keys come from the state.
+        bare = tmp_path / "bare" / "golem.yml"
+        bare.parent.mkdir()
+        bare.write_text("plugin: golem.vm.golem\ncompose:\n  ansible_python_interpreter: \"'/usr/bin/python3'\"\n")
+        ran = subprocess.run([str(BIN / "ansible"), "golem", "-i", str(bare), "-m", "command", "-a", "hostname",
+                              "--private-key", str(ansible.state_dir / "ssh" / "golem_id_ed25519")],
+                             env={**other, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp")}, capture_output=True,
+                             text=True, timeout=120, check=False)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert all(f"| CHANGED | rc=0 >>\n{name}" in ran.stdout for name in names), ran.stdout + ran.stderr
+    finally:
+        for name in names:
+            ansible.module("golem_vm", {"name": name, "state": "absent"})
+
+
+def test_postgresql_stopped_during_a_play_fails_clearly_leaves_no_vm_without_a_row_and_the_rerun_converges(
+        ansible: Ansible, providers: dict[str, dict], postgres: dict, pg_schema: str, tmp_path: Path) -> None:
+    url = url_for(postgres, pg_schema)
+    env = _controller(ansible, tmp_path / "controller", url)
+    name = f"pg-down-{uuid.uuid4().hex[:6]}"
+    args = {"name": name, "provider_id": providers["se"]["provider_id"], "wait": False}
+    from .fault_proxy import FaultProxy
+
+    # The create call reaches SE through a proxy that stops PostgreSQL while SE works on it.
+    proxy = FaultProxy(providers["se"]["url"])
+    proxy.inject("POST", r"/api/v1/vms", "hook", hook=lambda: ctl("stop", "postgres"))
+    pinned = {**args, "provider_ip": proxy.ip, "provider_port": proxy.port}
+    pinned.pop("provider_id")
+    try:
+        try:
+            failed = ansible.module("golem_vm", pinned, env=env)
+        finally:
+            ctl("start", "postgres")
+        assert failed["failed"], failed
+        assert f"{postgres['ip']}:{postgres['port']}" in failed["msg"], failed["msg"]
+        assert postgres["password"] not in failed["msg"] + failed["_stdout"] + failed["_stderr"]
+        assert "Traceback" not in failed["_stderr"]
+        rows = _rows(postgres, pg_schema)
+        assert name in rows, "the row was written before the create call: no VM without a row"
+        rerun = ansible.module("golem_vm", pinned, env=env)
+        assert not rerun["failed"], rerun.get("msg")
+        assert _rows(postgres, pg_schema)[name]["status"] == "running"
+        gone = ansible.module("golem_vm", {"name": name, "state": "absent"}, env=env)
+        assert not gone["failed"], gone.get("msg")
+    finally:
+        proxy.close()
+    assert http("GET", f"{providers['se']['url']}/api/v1/vms/{name}")[0] == 404
