@@ -2,6 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """golem_fleet's logic: keep exactly ``count`` VMs named ``<prefix>-NN`` in the state file.
 
+* Membership is a label the fleet sets on its VMs (``golem.vm/fleet: <name>``), not the name alone:
+  a ``web-1`` that golem_vm created is not fleet ``web``'s to destroy. Rows written before labels
+  existed (no ``labels`` in their config) are adopted by the old rule, the name, once, with a warning.
+
 * Membership comes from the state file; with ``verify`` each running member is asked for by name
   (``GET /vms/NAME``, never the list: listing a provider kills its pending creates, reference §6),
   and a member the provider no longer has is created again. Without ``verify`` a re-run with
@@ -36,6 +40,7 @@ from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, 
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import COUNTRY, Want
 
+FLEET_LABEL = "golem.vm/fleet"
 # A worker freed late starts the next queued VM late; a few more GETs cost less (reference §6:
 # create -> running takes ~1 s).
 FLEET_POLL_MAX = 0.5
@@ -70,9 +75,9 @@ def check_fleet(prefix: str, count: int, countries: list[str] | None, parallelis
             f"name {prefix!r} makes member names like {longest!r} that are not valid VM names: {problem}",
             field="name", value=prefix)
     for country in countries or ():
-        if not isinstance(country, str) or not COUNTRY.fullmatch(country):
+        if not isinstance(country, str) or not COUNTRY.fullmatch(country.strip().upper()):
             raise ValidationError(
-                f"countries holds {country!r}: each must be a two-letter upper-case country code such as SE",
+                f"countries holds {country!r}: each must be a two-letter country code such as SE",
                 field="countries", value=country)
 
 
@@ -145,6 +150,8 @@ class Fleet:
         identity: ProviderIdentity | None = None,
         payments: Any = None,
     ) -> None:
+        """``template.labels`` are the labels the user asked (None: members keep theirs); the membership
+        label is added here."""
         """``template`` is the Want of every member but its name; ``placements()`` asks discovery."""
         self.prefix = prefix
         self.count = count
@@ -160,13 +167,50 @@ class Fleet:
         self.verify = verify
         self.identity = identity or ProviderIdentity()
         self.payments = payments
+        self.user_labels = template.labels
+        self.template = replace(template, labels={**(template.labels or {}), FLEET_LABEL: prefix})
         self.result = FleetResult()
 
     def members(self) -> list[VMRecord]:
-        return [r for r in self.store.list() if member_index(self.prefix, r.name) is not None]
+        """Rows labelled as this fleet's, and rows from before labels whose name fits the old rule."""
+        found = []
+        for record in self.store.list():
+            if member_index(self.prefix, record.name) is None:
+                continue
+            labels = record.config.get("labels")
+            if not isinstance(labels, dict) or labels.get(FLEET_LABEL) == self.prefix:
+                found.append(record)
+        return found
+
+    def _adopt_unlabelled(self, members: list[VMRecord]) -> None:
+        """Rows of fleets from before labels: adopted by name once, and labelled from now on."""
+        for record in members:
+            if isinstance(record.config.get("labels"), dict):
+                continue
+            self.warn(f"VM {record.name} has no labels (it was recorded before golem.vm 0.2): it is taken as a "
+                      f"member of fleet {self.prefix} by its name, once, and labelled {FLEET_LABEL}={self.prefix}")
+            if not self.check_mode:
+                self.store.set_status(record.name, record.status, labels=dict(self.template.labels or {}))
+
+    def _relabel(self, kept: dict[int, VMRecord]) -> None:
+        """Labels asked for the fleet replace its members' (the membership label stays)."""
+        if self.user_labels is None:
+            return
+        wanted = dict(self.template.labels or {})
+        for record in kept.values():
+            if record.labels == wanted:
+                continue
+            self.result.changed = True
+            would = "would set" if self.check_mode else "set"
+            self.result.actions.append(f"{would} the labels of VM {record.name} to {wanted}")
+            if not self.check_mode:
+                self.store.set_status(record.name, record.status, labels=wanted)
 
     def run(self) -> FleetResult:
-        todo = plan(self.prefix, self.count, self.members())
+        current = self.members()
+        self._adopt_unlabelled(current)
+        todo = plan(self.prefix, self.count, current)
+        self._relabel(todo.keep)
         for record in todo.keep.values():
             if record.status != "running":
                 self.warn(f"fleet member {record.name} is recorded with status {record.status}; it was left alone. "

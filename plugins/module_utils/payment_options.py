@@ -19,6 +19,7 @@ from ansible_collections.golem.vm.plugins.module_utils.payment_terms import chec
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm_payments import StreamPayments
 
+
 def check_payment_options(params: dict[str, Any]) -> None:
     """Every payment option checked before any call; the key only for its shape, never shown."""
     url = params["payments_rpc_url"]
@@ -73,5 +74,6 @@ def build_payments(params: dict[str, Any], *, local_dir: str, deadline: Deadline
     ``local_dir`` holds this controller's nonce lock (beside the state file)."""
     check_payment_options(params)
     return StreamPayments(chain_factory(params, lock_dir=local_dir, deadline=deadline),
-                          can_pay=bool(params.get("ethereum_private_key")), hours=params["payment_hours"], deadline=deadline, pricing_for=pricing_lookup(discovery),
+                          can_pay=bool(params.get("ethereum_private_key")), hours=params["payment_hours"],
+                          deadline=deadline, pricing_for=pricing_lookup(discovery),
                           given_stream=params.get("stream_id"), warn=warn)

@@ -128,6 +128,8 @@ class CreateTransaction:
             "ssh_key_fingerprint": self.want.key_fingerprint,
             "image": self.want.image or DEFAULT_IMAGE,
             "size": self.want.size,
+            # Always written, even empty: rows that carry the key were written by golem.vm 0.2 or later.
+            "labels": dict(self.want.labels or {}),
         }
         if self.want.stream_id is not None:
             config["stream_id"] = self.want.stream_id

@@ -16,6 +16,7 @@ Rules that hold everywhere below:
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
@@ -118,6 +119,7 @@ class Lifecycle:
             client, remote = self._lookup(record)
             if remote is not None:
                 self._warn_differences(record)
+                record = self._set_labels(record)
                 return self._converge(record, client, remote, probe)
             why = self.payments.why_gone(record) if self.payments is not None else None
             if not create:
@@ -181,6 +183,18 @@ class Lifecycle:
             if not known:
                 self.waiter.ssh(record, new=False)
         return record
+
+    def _set_labels(self, record: VMRecord) -> VMRecord:
+        """Labels are the one thing of an existing VM that can change: the ones asked replace the recorded."""
+        wanted = self.want.labels
+        if wanted is None or wanted == record.labels:
+            return record
+        self.out.changed = True
+        if self.check_mode:
+            self._act(f"would set the labels of VM {record.name} to {wanted}")
+            return replace(record, config={**record.config, "labels": dict(wanted)})
+        self._act(f"set the labels of VM {record.name} to {wanted}")
+        return self.store.set_status(record.name, record.status, labels=dict(wanted)) or record
 
     def _sync_status(self, record: VMRecord, status: str, **updates: Any) -> VMRecord:
         """Bring our record in line with the provider's; a bookkeeping write, not a change."""

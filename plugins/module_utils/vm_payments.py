@@ -195,4 +195,3 @@ class StreamPayments(CreateHooks):
         self.warn(f"VM {record.name}'s stream transaction {tx} is unknown to payments RPC {chain.rpc_url}: it was "
                   "never mined, so it opened no stream")
         return None
-

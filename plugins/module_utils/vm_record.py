@@ -99,6 +99,11 @@ class VMRecord:
         return self._str("size")
 
     @property
+    def labels(self) -> dict[str, str]:
+        value = self.config.get("labels")
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+    @property
     def error(self) -> str | None:
         return self._str("error")
 

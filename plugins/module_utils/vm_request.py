@@ -25,6 +25,7 @@ from ansible_collections.golem.vm.plugins.module_utils.state import check_state_
 
 COUNTRY = re.compile(r"[A-Z]{2}")
 USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}")
 # Provider ids are Ethereum addresses upstream; anything that could add a URL path segment or
 # query ("/", "?", "#", "%", spaces) is refused before it reaches discovery's URL.
 PROVIDER_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:-]{0,127}")
@@ -36,16 +37,47 @@ class KeyInfo(NamedTuple):
     private_path: str | None
 
 
+def country_code(value: Any, field: str = "country") -> str | None:
+    """A two-letter country code, in the upper case discovery stores (``se`` is taken for ``SE``)."""
+    if value is None:
+        return None
+    code = value.strip().upper() if isinstance(value, str) else value
+    if not isinstance(code, str) or not COUNTRY.fullmatch(code):
+        raise ValidationError(f"{field} {value!r} must be a two-letter country code such as SE or US",
+                              field=field, value=value)
+    return code
+
+
+def check_labels(labels: Any, field: str = "labels") -> dict[str, str] | None:
+    """Labels as stored: string keys of the Kubernetes-like shape, string values (numbers and booleans
+    given in YAML are taken as their text); anything else is refused by name."""
+    if labels is None:
+        return None
+    if not isinstance(labels, dict):
+        raise ValidationError(f"{field} must be a dictionary of names to text", field=field, value=labels)
+    checked: dict[str, str] = {}
+    for key, value in labels.items():
+        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
+            raise ValidationError(f"{field} has the key {key!r}: use letters, digits, '.', '_', '/' and '-', "
+                                  "starting with a letter or digit, at most 63 characters", field=field, value=key)
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            value = str(value)
+        if not isinstance(value, str) or len(value) > 256:
+            raise ValidationError(f"{field}[{key!r}] must be text of at most 256 characters, not {value!r}",
+                                  field=field, value=value)
+        checked[key] = value
+    return checked
+
+
 def check_scalars(params: dict[str, Any]) -> None:
     name = params["name"]
     problem = name_problem(name)
     if problem:
         raise ValidationError(f"name {name!r} is not a valid VM name: {problem}", field="name", value=name)
-    country = params.get("country")
-    if country is not None and not COUNTRY.fullmatch(country):
-        raise ValidationError(
-            f"country {country!r} must be a two-letter upper-case country code such as SE or US",
-            field="country", value=country)
+    country_code(params.get("country"))
+    check_labels(params.get("labels"))
     provider_id = params.get("provider_id")
     if provider_id is not None and not PROVIDER_ID.fullmatch(provider_id):
         raise ValidationError(
@@ -84,6 +116,7 @@ VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
     "image": {"type": "str"},
     "stream_id": {"type": "int"},
     "payment_hours": {"type": "int", "default": 1},
+    "labels": {"type": "dict"},
     "ssh_public_key": {"type": "str", "no_log": False},
     "ssh_public_key_path": {"type": "path", "no_log": False},
     "ssh_private_key_path": {"type": "path", "no_log": False},
@@ -96,12 +129,10 @@ VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
 }
 
 
-
-def vm_module_spec(**options: dict[str, Any]) -> dict[str, Any]:
-    """The argument spec and AnsibleModule settings of a module that manages VMs (golem_vm, golem_fleet)."""
-    return {
-        "argument_spec": {**VM_SPEC_ARGUMENTS, **PAYMENT_ARGUMENTS, "name": {"type": "str", "required": True},
-                          **options},
+def vm_module_spec(**options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The argument spec and the other AnsibleModule settings of a module that manages VMs (golem_vm,
+    golem_fleet)."""
+    return {**VM_SPEC_ARGUMENTS, **PAYMENT_ARGUMENTS, "name": {"type": "str", "required": True}, **options}, {
         "supports_check_mode": True,
         # size against cpu/memory/storage is checked by resolve_spec, whose message names the values.
         "mutually_exclusive": [("ssh_public_key", "ssh_public_key_path")],
@@ -199,6 +230,7 @@ class Want:
     country: str | None
     adopt: bool
     wait: bool
+    labels: dict[str, str] | None = None  # None: leave an existing VM's labels as they are
     # Loads (generate=True: or makes) the default key pair; returns (text, fingerprint, private path).
     load_key: Callable[..., KeyInfo] | None = None
 
@@ -231,7 +263,8 @@ def prepare_task(params: dict[str, Any], *, name: str, state: str = "present", p
     want = Want(
         name=name, state=state, spec=spec, size=params["size"], image=params["image"], stream_id=params["stream_id"],
         public_key=key.text, key_fingerprint=key.fingerprint, private_key_path=key.private_path,
-        ssh_user=params["ssh_user"], pinned=pinned, country=country, adopt=adopt, wait=params["wait"],
+        ssh_user=params["ssh_user"], pinned=pinned, country=country_code(country), adopt=adopt, wait=params["wait"],
+        labels=check_labels(params.get("labels")),
         load_key=lambda generate: resolve_key(params, where.local_dir, generate=generate))
     # Imported here: the PostgreSQL backend's module (and psycopg) only for a postgresql:// URL.
     from ansible_collections.golem.vm.plugins.module_utils.state_open import open_store

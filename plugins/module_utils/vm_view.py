@@ -52,6 +52,7 @@ def represent_vm(record: VMRecord, *, known_hosts_path: str | None = None) -> di
         "ssh_command": ssh_command(
             ssh_host, ssh_port, record.ssh_user, record.ssh_private_key_path, known_hosts_path
         ),
+        "labels": record.labels,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "error": record.error,
@@ -71,4 +72,5 @@ def diff_view(record: VMRecord | None) -> dict[str, Any]:
         "image": record.image,
         "ssh_port": record.ssh_port,
         "ssh_user": record.ssh_user,
+        "labels": record.labels,
     }

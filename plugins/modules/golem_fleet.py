@@ -168,7 +168,7 @@ from ansible_collections.golem.vm.plugins.module_utils.provider_identity import 
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_module_spec
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
-MODULE_SPEC = vm_module_spec(
+ARGUMENT_SPEC, MODULE_SETTINGS = vm_module_spec(
     count={"type": "int", "required": True},
     countries={"type": "list", "elements": "str"},
     platform={"type": "str"},
@@ -179,13 +179,13 @@ MODULE_SPEC = vm_module_spec(
 
 class GolemFleet(GolemModule):
     def __init__(self) -> None:
-        spec = dict(MODULE_SPEC)
-        super().__init__(spec.pop("argument_spec"), **spec)
+        super().__init__(ARGUMENT_SPEC, **MODULE_SETTINGS)
 
     def execute(self) -> dict[str, Any]:
         p = self.params
         countries = p["countries"] or None
         check_fleet(p["name"], p["count"], countries, p["parallelism"])
+        countries = [c.strip().upper() for c in countries] if countries else None
         # The per-VM checks run on the longest member name (the prefix alone need not be a valid name).
         task = prepare_task(p, name=member_name(p["name"], max(p["count"], 1), p["count"]), default_size="small")
         task.want.name = p["name"]

@@ -244,7 +244,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifec
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_module_spec
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
-MODULE_SPEC = vm_module_spec(
+ARGUMENT_SPEC, MODULE_SETTINGS = vm_module_spec(
     state={"type": "str", "default": "present", "choices": ["present", "started", "stopped", "absent"]},
     provider_id={"type": "str"},
     provider_ip={"type": "str"},
@@ -257,10 +257,9 @@ MODULE_SPEC = vm_module_spec(
 
 class GolemVM(GolemModule):
     def __init__(self) -> None:
-        spec = dict(MODULE_SPEC)
-        argument_spec = spec.pop("argument_spec")
-        spec["mutually_exclusive"] = [*spec["mutually_exclusive"], ("provider_id", "provider_ip")]
-        super().__init__(argument_spec, **spec)
+        settings = {**MODULE_SETTINGS,
+                    "mutually_exclusive": [*MODULE_SETTINGS["mutually_exclusive"], ("provider_id", "provider_ip")]}
+        super().__init__(ARGUMENT_SPEC, **settings)
 
     def execute(self) -> dict[str, Any]:
         p = self.params
@@ -280,7 +279,7 @@ class GolemVM(GolemModule):
         discovery = self.discovery_within(task.deadline)
         placer = Placer(
             discovery, spec=task.want.spec or SIZES["small"], provider_port=p["provider_port"],
-            pinned=pinned, country=p["country"], platform=p["platform"], strategy=p["provider_selection"],
+            pinned=pinned, country=task.want.country, platform=p["platform"], strategy=p["provider_selection"],
             warn=self.warn)
         payments = build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
                                   warn=self.warn)

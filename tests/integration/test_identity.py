@@ -79,7 +79,12 @@ def recorded_vm(ansible: Ansible, providers: dict[str, dict]) -> Iterator[dict[s
 def _point(ansible: Ansible, name: str, ip: str, port: int) -> None:
     """Hand the row's provider address to something else (the VM itself stays where it is)."""
     # Closed at once: SQLite checkpoints its WAL when the last connection closes, which rewrites the file.
-    with closing(sqlite3.connect(ansible.state_path)) as conn, conn:
+    with closing(sqlite3.connect(ansible.state_path)) as conn:
+        _rewrite(conn, name, ip, port)
+
+
+def _rewrite(conn: sqlite3.Connection, name: str, ip: str, port: int) -> None:
+    with conn:
         (config,) = conn.execute("SELECT config FROM vms WHERE name = ?", (name,)).fetchone()
         config = json.loads(config)
         config["provider_port"] = port

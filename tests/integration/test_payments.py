@@ -180,4 +180,3 @@ def _row(ansible: Ansible, name: str) -> dict:
     with closing(sqlite3.connect(ansible.state_path)) as conn:
         row = conn.execute("SELECT name, config FROM vms WHERE name = ?", (name,)).fetchone()
     return {"name": row[0], "config": row[1]}
-

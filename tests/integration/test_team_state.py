@@ -18,7 +18,14 @@ from typing import Any
 
 from .ansible_runner import BIN, Ansible
 from .devnet_helpers import REPO, http, plain, running_vms
-from .postgres_helpers import admin, ctl, pg_schema, pg_url, postgres, url_for  # noqa: F401 - fixtures
+from .postgres_helpers import (  # noqa: F401  pylint: disable=unused-import
+    admin,
+    ctl,
+    pg_schema,
+    pg_url,
+    postgres,
+    url_for,
+)
 
 FLEET = REPO / "playbooks" / "fleet.yml"
 
@@ -90,7 +97,7 @@ def _inventory(env: dict[str, str], config: Path) -> dict[str, Any]:
 def test_the_inventory_lists_the_same_hosts_from_postgresql_as_from_the_sqlite_copy(
         ansible: Ansible, providers: dict[str, dict], postgres: dict, pg_url: str,  # noqa: F811
         tmp_path: Path) -> None:
-    names = [f"inv-pg-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    names = [f"inv-pg-{uuid.uuid4().hex[:6]}" for _i in range(2)]
     for name, key in zip(names, ("se", "us")):
         made = ansible.module("golem_vm", {"name": name, "provider_id": providers[key]["provider_id"]})
         assert not made["failed"], made.get("msg")

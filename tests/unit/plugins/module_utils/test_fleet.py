@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ProviderError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    DiscoveryError,
+    ProviderError,
+    ValidationError,
+)
 from ansible_collections.golem.vm.plugins.module_utils.fleet import (
     Fleet,
     candidates_for,
@@ -31,10 +36,12 @@ from ansible_collections.golem.vm.plugins.module_utils.models import (
     ProviderInfo,
     VMInfo,
 )
+from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
-from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import (
+    SQLiteStateStore,
+)
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M test"
@@ -222,7 +229,7 @@ def test_plan_treats_a_second_row_for_one_index_as_surplus():
 
 
 @pytest.mark.parametrize(("args", "field"), [(("web", -1, None, 10), "count"), (("web", 2, None, 0), "parallelism"),
-                                             (("Web", 2, None, 10), "name"), (("web", 2, ["se"], 10), "countries"),
+                                             (("Web", 2, None, 10), "name"), (("web", 2, ["S1"], 10), "countries"),
                                              (("a" * 62, 2, None, 10), "name")])
 def test_bad_values_are_named(args, field):
     with pytest.raises(ValidationError) as err:
@@ -445,3 +452,38 @@ def test_a_member_whose_address_answers_as_another_provider_is_not_created_again
     assert "web-02" in res.failures and "0xnot-the-one" in res.failures["web-02"]
     assert net.writes() == [] and Path(store.path).read_bytes() == before
     assert "1 of 1 fleet operations failed" in failure_message(res)
+
+
+def test_membership_is_the_fleets_label_not_the_name(store):
+    net = Network()
+    fleet(store, net, 2, countries=["SE"]).run()
+    # golem_vm made a web-07 of its own (labels, but not the fleet's): fleet web must not take it.
+    store.upsert(VMRecord("web-07", SE1, "web-07", "running",
+                          {**record("web-07").config, "labels": {"role": "db"}}))
+    net.vms[SE1].add("web-07")
+    res = fleet(store, net, 0).run()
+    assert sorted(res.destroyed) == ["web-01", "web-02"] and store.get("web-07") is not None
+    assert "web-07" in net.vms[SE1]
+
+
+def test_rows_from_before_labels_are_adopted_by_name_once_and_labelled(store):
+    net = Network()
+    store.upsert(record("web-01"))  # golem.vm 0.1 wrote no labels
+    net.vms[SE1].add("web-01")
+    run = fleet(store, net, 1)
+    res = run.run()
+    assert not res.changed and any("recorded before golem.vm 0.2" in w for w in run.warnings)
+    assert store.get("web-01").labels == {"golem.vm/fleet": "web"}
+    again = fleet(store, net, 1)
+    again.run()
+    assert not any("before golem.vm 0.2" in w for w in again.warnings), "adopted once"
+
+
+def test_labels_asked_for_the_fleet_are_set_on_its_members(store):
+    net = Network()
+    fleet(store, net, 1, countries=["SE"]).run()
+    labelled = fleet(store, net, 1)
+    labelled.template = replace(labelled.template, labels={**labelled.template.labels, "tier": "web"})
+    labelled.user_labels = {"tier": "web"}
+    res = labelled.run()
+    assert res.changed and store.get("web-01").labels == {"golem.vm/fleet": "web", "tier": "web"}

@@ -172,7 +172,7 @@ def test_a_refused_create_terminates_the_stream_and_fails_over_to_the_next_provi
 def test_a_failed_job_deletes_the_vm_then_terminates_its_stream(store, providers, chain):
     se = providers["127.0.0.2"]
     se.job_status, se.job_error = "failed", "Insufficient resources available on provider"
-    lc, _ = life(store, providers, chain)
+    lc, _payments = life(store, providers, chain)
     with pytest.raises(ProviderError):
         lc.run(None)
     assert chain.funded() == [] and store.get("web-1") is None
@@ -182,7 +182,7 @@ def test_a_failed_job_deletes_the_vm_then_terminates_its_stream(store, providers
 def test_a_create_whose_answer_was_lost_keeps_the_row_and_the_stream(store, providers, chain):
     se = providers["127.0.0.2"]
     se.create_error = ProviderError("could not talk to 127.0.0.2:7466: Connection reset by peer")
-    lc, _ = life(store, providers, chain)
+    lc, _payments = life(store, providers, chain)
     with pytest.raises(ProviderError):
         lc.run(None)
     row = store.get("web-1")
@@ -190,27 +190,27 @@ def test_a_create_whose_answer_was_lost_keeps_the_row_and_the_stream(store, prov
     assert chain.funded() == [1]
     # The next run finds the VM gone, terminates the stream, then forgets the row.
     se.create_error = None
-    lc, _ = life(store, providers, chain, state="absent")
+    lc, _payments = life(store, providers, chain, state="absent")
     lc.run(store.get("web-1"))
     assert chain.funded() == [] and store.get("web-1") is None
 
 
 def test_an_unmined_stream_transaction_is_recorded_and_settled_by_the_next_run(store, providers, chain):
     chain.mine = False
-    lc, _ = life(store, providers, chain, deadline=2)
+    lc, _payments = life(store, providers, chain, deadline=2)
     with pytest.raises(PaymentError, match="not mined"):
         lc.run(None)
     row = store.get("web-1")
     assert row.status == "error" and row.config["stream_tx"] == "0xtx1" and row.stream_id is None
     assert [c for c in providers["127.0.0.2"].writes() if c[0] == "create"] == [], "no create without a paid stream"
     chain.txs["0xtx1"]["mined"] = True  # mined meanwhile
-    lc, _ = life(store, providers, chain, state="absent")
+    lc, _payments = life(store, providers, chain, state="absent")
     lc.run(store.get("web-1"))
     assert chain.funded() == [] and store.get("web-1") is None
 
 
 def test_destroying_terminates_after_the_delete_and_reports_the_refund(store, providers, chain):
-    lc, _ = life(store, providers, chain)
+    lc, _payments = life(store, providers, chain)
     lc.run(None)
     chain.now += 600  # ten minutes of the hour used
     lc, payments = life(store, providers, chain, state="absent")
@@ -223,46 +223,46 @@ def test_destroying_terminates_after_the_delete_and_reports_the_refund(store, pr
 
 
 def test_a_termination_that_fails_keeps_the_row_until_it_succeeds(store, providers, chain):
-    lc, _ = life(store, providers, chain)
+    lc, _payments = life(store, providers, chain)
     lc.run(None)
     chain.fail_terminate = PaymentError("payments RPC http://127.0.0.10:8545 refused eth_sendRawTransaction")
-    lc, _ = life(store, providers, chain, state="absent")
+    lc, _payments = life(store, providers, chain, state="absent")
     with pytest.raises(PaymentError):
         lc.run(store.get("web-1"))
     row = store.get("web-1")
     assert row is not None and row.status == "error" and "not settled" in row.error and row.stream_id == 1
     assert "web-1" not in providers["127.0.0.2"].vms, "the VM is deleted first: it cost money while it ran"
     chain.fail_terminate = None
-    lc, _ = life(store, providers, chain, state="absent")
+    lc, _payments = life(store, providers, chain, state="absent")
     lc.run(store.get("web-1"))
     assert chain.funded() == [] and store.get("web-1") is None
 
 
 def test_stopping_terminates_the_stream_and_keeps_the_row(store, providers, chain):
-    lc, _ = life(store, providers, chain)
+    lc, _payments = life(store, providers, chain)
     lc.run(None)
-    lc, _ = life(store, providers, chain, state="stopped")
+    lc, _payments = life(store, providers, chain, state="stopped")
     rec = lc.run(store.get("web-1"))
     assert rec.status == "stopped" and rec.config["stream_terminated"] and chain.funded() == []
-    lc, _ = life(store, providers, chain, state="absent")
+    lc, _payments = life(store, providers, chain, state="absent")
     lc.run(store.get("web-1"))
     assert chain.calls.count(("terminate", 1)) == 1, "a terminated stream is not terminated twice"
 
 
 def test_a_vm_with_our_stream_is_not_destroyed_without_the_key(store, providers, chain):
-    lc, _ = life(store, providers, chain)
+    lc, _payments = life(store, providers, chain)
     lc.run(None)
-    lc, _ = life(store, providers, None, state="absent")
+    lc, _payments = life(store, providers, None, state="absent")
     with pytest.raises(PaymentError, match="ethereum_private_key"):
         lc.run(store.get("web-1"))
     assert "web-1" in providers["127.0.0.2"].vms and store.get("web-1") is not None
 
 
 def test_a_drifted_vm_is_paid_anew_after_its_old_stream_is_terminated(store, providers, chain):
-    lc, _ = life(store, providers, chain)
+    lc, _payments = life(store, providers, chain)
     lc.run(None)
     providers["127.0.0.2"].vms.clear()  # deleted behind our back (or by the provider's monitor)
-    lc, _ = life(store, providers, chain)
+    lc, _payments = life(store, providers, chain)
     rec = lc.run(store.get("web-1"))
     assert chain.streams[1]["terminated"] and rec.stream_id == 2 and chain.funded() == [2]
 
@@ -270,7 +270,7 @@ def test_a_drifted_vm_is_paid_anew_after_its_old_stream_is_terminated(store, pro
 def test_a_provider_without_payments_is_created_without_a_stream(store, providers, chain):
     se = providers["127.0.0.2"]
     se.provider_info = lambda: ProviderInfo(provider_id="0xse", stream_payment_address="0x" + "0" * 40)
-    lc, _ = life(store, providers, chain)
+    lc, _payments = life(store, providers, chain)
     rec = lc.run(None)
     assert rec.stream_id is None and chain.streams == {}
 
@@ -278,6 +278,6 @@ def test_a_provider_without_payments_is_created_without_a_stream(store, provider
 def test_an_existing_vm_costs_no_chain_call(store, providers, chain):
     recorded(store)
     providers["127.0.0.2"].vms["web-1"] = vm("web-1")
-    lc, _ = life(store, providers, chain)
+    lc, _payments = life(store, providers, chain)
     lc.run(store.get("web-1"))
     assert chain.calls == [] and not lc.out.changed

@@ -98,7 +98,7 @@ CASES: dict[str, Case] = {
     "info-cpu-zero": Case(P, {"cpu": 0}, ("cpu", "0"), "cpu"),
     "info-size-and-storage": Case(P, {"size": "small", "storage": 20}, ("size", "storage", "'small'"), "size"),
     # --- placement and other options ---
-    "country-lower-case": Case(V, {"name": "web-1", "country": "se"}, ("country", "'se'"), "country"),
+    "country-three-letters": Case(V, {"name": "web-1", "country": "swe"}, ("country", "'swe'"), "country"),
     "info-country-word": Case(P, {"country": "sweden"}, ("country", "'sweden'"), "country"),
     "fleet-countries-word": Case(F, {"name": "web", "count": 1, "countries": ["SE", "sweden"]},
                                  ("countries", "'sweden'"), "countries"),
