@@ -63,8 +63,10 @@ devnet-status:
 DEMO_STATE ?= $(CURDIR)/.devnet/requestor/vms.db
 DEMO_ARGS ?= -e vm_install_packages=false
 
+# The local network's funded account and chain come from its env file: the demo pays for its VM.
 demo: install devnet-up
-	@cd playbooks && GOLEM_REQUESTOR_DB_PATH="$(DEMO_STATE)" ../$(VENV)/bin/ansible-playbook create_vm.yml $(DEMO_ARGS)
+	@set -a && . .devnet/env && set +a && cd playbooks && \
+	 GOLEM_REQUESTOR_DB_PATH="$(DEMO_STATE)" ../$(VENV)/bin/ansible-playbook create_vm.yml $(DEMO_ARGS)
 
 bench:
 	@cd bench && ../$(VENV)/bin/python golem_vm_noop.py

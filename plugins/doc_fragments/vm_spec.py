@@ -37,6 +37,16 @@ options:
       - Top it up later with M(golem.vm.golem_stream).
     type: int
     default: 1
+  labels:
+    description:
+      - Labels of the VM, names to text (numbers and booleans are taken as their text), stored with its row in
+        the state (the upstream C(golem) CLI ignores them). Names are letters, digits, V(.), V(_), V(/) and V(-),
+        starting with a letter or digit, at most 63 characters.
+      - Given for an existing VM, they replace its labels (a change, shown in the diff); not given, the VM's
+        labels are left as they are.
+      - The C(golem.vm.golem) inventory shows them as C(golem_labels), for O(golem.vm.golem#inventory:keyed_groups)
+        and filters.
+    type: dict
   ssh_public_key:
     description:
       - The public key to install for O(ssh_user), as the text of a C(.pub) file.

@@ -129,14 +129,17 @@ VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
 }
 
 
-def vm_module_spec(**options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The argument spec and the other AnsibleModule settings of a module that manages VMs (golem_vm,
-    golem_fleet)."""
-    return {**VM_SPEC_ARGUMENTS, **PAYMENT_ARGUMENTS, "name": {"type": "str", "required": True}, **options}, {
-        "supports_check_mode": True,
-        # size against cpu/memory/storage is checked by resolve_spec, whose message names the values.
-        "mutually_exclusive": [("ssh_public_key", "ssh_public_key_path")],
-    }
+def vm_argument_spec(**options: dict[str, Any]) -> dict[str, Any]:
+    """The argument spec of a module that manages VMs (golem_vm, golem_fleet): theirs and ``options``."""
+    return {**VM_SPEC_ARGUMENTS, **PAYMENT_ARGUMENTS, "name": {"type": "str", "required": True}, **options}
+
+
+# The other AnsibleModule settings they share; size against cpu/memory/storage is checked by
+# resolve_spec, whose message names the values.
+VM_MODULE_SETTINGS: dict[str, Any] = {
+    "supports_check_mode": True,
+    "mutually_exclusive": [("ssh_public_key", "ssh_public_key_path")],
+}
 
 
 def resolve_paths(params: dict[str, Any]) -> tuple[settings.StateLocation, str]:

@@ -53,6 +53,7 @@ def represent_vm(record: VMRecord, *, known_hosts_path: str | None = None) -> di
             ssh_host, ssh_port, record.ssh_user, record.ssh_private_key_path, known_hosts_path
         ),
         "labels": record.labels,
+        "stream_id": record.stream_id,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "error": record.error,

@@ -165,10 +165,14 @@ from ansible_collections.golem.vm.plugins.module_utils.fleet import (
     member_name,
 )
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_module_spec
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
+    VM_MODULE_SETTINGS,
+    prepare_task,
+    vm_argument_spec,
+)
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
-ARGUMENT_SPEC, MODULE_SETTINGS = vm_module_spec(
+ARGUMENT_SPEC = vm_argument_spec(
     count={"type": "int", "required": True},
     countries={"type": "list", "elements": "str"},
     platform={"type": "str"},
@@ -179,7 +183,7 @@ ARGUMENT_SPEC, MODULE_SETTINGS = vm_module_spec(
 
 class GolemFleet(GolemModule):
     def __init__(self) -> None:
-        super().__init__(ARGUMENT_SPEC, **MODULE_SETTINGS)
+        super().__init__(ARGUMENT_SPEC, **VM_MODULE_SETTINGS)
 
     def execute(self) -> dict[str, Any]:
         p = self.params

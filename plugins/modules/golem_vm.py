@@ -203,6 +203,8 @@ vm:
     created_at: {description: When the VM was recorded (UTC)., type: str, sample: "2026-11-27 08:00:00"}
     updated_at: {description: When its record last changed (UTC)., type: str}
     error: {description: Why the VM is in status V(error)., type: str}
+    labels: {description: The VM's labels., type: dict, sample: {role: web}}
+    stream_id: {description: "Id of the VM's payment stream, when it has one.", type: int, sample: 7}
 stream:
   description:
     - What this run did with the VM's payment stream; empty when it did nothing with one.
@@ -241,10 +243,14 @@ from ansible_collections.golem.vm.plugins.module_utils.placement import STRATEGI
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_module_spec
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
+    VM_MODULE_SETTINGS,
+    prepare_task,
+    vm_argument_spec,
+)
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
-ARGUMENT_SPEC, MODULE_SETTINGS = vm_module_spec(
+ARGUMENT_SPEC = vm_argument_spec(
     state={"type": "str", "default": "present", "choices": ["present", "started", "stopped", "absent"]},
     provider_id={"type": "str"},
     provider_ip={"type": "str"},
@@ -257,8 +263,8 @@ ARGUMENT_SPEC, MODULE_SETTINGS = vm_module_spec(
 
 class GolemVM(GolemModule):
     def __init__(self) -> None:
-        settings = {**MODULE_SETTINGS,
-                    "mutually_exclusive": [*MODULE_SETTINGS["mutually_exclusive"], ("provider_id", "provider_ip")]}
+        settings = {**VM_MODULE_SETTINGS,
+                    "mutually_exclusive": [*VM_MODULE_SETTINGS["mutually_exclusive"], ("provider_id", "provider_ip")]}
         super().__init__(ARGUMENT_SPEC, **settings)
 
     def execute(self) -> dict[str, Any]:

@@ -180,3 +180,27 @@ def _row(ansible: Ansible, name: str) -> dict:
     with closing(sqlite3.connect(ansible.state_path)) as conn:
         row = conn.execute("SELECT name, config FROM vms WHERE name = ?", (name,)).fetchone()
     return {"name": row[0], "config": row[1]}
+
+
+def test_a_paid_fleet_of_20_pays_each_vm_to_its_own_provider_and_leaves_nothing_locked(
+        ansible: Ansible, providers, chain):
+    fleet = f"paid{uuid.uuid4().hex[:5]}"
+    play = str(REPO / "playbooks" / "fleet.yml")
+    grown = ansible.playbook(play, "-e", f"fleet_name={fleet}", "-e", "fleet_size=20", "-e", "fleet_wait=false",
+                             "-e", '{"fleet_countries": ["SE", "US"]}')
+    try:
+        assert grown.returncode == 0, grown.stdout[-3000:]
+        import sqlite3
+        from contextlib import closing
+
+        with closing(sqlite3.connect(ansible.state_path)) as conn:
+            rows = [json.loads(c) for (c,) in conn.execute("SELECT config FROM vms WHERE name LIKE ?", (f"{fleet}-%",))]
+        assert len(rows) == 20
+        streams = {row["stream_id"]: row["provider_id"] for row in rows}
+        assert len(streams) == 20, "one stream a VM"
+        for stream_id, provider_id in streams.items():
+            assert chain.stream(stream_id)["recipient"].lower() == provider_id.lower()
+    finally:
+        emptied = ansible.playbook(play, "-e", f"fleet_name={fleet}", "-e", "fleet_size=0")
+    assert emptied.returncode == 0, emptied.stdout[-3000:]
+    assert all(chain.stream(stream_id)["recipient"] == ZERO for stream_id in streams), "every stream terminated"
