@@ -11,7 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -58,3 +60,57 @@ def report(title: str, rows: dict[str, list[float]], baseline: str, floor: str |
         med = statistics.median(samples)
         net = (med - low) / (base - low) if floor and base > low else float("nan")
         print(f"{name:38} {med:9.3f} {min(samples):7.3f} {max(samples):7.3f} {med / base:7.2f} {net:12.2f}")
+
+
+def devnet_env() -> dict[str, str]:
+    """The local network's env file: the funded requestor key and the payment chain (never printed)."""
+    path = Path(devnet()["payments"]["env_file"])
+    return dict(line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines()
+                if line.startswith("export "))
+
+
+class StreamOpener:
+    """Opens payment streams as plainly as it can be done (for a floor to compare with): sign, send, wait.
+
+    One account, so transactions are numbered under a lock; receipts are polled as a client would.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        from eth_account import Account
+
+        env = devnet_env()
+        self.url = env["GOLEM_REQUESTOR_POLYGON_RPC_URL"]
+        self.account = Account.from_key(env["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"])
+        self.contract = devnet()["payments"]["stream_payment_address"]
+        self.lock = threading.Lock()
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+        req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - the loopback chain
+            answer = json.loads(resp.read())
+        if "error" in answer:
+            raise SystemExit(f"floor: {method}: {answer['error']}")
+        return answer["result"]
+
+    def open(self, recipient: str, rate: int, seconds: int = 3600) -> int:
+        from eth_abi import encode
+        from eth_utils import keccak, to_checksum_address
+
+        deposit = rate * seconds
+        data = keccak(text="createStream(address,address,uint256,uint128)")[:4] + encode(
+            ["address", "address", "uint256", "uint128"], ["0x" + "0" * 40, to_checksum_address(recipient), deposit,
+                                                           rate])
+        with self.lock:
+            tx = {"to": to_checksum_address(self.contract), "value": deposit, "data": data, "gas": 300_000,
+                  "gasPrice": int(self.rpc("eth_gasPrice"), 16), "chainId": int(self.rpc("eth_chainId"), 16),
+                  "nonce": int(self.rpc("eth_getTransactionCount", self.account.address, "pending"), 16)}
+            raw = self.account.sign_transaction(tx).raw_transaction
+            tx_hash = self.rpc("eth_sendRawTransaction", "0x" + bytes(raw).hex())
+        while True:
+            receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
+            if receipt:
+                return int(receipt["logs"][0]["topics"][1], 16)
+            time.sleep(0.1)

@@ -36,8 +36,11 @@ def ensure_private_dir(path: str) -> None:
     missing: list[str] = []
     probe = path
     while not os.path.isdir(probe):
-        if os.path.lexists(probe):
+        # isdir again: another thread or fork may have made it since the loop's own look.
+        if os.path.lexists(probe) and not os.path.isdir(probe):
             raise StateError(f"{probe} exists and is not a directory, so {path} cannot be created")
+        if os.path.isdir(probe):
+            break
         missing.append(probe)
         parent = os.path.dirname(probe)
         if parent == probe:

@@ -81,6 +81,12 @@ class IdentityError(ProviderError):
     kind = "identity"
 
 
+class PaymentError(GolemError):
+    """The chain refused, failed or could not be reached; the message names the RPC URL, account and amount."""
+
+    kind = "payment"
+
+
 class ValidationError(GolemError):
     """User input, or data a server sent, broke a rule; ``field`` and ``value`` name it."""
 

@@ -30,6 +30,11 @@ class StreamTerms(NamedTuple):
         return self.rate_wei * 3600
 
 
+def succeeded(receipt: dict[str, Any]) -> bool:
+    """Whether a mined transaction's receipt says it succeeded (a revert is status 0)."""
+    return int(receipt.get("status", "0x1"), 16) == 1
+
+
 def requires_payment(stream_payment_address: str | None) -> bool:
     """A provider takes payment when its StreamPayment address (GET /provider/info) is set and not zero."""
     return bool(stream_payment_address) and int(stream_payment_address, 16) != 0

@@ -11,6 +11,9 @@ the 0.1.x network pays.
 Transactions from one account are numbered: the nonce is read and the transaction sent under a
 lock file beside the state, so forks and fleet threads paying at once never reuse a nonce. The
 private key stays in this object; no message, result or exception carries it.
+
+Imported only when a task pays or reads a stream: eth-account and eth-abi cost more to import than a
+whole no-op run takes.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._files import ensure_private_dir, file_lock
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError
 from ansible_collections.golem.vm.plugins.module_utils.http import HttpClient
-from ansible_collections.golem.vm.plugins.module_utils.payment_terms import ZERO_ADDRESS
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import ZERO_ADDRESS, succeeded
 
 CHAIN_LIBRARY = "eth-account >= 0.13 (with eth-abi)"
 try:
@@ -55,12 +58,6 @@ NONCE_TRIES = 6
 # Unused gas is not charged, so the margin costs nothing.
 TRANSFER_GAS = 60_000  # blocks come every second or so; a late look costs a whole block
 READ_TRIES = 3
-
-
-class PaymentError(GolemError):
-    """The chain refused, failed or could not be reached; the message names the RPC URL, account and amount."""
-
-    kind = "payment"
 
 
 @dataclass(frozen=True)
@@ -97,10 +94,6 @@ class ChainStream:
                 "recipient": self.recipient, "start_time": self.start_time, "stop_time": self.stop_time,
                 "rate_wei_per_second": self.rate, "deposit_wei": self.deposit, "withdrawn_wei": self.withdrawn,
                 "halted": self.halted, "chain_time": self.now, "remaining_seconds": self.remaining_seconds}
-
-
-def succeeded(receipt: dict[str, Any]) -> bool:
-    return int(receipt.get("status", "0x1"), 16) == 1
 
 
 def _selector(signature: str) -> bytes:

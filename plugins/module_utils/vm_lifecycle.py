@@ -20,14 +20,18 @@ from dataclasses import replace
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ProviderError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    GolemError,
+    PaymentError,
+    ProviderError,
+    ValidationError,
+)
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import VMInfo
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity, lookup
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.stream_chain import PaymentError
 from ansible_collections.golem.vm.plugins.module_utils.vm_create import (
     CLEANUP_SECONDS,
     SETTLE_SECONDS,

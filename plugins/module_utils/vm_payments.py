@@ -19,16 +19,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError
-from ansible_collections.golem.vm.plugins.module_utils.payment_terms import requires_payment, stream_terms
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError, PaymentError
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import requires_payment, stream_terms, succeeded
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
-from ansible_collections.golem.vm.plugins.module_utils.stream_chain import PaymentError, StreamChain, succeeded
 from ansible_collections.golem.vm.plugins.module_utils.vm_create import CreateHooks
 from ansible_collections.golem.vm.plugins.module_utils.vm_record import VMRecord
+
+if TYPE_CHECKING:  # the chain's module imports eth-account: only a task that pays loads it
+    from ansible_collections.golem.vm.plugins.module_utils.stream_chain import StreamChain
 
 # How long settling a stream may take when the task's own budget is gone (a failed create's cleanup).
 SETTLE_SECONDS = 20.0
