@@ -43,7 +43,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_request import COUNTRY
 FLEET_LABEL = "golem.vm/fleet"
 # A worker freed late starts the next queued VM late; a few more GETs cost less (reference §6:
 # create -> running takes ~1 s).
-FLEET_POLL_MAX = 0.5
+FLEET_POLL_MAX = 0.3
 
 
 def width_for(count: int) -> int:
@@ -224,6 +224,8 @@ class Fleet:
         # Destroys first: they free capacity that the creates may need.
         self._in_threads("destroy", [(r.name, r, "absent", None) for r in todo.destroy])
         if todo.create or todo.repair:
+            if self.payments is not None:
+                self.payments.warm_up()
             placements = self.placements()
             # After discovery: one that fails or sends nonsense leaves no key pair behind.
             self._load_key()

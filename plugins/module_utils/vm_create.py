@@ -198,13 +198,14 @@ class CreateTransaction:
                 # Polling failed, not the job: it may still be queued or running.
                 self._cleanup(client, placement, exc.msg, UNKNOWN)
                 raise
-            remote = self.waiter.running(client)
+            # Upstream marks a job ready once its VM runs with an SSH proxy: no need to ask for the VM too.
+            port = None
         else:
             self._act(f"created VM {name} on provider {placement.describe()} (synchronous API)")
-            remote = answer
+            port = answer.ssh_port
             self.store.set_status(name, "creating", api="sync")
         access = self.waiter.access(client)
-        record = self.store.set_status(name, "running", ssh_port=access.ssh_port or remote.ssh_port,
+        record = self.store.set_status(name, "running", ssh_port=access.ssh_port or port,
                                        ssh_host=access.ssh_host or placement.ip, job_id=None) or record
         if self.want.wait:
             self.waiter.ssh(record, new=True)

@@ -209,6 +209,8 @@ class Lifecycle:
     def _create(self, preferred: Placement | None) -> VMRecord | None:
         """Create under the name's lock: two runs (forks, controllers sharing a PostgreSQL state) that decide
         to create the same name at once create one VM; the second finds the first one's row."""
+        if self.payments is not None and not self.check_mode:
+            self.payments.warm_up()
         # Providers first: a discovery that fails or sends nonsense leaves no key pair (and no lock) behind.
         placements = self._candidates(preferred)
         if self.want.public_key is None and self.want.load_key is not None:

@@ -53,6 +53,7 @@ class StreamPayments(CreateHooks):
         self.given_stream = given_stream
         self.warn = warn
         self._lock = threading.Lock()
+        self._warming: threading.Thread | None = None
         # What each VM's stream did this task, for the result (refunds, top-ups): name -> dict.
         self.report: dict[str, dict[str, Any]] = {}
 
@@ -69,6 +70,20 @@ class StreamPayments(CreateHooks):
                                        field="ethereum_private_key")
                 self._chain = self._chain_factory()
             return self._chain
+
+    def warm_up(self) -> None:
+        """Build the chain client in the background while discovery is asked: its libraries take about as
+        long to import as the rest of the create's set-up. A failure is left for chain() to report."""
+        if not self._can_pay or self._chain is not None or self._warming is not None:
+            return
+        self._warming = threading.Thread(target=self._build_quietly, name="golem-payments-warm-up", daemon=True)
+        self._warming.start()
+
+    def _build_quietly(self) -> None:
+        try:
+            self.chain()
+        except GolemError:
+            pass
 
     def _record(self, name: str, **data: Any) -> None:
         with self._lock:

@@ -169,7 +169,8 @@ def recorded(store: StateStore, name: str = "web-1", status: str = "running", ip
 def test_present_new_name_creates_polls_the_job_and_records_it(store, providers):
     life, rec = run(store, providers)
     se = providers["127.0.0.2"]
-    assert [c[0] for c in se.calls] == ["get", "create", "job", "get", "access"]
+    # A ready job means a running VM with its SSH proxy (upstream): the port is the next question.
+    assert [c[0] for c in se.calls] == ["get", "create", "job", "access"]
     assert life.out.changed and rec.status == "running" and rec.ssh_port == 20001
     assert store.get("web-1").config["provider_id"] == "0xse"
 
