@@ -198,8 +198,11 @@ vm:
                            sample: /home/me/.golem/requestor/ssh/golem_id_ed25519}
     ssh_public_key: {description: The public key installed at creation., type: str}
     known_hosts_path: {description: The known_hosts file holding the VM's host key., type: str}
-    ssh_command: {description: An C(ssh) command line to paste., type: str,
-                  sample: "ssh -i /home/me/.golem/requestor/ssh/golem_id_ed25519 -p 50800 root@203.0.113.7"}
+    ssh_command:
+      description: An C(ssh) command line to paste; it checks the VM's host key strictly against O(known_hosts_path).
+      type: str
+      sample: "ssh -i /home/me/.golem/requestor/ssh/golem_id_ed25519 -p 50800
+        -o UserKnownHostsFile=/home/me/.golem/requestor/known_hosts -o StrictHostKeyChecking=yes root@203.0.113.7"
     created_at: {description: When the VM was recorded (UTC)., type: str, sample: "2026-11-27 08:00:00"}
     updated_at: {description: When its record last changed (UTC)., type: str}
     error: {description: Why the VM is in status V(error)., type: str}
@@ -229,9 +232,14 @@ actions:
   elements: str
   sample: ["created VM web-1 on provider 0x12... (203.0.113.7) (job 5f0c...)", "recorded the host key of VM web-1"]
 request:
-  description: In check mode, the create request the module would send.
+  description: In check mode, the create request the module would send (method, URL and JSON body).
   returned: when a VM would be created in check mode
   type: dict
+  sample:
+    method: POST
+    url: "http://203.0.113.7:7466/api/v1/vms?async=true"
+    body: {name: web-1, resources: {cpu: 1, memory: 1, storage: 10}, ssh_key: "ssh-ed25519 AAAAC3Nza... me@host",
+           image: "24.04", stream_id: null}
 """
 
 from typing import Any
