@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: golem_stream
 short_description: Keep a VM's payment stream funded, or terminate it
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Manages a payment stream on the StreamPayment contract that paying VM on Golem providers check, such as the
     stream M(golem.vm.golem_vm) opens for a VM on a provider that requires payment.
