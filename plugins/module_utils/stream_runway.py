@@ -134,4 +134,3 @@ def diff_view(stream: StreamView | None, *, stop_time: int | None = None, deposi
         "remaining_seconds": 0 if is_ended else max(0, stop - stream.now),
         "ended": is_ended,
     }
-

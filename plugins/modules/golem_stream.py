@@ -168,7 +168,7 @@ stream:
     withdrawn_wei: {description: Wei paid out to the provider so far., type: int, sample: 0}
     halted: {description: Whether the stream was halted (vesting stopped)., type: bool, sample: false}
     chain_time: {description: The block time the stream was read at., type: int, sample: 1764400100}
-    remaining_seconds: {description: "Seconds of runway left at O(stream.chain_time); 0 once ended.", type: int,
+    remaining_seconds: {description: "Seconds of runway left at RV(stream.chain_time); 0 once ended.", type: int,
                         sample: 3500}
     ended: {description: "Whether the stream ran out, was terminated or was halted.", type: bool, sample: false}
 top_up:

@@ -117,7 +117,8 @@ def _payment_options(get_option: Callable[[str], Any], explicit: Callable[[str],
         raise ValueError(f"stream_payment_address {address!r} is not a contract address (0x and 40 hexadecimal "
                          "digits)")
     hours = float(get_option("runway_threshold_hours"))
-    if not hours > 0:
+    # Written so that NaN fails too.
+    if not hours > 0:  # pylint: disable=unnecessary-negation
         raise ValueError(f"runway_threshold_hours must be more than 0, got {hours:g}")
     return {"payments_rpc_url": str(url), "stream_payment_address": address, "runway_threshold": round(hours * 3600)}
 

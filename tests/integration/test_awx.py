@@ -244,8 +244,8 @@ def test_credential_type_is_what_awx_accepts() -> None:
     # that take no payment can be used.
     assert fields["ethereum_private_key"]["secret"] is True and fields["ssh_private_key"]["secret"] is True
     assert "ethereum_private_key" not in spec["inputs"]["required"]
-    assert not any(f.get("secret") for f in fields.values() if f["id"] not in ("ssh_private_key",
-                                                                                "ethereum_private_key"))
+    secrets = {"ssh_private_key", "ethereum_private_key"}
+    assert not any(f.get("secret") for f in fields.values() if f["id"] not in secrets)
     assert set(spec["injectors"]) <= {"env", "file", "extra_vars"}
     # Every variable the injectors set is one the collection reads.
     plugins = "".join(p.read_text() for p in (REPO / "plugins").rglob("*.py"))
@@ -261,8 +261,8 @@ def _digest(value: str) -> str:
 def test_credential_injects_the_payment_account_and_chain(tmp_path: Path) -> None:
     key = devnet_env()["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"]
     base = {"discovery_url": "http://127.0.0.1:9001", "ssh_private_key": "k", "state_path": "/v/vms.db"}
-    env, extra, _files = inject_credential(tmp_path / "a", {**base, "ethereum_private_key": key,
-                                                           "payments_rpc_url": "http://127.0.0.10:8545"})
+    paying = {**base, "ethereum_private_key": key, "payments_rpc_url": "http://127.0.0.10:8545"}
+    env, extra, _files = inject_credential(tmp_path / "a", paying)
     assert _digest(env["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"]) == _digest(key)
     assert env["GOLEM_REQUESTOR_POLYGON_RPC_URL"] == "http://127.0.0.10:8545"
     assert _digest(key) not in json.dumps(extra) and key not in json.dumps(extra), "never an extra var (job output)"
@@ -273,8 +273,8 @@ def test_credential_injects_the_payment_account_and_chain(tmp_path: Path) -> Non
     assert env["GOLEM_REQUESTOR_POLYGON_RPC_URL"] == "https://l2.holesky.golemdb.io/rpc"
 
 
-def test_a_job_pays_with_the_credential_and_never_shows_the_key(collection: Path, devnet, providers,
-                                                                 tmp_path: Path) -> None:
+def test_a_job_pays_with_the_credential_and_never_shows_the_key(
+        collection: Path, devnet, providers, tmp_path: Path) -> None:
     """An AWX-style job whose only settings are the credential's tops up a stream on the chain."""
     chain = payment_chain()
     env = devnet_env()

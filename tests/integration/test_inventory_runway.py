@@ -40,8 +40,8 @@ def _recap(stdout: str) -> dict[str, str]:
     return dict(re.findall(r"^(\S+)\s+: (ok=.*)$", stdout, flags=re.MULTILINE))
 
 
-def test_runways_the_low_group_the_top_up_playbook_and_a_stream_that_ran_out(ansible: Ansible, providers,
-                                                                            tmp_path: Path) -> None:
+def test_runways_the_low_group_the_top_up_playbook_and_a_stream_that_ran_out(
+        ansible: Ansible, providers, tmp_path: Path) -> None:
     chain = payment_chain()
     short, long = _name("short"), _name("long")
     streams: dict[str, int] = {}

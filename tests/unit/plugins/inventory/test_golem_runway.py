@@ -11,7 +11,8 @@ import pytest
 from eth_utils import keccak
 from fake_rpc import FakeRPC
 from pytest_httpserver import HTTPServer
-from test_golem import (  # noqa: F401 - fixtures
+# Fixtures, used by name. pylint: disable-next=unused-import
+from test_golem import (  # noqa: F401
     LOOPBACK,
     PROVIDER_SE,
     Build,
