@@ -76,7 +76,10 @@ def test_check_mode_and_diff_show_the_top_up_and_send_nothing(run: Any, chain: F
     assert result["diff"]["before"]["remaining_seconds"] == 1200 and result["diff"]["after"]["remaining_seconds"] == 7200
     assert result["stream"]["stop_time"] == chain.now + 1200, "in check mode the stream is as it was read"
     assert result["provider_view"] == {"verified": True, "reason": "ok", "remaining_seconds": 1200, "stream_id": 7}
-    assert result["invocation"]["module_args"]["ethereum_private_key"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    # ansible-core 2.19 echoes the arguments (no_log hides the key); 2.21 no longer does. The key is never in the
+    # output either way (checked by run_module).
+    if "invocation" in result:
+        assert result["invocation"]["module_args"]["ethereum_private_key"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
 def test_reading_needs_no_key(run: Any, chain: FakeRPC, httpserver: HTTPServer) -> None:
