@@ -25,8 +25,8 @@ CONCURRENCY = 16
 
 
 def check_terms_timeout(seconds: float) -> None:
-    if not seconds > 0:
-        raise ValidationError(f"payment_terms_timeout {seconds:g} must be more than 0 seconds",
+    if not 0 < seconds < 3600:  # NaN and infinity fail too
+        raise ValidationError(f"payment_terms_timeout {seconds:g} must be more than 0 and less than 3600 seconds",
                               field="payment_terms_timeout", value=seconds)
 
 

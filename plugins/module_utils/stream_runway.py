@@ -89,7 +89,8 @@ def threshold_seconds(runway_hours: int, top_up_below_hours: float | None) -> in
     target = runway_hours * 3600
     if top_up_below_hours is None:
         return target - RUNWAY_SLACK_SECONDS
-    below = round(top_up_below_hours * 3600)
+    # Compared before rounding, so NaN and infinity are refused too; then at least a second must be left.
+    below = round(top_up_below_hours * 3600) if 0 < top_up_below_hours <= runway_hours else 0
     if not 0 < below <= target:
         raise ValidationError(
             f"top_up_below_hours {top_up_below_hours:g} must be more than 0 and at most runway_hours "

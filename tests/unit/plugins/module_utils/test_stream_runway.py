@@ -75,11 +75,11 @@ def test_top_up_below_hours_sets_the_threshold() -> None:
     assert threshold_seconds(1, 0.5) == 1800
 
 
-@pytest.mark.parametrize("below", [0, -1, 2.5])
+@pytest.mark.parametrize("below", [0, -1, 2.5, 0.0001, float("nan"), float("inf")])
 def test_a_threshold_above_the_runway_or_not_positive_is_refused(below: float) -> None:
     with pytest.raises(ValidationError) as caught:
         threshold_seconds(2, below)
-    assert caught.value.field == "top_up_below_hours" and caught.value.value == below
+    assert caught.value.field == "top_up_below_hours" and repr(caught.value.value) == repr(below)  # NaN != NaN
     assert f"top_up_below_hours {below:g} must be more than 0 and at most runway_hours (2)" in caught.value.msg
 
 

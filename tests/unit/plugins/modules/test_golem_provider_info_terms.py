@@ -135,7 +135,7 @@ def test_only_the_providers_left_after_limit_are_asked(run: Any, httpserver: HTT
 def test_a_bad_budget_fails_before_any_request(run: Any, httpserver: HTTPServer) -> None:
     result = run(payment_terms_timeout=0)
     assert result["failed"] is True and result["failure"]["field"] == "payment_terms_timeout"
-    assert result["msg"].startswith("payment_terms_timeout 0 must be more than 0 seconds")
+    assert result["msg"].startswith("payment_terms_timeout 0 must be more than 0 and less than 3600 seconds")
     assert httpserver.log == []
 
 
