@@ -108,8 +108,9 @@ options:
     version_added: 0.2.0
   payment_terms_timeout:
     description:
-      - Seconds all providers together may take to tell their payment terms. A provider that has not answered by
-        then, or cannot be reached, gets V(null) terms and a warning; the task does not fail.
+      - Seconds all providers together may take to tell their payment terms (more than 0, less than 3600). A
+        provider that has not answered by then, or cannot be reached, gets V(null) terms and a warning; the task does
+        not fail.
     type: float
     default: 5.0
     version_added: 0.2.0
