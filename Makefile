@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help install install-system install-tools install-devnet collection devnet-up devnet-down \
         devnet-status demo test sanity units integration test-leg clean bench bench-inventory bench-fleet \
-        bench-inventory-pg docs
+        bench-inventory-pg bench-payments docs
 
 help:
 	@echo "make demo         set up everything, start the local network, run playbooks/create_vm.yml"
@@ -82,6 +82,11 @@ bench-inventory-pg:
 # fleet.yml creating 20 VMs against plain parallel HTTP; e.g. BENCH_ARGS="5 20" (rounds, VMs). Exits 1 if the target is missed.
 bench-fleet:
 	@$(VENV)/bin/python bench/fleet_bench.py $(BENCH_ARGS)
+
+# golem_vm creating on the paying SE provider vs the same create given a stream_id (median of 5, interleaved);
+# e.g. BENCH_ARGS="7" (rounds). Exits 1 if paying costs more than one block time + 0.5 s.
+bench-payments:
+	@cd bench && ../$(VENV)/bin/python payment_bench.py $(BENCH_ARGS)
 
 # One leg: sanity, units, integration for the toolchain in VENV.
 sanity:

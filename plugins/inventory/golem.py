@@ -17,13 +17,15 @@ description:
   - Hosts are in the group C(golem) and in its child groups C(golem_provider_<provider id>) (the id in lower case,
     or the provider IP when the id is not recorded), C(golem_country_<code>) (lower case, for example
     C(golem_country_se)) and C(golem_status_<status>). With O(refresh=true), hosts whose provider did not answer
-    are also in C(golem_unreachable).
+    are also in C(golem_unreachable), and hosts whose payment stream has less runway left than
+    O(runway_threshold_hours) are in C(golem_runway_low).
   - Host variables, named with O(hostvars_prefix) (default C(golem_)), are the fields of the
     RV(golem.vm.golem_vm#module:vm) result (C(name), C(provider_id), C(provider_ip), C(provider_port), C(country),
     C(status), C(resources), C(size), C(image), C(ssh_host), C(ssh_port), C(ssh_user), C(ssh_private_key_path),
     C(ssh_public_key), C(known_hosts_path), C(ssh_command), C(created_at), C(updated_at), C(error)), plus C(vm_id)
     and C(host_key_known) (whether known_hosts holds the VM's host key; connecting fails until it does).
-    With O(refresh=true) also C(recorded_status), C(live_status), C(provider_reachable) and C(refresh_error).
+    With O(refresh=true) also C(recorded_status), C(live_status), C(provider_reachable), C(refresh_error),
+    C(stream_id), C(stream_remaining_seconds), C(stream_error) and C(missing_reason) (see O(refresh)).
   - Connection variables have no prefix - C(ansible_host), C(ansible_port) (the provider's SSH proxy port),
     C(ansible_user), C(ansible_ssh_private_key_file) and C(ansible_ssh_common_args) (C(-o UserKnownHostsFile=...)
     and C(-o StrictHostKeyChecking=yes)). Host key checking is never turned off.
@@ -135,6 +137,14 @@ options:
         from a server that proves it is the recorded provider. Anything else at the address (a web server, another
         provider, a redirect, HTML) makes the host unreachable too, with the reason in C(golem_refresh_error).
       - The state file is not changed.
+      - For each VM with a payment stream, the stream is read from the chain at O(payments_rpc_url) (C(streams(id))
+        of the contract the row records, else of O(stream_payment_address)), all in JSON-RPC batches while the
+        providers are asked. C(golem_stream_remaining_seconds) is its runway (V(0) once it has ended, V(null) without
+        a stream or when it could not be read, with the reason in C(golem_stream_error)). A running stream with less
+        runway than O(runway_threshold_hours) puts its host in C(golem_runway_low), unless the provider no longer has
+        the VM.
+      - A VM the provider no longer has (status V(missing)) whose stream has ended gets the reason in
+        C(golem_missing_reason), for example that its stream ran out; a paying provider deletes such VMs.
     type: bool
     default: false
     env:
@@ -164,6 +174,35 @@ options:
     default: 16
     env:
       - name: GOLEM_INVENTORY_REFRESH_CONCURRENCY
+  payments_rpc_url:
+    description:
+      - JSON-RPC URL of the chain the providers are paid on, read during O(refresh=true) for the streams' runways.
+      - The same variables as the modules' O(golem.vm.golem_vm#module:payments_rpc_url); an empty one counts as not
+        set.
+    type: str
+    default: https://l2.holesky.golemdb.io/rpc
+    env:
+      - name: GOLEM_REQUESTOR_POLYGON_RPC_URL
+      - name: GOLEM_REQUESTOR_L2_RPC_URL
+    version_added: 0.2.0
+  stream_payment_address:
+    description:
+      - The StreamPayment contract of streams whose row records none (streams given to M(golem.vm.golem_vm) by id,
+        or rows the upstream CLI wrote). Rows of streams the collection opened record their contract.
+    type: str
+    env:
+      - name: GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS
+    version_added: 0.2.0
+  runway_threshold_hours:
+    description:
+      - With O(refresh=true), hosts whose payment stream runs and has less than this many hours of runway left are
+        in the group C(golem_runway_low), so a scheduled job can top up exactly those with M(golem.vm.golem_stream).
+      - Choose it larger than the interval of that job, so no stream runs out between two runs.
+    type: float
+    default: 1.0
+    env:
+      - name: GOLEM_INVENTORY_RUNWAY_THRESHOLD_HOURS
+    version_added: 0.2.0
 notes:
   - With O(cache=true) the rows read (and the refresh results) are cached as plain JSON, and the groups,
     O(compose), O(groups) and O(keyed_groups) are built again from them on every run. A change of O(state_path),
@@ -202,6 +241,14 @@ cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/golem-inventory
 cache_timeout: 300
+
+---
+# For a scheduled top-up job (playbooks/top_up_streams.yml): VMs whose stream has less than 6 hours
+# of runway left are in the group golem_runway_low; the runway comes from the payment chain.
+plugin: golem.vm.golem
+refresh: true
+runway_threshold_hours: 6
+payments_rpc_url: https://l2.holesky.golemdb.io/rpc
 """
 
 from typing import Any
@@ -302,7 +349,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._group_names = {}
         self._constructed = (self.get_option("compose"), self.get_option("groups"), self.get_option("keyed_groups"))
         builder = HostBuilder(self.get_option("hostvars_prefix") or "", query.known_hosts_path, snapshot.recorded,
-                              query.private_key_path)
+                              query.private_key_path, runway_threshold=query.runway_threshold)
         strict = self.get_option("strict")
         template = self.get_option("hostname")
         # From the config file the template is trusted already; from the environment it is not, yet it is as
@@ -312,11 +359,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         listed = skipped = without_key = 0
         for record in snapshot.records:
             live = snapshot.live.get(record.name) if snapshot.live is not None else None
+            stream = snapshot.streams.get(record.name) if snapshot.streams is not None else None
             # Filter first: a row nobody asked for is not worth a warning.
             if not query.wants(record.name, effective_status(record, live)):
                 continue
             try:
-                entry = builder.build(record, live)
+                entry = builder.build(record, live, stream)
             except SkipHost as exc:
                 skipped += 1
                 self.display.warning(f"golem inventory: skipped VM {record.name}: {exc}")

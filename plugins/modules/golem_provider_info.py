@@ -17,6 +17,8 @@ description:
     the other providers are still returned.
   - Only the central discovery service is supported, not the on-chain Golem Base discovery that
     newer upstream requestors use by default.
+  - Each listed provider is asked for its payment terms (C(GET /api/v1/provider/info)), all at once within
+    O(payment_terms_timeout); see RV(providers[].payment_terms). O(payment_terms=false) skips this.
 author:
   - golem.vm maintainers (!UNKNOWN)
 extends_documentation_fragment:
@@ -92,6 +94,26 @@ options:
       - Return at most this many providers, after filtering and sorting.
       - By default all matching providers are returned.
     type: int
+  payment_terms:
+    description:
+      - Whether to ask each listed provider (after O(limit)) whether it takes payment and at which contract, with
+        C(GET /api/v1/provider/info), and to compute the stream rate for the asked size.
+      - On by default because whether a provider requires payment decides whether a VM can be rented there
+        without an Ethereum key, and discovery does not say it. The providers are asked in parallel within
+        O(payment_terms_timeout), so it costs at most that long, once.
+      - Set V(false) to list from discovery alone, for example to scan many providers from a controller that cannot
+        reach their API ports; RV(providers[].payment_terms) is then V(null).
+    type: bool
+    default: true
+    version_added: 0.2.0
+  payment_terms_timeout:
+    description:
+      - Seconds all providers together may take to tell their payment terms (more than 0, less than 3600). A
+        provider that has not answered by then, or cannot be reached, gets V(null) terms and a warning; the task does
+        not fail.
+    type: float
+    default: 5.0
+    version_added: 0.2.0
 notes:
   - Ask discovery once and reuse RV(providers) for many VMs; discovery allows 100 requests a minute per
     client address and answers HTTP 500, not 429, beyond that.
@@ -111,6 +133,16 @@ EXAMPLES = r"""
       {{ found.providers[0].provider_id }} at {{ found.providers[0].provider_url }}
       costs {{ found.providers[0].estimate.usd_per_month }} USD a month
   when: found.providers | length > 0
+
+- name: Providers that take no payment, so a VM can be rented there without an Ethereum key
+  golem.vm.golem_provider_info:
+    size: small
+  register: all_providers
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ all_providers.providers | rejectattr('payment_terms', 'none')
+             | rejectattr('payment_terms.requires_payment') | map(attribute='provider_id') | list }}"
 
 - name: Providers with at least 4 cores and 8 GB memory under 30 USD a month, against a private discovery
   golem.vm.golem_provider_info:
@@ -202,6 +234,39 @@ providers:
       description: When the provider last advertised, in ISO 8601 with an explicit UTC offset.
       type: str
       sample: "2026-11-27T08:07:51.200462+00:00"
+    payment_terms:
+      description:
+        - How the provider is paid, from its C(GET /api/v1/provider/info), and what a stream for the size in
+          RV(estimate_for) costs there.
+        - V(null) when O(payment_terms=false), or when the provider could not be asked in time (with a warning).
+      type: dict
+      version_added: 0.2.0
+      contains:
+        requires_payment:
+          description:
+            - Whether the provider requires a payment stream to create a VM (its StreamPayment address is set).
+            - V(false) for an MVP-era provider, whose API has no C(/provider/info).
+          type: bool
+          sample: true
+        stream_payment_address:
+          description: The StreamPayment contract streams to this provider are opened at; V(null) for an MVP-era provider.
+          type: str
+          sample: "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+        glm_token_address:
+          description: The token the provider is paid in; the zero address means native ETH, as on the 0.1.x network.
+          type: str
+          sample: "0x0000000000000000000000000000000000000000"
+        rate_wei_per_second:
+          description:
+            - The stream rate for the asked size, in wei a second, as M(golem.vm.golem_vm) and the upstream CLI compute
+              it from the advertised GLM prices.
+            - V(null) when the provider requires no payment or advertises no GLM prices.
+          type: int
+          sample: 12176560121765
+        deposit_wei_per_hour:
+          description: The deposit for one hour of that stream (O(golem.vm.golem_vm#module:payment_hours=1)); V(null) as above.
+          type: int
+          sample: 43835616438354000
 estimate_for:
   description: The CPU cores, memory (GB) and storage (GB) the estimates are computed for.
   returned: success
@@ -216,6 +281,7 @@ from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.provider_terms import add_payment_terms, check_terms_timeout
 from ansible_collections.golem.vm.plugins.module_utils.providers import (
     SORT_KEYS,
     check_country,
@@ -240,6 +306,7 @@ class GolemProviderInfo(GolemModule):
         selection = {"sort": p["sort"], "limit": p["limit"], "max_price_usd_month": p["max_price_usd_month"]}
         check_selection(**selection)  # before discovery is asked, so a typo costs no request
         check_country(p["country"])
+        check_terms_timeout(p["payment_terms_timeout"])
 
         ads = self.discovery.list_advertisements(**filters, on_invalid=self._skip)
         without_platform = [ad.provider_id for ad in ads if p["platform"] is not None and ad.platform is None]
@@ -253,6 +320,11 @@ class GolemProviderInfo(GolemModule):
             represent_provider(ad, provider_port=p["provider_port"], spec=spec) for ad in ads if matches(ad, **filters)
         ]
         providers = select_providers(found, **selection)
+        for provider in providers:
+            provider["payment_terms"] = None
+        if p["payment_terms"]:
+            add_payment_terms(providers, provider_port=p["provider_port"], spec=spec, budget=p["payment_terms_timeout"],
+                              timeout=p["timeout"], validate_certs=p["validate_certs"], warn=self.warn)
         return {"changed": False, "providers": providers, "estimate_for": spec.as_dict()}
 
     def _skip(self, provider_id: str | None, exc: ValidationError) -> None:
@@ -271,6 +343,8 @@ def main() -> None:
             "max_price_usd_month": {"type": "float"},
             "sort": {"type": "str", "choices": list(SORT_KEYS), "default": "price"},
             "limit": {"type": "int"},
+            "payment_terms": {"type": "bool", "default": True},
+            "payment_terms_timeout": {"type": "float", "default": 5.0},
         },
         supports_check_mode=True,
     ).run()

@@ -26,6 +26,9 @@ KNOWN_STATUSES = frozenset((*STATUSES, *LIVE_ONLY_STATUSES, MISSING))
 
 TOP_GROUP = "golem"
 UNREACHABLE_GROUP = "golem_unreachable"
+RUNWAY_LOW_GROUP = "golem_runway_low"
+# A VM its provider no longer has is not worth paying for, whatever its stream's runway.
+_GONE_STATUSES = frozenset((MISSING, "deleted"))
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -85,8 +88,10 @@ class HostBuilder:
     """Turns VMRecords into HostEntries; one instance per parse, so per-host work stays minimal."""
 
     def __init__(self, prefix: str, known_hosts_path: str, recorded: RecordedEndpoints | None,
-                 key_file: str | None = None) -> None:
+                 key_file: str | None = None, runway_threshold: int = 3600) -> None:
         self.prefix = prefix
+        # Seconds: a refreshed VM whose running stream has less runway left is in RUNWAY_LOW_GROUP.
+        self.runway_threshold = runway_threshold
         self.known_hosts_path = known_hosts_path
         self.recorded = recorded
         # One key for every host instead of the recorded ones (a credential's key file, new in every job).
@@ -102,7 +107,8 @@ class HostBuilder:
             key = self._keys[name] = self.prefix + name
         return key
 
-    def build(self, record: VMRecord, live: LiveStatus | None = None) -> HostEntry:
+    def build(self, record: VMRecord, live: LiveStatus | None = None, stream: Any = None) -> HostEntry:
+        """``live`` and ``stream`` (an inventory_runway.StreamRunway) come from a refresh; None without one."""
         if not record.ok:
             raise SkipHost(record.config_error or "its config is unreadable")
         port = record.ssh_port
@@ -133,6 +139,7 @@ class HostBuilder:
             view["provider_reachable"] = live.reachable
             view["refresh_error"] = live.error
             view["status"] = status
+            view.update(self._stream_vars(record, status, stream))
         key_file = self.key_file or record.ssh_private_key_path
         hostvars: dict[str, Any] = {
             "ansible_host": view["ssh_host"],
@@ -158,7 +165,24 @@ class HostBuilder:
             groups.append(f"{TOP_GROUP}_status_{status.lower()}")
         if live is not None and not live.reachable:
             groups.append(UNREACHABLE_GROUP)
+        if (stream is not None and stream.ended is None and stream.remaining_seconds is not None
+                and stream.remaining_seconds < self.runway_threshold and status not in _GONE_STATUSES):
+            groups.append(RUNWAY_LOW_GROUP)
         return HostEntry(record.name, status, hostvars, tuple(groups))
+
+    @staticmethod
+    def _stream_vars(record: VMRecord, status: str, stream: Any) -> dict[str, Any]:
+        """The payment stream's runway from a refresh, and why a paid VM is gone when its stream says why."""
+        missing_reason = None
+        if stream is not None and stream.ended is not None and status in _GONE_STATUSES:
+            missing_reason = (f"its payment stream {stream.stream_id} {stream.ended}, and a paying provider deletes "
+                              "a VM whose stream has ended")
+        return {
+            "stream_id": record.stream_id,
+            "stream_remaining_seconds": None if stream is None else stream.remaining_seconds,
+            "stream_error": None if stream is None else stream.error,
+            "missing_reason": missing_reason,
+        }
 
 
 @dataclass(frozen=True)

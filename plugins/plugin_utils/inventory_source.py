@@ -26,8 +26,11 @@ from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     live_from_cache,
 )
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 1  # entries of older versions differ in their query fingerprint ("payments"), so they are read again
 HOSTVARS_PREFIX = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*)?")
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+# Upstream's CLI reads the contract from this variable; rows the collection wrote record their own.
+STREAM_PAYMENT_ADDRESS_ENV = "GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS"
 
 
 def check_hostvars_prefix(prefix: str) -> None:
@@ -53,6 +56,9 @@ class Query:
     # A postgresql:// URL (it may hold a password: never shown, cached or compared as such).
     state_url: str | None = field(default=None, repr=False)
     location: str = ""  # where the rows are, for messages: the file, or user@host:port/db
+    payments_rpc_url: str = settings.DEFAULT_PAYMENTS_RPC_URL
+    stream_payment_address: str | None = None
+    runway_threshold: int = 3600  # seconds
 
     @classmethod
     def from_options(cls, get_option: Callable[[str], Any], explicit: Callable[[str], Any]) -> Query:
@@ -74,6 +80,8 @@ class Query:
             raise ValueError(f"refresh_timeout must be more than 0, got {timeout:g}")
         if concurrency < 1:
             raise ValueError(f"refresh_concurrency must be at least 1, got {concurrency}")
+        refresh = bool(get_option("refresh"))
+        payments = _payment_options(get_option, explicit) if refresh else {}
         return cls(
             state_path=state.path or "",
             state_url=state.url,
@@ -82,11 +90,12 @@ class Query:
             statuses=tuple(check_statuses(get_option("statuses"))),
             names=NameFilter.parse([str(n) for n in get_option("names") or ()]),
             providers=tuple(str(p) for p in get_option("providers") or ()),
-            refresh=bool(get_option("refresh")),
+            refresh=refresh,
             refresh_timeout=timeout,
             refresh_concurrency=concurrency,
             private_key_path=settings.private_key_path(explicit("ssh_private_key_path")),
             discovery_url=settings.discovery_url(explicit("discovery_url")),
+            **payments,
         )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -97,10 +106,31 @@ class Query:
             "names": sorted(self.names.exact or ()) + sorted(self.names.patterns),
             "providers": sorted(self.providers),
             "refresh": self.refresh,
+            "payments": [self.payments_rpc_url, self.stream_payment_address] if self.refresh else None,
         }
 
     def wants(self, name: str, status: str) -> bool:
         return (not self.statuses or status in self.statuses) and self.names(name)
+
+
+def _payment_options(get_option: Callable[[str], Any], explicit: Callable[[str], Any]) -> dict[str, Any]:
+    """What a refresh needs to read the streams' runways; read only when it refreshes, so listing stays lean.
+
+    The variables go by module_utils.settings' rules (an empty one is unset), as for the modules.
+    """
+    url = explicit("payments_rpc_url") or next(
+        (v for v in (settings.env_value(n) for n in settings.PAYMENTS_RPC_ENVS) if v), settings.DEFAULT_PAYMENTS_RPC_URL)
+    if not str(url).startswith(("http://", "https://")):
+        raise ValueError(f"payments_rpc_url {url!r} must be an http:// or https:// URL of the chain's JSON-RPC")
+    address = explicit("stream_payment_address") or settings.env_value(STREAM_PAYMENT_ADDRESS_ENV)
+    if address is not None and not ADDRESS.fullmatch(str(address)):
+        raise ValueError(f"stream_payment_address {address!r} is not a contract address (0x and 40 hexadecimal "
+                         "digits)")
+    hours = float(get_option("runway_threshold_hours"))
+    # Written so that NaN fails too.
+    if not hours > 0:  # pylint: disable=unnecessary-negation
+        raise ValueError(f"runway_threshold_hours must be more than 0, got {hours:g}")
+    return {"payments_rpc_url": str(url), "stream_payment_address": address, "runway_threshold": round(hours * 3600)}
 
 
 @dataclass
@@ -111,6 +141,8 @@ class Snapshot:
     # known_hosts is read afresh on every run, cache hit or not, and never cached.
     recorded: RecordedEndpoints | None = None
     known_hosts_message: str | None = None
+    # name -> StreamRunway (plugin_utils.inventory_runway) of each VM with a stream, after a refresh.
+    streams: dict[str, Any] | None = None
 
     @classmethod
     def read(cls, query: Query) -> Snapshot:
@@ -152,14 +184,47 @@ class Snapshot:
             self.messages.append(
                 f"did not ask providers about {len(odd)} VM(s) whose recorded name is not a valid VM name, "
                 f"such as {odd[0]!r}; their recorded status counts")
-        report = refresh(wanted, timeout=query.refresh_timeout, concurrency=query.refresh_concurrency,
-                         discovery_url=query.discovery_url)
+        from concurrent.futures import ThreadPoolExecutor
+
+        # The chain is read while the providers are asked: the refresh takes as long as the slower of the two.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="golem-runway") as pool:
+            runways = pool.submit(self._read_runways, query)
+            report = refresh(wanted, timeout=query.refresh_timeout, concurrency=query.refresh_concurrency,
+                             discovery_url=query.discovery_url)
+            self.streams = runways.result()
         self.live = report.live
         self.messages.append(
             f"refreshed {len(wanted)} VMs on {report.providers} providers in {report.seconds:.2f} s"
         )
         for (ip, port), why in sorted(report.unreachable.items()):
             self.messages.append(f"provider {ip}:{port} is unreachable, its hosts are in golem_unreachable: {why}")
+
+    def _read_runways(self, query: Query) -> dict[str, Any]:
+        """Each VM's stream from the chain; a row whose contract is not known gets an error saying so."""
+        from ansible_collections.golem.vm.plugins.plugin_utils.inventory_runway import StreamRunway, read_runways
+
+        found: dict[str, Any] = {}
+        keys: dict[str, tuple[str, int]] = {}
+        for record in self.records:
+            if not record.ok or record.stream_id is None or not query.names(record.name):
+                continue
+            contract = record.config.get("stream_contract")
+            if not (isinstance(contract, str) and ADDRESS.fullmatch(contract)):
+                contract = query.stream_payment_address
+            if contract is None:
+                found[record.name] = StreamRunway(record.stream_id, error=(
+                    "the row records no StreamPayment contract (the stream was not opened by the collection); set "
+                    f"stream_payment_address or {STREAM_PAYMENT_ADDRESS_ENV}"))
+                continue
+            keys[record.name] = (contract.lower(), record.stream_id)
+        runways = read_runways(query.payments_rpc_url, keys.values(), timeout=query.refresh_timeout)
+        for name, key in keys.items():
+            found[name] = runways[key]
+        failed = {r.error for r in runways.values() if r.error}
+        if failed:
+            self.messages.append(f"could not read {len([r for r in runways.values() if r.error])} payment stream(s) "
+                                 f"from the chain: {sorted(failed)[0]}")
+        return found
 
     def read_known_hosts(self, query: Query) -> None:
         known_hosts = KnownHosts(query.known_hosts_path)
@@ -180,6 +245,7 @@ class Snapshot:
             "query": query.fingerprint(),
             "rows": [r.to_dict() for r in self.records],
             "live": None if self.live is None else {n: s.to_list() for n, s in self.live.items()},
+            "streams": None if self.streams is None else {n: s.to_list() for n, s in self.streams.items()},
             "messages": list(self.messages),
         }
 
@@ -194,8 +260,19 @@ class Snapshot:
             records = [VMRecord.from_dict(row) for row in data["rows"]]
             live = live_from_cache(data.get("live"))
             messages = [str(m) for m in data.get("messages") or ()]
+            streams = _streams_from_cache(data.get("streams"))
         except (KeyError, TypeError, ValueError):
             return None
-        snapshot = cls(records, live, messages)
+        snapshot = cls(records, live, messages, streams=streams)
         snapshot.read_known_hosts(query)
         return snapshot
+
+
+def _streams_from_cache(data: Any) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise ValueError("cached stream runways are not a mapping")
+    from ansible_collections.golem.vm.plugins.plugin_utils.inventory_runway import StreamRunway
+
+    return {str(name): StreamRunway.from_list(value) for name, value in data.items()}

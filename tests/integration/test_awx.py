@@ -11,6 +11,7 @@ share nothing but the directory of the state file, as jobs in AWX share only a m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -31,7 +32,17 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .ansible_runner import BIN, Ansible
-from .devnet_helpers import REPO, discovery_url, keypair, plain, ssh, state_rows
+from .devnet_helpers import (
+    REPO,
+    devnet_env,
+    discovery_url,
+    keypair,
+    open_stream,
+    payment_chain,
+    plain,
+    ssh,
+    state_rows,
+)
 
 CREDENTIAL_TYPE = REPO / "extensions" / "awx" / "golem_credential_type.yml"
 CLI_VENV = Path(os.environ.get("GOLEM_DEVNET_CACHE", "/var/cache/golem-vm-devnet")) / "venvs" / "requestor-0.1.58-abi0.1.1"
@@ -46,7 +57,8 @@ def inject_credential(pdd: Path, inputs: dict[str, str]) -> tuple[dict[str, str]
     then ``env`` and ``extra_vars`` are rendered in a Jinja2 sandbox. Returns env, extra vars and files."""
     spec = yaml.safe_load(CREDENTIAL_TYPE.read_text())
     fields = {f["id"]: f for f in spec["inputs"]["fields"]}
-    values = {k: inputs.get(k, fields[k].get("default")) for k in fields}
+    # AWX puts only the fields that have a value in the namespace: an empty one is undefined, rendered as "".
+    values = {k: v for k in fields if (v := inputs.get(k, fields[k].get("default")))}
     missing = [k for k in spec["inputs"].get("required", []) if not values.get(k)]
     assert not missing, f"AWX would refuse the credential: {missing} required"
     sandbox = ImmutableSandboxedEnvironment()
@@ -225,13 +237,70 @@ def test_job2_configures_the_vm_through_the_synced_inventory(awx_flow) -> None:
 def test_credential_type_is_what_awx_accepts() -> None:
     spec = yaml.safe_load(CREDENTIAL_TYPE.read_text())
     assert spec["kind"] == "cloud" and set(spec) == {"name", "description", "kind", "inputs", "injectors"}
-    ids = [f["id"] for f in spec["inputs"]["fields"]]
-    assert ids == ["discovery_url", "ssh_private_key", "state_path"]
+    fields = {f["id"]: f for f in spec["inputs"]["fields"]}
+    assert list(fields) == ["discovery_url", "ssh_private_key", "state_path", "ethereum_private_key",
+                            "payments_rpc_url"]
+    # The Ethereum key is a secret (AWX encrypts it and never shows it) and optional: without it only providers
+    # that take no payment can be used.
+    assert fields["ethereum_private_key"]["secret"] is True and fields["ssh_private_key"]["secret"] is True
+    assert "ethereum_private_key" not in spec["inputs"]["required"]
+    secrets = {"ssh_private_key", "ethereum_private_key"}
+    assert not any(f.get("secret") for f in fields.values() if f["id"] not in secrets)
     assert set(spec["injectors"]) <= {"env", "file", "extra_vars"}
     # Every variable the injectors set is one the collection reads.
     plugins = "".join(p.read_text() for p in (REPO / "plugins").rglob("*.py"))
     for var in spec["injectors"]["env"]:
         assert var in plugins, var
+
+
+def _digest(value: str) -> str:
+    """What a test compares instead of a key, so a failing assertion never prints the key itself."""
+    return hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+def test_credential_injects_the_payment_account_and_chain(tmp_path: Path) -> None:
+    key = devnet_env()["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"]
+    base = {"discovery_url": "http://127.0.0.1:9001", "ssh_private_key": "k", "state_path": "/v/vms.db"}
+    paying = {**base, "ethereum_private_key": key, "payments_rpc_url": "http://127.0.0.10:8545"}
+    env, extra, _files = inject_credential(tmp_path / "a", paying)
+    assert _digest(env["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"]) == _digest(key)
+    assert env["GOLEM_REQUESTOR_POLYGON_RPC_URL"] == "http://127.0.0.10:8545"
+    assert _digest(key) not in json.dumps(extra) and key not in json.dumps(extra), "never an extra var (job output)"
+    # Without a key the variable is empty, which the modules and the inventory read as not set; the chain is the
+    # public testnet's by default.
+    env, _extra, _files = inject_credential(tmp_path / "b", base)
+    assert env["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"] == ""
+    assert env["GOLEM_REQUESTOR_POLYGON_RPC_URL"] == "https://l2.holesky.golemdb.io/rpc"
+
+
+def test_a_job_pays_with_the_credential_and_never_shows_the_key(
+        collection: Path, devnet, providers, tmp_path: Path) -> None:
+    """An AWX-style job whose only settings are the credential's tops up a stream on the chain."""
+    chain = payment_chain()
+    env = devnet_env()
+    stream_id = open_stream(providers["se"]["provider_id"], seconds=600)
+    before = chain.stream(stream_id)
+    key = keypair(tmp_path)
+    credential = {"discovery_url": discovery_url(), "ssh_private_key": key.read_text(),
+                  "state_path": str(tmp_path / "volume" / "vms.db"),
+                  "ethereum_private_key": env["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"],
+                  "payments_rpc_url": env["GOLEM_REQUESTOR_POLYGON_RPC_URL"]}
+    job = Job(tmp_path, "pay", collection, credential)
+    run = job.run(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Top the stream up to an hour\n      golem.vm.golem_stream:\n"
+        f"        stream_id: {stream_id}\n        stream_payment_address: \"{chain.contract}\"\n"
+        "        runway_hours: 1\n      register: paid\n"
+        "    - name: Show it\n      ansible.builtin.debug:\n        var: paid\n",
+        {"hosts": f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"}, {})
+    job.clean_up()
+    assert run["rc"] == 0 and run["status"] == "successful", run["stdout"][-3000:]
+    after = chain.stream(stream_id)
+    assert after["deposit"] > before["deposit"], "the credential's key paid the top-up"
+    assert after["stopTime"] - before["stopTime"] == (after["deposit"] - before["deposit"]) // after["ratePerSecond"]
+    secret = env["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"]
+    shown = run["stdout"] + json.dumps(run["events"])
+    assert secret.removeprefix("0x").lower() not in shown.lower(), "the key must not be in the job's output or events"
 
 
 # --- the execution environment ---------------------------------------------------------------

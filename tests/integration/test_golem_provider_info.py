@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from .devnet_helpers import control, discovery_url, http, wait_until
+from .devnet_helpers import control, discovery_url, http, status, wait_until
 
 
 def _ids(result: dict) -> list[str]:
@@ -61,3 +61,42 @@ def test_stopped_discovery_is_a_clear_failure(ansible):
     assert "Traceback" not in result["_stderr"]
     # Back up, and the ads come back with it (discovery keeps them in its database).
     wait_until(lambda: http("GET", f"{discovery_url()}/api/v1/advertisements")[0] == 200, what="discovery")
+
+
+def test_payment_terms_come_from_each_provider_and_match_what_golem_vm_pays(ansible, providers):
+    """SE and US (upstream 0.1.63, payments on) name the network's contract; DE (MVP-era 0.1.31) takes no payment."""
+    contract = status()["payments"]["stream_payment_address"]
+    result = ansible.module("golem_provider_info", {"size": "small"})
+    assert not result["failed"], result.get("msg")
+    assert "no payment terms" not in result["_stderr"], result["_stderr"]  # warnings go to stderr
+    by_id = {p["provider_id"]: p for p in result["providers"]}
+    for key in ("se", "us"):
+        terms = by_id[providers[key]["provider_id"]]["payment_terms"]
+        assert terms["requires_payment"] is True and terms["stream_payment_address"] == contract
+        assert int(terms["glm_token_address"], 16) == 0, "native ETH on the 0.1.x network"
+        # What the provider itself advertises, computed as upstream's CLI does, to the wei.
+        ad = http("GET", f"{discovery_url()}/api/v1/advertisements/{providers[key]['provider_id']}")[1]["pricing"]
+        monthly = round(ad["glm_per_core_month"] + ad["glm_per_gb_ram_month"] + 10 * ad["glm_per_gb_storage_month"], 8)
+        rate = int(monthly / (730.0 * 3600.0) * 10 ** 18)
+        assert (terms["rate_wei_per_second"], terms["deposit_wei_per_hour"]) == (rate, rate * 3600)
+    de = by_id[providers["de"]["provider_id"]]["payment_terms"]
+    assert de == {"requires_payment": False, "stream_payment_address": None, "glm_token_address": None,
+                  "rate_wei_per_second": None, "deposit_wei_per_hour": None}
+
+
+def test_a_stopped_provider_gets_null_terms_and_a_warning_not_a_failure(ansible, providers):
+    control("stop", name="us")
+    try:
+        wait_until(lambda: http("GET", f"{discovery_url()}/api/v1/advertisements/{providers['us']['provider_id']}")[0]
+                   == 200, what="US still advertised")
+        result = ansible.module("golem_provider_info", {"payment_terms_timeout": 3})
+    finally:
+        control("start", name="us")
+    assert not result["failed"], result.get("msg")
+    by_id = {p["provider_id"]: p for p in result["providers"]}
+    assert by_id[providers["us"]["provider_id"]]["payment_terms"] is None
+    assert by_id[providers["se"]["provider_id"]]["payment_terms"]["requires_payment"] is True
+    # The ad-hoc CLI prints warnings on stderr, wrapped: join the lines before looking.
+    warned = " ".join(result["_stderr"].split())
+    assert f"no payment terms for provider {providers['us']['provider_id']}" in warned, result["_stderr"]
+    assert "connection refused" in warned, result["_stderr"]

@@ -27,6 +27,8 @@ def run(httpserver: HTTPServer, capsys: pytest.CaptureFixture[str]) -> Callable[
     def run_module(*, env_only: bool = False, **args: Any) -> dict[str, Any]:
         if not env_only:
             args.setdefault("discovery_url", httpserver.url_for("").rstrip("/"))
+        # The recorded ads name addresses nobody serves here; asking them is tested in test_provider_terms.py.
+        args.setdefault("payment_terms", False)
         with patch_module_args(args), pytest.raises(SystemExit):
             golem_provider_info.main()
         return json.loads(capsys.readouterr().out)
@@ -70,6 +72,7 @@ def test_lists_all_providers_cheapest_first_with_small_estimates(
         },
         "estimate": {"usd_per_month": 5.25, "usd_per_hour": 0.007192, "glm_per_month": 0.0},
         "updated_at": "2026-11-27T08:07:51.228781+00:00",
+        "payment_terms": None,
     }
     assert result["providers"][2]["pricing"] is None and result["providers"][2]["estimate"] is None
 
