@@ -213,7 +213,13 @@ def test_inventory_sync_lists_the_vm_from_the_shared_state(awx_flow) -> None:
     assert inv and name in inv["golem"]["hosts"], (inv, awx_flow["sync_err"])
     hostvars = inv["_meta"]["hostvars"][name]
     assert hostvars["golem_status"] == "running" and hostvars["golem_host_key_known"] is True, hostvars
-    assert str(awx_flow["volume"] / "golem" / "known_hosts") in hostvars["ansible_ssh_common_args"]
+    # The host key job 1 learnt is pinned from the shared state (the row carries it), not from a file in the
+    # sync's container: the same key as in the volume's known_hosts, checked strictly.
+    args = hostvars["ansible_ssh_common_args"]
+    assert "StrictHostKeyChecking=yes" in args and "UserKnownHostsFile=/dev/null" in args, args
+    learnt = (awx_flow["volume"] / "golem" / "known_hosts").read_text().split()
+    pinned = [word for word in args.replace("'", " ").split() if word.startswith("AAAA")]
+    assert pinned and all(key in learnt for key in pinned), (pinned, learnt)
     # golem_vm recorded job 1's key file; the sync's hosts use the sync's own (GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH).
     # Both died with their private_data_dirs: job 2 needs the credential's extra var.
     assert hostvars["golem_ssh_private_key_path"] == awx_flow["job1_key"]
