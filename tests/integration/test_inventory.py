@@ -87,13 +87,27 @@ def test_play_runs_on_both_vms_over_ssh_with_strict_host_key_checking(
     assert _members(listing, "golem_country_us") == [us_vm]
     host = listing["_meta"]["hostvars"][se_vm]
     assert host["ansible_port"] == two_vms[se_vm]["ssh_port"] and host["ansible_host"] == providers["se"]["ip"]
-    assert "StrictHostKeyChecking=yes" in host["ansible_ssh_common_args"]
-    assert str(ansible.state_dir / "known_hosts") in host["ansible_ssh_common_args"]
+    args = host["ansible_ssh_common_args"]
+    assert "StrictHostKeyChecking=yes" in args and "UserKnownHostsFile=/dev/null" in args, args
+    # The key pinned is the one golem_vm learnt and wrote to known_hosts: the row carries it.
+    learnt = (ansible.state_dir / "known_hosts").read_text().split()
+    pinned = [word for word in args.replace("'", " ").split() if word.startswith("AAAA")]
+    assert pinned and all(key in learnt for key in pinned), (pinned, learnt)
 
     play = tmp_path / "play.yml"
     play.write_text(PLAY)
+    # A state whose rows pin the wrong keys (each VM's swapped with the other's): ssh must refuse both.
+    swapped = tmp_path / "swapped.db"
+    with sqlite3.connect(ansible.state_path) as src, sqlite3.connect(swapped) as dst:
+        src.backup(dst)
+    with sqlite3.connect(swapped) as db:
+        configs = {n: json.loads(c) for n, c in db.execute("SELECT name, config FROM vms")}
+        for name, other in zip(names, reversed(names)):
+            configs[name]["host_keys"] = json.loads(db.execute(
+                "SELECT config FROM vms WHERE name = ?", (other,)).fetchone()[0])["host_keys"]
+            db.execute("UPDATE vms SET config = ? WHERE name = ?", (json.dumps(configs[name]), name))
     # Own ControlPersist sockets per run: a master connection from one run would skip the next one's key check.
-    stranger = _config(tmp_path / "no-keys", names=names, compose=interpreter,
+    stranger = _config(tmp_path / "no-keys", names=names, compose=interpreter, state_path=str(swapped),
                        known_hosts_path=str(tmp_path / "empty_known_hosts"))
     refused = ansible.playbook(play, "-i", str(stranger), env={"ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp1")})
     assert refused.returncode != 0
