@@ -166,8 +166,10 @@ class StreamPayments(CreateHooks):
             self.warn(f"VM {record.name}'s stream {stream_id} was opened by {stream.sender}, not by this account "
                       f"{chain.address}; it was left as it is")
             return None
-        if stream.recipient.lower() == "0x" + "0" * 40 or stream.remaining_seconds == 0:
-            return 0  # terminated already, or ran out: nothing is left to refund
+        if stream.recipient.lower() == "0x" + "0" * 40 or stream.deposit - stream.vested_at(stream.now) <= 0:
+            return 0  # terminated already, or ran out to the last wei: nothing is left to refund
+        # A halted stream (stopTime moved to the halt) or one that ran out with a top-up's remainder still
+        # holds deposit that only terminate gives back.
         tx = chain.terminate(contract, int(stream_id))
         receipt = chain.receipt(tx, time.monotonic() + max(self.deadline.remaining(), SETTLE_SECONDS))
         if receipt is None:

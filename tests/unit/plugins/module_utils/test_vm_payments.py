@@ -74,7 +74,12 @@ class FakeChain:
         recipient = "0x" + "0" * 40 if s["terminated"] else s["recipient"]
         stop = min(s["stop"], self.now) if s["terminated"] else s["stop"]
         return ChainStream(stream_id, "0x" + "0" * 40, ME, recipient, s["start"], stop, s["rate"], s["deposit"], 0,
-                           False, self.now)
+                           bool(s.get("halted")), self.now)
+
+    def halt(self, stream_id: int) -> None:
+        """The oracle halts a stream, as the contract does: vesting stops now; the rest stays deposited."""
+        s = self.streams[stream_id]
+        s["halted"], s["stop"] = True, min(s["stop"], self.now)
 
     def terminate(self, contract: str, stream_id: int) -> str:
         self.calls.append(("terminate", stream_id))
@@ -247,6 +252,19 @@ def test_stopping_terminates_the_stream_and_keeps_the_row(store, providers, chai
     lc, _payments = life(store, providers, chain, state="absent")
     lc.run(store.get("web-1"))
     assert chain.calls.count(("terminate", 1)) == 1, "a terminated stream is not terminated twice"
+
+
+def test_a_halted_stream_is_terminated_for_the_deposit_it_still_holds(store, providers, chain):
+    lc, _payments = life(store, providers, chain)
+    lc.run(None)
+    chain.now += 600
+    chain.halt(1)  # no runway left, yet 50 minutes of deposit are still in the contract
+    chain.now += 60
+    lc, payments = life(store, providers, chain, state="absent")
+    lc.run(store.get("web-1"))
+    stream = chain.streams[1]
+    assert stream["terminated"] and chain.funded() == [] and store.get("web-1") is None
+    assert payments.report["web-1"]["refunded_wei"] == stream["deposit"] - 600 * stream["rate"]
 
 
 def test_a_vm_with_our_stream_is_not_destroyed_without_the_key(store, providers, chain):
