@@ -19,7 +19,7 @@ from ansible_collections.golem.vm.plugins.module_utils.http import (
     REQUESTS_IMPORT_ERROR,
     REQUESTS_LIBRARY,
 )
-from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
+from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient, ProviderInfoMemo
 from ansible_collections.golem.vm.plugins.module_utils.models import HAS_PYDANTIC, PYDANTIC_IMPORT_ERROR
 
 PYDANTIC_LIBRARY = "pydantic >= 2"
@@ -90,6 +90,7 @@ class GolemModule:
         self._check_libraries()
         self._clients: list[Any] = []
         self._discovery: DiscoveryClient | None = None
+        self._provider_infos = ProviderInfoMemo()
         try:
             check_connection_options(self.params)
         except GolemError as exc:
@@ -121,7 +122,8 @@ class GolemModule:
         return client
 
     def provider(self, ip_address: str, port: int | None = None) -> ProviderClient:
-        client = ProviderClient(ip_address, port or self.params["provider_port"], **self.http_options())
+        client = ProviderClient(ip_address, port or self.params["provider_port"], info_memo=self._provider_infos,
+                                **self.http_options())
         self._clients.append(client)
         return client
 

@@ -283,9 +283,23 @@ def scan_host_keys(
     if keyscan is None:
         raise GolemError("ssh-keyscan was not found on the controller; install the OpenSSH client")
     per_connection = max(1, math.ceil(timeout))
+    # ssh-keyscan opens one connection (one key exchange) per key type, and a fleet's VMs share
+    # the provider's CPU while they boot: the first type alone, the others only if it is missing.
+    # ssh prefers the algorithm of a key it knows, so one key is all a connection needs.
+    keys, returncode, stderr = _scan(keyscan, host, port, per_connection, key_types[:1], run)
+    if not keys and key_types[1:]:
+        keys, returncode, stderr = _scan(keyscan, host, port, per_connection, key_types[1:], run)
+    if not keys:
+        detail = excerpt(stderr) or f"exit code {returncode}"
+        raise ProviderError(f"no SSH host key from {host_pattern(host, port)} within {per_connection} s: {detail}")
+    return keys
+
+
+def _scan(keyscan: str, host: str, port: int, per_connection: int, key_types: tuple[str, ...],
+          run: Runner | None) -> tuple[list[HostKey], int, str]:
     command = [keyscan, "-T", str(per_connection), "-p", str(int(port)), "-t", ",".join(key_types), host]
-    # ssh-keyscan opens one connection per key type, each bounded by -T, so it cannot hang
-    # even under run_command, which has no timeout of its own.
+    # Each connection is bounded by -T, so it cannot hang even under run_command, which has no
+    # timeout of its own.
     runner = run or _subprocess_runner(per_connection * (len(key_types) + 1) + 5)
     returncode, stdout, stderr = runner(command)
     keys: list[HostKey] = []
@@ -296,10 +310,7 @@ def scan_host_keys(
         host_key = _parse_key(parsed[1], parsed[2])
         if host_key is not None and host_key not in keys:
             keys.append(host_key)
-    if not keys:
-        detail = excerpt(stderr) or f"exit code {returncode}"
-        raise ProviderError(f"no SSH host key from {host_pattern(host, port)} within {per_connection} s: {detail}")
-    return keys
+    return keys, returncode, stderr
 
 
 def _read_banner(sock: socket.socket, deadline: float, connect_timeout: float) -> str | None:

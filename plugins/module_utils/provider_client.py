@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
@@ -25,10 +27,34 @@ from ansible_collections.golem.vm.plugins.module_utils.models import (
 )
 
 
+class ProviderInfoMemo:
+    """The /provider/info answers of one task, by provider URL.
+
+    A fleet of 20 on two providers would otherwise ask each one ten times (identity proof, the
+    payment's recipient and contract), and providers answer their API one request at a time.
+    Failures are not kept: the next caller asks again.
+    """
+
+    def __init__(self) -> None:
+        self._answers: dict[str, ProviderInfo | None] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, base_url: str, ask: Callable[[], ProviderInfo | None]) -> ProviderInfo | None:
+        with self._guard:
+            lock = self._locks.setdefault(base_url, threading.Lock())
+        with lock:
+            if base_url not in self._answers:
+                self._answers[base_url] = ask()
+            return self._answers[base_url]
+
+
 class ProviderClient:
     """The provider REST API at http://<ip>:<port>/api/v1."""
 
-    def __init__(self, ip_address: str, port: int = DEFAULT_PROVIDER_PORT, **http_options: Any) -> None:
+    def __init__(self, ip_address: str, port: int = DEFAULT_PROVIDER_PORT, *,
+                 info_memo: ProviderInfoMemo | None = None, **http_options: Any) -> None:
+        self.info_memo = info_memo
         http_options.setdefault("hint", f"check that the provider runs and that port {port} is reachable")
         self.http = HttpClient(
             provider_url(ip_address, port), service="provider", error_class=ProviderError,
@@ -44,6 +70,11 @@ class ProviderClient:
 
     def provider_info(self) -> ProviderInfo | None:
         """Who this provider is; None from an MVP-era provider, whose API has no such route."""
+        if self.info_memo is not None:
+            return self.info_memo.get(self.http.base_url, self._ask_info)
+        return self._ask_info()
+
+    def _ask_info(self) -> ProviderInfo | None:
         path = f"{API_PREFIX}/provider/info"
         data = self.http.call("GET", path, missing_ok=True).data
         return None if data is None else self._parse(ProviderInfo, data, "provider info", f"GET {path}")

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +30,7 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
 from ansible_collections.golem.vm.plugins.module_utils.http import HttpClient, error_reason, provider_url, user_agent
-from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
+from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient, ProviderInfoMemo
 from ansible_collections.golem.vm.plugins.module_utils.models import VMStatus, build_create_request
 from ansible_collections.golem.vm.plugins.module_utils.version import COLLECTION_VERSION
 
@@ -446,6 +447,31 @@ def test_answers_no_provider_gives_are_identity_errors(
 def test_provider_info_of_an_mvp_provider_is_none(httpserver: HTTPServer, provider: ProviderClient) -> None:
     httpserver.expect_request("/api/v1/provider/info").respond_with_json({"detail": "Not Found"}, status=404)
     assert provider.provider_info() is None
+
+
+def test_one_task_asks_each_provider_who_it_is_once(httpserver: HTTPServer, fixture_json: Load) -> None:
+    httpserver.expect_request("/api/v1/provider/info").respond_with_json(
+        fixture_json("provider_info_from_reference.json"))
+    memo = ProviderInfoMemo()
+    clients = [ProviderClient(LOOPBACK, httpserver.port, info_memo=memo, retries=0) for _ in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda c: c.provider_info(), clients))
+    assert {a.country for a in answers} == {"SE"}
+    assert len(httpserver.log) == 1, "eight clients of one task, one request"
+    # Without a memo (another task), the provider is asked again.
+    assert ProviderClient(LOOPBACK, httpserver.port, retries=0).provider_info().country == "SE"
+    assert len(httpserver.log) == 2
+
+
+def test_a_failed_provider_info_is_asked_again(httpserver: HTTPServer, fixture_json: Load) -> None:
+    memo = ProviderInfoMemo()
+    client = ProviderClient(LOOPBACK, httpserver.port, info_memo=memo, retries=0)
+    httpserver.expect_oneshot_request("/api/v1/provider/info").respond_with_data("busy", status=503)
+    with pytest.raises(ProviderError):
+        client.provider_info()
+    httpserver.expect_request("/api/v1/provider/info").respond_with_json(
+        fixture_json("provider_info_from_reference.json"))
+    assert client.provider_info().country == "SE"
 
 
 def test_job_stop_delete_and_info(httpserver: HTTPServer, provider: ProviderClient, fixture_json: Load) -> None:

@@ -68,12 +68,12 @@ class SshdFactory:
         self.root = root
         self.running: list[Sshd] = []
 
-    def start(self, port: int | None = None) -> Sshd:
+    def start(self, port: int | None = None, key_type: str = "ed25519") -> Sshd:
         port = port or _free_port()
         home = self.root / f"sshd-{len(self.running)}-{port}"
         home.mkdir()
-        host_key = home / "host_ed25519"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+        host_key = home / f"host_{key_type}"
+        subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(host_key)], check=True)
         config = home / "sshd_config"
         config.write_text(
             f"ListenAddress {ADDR}:{port}\n"
@@ -170,6 +170,12 @@ def test_scan_returns_the_servers_host_key(sshd_factory: SshdFactory) -> None:
     keys = scan_host_keys(ADDR, sshd.port, timeout=5)
     assert keys == [sshd.host_key]
     assert keys[0].fingerprint == sshd.fingerprint
+
+
+def test_a_server_without_an_ed25519_key_is_scanned_for_its_rsa_key(sshd_factory: SshdFactory) -> None:
+    sshd = sshd_factory.start(key_type="rsa")
+    keys = scan_host_keys(ADDR, sshd.port, timeout=5)
+    assert keys == [sshd.host_key] and keys[0].key_type == "ssh-rsa"
 
 
 def test_first_contact_is_recorded_and_ssh_accepts_it(
