@@ -55,11 +55,15 @@ def report(title: str, rows: dict[str, list[float]], baseline: str, floor: str |
     print(f"\n{title}")
     base = statistics.median(rows[baseline])
     low = statistics.median(rows[floor]) if floor else 0.0
-    print(f"{'case':38} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio':>7} {'ratio-floor':>12}")
+    # The last column only when a floor is given: (case - floor) / (baseline - floor).
+    net_head = f" {'ratio-floor':>12}" if floor else ""
+    print(f"{'case':44} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio':>7}{net_head}")
     for name, samples in rows.items():
         med = statistics.median(samples)
-        net = (med - low) / (base - low) if floor and base > low else float("nan")
-        print(f"{name:38} {med:9.3f} {min(samples):7.3f} {max(samples):7.3f} {med / base:7.2f} {net:12.2f}")
+        net = ""
+        if floor:
+            net = f" {(med - low) / (base - low):12.2f}" if base > low else f" {'-':>12}"
+        print(f"{name:44} {med:9.3f} {min(samples):7.3f} {max(samples):7.3f} {med / base:7.2f}{net}")
 
 
 def devnet_env() -> dict[str, str]:
