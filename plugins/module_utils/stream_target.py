@@ -20,7 +20,7 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import IdentityErr
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
 from ansible_collections.golem.vm.plugins.module_utils.payment_options import check_payment_options
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import check_hours, requires_payment
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
+from ansible_collections.golem.vm.plugins.module_utils.state_backend import StateBackend
 from ansible_collections.golem.vm.plugins.module_utils.stream_runway import threshold_seconds
 from ansible_collections.golem.vm.plugins.module_utils.vm_record import VMRecord
 
@@ -85,7 +85,7 @@ def check_stream_options(params: dict[str, Any]) -> int | None:
     return threshold_seconds(hours, below)
 
 
-def find_target(params: dict[str, Any], store: StateStore,
+def find_target(params: dict[str, Any], store: StateBackend,
                 provider: Callable[[str, int], Any]) -> StreamTarget:
     """The stream and its contract. ``provider(ip, port)`` gives a ProviderClient for provider info."""
     address = params.get("stream_payment_address")
@@ -101,12 +101,13 @@ def find_target(params: dict[str, Any], store: StateStore,
         return StreamTarget(stream_id, _contract_of(provider(ip, params["provider_port"]), None, f"stream {stream_id}"),
                             None, f"provider {ip}")
     name = params["name"]
+    where = f"state file {store.location}" if store.backend == "sqlite" else f"state {store.location}"
     record = store.get(name)
     if record is None:
-        raise ValidationError(f"VM {name} is not in the state file {store.path}; give the name of a VM golem_vm "
+        raise ValidationError(f"VM {name} is not in the {where}; give the name of a VM golem_vm "
                               "recorded, or stream_id with stream_payment_address", field="name", value=name)
     if not record.ok:
-        raise ValidationError(f"the record of VM {name} in {store.path} is unreadable ({record.config_error}); fix "
+        raise ValidationError(f"the record of VM {name} in the {where} is unreadable ({record.config_error}); fix "
                               "or remove that row first", field="name", value=name)
     stream_id = record.stream_id
     given = params.get("stream_id")

@@ -18,7 +18,8 @@ from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.http import API_PREFIX, segment
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import ZERO_ADDRESS
-from ansible_collections.golem.vm.plugins.module_utils.state import STATUSES, StateStore
+from ansible_collections.golem.vm.plugins.module_utils.state import STATUSES
+from ansible_collections.golem.vm.plugins.module_utils.state_backend import StateBackend
 from ansible_collections.golem.vm.plugins.module_utils.stream_runway import (
     diff_view,
     ended_reason,
@@ -61,7 +62,7 @@ def provider_view(client: Any, name: str) -> dict[str, Any]:
 class StreamTask:
     """One golem_stream run. ``chain`` is a StreamChain (reads without a key; pays with one)."""
 
-    def __init__(self, target: StreamTarget, chain: Any, *, store: StateStore, check_mode: bool,
+    def __init__(self, target: StreamTarget, chain: Any, *, store: StateBackend, check_mode: bool,
                  deadline: Deadline, warn: Callable[[str], None]) -> None:
         self.target = target
         self.chain = chain

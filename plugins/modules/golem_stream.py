@@ -94,7 +94,16 @@ options:
       - The state file (SQLite) where M(golem.vm.golem_vm) records VMs.
       - If not set, the value of the E(GOLEM_REQUESTOR_DB_PATH) environment variable is used, else
         C(~/.golem/requestor/vms.db). An empty variable counts as not set.
+      - Mutually exclusive with O(state_url).
     type: path
+  state_url:
+    description:
+      - A C(postgresql://) URL of a state shared by a team, as M(golem.vm.golem_vm) takes it, instead of
+        O(state_path). The password comes from the URL, E(PGPASSWORD) or a passfile and is never shown.
+      - If not set, the value of E(GOLEM_REQUESTOR_STATE_URL) is used.
+      - The nonce lock of the paying account stays in C(~/.golem/requestor) of this controller.
+    type: str
+    version_added: 0.2.0
   wait_timeout:
     description:
       - Seconds the whole task may take, including waiting for a transaction to be mined.
@@ -224,7 +233,6 @@ actions:
   sample: ["topped up stream 7 of VM web-1 (contract 0x5FbD...) by 43835616435600 wei (3600 s at 12176560121 wei/s)"]
 """
 
-import os
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils import settings
@@ -234,7 +242,7 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
 from ansible_collections.golem.vm.plugins.module_utils.payment_options import chain_factory
 from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state import check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.stream_target import check_stream_options, find_target
 from ansible_collections.golem.vm.plugins.module_utils.stream_task import StreamTask, provider_view, stream_result
 
@@ -246,12 +254,17 @@ class GolemStream(GolemModule):
     def execute(self) -> dict[str, Any]:
         p = self.params
         below = check_stream_options(p)
-        state = settings.state_path(p["state_path"])
-        check_state_path(state.value, field=state.field)
-        store = StateStore(state.value)
+        where = settings.state_location(p["state_url"], p["state_path"])
+        if where.path is not None:
+            check_state_path(where.path, field=where.field)
+        # Imported here: the PostgreSQL backend's module (and psycopg) only for a postgresql:// URL.
+        from ansible_collections.golem.vm.plugins.module_utils.state_open import open_store
+
+        store = self.closes(open_store(where.url, where.path, url_field=where.field if where.url else "state_url",
+                                       path_field=where.field if where.path else "state_path"))
         deadline = Deadline(p["wait_timeout"])
         target = find_target(p, store, lambda ip, port: self._provider(ip, port, deadline))
-        chain = chain_factory(p, lock_dir=os.path.dirname(state.value), deadline=deadline)()
+        chain = chain_factory(p, lock_dir=where.local_dir, deadline=deadline)()
         task = StreamTask(target, chain, store=store, check_mode=self.module.check_mode, deadline=deadline,
                           warn=self.warn)
         try:
@@ -288,6 +301,7 @@ def main() -> None:
             "stream_payment_address": {"type": "str"},
             "provider_ip": {"type": "str"},
             "state_path": {"type": "path"},
+            "state_url": {"type": "str", "no_log": True},
             "wait_timeout": {"type": "int", "default": 120},
             **PAYMENT_ARGUMENTS,
         },

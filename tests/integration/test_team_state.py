@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from .ansible_runner import BIN, Ansible
-from .devnet_helpers import REPO, http, plain, running_vms
+from .devnet_helpers import REPO, http, payment_chain, plain, running_vms
+from .payment_chain import ZERO
 from .postgres_helpers import (  # noqa: F401  pylint: disable=unused-import
     admin,
     ctl,
+    env_file,
     pg_schema,
     pg_url,
     postgres,
@@ -164,3 +166,35 @@ def test_postgresql_stopped_during_a_play_fails_clearly_leaves_no_vm_without_a_r
     finally:
         proxy.close()
     assert http("GET", f"{providers['se']['url']}/api/v1/vms/{name}")[0] == 404
+
+
+def test_another_controller_tops_up_and_destroys_a_paid_vm_through_the_team_state(
+        ansible: Ansible, providers: dict[str, dict], postgres: dict, pg_schema: str, tmp_path: Path) -> None:
+    url = url_for(postgres, pg_schema, password=False)
+    password = env_file()["PGPASSWORD"]
+    first, second = (_controller(ansible, tmp_path / f"controller{i}", url) for i in (1, 2))
+    for env in (first, second):
+        env["PGPASSWORD"] = password  # the password outside the URL, as a team's credential gives it
+    chain = payment_chain()
+    name = f"team-paid-{uuid.uuid4().hex[:6]}"
+    created = ansible.module("golem_vm", {"name": name, "provider_id": providers["se"]["provider_id"],
+                                          "wait": False, "payment_hours": 1}, env=first)
+    try:
+        assert not created["failed"], created.get("msg")
+        stream_id = created["stream"]["stream_id"]
+        before = chain.stream(stream_id)
+        # Controller 2 never saw this VM: its row (stream id, contract) comes from PostgreSQL.
+        topped = ansible.module("golem_stream", {"name": name, "runway_hours": 2}, env=second, verbosity=3)
+        assert topped["changed"] and not topped["failed"], topped.get("msg")
+        after = chain.stream(stream_id)
+        assert after["deposit"] - before["deposit"] == topped["top_up"]["amount_wei"] > 0
+        assert after["stopTime"] - before["stopTime"] == topped["top_up"]["seconds_added"]
+        printed = topped["_stdout"] + topped["_stderr"]
+        assert password not in printed, "the PostgreSQL password must not show at -vvv"
+        gone = ansible.module("golem_vm", {"name": name, "state": "absent"}, env=second)
+        assert gone["changed"] and not gone["failed"], gone.get("msg")
+        assert chain.stream(stream_id)["recipient"] == ZERO, "the stream was terminated"
+        assert name not in _rows(postgres, pg_schema)
+        assert http("GET", f"{providers['se']['url']}/api/v1/vms/{name}")[0] == 404
+    finally:
+        ansible.module("golem_vm", {"name": name, "state": "absent"}, env=first)
