@@ -202,7 +202,7 @@ class GolemFleet(GolemModule):
             # A client per call: each thread gets its own requests Session.
             provider_client=lambda pl: self.provider(pl.ip, pl.port),
             placements=placements, parallelism=p["parallelism"], check_mode=self.module.check_mode, warn=self.warn,
-            verify=p["verify"], identity=ProviderIdentity(discovery),
+            verify=p["verify"], identity=ProviderIdentity(self.central_within(task.deadline)),
             payments=build_payments(p, state_path=task.state_path, deadline=task.deadline, discovery=discovery,
                                     warn=self.warn))
         before = fleet.members()
