@@ -88,7 +88,8 @@ class GolemBaseDiscovery:
     def get_advertisement(self, provider_id: str) -> Advertisement | None:
         """The live advert of ``provider_id`` on this network, or None."""
         found = self._adverts(self._keys(self.query(provider_id=provider_id)), None)
-        return found[0] if found else None
+        # Checked again: a node that ignored the term must not hand over another provider's address.
+        return next((ad for ad in found if ad.provider_id == provider_id), None)
 
     def _keys(self, query: str) -> list[str]:
         hits = self.rpc.call("golembase_queryEntities", query)

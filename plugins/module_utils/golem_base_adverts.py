@@ -35,6 +35,9 @@ _FIELD_ANNOTATIONS = {
 }
 
 
+_KIND_NAMES = {str: "string", int: "whole number"}
+
+
 class Entity:
     """One entity's metadata (golembase_getEntityMetaData), checked for shape; ``where`` names it in messages."""
 
@@ -42,7 +45,7 @@ class Entity:
         self.key = key
         self.where = where
         if not isinstance(meta, dict):
-            raise self.problem(f"its metadata is {type(meta).__name__}, not an object")
+            raise self.problem(f"metadata is {type(meta).__name__}, not an object")
         self.strings = self._annotations(meta, "stringAnnotations", str)
         self.numbers = self._annotations(meta, "numericAnnotations", int)
         expires = meta.get("expiresAtBlock")
@@ -66,7 +69,7 @@ class Entity:
                 raise self.problem(f"{name} holds {item!r}, not a {{key, value}} pair")
             value = item.get("value")
             if not isinstance(value, kind) or isinstance(value, bool):
-                raise self.problem(f"{name} holds {item['key']}={value!r}, not a {kind.__name__}",
+                raise self.problem(f"{name} holds {item['key']}={value!r}, not a {_KIND_NAMES[kind]}",
                                    annotation=item["key"], value=value)
             found[item["key"]] = value
         return found
