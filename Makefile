@@ -13,6 +13,8 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 # The local network's loopback /16 (127.0 by default); another value runs a second network beside it.
 export GOLEM_DEVNET_NET ?= 127.0
 export GOLEM_REQUESTOR_DISCOVERY_URL ?= http://$(GOLEM_DEVNET_NET).0.1:9001
+# The modules find providers on Golem Base by default: the local network's node, never the public one.
+export GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL ?= http://$(GOLEM_DEVNET_NET).0.13:8545/rpc
 export ANSIBLE_FORCE_COLOR ?= 0
 PYTEST_ARGS ?=
 

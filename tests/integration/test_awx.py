@@ -31,7 +31,7 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .ansible_runner import BIN, Ansible
-from .devnet_helpers import REPO, discovery_url, keypair, plain, ssh, state_rows
+from .devnet_helpers import REPO, discovery_url, keypair, plain, ssh, state_rows, status
 
 CREDENTIAL_TYPE = REPO / "extensions" / "awx" / "golem_credential_type.yml"
 CLI_VENV = Path(os.environ.get("GOLEM_DEVNET_CACHE", "/var/cache/golem-vm-devnet")) / "venvs" / "requestor-0.1.58-abi0.1.1"
@@ -127,7 +127,8 @@ def awx_flow(collection, devnet, tmp_path_factory) -> dict:
     volume = root / "volume"  # what AWX mounts into every job's container
     volume.mkdir()
     key = keypair(tmp_path_factory.mktemp("awx-key"))
-    credential = {"discovery_url": discovery_url(), "ssh_private_key": key.read_text(),
+    credential = {"golem_base_rpc_url": status()["golem_base"]["rpc_url"], "discovery_url": discovery_url(),
+                  "ssh_private_key": key.read_text(),
                   "state_path": str(volume / "golem" / "vms.db")}
     name = f"awx-{uuid.uuid4().hex[:8]}"
     motd = f"configured by job 2 ({uuid.uuid4().hex[:6]})"
@@ -226,7 +227,7 @@ def test_credential_type_is_what_awx_accepts() -> None:
     spec = yaml.safe_load(CREDENTIAL_TYPE.read_text())
     assert spec["kind"] == "cloud" and set(spec) == {"name", "description", "kind", "inputs", "injectors"}
     ids = [f["id"] for f in spec["inputs"]["fields"]]
-    assert ids == ["discovery_url", "ssh_private_key", "state_path"]
+    assert ids == ["golem_base_rpc_url", "discovery_url", "ssh_private_key", "state_path"]
     assert set(spec["injectors"]) <= {"env", "file", "extra_vars"}
     # Every variable the injectors set is one the collection reads.
     plugins = "".join(p.read_text() for p in (REPO / "plugins").rglob("*.py"))
