@@ -19,7 +19,8 @@ export ANSIBLE_FORCE_COLOR ?= 0
 PYTEST_ARGS ?=
 
 .PHONY: help install install-system install-tools install-devnet collection devnet-up devnet-down \
-        devnet-status demo test sanity units integration test-leg clean bench bench-inventory bench-fleet docs
+        devnet-status demo test sanity units integration test-leg clean bench bench-inventory bench-fleet \
+        bench-discovery docs
 
 help:
 	@echo "make demo         set up everything, start the local network, run playbooks/create_vm.yml"
@@ -77,6 +78,11 @@ bench-inventory:
 # fleet.yml creating 20 VMs against plain parallel HTTP; e.g. BENCH_ARGS="5 20" (rounds, VMs). Exits 1 if the target is missed.
 bench-fleet:
 	@$(VENV)/bin/python bench/fleet_bench.py $(BENCH_ARGS)
+
+# golem_provider_info on Golem Base vs central vs the upstream CLI among 50 adverts; e.g. BENCH_ARGS="5 50"
+# (rounds, adverts). Exits 1 if the target is missed.
+bench-discovery:
+	@$(VENV)/bin/python bench/discovery_bench.py $(BENCH_ARGS)
 
 # One leg: sanity, units, integration for the toolchain in VENV.
 sanity:

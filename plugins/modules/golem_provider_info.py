@@ -13,8 +13,8 @@ description:
     (O(discovery_backend)), with their free resources, their prices and an estimate of what a VM of the
     asked size would cost on each. Both backends give the same answer for the same advertisements.
   - Advertised resources are what a provider has B(free) right now, not its total capacity.
-  - Only live advertisements are listed: on Golem Base those whose time to live has not run out, on a
-    central discovery service those sent in the last five minutes.
+  - Only live advertisements are listed. On Golem Base those are the ones whose time to live has not run out;
+    on a central discovery service, the ones sent in the last five minutes.
   - An advertisement the module cannot read is skipped with a warning naming the provider (and on Golem Base
     the entity key); the other providers are still returned.
 author:

@@ -76,13 +76,14 @@ def seed(*txs: dict[str, Any], home: Path = Path("/tmp")) -> list[dict[str, Any]
     return json.loads(result.stdout)
 
 
-def upstream_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    """The upstream `golem` CLI with its golem-base discovery driver on the network's Golem Base."""
+def upstream_cli(home: Path, *args: str, rpc_url: str | None = None) -> subprocess.CompletedProcess:
+    """The upstream `golem` CLI with its golem-base discovery driver on the network's Golem Base
+    (JSON-RPC over HTTP at ``rpc_url`` if given, e.g. a proxy in front of it)."""
     gb = status()["golem_base"]
     env = loopback_env(
         home,
         GOLEM_REQUESTOR_DISCOVERY_DRIVER="golem-base",
-        GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL=gb["rpc_url"],
+        GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL=rpc_url or gb["rpc_url"],
         GOLEM_REQUESTOR_GOLEM_BASE_WS_URL=gb["ws_url"],
         GOLEM_REQUESTOR_NETWORK="mainnet",
         # Only for the CLI's created_at_block estimate; the providers' own interval.
