@@ -127,7 +127,10 @@ def awx_flow(collection, devnet, tmp_path_factory) -> dict:
     volume = root / "volume"  # what AWX mounts into every job's container
     volume.mkdir()
     key = keypair(tmp_path_factory.mktemp("awx-key"))
-    credential = {"golem_base_rpc_url": status()["golem_base"]["rpc_url"], "discovery_url": discovery_url(),
+    # central: the credential carries no payment account, so job 1 can rent only from a provider that takes no
+    # payment, the MVP-era DE, which advertises only on central discovery (SE and US refuse an unpaid create).
+    credential = {"discovery_driver": "central", "golem_base_rpc_url": status()["golem_base"]["rpc_url"],
+                  "discovery_url": discovery_url(),
                   "ssh_private_key": key.read_text(),
                   "state_path": str(volume / "golem" / "vms.db")}
     name = f"awx-{uuid.uuid4().hex[:8]}"
@@ -227,7 +230,7 @@ def test_credential_type_is_what_awx_accepts() -> None:
     spec = yaml.safe_load(CREDENTIAL_TYPE.read_text())
     assert spec["kind"] == "cloud" and set(spec) == {"name", "description", "kind", "inputs", "injectors"}
     ids = [f["id"] for f in spec["inputs"]["fields"]]
-    assert ids == ["golem_base_rpc_url", "discovery_url", "ssh_private_key", "state_path"]
+    assert ids == ["discovery_driver", "golem_base_rpc_url", "discovery_url", "ssh_private_key", "state_path"]
     assert set(spec["injectors"]) <= {"env", "file", "extra_vars"}
     # Every variable the injectors set is one the collection reads.
     plugins = "".join(p.read_text() for p in (REPO / "plugins").rglob("*.py"))
