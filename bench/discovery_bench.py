@@ -58,7 +58,7 @@ def central(method: str, proxy: FaultProxy, provider_id: str, body: dict | None 
 def advertise(count: int) -> list[tuple[str, str, str]]:
     """``count`` providers on both backends; returns (key, entity, provider id) of each."""
     net, status = devnet()["net"], devnet()
-    accounts = [new_account() for _ in range(count)]
+    accounts = [new_account() for _index in range(count)]
     creates = [advert(address, f"{net}.0.{200 + i % 50}", country="FI", cpu=4 + i % 8) for i, (_k, address)
                in enumerate(accounts)]
     receipts = seed(*[{"key": key, "creates": [create]} for (key, _a), create in zip(accounts, creates)])
@@ -123,6 +123,7 @@ def main() -> None:
             raise SystemExit(f"the upstream CLI listed {found} providers, fewer than the {ADVERTS} advertised")
         return elapsed
 
+    ping = [str(BIN / "ansible"), "localhost", "-m", "ansible.builtin.ping"]
     seeded = advertise(ADVERTS)
     print(f"{ADVERTS} adverts on Golem Base and on central discovery (plus the network's own providers)")
     cases = {"golem_provider_info golem_base (ansible -m)": lambda: timed(ansible("golem_base"), env),
@@ -131,8 +132,7 @@ def main() -> None:
              "module alone, central": lambda: timed(module("central"), env),
              "upstream CLI golem vm providers --json": cli,
              # Ansible's own start-up, paid once per ansible command whatever the module does.
-             "ansible -m ping (Ansible's fixed cost)": lambda: timed([str(BIN / "ansible"), "localhost", "-m",
-                                                                   "ansible.builtin.ping"], env)}
+             "ansible -m ping (Ansible's fixed cost)": lambda: timed(ping, env)}
     rows: dict[str, list[float]] = {name: [] for name in cases}
     try:
         for _round in range(ROUNDS):

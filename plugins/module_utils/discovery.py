@@ -12,14 +12,15 @@ with these five members and one more line in ``open_discovery``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Optional, Protocol
 
 from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
 from ansible_collections.golem.vm.plugins.module_utils.discovery_golem_base import GolemBaseDiscovery
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.models import Advertisement
 
-OnInvalid = Callable[[str | None, ValidationError], None]
+# Optional, not "str | None": this alias is evaluated at run time, where pylint reads "|" on types as an error.
+OnInvalid = Callable[[Optional[str], ValidationError], None]
 
 
 class Discovery(Protocol):

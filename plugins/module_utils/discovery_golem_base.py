@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.golem_base_adverts import Entity, advertisement
@@ -25,7 +25,7 @@ from ansible_collections.golem.vm.plugins.module_utils.settings import DEFAULT_G
 # only characters that need no escaping are let in: every network, platform, country and
 # provider id upstream writes is made of them.
 SAFE_VALUE = re.compile(r"[A-Za-z0-9._:-]+")
-OnInvalid = Callable[[str | None, ValidationError], None]
+OnInvalid = Callable[[Optional[str], ValidationError], None]  # evaluated at run time: see discovery.py
 
 
 def check_query_value(field: str, value: str) -> str:

@@ -68,8 +68,8 @@ FILTERS: list[tuple[dict[str, Any], tuple[str, ...] | None]] = [
     ({"memory": 32}, ("--memory", "32")),
     ({"storage": 500}, ("--storage", "500")),
     ({"country": "SE"}, ("--country", "SE")),
-    ({"country": "US", "cpu": 2, "memory": 2, "storage": 20}, ("--country", "US", "--cpu", "2", "--memory", "2",
-                                                              "--storage", "20")),
+    ({"country": "US", "cpu": 2, "memory": 2, "storage": 20},
+     ("--country", "US", "--cpu", "2", "--memory", "2", "--storage", "20")),
     ({"cpu": 100000}, ("--cpu", "100000")),
     ({"size": "medium", "sort": "price"}, None),
     ({"sort": "price", "limit": 1}, None),
@@ -79,8 +79,8 @@ FILTERS: list[tuple[dict[str, Any], tuple[str, ...] | None]] = [
 
 
 @pytest.mark.parametrize("options, cli_args", FILTERS, ids=[json.dumps(f[0]) for f in FILTERS])
-def test_filters_give_the_same_answers_on_both_backends_and_in_the_cli(ansible, providers, tmp_path, options,
-                                                                        cli_args):
+def test_filters_give_the_same_answers_on_both_backends_and_in_the_cli(
+        ansible, providers, tmp_path, options, cli_args):
     de = providers["de"]["provider_id"]
 
     def both() -> Any:
