@@ -13,12 +13,14 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 # The local network's loopback /16 (127.0 by default); another value runs a second network beside it.
 export GOLEM_DEVNET_NET ?= 127.0
 export GOLEM_REQUESTOR_DISCOVERY_URL ?= http://$(GOLEM_DEVNET_NET).0.1:9001
+# The modules find providers on Golem Base by default: the local network's node, never the public one.
+export GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL ?= http://$(GOLEM_DEVNET_NET).0.13:8545/rpc
 export ANSIBLE_FORCE_COLOR ?= 0
 PYTEST_ARGS ?=
 
 .PHONY: help install install-system install-tools install-devnet collection devnet-up devnet-down \
         devnet-status demo test sanity units integration test-leg clean bench bench-inventory bench-fleet \
-        bench-inventory-pg bench-payments docs
+        bench-inventory-pg bench-payments bench-discovery docs
 
 help:
 	@echo "make demo         set up everything, start the local network, run playbooks/create_vm.yml"
@@ -87,6 +89,11 @@ bench-fleet:
 # e.g. BENCH_ARGS="7" (rounds). Exits 1 if paying costs more than one block time + 0.5 s.
 bench-payments:
 	@cd bench && ../$(VENV)/bin/python payment_bench.py $(BENCH_ARGS)
+
+# golem_provider_info on Golem Base vs central vs the upstream CLI among 50 adverts; e.g. BENCH_ARGS="5 50"
+# (rounds, adverts). Exits 1 if the target is missed.
+bench-discovery:
+	@$(VENV)/bin/python bench/discovery_bench.py $(BENCH_ARGS)
 
 # One leg: sanity, units, integration for the toolchain in VENV.
 sanity:

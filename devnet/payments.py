@@ -171,7 +171,10 @@ def setup(run: Path, chain: Chain = CHAIN) -> Deployment:
         "GOLEM_REQUESTOR_POLYGON_RPC_URL": chain.url,
         "GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS": contract,
         "GOLEM_REQUESTOR_GLM_TOKEN_ADDRESS": layout.ZERO_ADDRESS,
-        "GOLEM_REQUESTOR_DISCOVERY_DRIVER": "central",
+        # Golem Base, as upstream's CLI and the collection default to; central stays for MVP-era providers.
+        "GOLEM_REQUESTOR_DISCOVERY_DRIVER": "golem-base",
+        "GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL": layout.GOLEM_BASE_RPC_URL,
+        "GOLEM_REQUESTOR_GOLEM_BASE_WS_URL": layout.GOLEM_BASE_WS_URL,
         "GOLEM_REQUESTOR_DISCOVERY_URL": layout.DISCOVERY_URL,
         # The upstream CLI asks a faucet when the balance is low; never the public one from here.
         "GOLEM_REQUESTOR_L2_FAUCET_URL": CLOSED_URL,

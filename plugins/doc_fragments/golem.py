@@ -1,6 +1,6 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Connection options shared by the golem.vm modules."""
+"""Connection and discovery options shared by the golem.vm modules (group/golem.vm.golem)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,56 @@ from __future__ import annotations
 class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
+  discovery_backend:
+    description:
+      - Where providers are found.
+      - V(golem_base) reads the advertisements providers write on Golem Base, the on-chain store upstream's
+        C(golem) CLI reads by default, from O(golem_base_rpc_url). A lookup costs two HTTP requests, needs no
+        key and sends no transaction.
+      - V(central) asks the central discovery service at O(discovery_url). Providers of the MVP era (no
+        payments, no C(/api/v1/provider/info)) advertise only there.
+      - Both give the same providers, prices and free resources for the same advertisements.
+      - Whatever the backend, the central discovery service is asked to vouch for the address of an MVP-era
+        provider before its "no such VM" answer is believed, because only it knows such providers.
+      - If not set, the value of the E(GOLEM_REQUESTOR_DISCOVERY_DRIVER) environment variable is used, in the
+        upstream CLI's spelling (V(golem-base) or V(central)).
+      - Set it once for every module with C(module_defaults) for C(group/golem.vm.golem).
+    type: str
+    choices: [golem_base, central]
+    default: golem_base
+  golem_base_rpc_url:
+    description:
+      - JSON-RPC URL (HTTP) of the Golem Base node read when O(discovery_backend=golem_base).
+      - If not set, the value of the E(GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL) environment variable is used.
+      - The default is the node upstream's CLI reads.
+    type: str
+    default: https://ethwarsaw.holesky.golemdb.io/rpc
+  network:
+    description:
+      - Only providers advertising on this Golem network, as upstream's C(golem --network). Used by
+        O(discovery_backend=golem_base); central discovery does not know networks.
+      - If not set, the value of the E(GOLEM_REQUESTOR_NETWORK) environment variable is used.
+    type: str
+    choices: [development, testnet, mainnet]
+    default: mainnet
+  payments_network:
+    description:
+      - Only providers that take payment on this payments network, as upstream's C(golem vm providers
+        --payments-network). Used by O(discovery_backend=golem_base).
+      - Letters, digits, V(.), V(:), V(_) and V(-) only.
+      - If not set, the value of the E(GOLEM_REQUESTOR_PAYMENTS_NETWORK) environment variable is used.
+    type: str
+    default: l2.holesky
+  all_payments_networks:
+    description:
+      - List providers whatever payments network they take payment on; O(payments_network) is then
+        ignored. As upstream's C(golem vm providers --all-payments).
+    type: bool
+    default: false
   discovery_url:
     description:
       - Base URL of the central VM on Golem discovery service, without the C(/api/v1) path.
+      - Asked for providers when O(discovery_backend=central), and to vouch for MVP-era providers.
       - Must be an V(http) or V(https) URL with a host name.
       - If not set, the value of the E(GOLEM_REQUESTOR_DISCOVERY_URL) environment variable is used,
         the same variable the upstream C(golem) CLI reads. An empty variable counts as not set, for this and for

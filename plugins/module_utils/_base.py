@@ -11,7 +11,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils import settings
+from ansible_collections.golem.vm.plugins.module_utils.discovery import Discovery, open_discovery
 from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.discovery_golem_base import check_query_value
 from ansible_collections.golem.vm.plugins.module_utils.http import (
     DEFAULT_PROVIDER_PORT,
     DEFAULT_TIMEOUT,
@@ -33,6 +35,31 @@ def golem_argument_spec() -> dict[str, Any]:
             "default": settings.DEFAULT_DISCOVERY_URL,
             "fallback": settings.fallback(settings.DISCOVERY_URL_ENV),
         },
+        "discovery_backend": {
+            "type": "str",
+            "choices": list(settings.DISCOVERY_BACKENDS),
+            "default": "golem_base",
+            "fallback": settings.choice_fallback(
+                settings.DISCOVERY_DRIVER_ENV, {**{cli: opt for opt, cli in settings.DISCOVERY_BACKENDS.items()},
+                                                **{opt: opt for opt in settings.DISCOVERY_BACKENDS}}),
+        },
+        "golem_base_rpc_url": {
+            "type": "str",
+            "default": settings.DEFAULT_GOLEM_BASE_RPC_URL,
+            "fallback": settings.fallback(settings.GOLEM_BASE_RPC_URL_ENV),
+        },
+        "network": {
+            "type": "str",
+            "choices": list(settings.NETWORKS),
+            "default": settings.DEFAULT_NETWORK,
+            "fallback": settings.choice_fallback(settings.NETWORK_ENV, {n: n for n in settings.NETWORKS}),
+        },
+        "payments_network": {
+            "type": "str",
+            "default": settings.DEFAULT_PAYMENTS_NETWORK,
+            "fallback": settings.fallback(settings.PAYMENTS_NETWORK_ENV),
+        },
+        "all_payments_networks": {"type": "bool", "default": False},
         "provider_port": {
             "type": "int",
             "default": DEFAULT_PROVIDER_PORT,
@@ -51,22 +78,25 @@ def golem_argument_spec() -> dict[str, Any]:
     }
 
 
-def check_connection_options(params: dict[str, Any]) -> None:
-    """Reject connection options that could only fail later with a less clear message."""
-    url = params["discovery_url"]
+def _check_url(field: str, url: str, example: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(
-            f"discovery_url {url!r} must be an http:// or https:// URL with a host name, e.g. {settings.DEFAULT_DISCOVERY_URL}",
-            field="discovery_url",
+            f"{field} {url!r} must be an http:// or https:// URL with a host name, e.g. {example}",
+            field=field,
             value=url,
         )
     try:
         parts.port  # noqa: B018 - evaluating it validates the port
     except ValueError:
-        raise ValidationError(
-            f"discovery_url {url!r} has a port outside 1-65535", field="discovery_url", value=url
-        ) from None
+        raise ValidationError(f"{field} {url!r} has a port outside 1-65535", field=field, value=url) from None
+
+
+def check_connection_options(params: dict[str, Any]) -> None:
+    """Reject connection options that could only fail later with a less clear message."""
+    _check_url("discovery_url", params["discovery_url"], settings.DEFAULT_DISCOVERY_URL)
+    _check_url("golem_base_rpc_url", params["golem_base_rpc_url"], settings.DEFAULT_GOLEM_BASE_RPC_URL)
+    check_query_value("payments_network", params["payments_network"])
     port = params["provider_port"]
     if not 1 <= port <= 65535:
         raise ValidationError(f"provider_port {port} is outside 1-65535", field="provider_port", value=port)
@@ -89,7 +119,8 @@ class GolemModule:
         self.params: dict[str, Any] = self.module.params
         self._check_libraries()
         self._clients: list[Any] = []
-        self._discovery: DiscoveryClient | None = None
+        self._discovery: Discovery | None = None
+        self._central: DiscoveryClient | None = None
         self._provider_infos = ProviderInfoMemo()
         try:
             check_connection_options(self.params)
@@ -106,18 +137,39 @@ class GolemModule:
         return {"timeout": self.params["timeout"], "validate_certs": self.params["validate_certs"]}
 
     @property
-    def discovery(self) -> DiscoveryClient:
+    def discovery(self) -> Discovery:
+        """The driver of the chosen discovery_backend, built on first use."""
         if self._discovery is None:
-            self._discovery = DiscoveryClient(self.params["discovery_url"], **self.http_options())
-            self._clients.append(self._discovery)
+            if self.params["discovery_backend"] == "central":
+                self._discovery = self.central_discovery
+            else:
+                self._discovery = open_discovery(self.params, **self.http_options())
+                self._clients.append(self._discovery)
         return self._discovery
 
-    def discovery_within(self, deadline: Any) -> Callable[[], DiscoveryClient]:
-        """The discovery client, bound to the task's time budget; built on first use, so a run on an
+    @property
+    def central_discovery(self) -> DiscoveryClient:
+        """The central discovery server, whatever the backend: MVP-era providers advertise only there,
+        so only it can vouch for their addresses."""
+        if self._central is None:
+            self._central = DiscoveryClient(self.params["discovery_url"], **self.http_options())
+            self._clients.append(self._central)
+        return self._central
+
+    def discovery_within(self, deadline: Any) -> Callable[[], Discovery]:
+        """The discovery driver, bound to the task's time budget; built on first use, so a run on an
         existing VM never asks discovery."""
-        def client() -> DiscoveryClient:
-            self.discovery.http.deadline = deadline
+        def client() -> Discovery:
+            self.discovery.set_deadline(deadline)
             return self.discovery
+
+        return client
+
+    def central_within(self, deadline: Any) -> Callable[[], DiscoveryClient]:
+        """The central discovery server (for ProviderIdentity), bound to the task's time budget."""
+        def client() -> DiscoveryClient:
+            self.central_discovery.set_deadline(deadline)
+            return self.central_discovery
 
         return client
 

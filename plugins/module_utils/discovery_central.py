@@ -1,6 +1,10 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The central discovery server (golem-vm-discovery): GET /api/v1/advertisements, over the one HTTP client."""
+"""The central discovery server (golem-vm-discovery): GET /api/v1/advertisements, over the one HTTP client.
+
+One of the two discovery drivers (discovery.py); the only one MVP-era providers advertise on, so
+identity proofs of such providers always ask it, whichever backend finds providers.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +21,16 @@ from ansible_collections.golem.vm.plugins.module_utils.settings import DEFAULT_D
 class DiscoveryClient:
     """GET /api/v1/advertisements and /api/v1/advertisements/{provider_id} of a central discovery server."""
 
+    backend = "central"
+
     def __init__(self, base_url: str = DEFAULT_DISCOVERY_URL, **http_options: Any) -> None:
         http_options.setdefault("hint", "check discovery_url and that the discovery service is up")
         self.http = HttpClient(base_url, service="discovery", error_class=DiscoveryError, **http_options)
         self.source = f"discovery {self.http.base_url}"
+        self.url = self.http.url(f"{API_PREFIX}/advertisements")
+
+    def set_deadline(self, deadline: Any) -> None:
+        self.http.deadline = deadline
 
     def close(self) -> None:
         self.http.close()

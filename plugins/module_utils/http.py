@@ -1,11 +1,11 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one HTTP client of the collection; the typed clients over it are in provider_client.py and
-discovery_central.py.
+"""The one HTTP client of the collection; the typed clients over it are in provider_client.py,
+discovery_central.py and jsonrpc.py.
 
 Every request has a timeout. Idempotent requests are retried with exponential backoff and
 jitter on connection errors, on 429/502/503/504 (honouring Retry-After) and on answers that
-break off or are not JSON; POST never is,
+break off or are not JSON; POST never is (but to a JSON-RPC node that is only read),
 because a create that reached the provider must not be sent twice. Every failure becomes
 the caller's error class with a message naming the URL and the cause.
 """
@@ -169,8 +169,12 @@ class HttpClient:
         backoff_jitter: float | None = None,
         hint: str | None = None,
         foreign_error: type[GolemError] | None = None,
+        posts_are_reads: bool = False,
     ) -> None:
         """Retry settings left at None take the module-level DEFAULT_* values.
+
+        ``posts_are_reads``: every POST to this server only reads (a JSON-RPC node answering queries),
+        so a POST is retried like a GET.
 
         The n-th retry waits about backoff_factor * 2**(n-1) seconds plus up to backoff_jitter
         (the first retry is immediate), or what Retry-After asks, never more than backoff_max.
@@ -191,6 +195,7 @@ class HttpClient:
         self.backoff_jitter = backoff_jitter
         self.hint = hint
         self.foreign_error = foreign_error
+        self.retried_methods = IDEMPOTENT_METHODS | ({"POST"} if posts_are_reads else set())
         # Set by a module that has one time budget for the task: no request outlives it.
         self.deadline: Deadline | None = None
         retry = _IdempotentRetry(
@@ -199,7 +204,7 @@ class HttpClient:
             read=retries,
             status=retries,
             other=0,
-            allowed_methods=IDEMPOTENT_METHODS,
+            allowed_methods=self.retried_methods,
             status_forcelist=RETRY_STATUSES,
             backoff_factor=backoff_factor,
             backoff_max=backoff_max,
@@ -243,7 +248,7 @@ class HttpClient:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         # Messages show the query too: "?cpu=0" is often the very reason for a 400.
         url = self.url(path) + (f"?{urlencode(query)}" if query else "")
-        tries = 1 + (self.retries if method in IDEMPOTENT_METHODS else 0)
+        tries = 1 + (self.retries if method in self.retried_methods else 0)
         for attempt in range(1, tries + 1):
             this_timeout = self.timeout if timeout is None else timeout
             if self.deadline is not None:
@@ -366,7 +371,7 @@ class HttpClient:
             cause = f"the URL is not valid ({exc})"
         else:
             cause = f"could not talk to {where}: {_short(causes)}"
-        if retried and method in IDEMPOTENT_METHODS and self.retries:
+        if retried and method in self.retried_methods and self.retries:
             cause += f" (tried {self.retries + 1} times)"
         if self.hint:
             cause += f"; {self.hint}"

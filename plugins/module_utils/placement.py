@@ -69,11 +69,11 @@ def fitting_providers(discovery: Any, spec: ResourceSpec, *, provider_port: int,
     if not fitting and required:
         where = f" in {', '.join(countries)}" if countries else ""
         raise DiscoveryError(
-            f"no provider in discovery {discovery.http.base_url} has room for {spec.cpu} CPU, {spec.memory} GB RAM "
+            f"no provider in {discovery.source} has room for {spec.cpu} CPU, {spec.memory} GB RAM "
             f"and {spec.storage} GB disk{where}" + (f" on platform {platform}" if platform else "")
             + (f"; {len(skipped)} malformed advertisement(s) were skipped, the first from {skipped[0]}"
                if skipped else ""),
-            url=discovery.http.url("/api/v1/advertisements"), method="GET")
+            url=discovery.url)
     return fitting
 
 
@@ -144,7 +144,10 @@ class Placer:
         ad = self.discovery.get_advertisement(pinned.provider_id or "")
         if ad is None:
             raise ValidationError(
-                f"provider_id {pinned.provider_id} is not known to discovery {self.discovery.http.base_url}",
+                f"provider_id {pinned.provider_id} is not known to {self.discovery.source}"
+                + ("" if self.discovery.backend == "central" else
+                   " (providers of the MVP era advertise only on the central discovery service: for one of them, "
+                   "set discovery_backend=central)"),
                 field="provider_id",
                 value=pinned.provider_id,
             )

@@ -22,12 +22,23 @@ PRIVATE_KEY_ENV = "GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH"
 PROVIDER_PORT_ENV = "GOLEM_REQUESTOR_PROVIDER_PORT"
 TIMEOUT_ENV = "GOLEM_REQUESTOR_TIMEOUT"
 VALIDATE_CERTS_ENV = "GOLEM_REQUESTOR_VALIDATE_CERTS"
+# Discovery: the backend, Golem Base's RPC and the CLI's two network filters, as upstream names them.
+DISCOVERY_DRIVER_ENV = "GOLEM_REQUESTOR_DISCOVERY_DRIVER"
+GOLEM_BASE_RPC_URL_ENV = "GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL"
+NETWORK_ENV = "GOLEM_REQUESTOR_NETWORK"
+PAYMENTS_NETWORK_ENV = "GOLEM_REQUESTOR_PAYMENTS_NETWORK"
 # Read once by the inventory alone, so it could send golem_vm and the inventory to two files.
 RETIRED_KNOWN_HOSTS_ENV = "GOLEM_INVENTORY_KNOWN_HOSTS_PATH"
 
 # The upstream CLI's own state file; it reads no other (it ignores GOLEM_REQUESTOR_DB_PATH).
 DEFAULT_STATE_PATH = "~/.golem/requestor/vms.db"
 DEFAULT_DISCOVERY_URL = "http://195.201.39.101:9001"
+DEFAULT_GOLEM_BASE_RPC_URL = "https://ethwarsaw.holesky.golemdb.io/rpc"
+DEFAULT_NETWORK = "mainnet"
+DEFAULT_PAYMENTS_NETWORK = "l2.holesky"
+NETWORKS = ("development", "testnet", "mainnet")
+# discovery_backend's values, and the CLI's spelling of each (GOLEM_REQUESTOR_DISCOVERY_DRIVER).
+DISCOVERY_BACKENDS = {"golem_base": "golem-base", "central": "central"}
 
 
 class Setting(NamedTuple):
@@ -55,6 +66,21 @@ def env_fallback(*names: str) -> str:
 def fallback(*names: str) -> tuple[Any, list[str]]:
     """The ``fallback`` entry of an argument spec that reads ``names`` by the rules above."""
     return (env_fallback, list(names))
+
+
+def choice_fallback(name: str, spelled: Mapping[str, str]) -> tuple[Any, list[str]]:
+    """The ``fallback`` of an option with choices, read from variable ``name``.
+
+    ``spelled`` maps the variable's values (the CLI's spelling) to the option's. Any other value is
+    passed on with the variable's name, so AnsibleModule's choices check names both:
+    "... must be one of: golem_base, central, got: foo (from GOLEM_REQUESTOR_DISCOVERY_DRIVER)".
+    """
+
+    def read() -> str:
+        value = env_fallback(name)
+        return spelled.get(value, f"{value} (from {name})")
+
+    return (read, [])
 
 
 def _path(value: str) -> str:

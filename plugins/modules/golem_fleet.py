@@ -207,7 +207,7 @@ class GolemFleet(GolemModule):
             # A client per call: each thread gets its own requests Session.
             provider_client=lambda pl: self.provider(pl.ip, pl.port),
             placements=placements, parallelism=p["parallelism"], check_mode=self.module.check_mode, warn=self.warn,
-            verify=p["verify"], identity=ProviderIdentity(discovery),
+            verify=p["verify"], identity=ProviderIdentity(self.central_within(task.deadline)),
             payments=build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
                                     warn=self.warn))
         before = fleet.members()

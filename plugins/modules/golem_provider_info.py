@@ -9,14 +9,14 @@ module: golem_provider_info
 short_description: Find VM on Golem providers that can host a VM
 version_added: 0.1.0
 description:
-  - Lists the providers the central VM on Golem discovery service advertises, with their free resources,
-    their prices and an estimate of what a VM of the asked size would cost on each.
+  - Lists the providers that advertise on Golem Base or on a central VM on Golem discovery service
+    (O(discovery_backend)), with their free resources, their prices and an estimate of what a VM of the
+    asked size would cost on each. Both backends give the same answer for the same advertisements.
   - Advertised resources are what a provider has B(free) right now, not its total capacity.
-  - Discovery only lists providers that advertised in the last five minutes.
-  - An advertisement the module cannot read is skipped with a warning naming the provider;
-    the other providers are still returned.
-  - Only the central discovery service is supported, not the on-chain Golem Base discovery that
-    newer upstream requestors use by default.
+  - Only live advertisements are listed. On Golem Base those are the ones whose time to live has not run out;
+    on a central discovery service, the ones sent in the last five minutes.
+  - An advertisement the module cannot read is skipped with a warning naming the provider (and on Golem Base
+    the entity key); the other providers are still returned.
   - Each listed provider is asked for its payment terms (C(GET /api/v1/provider/info)), all at once within
     O(payment_terms_timeout); see RV(providers[].payment_terms). O(payment_terms=false) skips this.
 author:
@@ -115,8 +115,9 @@ options:
     default: 5.0
     version_added: 0.2.0
 notes:
-  - Ask discovery once and reuse RV(providers) for many VMs; discovery allows 100 requests a minute per
-    client address and answers HTTP 500, not 429, beyond that.
+  - Ask discovery once and reuse RV(providers) for many VMs; a central discovery service allows 100 requests
+    a minute per client address and answers HTTP 500, not 429, beyond that.
+  - On Golem Base a lookup costs two HTTP requests, however many providers advertise.
 """
 
 EXAMPLES = r"""
@@ -144,13 +145,20 @@ EXAMPLES = r"""
     msg: "{{ all_providers.providers | rejectattr('payment_terms', 'none')
              | rejectattr('payment_terms.requires_payment') | map(attribute='provider_id') | list }}"
 
-- name: Providers with at least 4 cores and 8 GB memory under 30 USD a month, against a private discovery
+- name: Providers with at least 4 cores and 8 GB memory under 30 USD a month, against a private central discovery
   golem.vm.golem_provider_info:
     cpu: 4
     memory: 8
     max_price_usd_month: 30
+    discovery_backend: central
     discovery_url: http://discovery.example.com:9001
   register: big
+
+- name: Providers on Golem Base that take payment on any payments network, from your own node
+  golem.vm.golem_provider_info:
+    golem_base_rpc_url: https://golem-base.example.com/rpc
+    all_payments_networks: true
+  register: anywhere
 """
 
 RETURN = r"""
@@ -313,7 +321,7 @@ class GolemProviderInfo(GolemModule):
         if without_platform:
             self.warn(
                 f"left out {len(without_platform)} provider(s) whose advertisement states no platform, because "
-                f"platform={p['platform']!r} was asked; discovery {self.discovery.http.base_url} may not "
+                f"platform={p['platform']!r} was asked; {self.discovery.source} may not "
                 "support platforms (golem-vm-discovery 0.1.25 does not)"
             )
         found = [

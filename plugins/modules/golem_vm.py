@@ -301,7 +301,7 @@ class GolemVM(GolemModule):
             task.want, store=task.store, known_hosts=task.known_hosts, deadline=task.deadline,
             provider_client=lambda pl: self.provider(pl.ip, pl.port), candidates=placer.candidates,
             check_mode=self.module.check_mode, warn=self.warn, run_command=self.module.run_command,
-            identity=ProviderIdentity(discovery), payments=payments)
+            identity=ProviderIdentity(self.central_within(task.deadline)), payments=payments)
         try:
             final = life.run(record)
         except GolemError as exc:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .devnet_helpers import devnet_env, discovery_url
+from .devnet_helpers import devnet_env, discovery_url, status
 
 BIN = Path(sys.executable).parent
 
@@ -25,6 +25,8 @@ class Ansible:
             **os.environ,
             "ANSIBLE_COLLECTIONS_PATH": str(collections_path),
             "GOLEM_REQUESTOR_DISCOVERY_URL": discovery_url(),
+            # Golem Base is the default backend: the network's node, so every test finds SE and US there.
+            "GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL": status()["golem_base"]["rpc_url"],
             # The network's funded account and chain: SE and US take payment, as upstream providers do.
             "GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY": devnet_env()["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"],
             "GOLEM_REQUESTOR_POLYGON_RPC_URL": devnet_env()["GOLEM_REQUESTOR_POLYGON_RPC_URL"],
@@ -86,6 +88,8 @@ GOLEM_VM_PLAY = """
         provider_port: "{{ pin_port | default(omit) }}"
         country: "{{ vm_country | default(omit) }}"
         discovery_url: "{{ discovery_url | default(omit) }}"
+        discovery_backend: "{{ discovery_backend | default(omit) }}"
+        golem_base_rpc_url: "{{ golem_base_rpc_url | default(omit) }}"
         timeout: "{{ http_timeout | default(omit) }}"
         wait_timeout: "{{ task_timeout | default(omit) }}"
         wait: "{{ vm_wait | default(false) }}"

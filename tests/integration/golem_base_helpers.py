@@ -76,13 +76,14 @@ def seed(*txs: dict[str, Any], home: Path = Path("/tmp")) -> list[dict[str, Any]
     return json.loads(result.stdout)
 
 
-def upstream_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    """The upstream `golem` CLI with its golem-base discovery driver on the network's Golem Base."""
+def upstream_cli(home: Path, *args: str, rpc_url: str | None = None) -> subprocess.CompletedProcess:
+    """The upstream `golem` CLI with its golem-base discovery driver on the network's Golem Base
+    (JSON-RPC over HTTP at ``rpc_url`` if given, e.g. a proxy in front of it)."""
     gb = status()["golem_base"]
     env = loopback_env(
         home,
         GOLEM_REQUESTOR_DISCOVERY_DRIVER="golem-base",
-        GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL=gb["rpc_url"],
+        GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL=rpc_url or gb["rpc_url"],
         GOLEM_REQUESTOR_GOLEM_BASE_WS_URL=gb["ws_url"],
         GOLEM_REQUESTOR_NETWORK="mainnet",
         # Only for the CLI's created_at_block estimate; the providers' own interval.
@@ -90,3 +91,32 @@ def upstream_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     )
     return subprocess.run([str(GOLEM_CLI), *args], capture_output=True, text=True, timeout=120, check=False,
                           env=env)
+
+
+def new_account() -> tuple[str, str]:
+    """A fresh key and its address, funded on the Golem Base chain so it can write entities."""
+    from eth_account import Account
+
+    account = Account.create()
+    chain("anvil_setBalance", account.address, hex(10 ** 18))
+    return "0x" + account.key.hex().removeprefix("0x"), account.address
+
+
+def advert(provider_id: str, ip: str, *, country: str = "FI", cpu: int = 4, btl: int = 120,
+           strings: dict[str, Any] | None = None, numbers: dict[str, Any] | None = None,
+           drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One create of a provider advert as upstream's GolemBaseAdvertiser writes it (reference §1.2), on the
+    network the tests' requestors read (mainnet, l2.holesky); ``strings``/``numbers`` replace annotations,
+    ``drop`` leaves some of the usual ones out. Prices are high, so no placement in another test ever picks it."""
+    base_strings: dict[str, Any] = {
+        "golem_type": "provider", "golem_network": "mainnet", "golem_payments_network": "l2.holesky",
+        "golem_provider_id": provider_id, "golem_ip_address": ip, "golem_country": country,
+        "golem_provider_name": "seeded", "golem_platform": "x86_64", "golem_price_currency": "USD/GLM",
+        "golem_price_usd_core_month": "500.0", "golem_price_usd_ram_gb_month": "200.0",
+        "golem_price_usd_storage_gb_month": "10.0", "golem_price_glm_core_month": "2000.0",
+        "golem_price_glm_ram_gb_month": "800.0", "golem_price_glm_storage_gb_month": "40.0"}
+    base_numbers: dict[str, Any] = {"golem_cpu": cpu, "golem_memory": 8, "golem_storage": 100}
+    kept_strings = {**{k: v for k, v in base_strings.items() if k not in drop}, **(strings or {})}
+    kept_numbers = {**{k: v for k, v in base_numbers.items() if k not in drop}, **(numbers or {})}
+    return {"btl": btl, "data": "", "strings": [[k, v] for k, v in kept_strings.items()],
+            "numbers": [[k, v] for k, v in kept_numbers.items()]}

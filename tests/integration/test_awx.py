@@ -42,6 +42,7 @@ from .devnet_helpers import (
     plain,
     ssh,
     state_rows,
+    status,
 )
 
 CREDENTIAL_TYPE = REPO / "extensions" / "awx" / "golem_credential_type.yml"
@@ -139,7 +140,11 @@ def awx_flow(collection, devnet, tmp_path_factory) -> dict:
     volume = root / "volume"  # what AWX mounts into every job's container
     volume.mkdir()
     key = keypair(tmp_path_factory.mktemp("awx-key"))
-    credential = {"discovery_url": discovery_url(), "ssh_private_key": key.read_text(),
+    # central: the credential carries no payment account, so job 1 can rent only from a provider that takes no
+    # payment, the MVP-era DE, which advertises only on central discovery (SE and US refuse an unpaid create).
+    credential = {"discovery_driver": "central", "golem_base_rpc_url": status()["golem_base"]["rpc_url"],
+                  "discovery_url": discovery_url(),
+                  "ssh_private_key": key.read_text(),
                   "state_path": str(volume / "golem" / "vms.db")}
     name = f"awx-{uuid.uuid4().hex[:8]}"
     motd = f"configured by job 2 ({uuid.uuid4().hex[:6]})"
@@ -244,8 +249,8 @@ def test_credential_type_is_what_awx_accepts() -> None:
     spec = yaml.safe_load(CREDENTIAL_TYPE.read_text())
     assert spec["kind"] == "cloud" and set(spec) == {"name", "description", "kind", "inputs", "injectors"}
     fields = {f["id"]: f for f in spec["inputs"]["fields"]}
-    assert list(fields) == ["discovery_url", "ssh_private_key", "state_path", "ethereum_private_key",
-                            "payments_rpc_url"]
+    assert list(fields) == ["discovery_driver", "golem_base_rpc_url", "discovery_url", "ssh_private_key", "state_path",
+                            "ethereum_private_key", "payments_rpc_url"]
     # The Ethereum key is a secret (AWX encrypts it and never shows it) and optional: without it only providers
     # that take no payment can be used.
     assert fields["ethereum_private_key"]["secret"] is True and fields["ssh_private_key"]["secret"] is True

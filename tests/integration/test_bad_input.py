@@ -26,11 +26,12 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from .ansible_runner import BIN, Ansible
-from .devnet_helpers import keypair, ssh_pasted
+from .devnet_helpers import keypair, ssh_pasted, status
 from .test_inventory import _config
 
 WORK = "@WORK@"  # replaced by the test's directory
 SERVER = "@SERVER@"  # replaced by the stand-in server's URL
+ANVIL = "@ANVIL@"  # replaced by the URL of the network's payment chain
 
 # (id, module, args, texts that must all be in msg: the option and the value as given)
 CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
@@ -55,9 +56,20 @@ CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     ("state-path-not-db", "golem_fleet", {"name": "web", "count": 1, "state_path": f"{WORK}/notes.txt"},
      ("state_path", f"'{WORK}/notes.txt'", "not an SQLite database")),
     ("fleet-count", "golem_fleet", {"name": "web", "count": -2}, ("count", "-2")),
-    ("server-not-json", "golem_provider_info", {"discovery_url": SERVER}, ("/api/v1/advertisements", "not JSON")),
-    ("server-bad-ad", "golem_vm", {"name": "web-1", "provider_id": "0xabc", "discovery_url": SERVER},
+    ("server-not-json", "golem_provider_info", {"discovery_url": SERVER, "discovery_backend": "central"},
+     ("/api/v1/advertisements", "not JSON")),
+    ("server-bad-ad", "golem_vm", {"name": "web-1", "provider_id": "0xabc", "discovery_url": SERVER,
+                                   "discovery_backend": "central"},
      ("'resources.cpu'", "'lots'", "/api/v1/advertisements/0xabc")),
+    ("backend-unknown", "golem_fleet", {"name": "web", "count": 1, "discovery_backend": "ipfs"},
+     ("discovery_backend", "ipfs")),
+    ("golem-base-url-scheme", "golem_vm", {"name": "web-1", "golem_base_rpc_url": "ws://example/rpc/ws"},
+     ("golem_base_rpc_url", "'ws://example/rpc/ws'")),
+    ("payments-network-quote", "golem_provider_info", {"payments_network": 'l2" || golem_type="provider'},
+     ("payments_network", "'l2\" || golem_type=\"provider'")),
+    # The payment chain's anvil: a real Ethereum node, which knows no golembase_* method.
+    ("not-a-golem-base", "golem_provider_info", {"golem_base_rpc_url": ANVIL},
+     (ANVIL, "golembase_queryEntities", "is not a Golem Base node", "discovery_backend=central")),
 ]
 
 
@@ -136,7 +148,8 @@ def test_bad_input_through_ansible_fails_by_name_without_traceback_or_state_chan
     server = httpserver.url_for("").rstrip("/")
 
     def place(value: Any) -> Any:
-        return value.replace(WORK, str(work)).replace(SERVER, server) if isinstance(value, str) else value
+        return (value.replace(WORK, str(work)).replace(SERVER, server).replace(ANVIL, status()["payments"]["rpc_url"])
+                if isinstance(value, str) else value)
 
     tasks = [{"name": case_id, f"golem.vm.{module}": {k: place(v) for k, v in args.items()},
               "register": f"r{i}", "ignore_errors": True}

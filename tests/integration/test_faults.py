@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from .ansible_runner import HostPlay
-from .devnet_helpers import REPO, control, discovery_url, http, running_vms, state_rows
+from .devnet_helpers import REPO, control, discovery_url, http, running_vms, state_rows, status
 from .fault_proxy import FaultProxy
 
 # Small timeouts so that "slower than the timeout" costs seconds, not minutes.
@@ -32,7 +32,9 @@ REPORT = REPO / "tests" / "output" / "fault_cases.md"
 class Case:
     key: str
     fault: str  # what goes wrong, for the table
-    target: str  # "se"/"us": a provider pinned through the proxy; "discovery": discovery through it
+    # "se"/"us": a provider pinned through the proxy; "discovery": central discovery through it;
+    # "golem_base": the Golem Base node through it. All but the last run on central discovery.
+    target: str
     rule: tuple[str, str, str] | None  # method, path pattern, kind (None: discovery is down)
     options: dict[str, Any] = field(default_factory=dict)
     expect: str = "ok"  # "ok": the task succeeds despite the fault; "fail": it fails with a clear message
@@ -90,6 +92,13 @@ CASES = [
          country="SE"),
     Case("disc-cut", "discovery's answer is cut off half-way", "discovery", ("GET", r"/advertisements", "truncate"),
          says="retried", pinned=False, country="US"),
+    # Golem Base reads are JSON-RPC POSTs; they only read, so they are retried as GETs are.
+    Case("gb-down-auto", "Golem Base node down (connection refused), provider chosen by discovery", "golem_base",
+         None, expect="fail", says="check golem_base_rpc_url", pinned=False, country="SE"),
+    Case("gb-503", "Golem Base node answers 503 + Retry-After: 1 twice", "golem_base",
+         ("POST", r"/rpc", "status"), {**R503, "times": 2}, says="waited for Retry-After", pinned=False, country="US"),
+    Case("gb-cut", "Golem Base node's answer is cut off half-way", "golem_base", ("POST", r"/rpc", "truncate"),
+         says="retried", pinned=False, country="SE"),
 ]
 
 
@@ -98,6 +107,10 @@ def _dead_url() -> str:
     proxy = FaultProxy(discovery_url())
     proxy.close()
     return proxy.url
+
+
+def _golem_base_rpc_url() -> str:
+    return status()["golem_base"]["rpc_url"]
 
 
 def _orphans(names: dict[str, str], rows: dict[str, str], providers: dict[str, dict]) -> list[str]:
@@ -143,7 +156,15 @@ def test_faults_between_golem_vm_and_the_network(ansible, providers, proxies, tm
             host["vm_country"] = case.country
         if case.task_timeout:
             host["task_timeout"] = case.task_timeout
-        if case.target == "discovery":
+        if case.target == "golem_base":
+            host["discovery_backend"] = "golem_base"
+            if case.rule is None:
+                host["golem_base_rpc_url"] = _dead_url() + "/rpc"
+            else:
+                proxy = proxy_of[case.key] = proxies(_golem_base_rpc_url().rsplit("/", 1)[0])
+                proxy.inject(*case.rule, **case.options)
+                host["golem_base_rpc_url"] = proxy.url + "/rpc"
+        elif case.target == "discovery":
             if case.rule is None:
                 host["discovery_url"] = _dead_url()
             else:
@@ -161,14 +182,16 @@ def test_faults_between_golem_vm_and_the_network(ansible, providers, proxies, tm
     table: dict[str, dict[str, Any]] = {}
     try:
         first = HostPlay(ansible, tmp_path / "fault")
-        results = first.play(hosts, http_timeout=HTTP_TIMEOUT)
+        # central, but where a case says otherwise: these faults are in central discovery's HTTP.
+        results = first.play(hosts, http_timeout=HTTP_TIMEOUT, discovery_backend="central")
         time.sleep(2)  # a create the fault cut short has time to show up where the check can see it
         rows = state_rows(ansible.state_path)
         orphans = _orphans(names, rows, providers)
 
         second = HostPlay(ansible, tmp_path / "rerun")
-        rerun = second.play({k: {**h, "discovery_url": discovery.url, "task_timeout": 120} for k, h in hosts.items()},
-                            http_timeout=HTTP_TIMEOUT)
+        rerun = second.play({k: {**h, "discovery_url": discovery.url, "golem_base_rpc_url": _golem_base_rpc_url(),
+                                 "task_timeout": 120} for k, h in hosts.items()},
+                            http_timeout=HTTP_TIMEOUT, discovery_backend="central")
         rows_after_rerun = state_rows(ansible.state_path)
 
         for case in CASES:
@@ -209,11 +232,11 @@ def test_faults_between_golem_vm_and_the_network(ansible, providers, proxies, tm
 
         # What "ok" has to mean for the retry cases: the fault was there, and the retry got past it.
         for key, kind in (("reset-get", "reset"), ("slow-get", "slow"), ("cut-job", "truncate"),
-                          ("html-access", "garbage"), ("disc-cut", "truncate")):
+                          ("html-access", "garbage"), ("disc-cut", "truncate"), ("gb-cut", "truncate")):
             seen = [e[2] for e in proxy_of[key].requests()]
             assert seen.count(kind) == 1 and "pass" in seen[seen.index(kind):], (key, seen)
-        for key in ("503-job", "disc-503"):
-            log = proxy_of[key].requests("GET", r"/vms/jobs/|/advertisements")
+        for key in ("503-job", "disc-503", "gb-503"):
+            log = proxy_of[key].requests(None, r"/vms/jobs/|/advertisements|/rpc")
             assert [e[2] for e in log[:3]] == ["status", "status", "pass"], log
             assert log[1][3] - log[0][3] >= 0.9 and log[2][3] - log[1][3] >= 0.9, "Retry-After not honoured"
         for key in ("reset-post", "drop-post", "500-post", "503-post", "slow-post", "cut-post", "html-post"):
@@ -224,7 +247,8 @@ def test_faults_between_golem_vm_and_the_network(ansible, providers, proxies, tm
         assert rows_after_rerun == dict.fromkeys(names.values(), "running")
     finally:
         gone = HostPlay(ansible, tmp_path / "destroy").play(
-            {k: {"vm_name": n, "vm_state": "absent", "discovery_url": discovery.url} for k, n in names.items()})
+            {k: {"vm_name": n, "vm_state": "absent", "discovery_url": discovery.url} for k, n in names.items()},
+            discovery_backend="central")
     assert {k: _msg(r) for k, r in gone.items() if r.get("failed")} == {}
     assert state_rows(ansible.state_path) == {}
     assert not set(names.values()) & set(running_vms()), "a destroyed VM still runs"

@@ -99,8 +99,9 @@ def test_playbook_twice_is_changed_zero_then_size_zero_destroys(ansible, provide
         first = ansible.playbook(PLAYBOOK, *extra, "-e", "fleet_size=3")
         assert first.returncode == 0, first.stdout + first.stderr
         assert re.search(r"localhost\s*: ok=\d+\s+changed=1 ", first.stdout), first.stdout
+        ips = "|".join(re.escape(providers[key]["ip"]) for key in ("se", "us"))
         for i in range(1, 4):
-            assert re.search(rf"{name}-0{i}  0x\w+ \(127\.0\.0\.\d, (SE|US)\)  running  ssh ", first.stdout)
+            assert re.search(rf"{name}-0{i}  0x\w+ \(({ips}), (SE|US)\)  running  ssh ", first.stdout)
         logs = _logs()
         second = ansible.playbook(PLAYBOOK, *extra, "-e", "fleet_size=3")
         assert second.returncode == 0, second.stdout + second.stderr

@@ -1,6 +1,11 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""golem.vm.golem_provider_info against the local network's real discovery server."""
+"""golem.vm.golem_provider_info against the local network's real discovery servers.
+
+Tests that need the MVP-era DE provider (it advertises only on central discovery) or central
+discovery itself say discovery_backend=central; the others run on the default backend, Golem Base.
+Both backends side by side, and against the upstream CLI: test_golem_base_discovery.py.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ def _ids(result: dict) -> list[str]:
 
 
 def test_no_filter_returns_every_provider_with_estimates(ansible, providers):
-    result = ansible.module("golem_provider_info")
+    result = ansible.module("golem_provider_info", {"discovery_backend": "central"})
     assert not result["failed"], result.get("msg")
     assert result["changed"] is False
     assert set(_ids(result)) >= {p["provider_id"] for p in providers.values()}
@@ -35,7 +40,7 @@ def test_more_cpu_than_anyone_has_is_an_empty_list_not_a_failure(ansible):
 
 
 def test_sort_by_price_orders_by_the_estimate(ansible, providers):
-    result = ansible.module("golem_provider_info", {"size": "medium", "sort": "price"})
+    result = ansible.module("golem_provider_info", {"size": "medium", "sort": "price", "discovery_backend": "central"})
     priced = [p["estimate"]["usd_per_month"] for p in result["providers"] if p["estimate"]]
     assert priced == sorted(priced) and len(priced) >= 2
     assert _ids(result)[0] == providers["se"]["provider_id"]
@@ -51,7 +56,7 @@ def test_check_mode_is_read_only_and_works(ansible, providers):
 def test_stopped_discovery_is_a_clear_failure(ansible):
     control("stop", name="discovery")
     try:
-        result = ansible.module("golem_provider_info", {"timeout": 2})
+        result = ansible.module("golem_provider_info", {"timeout": 2, "discovery_backend": "central"})
     finally:
         control("start", name="discovery")
     assert result["failed"]

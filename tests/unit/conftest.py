@@ -46,3 +46,11 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http, "DEFAULT_BACKOFF_FACTOR", 0.01)
     monkeypatch.setattr(http, "DEFAULT_BACKOFF_MAX", 0.05)
     monkeypatch.setattr(http, "DEFAULT_BACKOFF_JITTER", 0.01)
+
+
+@pytest.fixture
+def golem_base_node(httpserver: Any, fixture_json: Callable[[str], Any]) -> Any:
+    """A Golem Base node with the recorded answers and no entity yet (tests/unit/golem_base_node.py)."""
+    from golem_base_node import FakeNode  # beside this file, which pytest puts on sys.path
+
+    return FakeNode(httpserver, fixture_json("golem_base_metadata_batch.json"))

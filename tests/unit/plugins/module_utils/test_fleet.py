@@ -64,10 +64,15 @@ class FakeHttp:
 
 
 class FakeDiscovery:
+    """A discovery driver (module_utils/discovery.py's interface) listing ``ads``."""
+
+    backend = "central"
+    source = "discovery http://127.0.0.1:9001"
+    url = "http://127.0.0.1:9001/api/v1/advertisements"
+
     def __init__(self, ads: list[Advertisement]) -> None:
         self.ads = ads
         self.calls: list[dict[str, Any]] = []
-        self.http = FakeHttp("http://127.0.0.1:9001")
 
     def list_advertisements(self, **kwargs: Any) -> list[Advertisement]:
         self.calls.append(kwargs)

@@ -232,6 +232,8 @@ def test_bad_input_is_named_and_changes_nothing(
 
     args = {k: place(v) for k, v in case.args.items()}
     args.setdefault("discovery_url", httpserver.url_for("").rstrip("/"))
+    # The server cases are central discovery's answers (Golem Base's: test_discovery_golem_base.py).
+    args.setdefault("discovery_backend", "central")
     if case.module != P:
         args.setdefault("state_path", str(work / "requestor" / "vms.db"))
     if case.server is not None:

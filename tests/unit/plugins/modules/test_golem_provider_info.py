@@ -27,6 +27,8 @@ def run(httpserver: HTTPServer, capsys: pytest.CaptureFixture[str]) -> Callable[
     def run_module(*, env_only: bool = False, **args: Any) -> dict[str, Any]:
         if not env_only:
             args.setdefault("discovery_url", httpserver.url_for("").rstrip("/"))
+            # These are central discovery's recorded answers; Golem Base's are in test_discovery_golem_base.py.
+            args.setdefault("discovery_backend", "central")
         # The recorded ads name addresses nobody serves here; asking them is tested in test_provider_terms.py.
         args.setdefault("payment_terms", False)
         with patch_module_args(args), pytest.raises(SystemExit):
@@ -188,6 +190,7 @@ def test_discovery_url_from_environment(
 ) -> None:
     httpserver.expect_request(ADS).respond_with_json(fixture_json("discovery_list_country_de.json"))
     monkeypatch.setenv("GOLEM_REQUESTOR_DISCOVERY_URL", httpserver.url_for("").rstrip("/"))
+    monkeypatch.setenv("GOLEM_REQUESTOR_DISCOVERY_DRIVER", "central")  # the CLI's variable and spelling
     monkeypatch.setenv("GOLEM_REQUESTOR_PROVIDER_PORT", "7000")
     result = run(env_only=True)
     assert result["providers"][0]["provider_url"] == "http://127.0.1.12:7000"
