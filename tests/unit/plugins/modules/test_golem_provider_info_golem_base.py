@@ -20,6 +20,8 @@ Load = Callable[[str], Any]
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., dict[str, Any]]:
     def run_module(**args: Any) -> dict[str, Any]:
+        # The recorded adverts name addresses nobody serves here; asking them is tested in test_provider_terms.py.
+        args.setdefault("payment_terms", False)
         with patch_module_args(args), pytest.raises(SystemExit):
             golem_provider_info.main()
         return json.loads(capsys.readouterr().out)

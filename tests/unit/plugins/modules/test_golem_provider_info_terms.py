@@ -47,6 +47,7 @@ def info(address: str = CONTRACT, provider_id: str = PROVIDER) -> dict[str, Any]
 def run(httpserver: HTTPServer, capsys: pytest.CaptureFixture[str]) -> Callable[..., dict[str, Any]]:
     def run_module(**args: Any) -> dict[str, Any]:
         args.setdefault("discovery_url", httpserver.url_for("").rstrip("/"))
+        args.setdefault("discovery_backend", "central")  # the stand-in answers as central discovery
         args.setdefault("provider_port", httpserver.port)
         with patch_module_args(args), pytest.raises(SystemExit):
             golem_provider_info.main()
