@@ -115,8 +115,8 @@ def labelled(state: StateStore, httpserver: HTTPServer) -> StateStore:
     return state
 
 
-def test_lists_the_state_as_golem_vm_shows_a_vm_and_asks_nobody(run: Run, labelled: StateStore,
-                                                                 httpserver: HTTPServer) -> None:
+def test_lists_the_state_as_golem_vm_shows_a_vm_and_asks_nobody(
+        run: Run, labelled: StateStore, httpserver: HTTPServer) -> None:
     before = Path(labelled.path).read_bytes()
     result = run()
     assert names(result) == ["cli-1", "db-1", "web-1", "web-2"]
