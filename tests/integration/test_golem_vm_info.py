@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 
 from .ansible_runner import BIN, Ansible
 from .devnet_helpers import REPO, http, plain, state_rows
+from .postgres_helpers import pg_schema, pg_url, postgres  # noqa: F401  pylint: disable=unused-import
 
 CLI = Path(os.environ.get("GOLEM_DEVNET_CACHE", "/var/cache/golem-vm-devnet")) / "venvs" / \
     "requestor-0.1.58-abi0.1.1" / "bin" / "golem"
@@ -43,6 +45,18 @@ def labelled_vms(ansible: Ansible, providers: dict[str, dict], tmp_path: Path) -
             ansible.module("golem_vm", {"name": name, "state": "absent"})
 
 
+def _state(ansible: Ansible) -> Path:
+    """The state file the fixture's VMs are recorded in (the upstream CLI's own, under the test's HOME)."""
+    return Path(ansible.env["GOLEM_REQUESTOR_DB_PATH"])
+
+
+def _rows(path: Path) -> list[tuple]:
+    """Every row as stored, config and timestamps included."""
+    with sqlite3.connect(path) as conn:
+        query = "SELECT name, provider_ip, vm_id, config, status, created_at FROM vms ORDER BY name"
+        return conn.execute(query).fetchall()
+
+
 def _info(ansible: Ansible, check: bool = False, **args: Any) -> dict[str, dict[str, Any]]:
     result = ansible.module("golem_vm_info", args, check=check)
     assert not result["failed"] and result["changed"] is False, result.get("msg") or result["_stdout"]
@@ -53,7 +67,8 @@ def test_lists_filters_and_refreshes_labelled_vms_and_sees_one_deleted_behind_it
         ansible: Ansible, providers: dict[str, dict], labelled_vms: dict[str, dict], tmp_path: Path) -> None:
     web, db = sorted(labelled_vms, reverse=True)
     team = labelled_vms[web]["vm"]["labels"]["team"]
-    before = state_rows(ansible.state_path)
+    assert state_rows(_state(ansible)) == {web: "running", db: "running"}
+    before = _rows(_state(ansible))
 
     listed = _info(ansible, labels={"team": team})
     assert sorted(listed) == sorted([web, db])
@@ -86,7 +101,7 @@ def test_lists_filters_and_refreshes_labelled_vms_and_sees_one_deleted_behind_it
 
     checked = _info(ansible, check=True, labels={"team": team}, refresh=True)
     assert {n: v["status"] for n, v in checked.items()} == {web: "running", db: "missing"}
-    assert state_rows(ansible.state_path) == before, "nothing was written: the row of the deleted VM stays"
+    assert _rows(_state(ansible)) == before, "nothing was written: the row of the deleted VM stays as it was"
 
     # The upstream CLI reads the labelled rows as before (its own state file, under this HOME).
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "LANG": "C.UTF-8",
@@ -100,6 +115,26 @@ def test_lists_filters_and_refreshes_labelled_vms_and_sees_one_deleted_behind_it
     plain_list = subprocess.run([str(CLI), "vm", "list"], env=env, capture_output=True, text=True, timeout=120,
                                 check=False)
     assert plain_list.returncode == 0 and web in plain_list.stdout, plain_list.stdout + plain_list.stderr
+
+
+def test_lists_a_team_s_postgresql_state_as_golem_vm_finds_it(ansible: Ansible, labelled_vms: dict[str, dict],
+                                                                pg_url: str) -> None:  # noqa: F811
+    web, db = sorted(labelled_vms, reverse=True)
+    team = labelled_vms[web]["vm"]["labels"]["team"]
+    copied = ansible.module("golem_state_copy", {"direction": "to_postgresql", "state_url": pg_url,
+                                                 "state_path": str(_state(ansible))})
+    assert not copied["failed"] and copied["changed"] is True, copied.get("msg")
+    # The team's state from the variable golem_vm reads; the SQLite file is not read at all.
+    env = {"GOLEM_REQUESTOR_STATE_URL": pg_url, "GOLEM_REQUESTOR_DB_PATH": ""}
+    result = ansible.module("golem_vm_info", {"labels": {"team": team}, "refresh": True}, env=env)
+    assert not result["failed"] and result["changed"] is False, result.get("msg")
+    vms = {vm["name"]: vm for vm in result["vms"]}
+    assert sorted(vms) == sorted([web, db])
+    assert vms[web]["labels"] == {"role": "web", "team": team} and vms[web]["live_status"] == "running"
+    assert vms[web]["stream_remaining_seconds"] > 0 and vms[db]["live_status"] == "running"
+    assert pg_url.split("@")[0].split(":")[-1] not in result["_stdout"], "the password is never shown"
+    by_role = ansible.module("golem_vm_info", {"labels": {"team": team, "role": "db"}}, env=env)
+    assert [vm["name"] for vm in by_role["vms"]] == [db]
 
 
 def test_the_inventory_filters_by_label_and_groups_by_labels(ansible: Ansible, labelled_vms: dict[str, dict],
