@@ -231,6 +231,7 @@ notes:
     each job runs in a fresh execution environment.
 seealso:
   - module: golem.vm.golem_vm
+  - module: golem.vm.golem_vm_info
 """
 
 EXAMPLES = r"""
