@@ -22,10 +22,12 @@ description:
   - Host variables, named with O(hostvars_prefix) (default C(golem_)), are the fields of the
     RV(golem.vm.golem_vm#module:vm) result (C(name), C(provider_id), C(provider_ip), C(provider_port), C(country),
     C(status), C(resources), C(size), C(image), C(ssh_host), C(ssh_port), C(ssh_user), C(ssh_private_key_path),
-    C(ssh_public_key), C(known_hosts_path), C(ssh_command), C(created_at), C(updated_at), C(error)), plus C(vm_id)
-    and C(host_key_known) (whether known_hosts holds the VM's host key; connecting fails until it does).
+    C(ssh_public_key), C(known_hosts_path), C(ssh_command), C(labels), C(stream_id), C(created_at), C(updated_at),
+    C(error)), plus C(vm_id) and C(host_key_known) (whether known_hosts holds the VM's host key; connecting fails
+    until it does). C(golem_labels) is a dictionary (empty for a VM without labels), so O(keyed_groups) can group by
+    a label (C(golem_labels.role) as the key) or by every label (C(golem_labels) as the key).
     With O(refresh=true) also C(recorded_status), C(live_status), C(provider_reachable), C(refresh_error),
-    C(stream_id), C(stream_remaining_seconds), C(stream_error) and C(missing_reason) (see O(refresh)).
+    C(stream_remaining_seconds), C(stream_error) and C(missing_reason) (see O(refresh)).
   - Connection variables have no prefix - C(ansible_host), C(ansible_port) (the provider's SSH proxy port),
     C(ansible_user), C(ansible_ssh_private_key_file) and C(ansible_ssh_common_args) (C(-o UserKnownHostsFile=...)
     and C(-o StrictHostKeyChecking=yes)). Host key checking is never turned off.
@@ -95,12 +97,29 @@ options:
       - name: GOLEM_INVENTORY_NAMES
   providers:
     description:
-      - Only VMs on these providers, each given by provider id or by IP address. Empty means every provider.
+      - Only VMs on these providers, each given by provider id or by IP address, in any case. Empty means every
+        provider.
     type: list
     elements: str
     default: []
     env:
       - name: GOLEM_INVENTORY_PROVIDERS
+  filters:
+    description:
+      - Only VMs that match every condition given here, by the same rules as the filters of
+        M(golem.vm.golem_vm_info).
+      - C(labels) is a dictionary of label names and values (set with O(golem.vm.golem_vm#module:labels)); a VM must
+        carry every one of them, each with that value. Numbers and booleans are taken as their text, as
+        M(golem.vm.golem_vm) stores them.
+      - C(countries) is a list of two-letter country codes, in any case; a VM whose country is not recorded matches
+        none.
+      - C(providers) is a list of provider ids or IP addresses, as O(providers); given here, it replaces O(providers).
+      - C(statuses) is a list of statuses, as O(statuses); given here, it replaces O(statuses) and its default.
+      - Setting O(statuses) or O(providers) in the configuration file and the same key here is an error, as are an
+        unknown key, a value of the wrong type, a bad country code or an unknown status; the message names it.
+    type: dict
+    default: {}
+    version_added: 0.2.0
   ssh_private_key_path:
     description:
       - The private key for every host (C(ansible_ssh_private_key_file)), instead of the key recorded for each VM.
@@ -114,7 +133,8 @@ options:
   hostname:
     description:
       - A Jinja2 template for the inventory host name, over the host variables (with O(hostvars_prefix)), for
-        example V({{ golem_country | lower }}-{{ golem_name }}). Without it the VM name is the host name.
+        example V({{ golem_country | default('xx', true) | lower }}-{{ golem_name }}) (C(golem_country) is V(null)
+        when the provider's country is not recorded). Without it the VM name is the host name.
       - A template that fails, or gives an empty name, is an error with O(strict=true); otherwise the VM name is
         used, with a warning. When two VMs get the same host name the second is skipped with a warning.
     type: str
@@ -206,11 +226,12 @@ options:
 notes:
   - With O(cache=true) the rows read (and the refresh results) are cached as plain JSON, and the groups,
     O(compose), O(groups) and O(keyed_groups) are built again from them on every run. A change of O(state_path),
-    O(statuses), O(names), O(providers) or O(refresh) makes the cached entry unused.
+    O(statuses), O(names), O(providers), O(filters) or O(refresh) makes the cached entry unused.
   - In AWX or AAP the state file must be reachable from the inventory sync (for example on a mounted volume);
     each job runs in a fresh execution environment.
 seealso:
   - module: golem.vm.golem_vm
+  - module: golem.vm.golem_vm_info
 """
 
 EXAMPLES = r"""
@@ -221,8 +242,11 @@ plugin: golem.vm.golem
 # Running and stopped VMs in Sweden, named after their country, grouped by size
 plugin: golem.vm.golem
 state_path: /srv/golem/vms.db
-statuses: [running, stopped]
-hostname: "{{ golem_country | lower }}-{{ golem_name }}"
+filters:
+  countries: [SE]
+  statuses: [running, stopped]
+# A VM whose country is not recorded would be "none-..." without the default (here only SE VMs are listed).
+hostname: "{{ golem_country | default('xx', true) | lower }}-{{ golem_name }}"
 groups:
   big: golem_resources.cpu >= 4
 keyed_groups:
@@ -230,6 +254,26 @@ keyed_groups:
     prefix: size
 compose:
   ansible_python_interpreter: "'/usr/bin/python3'"
+
+---
+# Only the VMs labelled role=web (labels are set with golem_vm's labels option), grouped by the label tier
+# (tier_1, tier_2, ...; a VM without that label is in no tier group) and by every label (label_role_web, ...).
+plugin: golem.vm.golem
+filters:
+  labels:
+    role: web
+keyed_groups:
+  - key: golem_labels.tier
+    prefix: tier
+  - key: golem_labels
+    prefix: label
+
+---
+# Every running VM, in the groups role_web, role_db, ... by its label role.
+plugin: golem.vm.golem
+keyed_groups:
+  - key: golem_labels.role
+    prefix: role
 
 ---
 # Ask the providers for the live status; hosts of a provider that does not answer within 5 s
@@ -258,12 +302,12 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible.utils.vars import combine_vars
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.provider_refresh import effective_status
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     TOP_GROUP,
     HostBuilder,
     HostEntry,
     SkipHost,
-    effective_status,
 )
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_source import (
     Query,
@@ -361,7 +405,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             live = snapshot.live.get(record.name) if snapshot.live is not None else None
             stream = snapshot.streams.get(record.name) if snapshot.streams is not None else None
             # Filter first: a row nobody asked for is not worth a warning.
-            if not query.wants(record.name, effective_status(record, live)):
+            if not query.wants(record, effective_status(record, live)):
                 continue
             try:
                 entry = builder.build(record, live, stream)

@@ -37,8 +37,9 @@ from ansible_collections.golem.vm.plugins.module_utils.placement import (
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity, lookup
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm_fields import COUNTRY
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import COUNTRY, Want
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 
 FLEET_LABEL = "golem.vm/fleet"
 # A worker freed late starts the next queued VM late; a few more GETs cost less (reference §6:

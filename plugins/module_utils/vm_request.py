@@ -22,10 +22,9 @@ from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import 
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, resolve_resources
 from ansible_collections.golem.vm.plugins.module_utils.state import check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.vm_fields import check_labels, country_code
 
-COUNTRY = re.compile(r"[A-Z]{2}")
 USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
-LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}")
 # Provider ids are Ethereum addresses upstream; anything that could add a URL path segment or
 # query ("/", "?", "#", "%", spaces) is refused before it reaches discovery's URL.
 PROVIDER_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:-]{0,127}")
@@ -35,40 +34,6 @@ class KeyInfo(NamedTuple):
     text: str | None
     fingerprint: str | None
     private_path: str | None
-
-
-def country_code(value: Any, field: str = "country") -> str | None:
-    """A two-letter country code, in the upper case discovery stores (``se`` is taken for ``SE``)."""
-    if value is None:
-        return None
-    code = value.strip().upper() if isinstance(value, str) else value
-    if not isinstance(code, str) or not COUNTRY.fullmatch(code):
-        raise ValidationError(f"{field} {value!r} must be a two-letter country code such as SE or US",
-                              field=field, value=value)
-    return code
-
-
-def check_labels(labels: Any, field: str = "labels") -> dict[str, str] | None:
-    """Labels as stored: string keys of the Kubernetes-like shape, string values (numbers and booleans
-    given in YAML are taken as their text); anything else is refused by name."""
-    if labels is None:
-        return None
-    if not isinstance(labels, dict):
-        raise ValidationError(f"{field} must be a dictionary of names to text", field=field, value=labels)
-    checked: dict[str, str] = {}
-    for key, value in labels.items():
-        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
-            raise ValidationError(f"{field} has the key {key!r}: use letters, digits, '.', '_', '/' and '-', "
-                                  "starting with a letter or digit, at most 63 characters", field=field, value=key)
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            value = str(value)
-        if not isinstance(value, str) or len(value) > 256:
-            raise ValidationError(f"{field}[{key!r}] must be text of at most 256 characters, not {value!r}",
-                                  field=field, value=value)
-        checked[key] = value
-    return checked
 
 
 def check_scalars(params: dict[str, Any]) -> None:

@@ -8,49 +8,24 @@ Kept free of ansible imports so it stays cheap to import and easy to test. The h
 
 from __future__ import annotations
 
-import fnmatch
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import RecordedEndpoints, host_pattern, keys_of
-from ansible_collections.golem.vm.plugins.module_utils.state import STATUSES, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.provider_refresh import LiveStatus, effective_status
+from ansible_collections.golem.vm.plugins.module_utils.state import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm_refresh import refresh_fields, runway_low
 from ansible_collections.golem.vm.plugins.module_utils.vm_view import represent_vm, ssh_command
-
-# The provider's VMStatus values beyond what the state file records, and what a refresh reports for
-# a VM its provider no longer knows (HTTP 404). Hard-coded: importing the models would pull in pydantic.
-LIVE_ONLY_STATUSES = ("stopping", "deleted")
-MISSING = "missing"
-KNOWN_STATUSES = frozenset((*STATUSES, *LIVE_ONLY_STATUSES, MISSING))
 
 TOP_GROUP = "golem"
 UNREACHABLE_GROUP = "golem_unreachable"
 RUNWAY_LOW_GROUP = "golem_runway_low"
-# A VM its provider no longer has is not worth paying for, whatever its stream's runway.
-_GONE_STATUSES = frozenset((MISSING, "deleted"))
-_GLOB_CHARS = frozenset("*?[")
 
 
 class SkipHost(Exception):
     """A row that cannot become a host; the message says why, for a warning naming the VM."""
-
-
-@dataclass(frozen=True)
-class LiveStatus:
-    """What a refresh learnt about one VM from its provider."""
-
-    reachable: bool
-    status: str | None = None  # the provider's status, MISSING on 404, None when not learnt
-    error: str | None = None
-
-    def to_list(self) -> list[Any]:
-        return [self.reachable, self.status, self.error]
-
-    @classmethod
-    def from_list(cls, data: Any) -> LiveStatus:
-        reachable, status, error = data
-        return cls(bool(reachable), None if status is None else str(status), None if error is None else str(error))
 
 
 @dataclass(frozen=True)
@@ -59,11 +34,6 @@ class HostEntry:
     status: str  # effective: the live status when a refresh learnt one, else the recorded one
     hostvars: dict[str, Any]
     groups: tuple[str, ...]  # raw names; the plugin sanitises them
-
-
-def effective_status(record: VMRecord, live: LiveStatus | None) -> str:
-    """The status that filters and groups go by: the provider's, when a refresh learnt it."""
-    return live.status if live is not None and live.status is not None else record.status
 
 
 def ssh_common_args(known_hosts_path: str, identities_only: bool, shared_key: str | None = None) -> str:
@@ -108,7 +78,7 @@ class HostBuilder:
         return key
 
     def build(self, record: VMRecord, live: LiveStatus | None = None, stream: Any = None) -> HostEntry:
-        """``live`` and ``stream`` (an inventory_runway.StreamRunway) come from a refresh; None without one."""
+        """``live`` and ``stream`` (a stream_runways.StreamRunway) come from a refresh; None without one."""
         if not record.ok:
             raise SkipHost(record.config_error or "its config is unreadable")
         port = record.ssh_port
@@ -134,12 +104,7 @@ class HostBuilder:
             view["host_key_known"] = self.recorded.has(record.ssh_host, port) if self.recorded is not None else None
         status = effective_status(record, live)
         if live is not None:
-            view["recorded_status"] = record.status
-            view["live_status"] = live.status
-            view["provider_reachable"] = live.reachable
-            view["refresh_error"] = live.error
-            view["status"] = status
-            view.update(self._stream_vars(record, status, stream))
+            view.update(refresh_fields(record, live, stream))
         key_file = self.key_file or record.ssh_private_key_path
         hostvars: dict[str, Any] = {
             "ansible_host": view["ssh_host"],
@@ -165,61 +130,9 @@ class HostBuilder:
             groups.append(f"{TOP_GROUP}_status_{status.lower()}")
         if live is not None and not live.reachable:
             groups.append(UNREACHABLE_GROUP)
-        if (stream is not None and stream.ended is None and stream.remaining_seconds is not None
-                and stream.remaining_seconds < self.runway_threshold and status not in _GONE_STATUSES):
+        if runway_low(stream, status, self.runway_threshold):
             groups.append(RUNWAY_LOW_GROUP)
         return HostEntry(record.name, status, hostvars, tuple(groups))
-
-    @staticmethod
-    def _stream_vars(record: VMRecord, status: str, stream: Any) -> dict[str, Any]:
-        """The payment stream's runway from a refresh, and why a paid VM is gone when its stream says why."""
-        missing_reason = None
-        if stream is not None and stream.ended is not None and status in _GONE_STATUSES:
-            missing_reason = (f"its payment stream {stream.stream_id} {stream.ended}, and a paying provider deletes "
-                              "a VM whose stream has ended")
-        return {
-            "stream_id": record.stream_id,
-            "stream_remaining_seconds": None if stream is None else stream.remaining_seconds,
-            "stream_error": None if stream is None else stream.error,
-            "missing_reason": missing_reason,
-        }
-
-
-@dataclass(frozen=True)
-class NameFilter:
-    """``names``: exact VM names go to SQL; shell-style patterns (``web-*``) are matched here."""
-
-    exact: frozenset[str] | None
-    patterns: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, names: Iterable[str] | None) -> NameFilter:
-        if not names:
-            return cls(None, ())
-        exact = [n for n in names if not _GLOB_CHARS & set(n)]
-        patterns = tuple(n for n in names if _GLOB_CHARS & set(n))
-        return cls(frozenset(exact), patterns)
-
-    @property
-    def sql_names(self) -> list[str] | None:
-        """What to hand StateStore.list: None (every row) as soon as there is a pattern."""
-        return None if self.exact is None or self.patterns else sorted(self.exact)
-
-    def __call__(self, name: str) -> bool:
-        if self.exact is None:
-            return True
-        return name in self.exact or any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
-
-
-def check_statuses(statuses: Iterable[str] | None) -> list[str]:
-    """The ``statuses`` option, validated so a typo fails loudly instead of emptying the inventory."""
-    values = [str(s).strip().lower() for s in statuses or ()]
-    unknown = sorted(set(values) - KNOWN_STATUSES)
-    if unknown:
-        raise ValueError(
-            f"unknown status {', '.join(unknown)} in statuses; known: {', '.join(sorted(KNOWN_STATUSES))}"
-        )
-    return values
 
 
 def live_from_cache(data: Any) -> dict[str, LiveStatus] | None:

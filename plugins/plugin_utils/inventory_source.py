@@ -15,22 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils import settings
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts, RecordedEndpoints
+from ansible_collections.golem.vm.plugins.module_utils.provider_refresh import LiveStatus
 from ansible_collections.golem.vm.plugins.module_utils.state import VMRecord, check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.state_url import parse_state_url
-from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
-    LiveStatus,
-    NameFilter,
-    check_statuses,
-    live_from_cache,
+from ansible_collections.golem.vm.plugins.module_utils.vm_filters import VMFilter
+from ansible_collections.golem.vm.plugins.module_utils.vm_refresh import (
+    STREAM_PAYMENT_ADDRESS_ENV,
+    RefreshOptions,
+    refresh_options,
 )
+from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import live_from_cache
 
 CACHE_FORMAT = 1  # entries of older versions differ in their query fingerprint ("payments"), so they are read again
 HOSTVARS_PREFIX = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*)?")
-ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-# Upstream's CLI reads the contract from this variable; rows the collection wrote record their own.
-STREAM_PAYMENT_ADDRESS_ENV = "GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS"
 
 
 def check_hostvars_prefix(prefix: str) -> None:
@@ -45,19 +44,13 @@ def check_hostvars_prefix(prefix: str) -> None:
 class Query:
     state_path: str  # "" when the state is in PostgreSQL
     known_hosts_path: str
-    statuses: tuple[str, ...]  # empty: every status
-    names: NameFilter
-    providers: tuple[str, ...]
+    filter: VMFilter  # its statuses go by the live status after a refresh
     refresh: bool
-    refresh_timeout: float
-    refresh_concurrency: int
     private_key_path: str | None = None
-    discovery_url: str = settings.DEFAULT_DISCOVERY_URL
     # A postgresql:// URL (it may hold a password: never shown, cached or compared as such).
     state_url: str | None = field(default=None, repr=False)
     location: str = ""  # where the rows are, for messages: the file, or user@host:port/db
-    payments_rpc_url: str = settings.DEFAULT_PAYMENTS_RPC_URL
-    stream_payment_address: str | None = None
+    refresh_options: RefreshOptions = RefreshOptions()
     runway_threshold: int = 3600  # seconds
 
     @classmethod
@@ -74,63 +67,73 @@ class Query:
         known = settings.known_hosts_path(explicit("known_hosts_path"), state.local_dir)
         if os.path.isdir(known.value):
             raise ValueError(f"{known.field} {known.value!r} is a directory; give the path of a known_hosts file")
-        timeout = float(get_option("refresh_timeout"))
-        concurrency = int(get_option("refresh_concurrency"))
-        if timeout <= 0:
-            raise ValueError(f"refresh_timeout must be more than 0, got {timeout:g}")
-        if concurrency < 1:
-            raise ValueError(f"refresh_concurrency must be at least 1, got {concurrency}")
+        # Checked even without a refresh, so a typo fails the same way whatever else is set.
+        options = refresh_options(timeout=get_option("refresh_timeout"),
+                                  concurrency=int(get_option("refresh_concurrency")),
+                                  discovery_url=settings.discovery_url(explicit("discovery_url")))
         refresh = bool(get_option("refresh"))
-        payments = _payment_options(get_option, explicit) if refresh else {}
+        threshold = 3600
+        if refresh:
+            options, threshold = _payment_options(options, get_option, explicit)
         return cls(
             state_path=state.path or "",
             state_url=state.url,
             location=location,
             known_hosts_path=known.value,
-            statuses=tuple(check_statuses(get_option("statuses"))),
-            names=NameFilter.parse([str(n) for n in get_option("names") or ()]),
-            providers=tuple(str(p) for p in get_option("providers") or ()),
+            filter=_filter(get_option, explicit),
             refresh=refresh,
-            refresh_timeout=timeout,
-            refresh_concurrency=concurrency,
             private_key_path=settings.private_key_path(explicit("ssh_private_key_path")),
-            discovery_url=settings.discovery_url(explicit("discovery_url")),
-            **payments,
+            refresh_options=options,
+            runway_threshold=threshold,
         )
 
     def fingerprint(self) -> dict[str, Any]:
         """What decides which rows a snapshot holds; a cached one for other values is not used."""
+        options = self.refresh_options
         return {
             "state_path": self.state_path or self.location,
-            "statuses": sorted(self.statuses),
-            "names": sorted(self.names.exact or ()) + sorted(self.names.patterns),
-            "providers": sorted(self.providers),
+            **self.filter.fingerprint(),
             "refresh": self.refresh,
-            "payments": [self.payments_rpc_url, self.stream_payment_address] if self.refresh else None,
+            "payments": [options.payments_rpc_url, options.stream_payment_address] if self.refresh else None,
         }
 
-    def wants(self, name: str, status: str) -> bool:
-        return (not self.statuses or status in self.statuses) and self.names(name)
+    def wants(self, record: VMRecord, status: str) -> bool:
+        return self.filter.selects(record) and self.filter.status_ok(status)
 
 
-def _payment_options(get_option: Callable[[str], Any], explicit: Callable[[str], Any]) -> dict[str, Any]:
-    """What a refresh needs to read the streams' runways; read only when it refreshes, so listing stays lean.
+def _filter(get_option: Callable[[str], Any], explicit: Callable[[str], Any]) -> VMFilter:
+    """``names``, ``statuses`` and ``providers``, then ``filters``, whose keys replace the options of their name.
+
+    Setting ``statuses`` (or ``providers``) both ways in the file is refused: one would silently lose.
+    """
+    filters = get_option("filters") or {}
+    for name in ("statuses", "providers"):
+        if isinstance(filters, dict) and name in filters and explicit(name) is not None:
+            raise ValidationError(f"{name} and filters.{name} are both set; keep one of them", field=f"filters.{name}",
+                                  value=filters[name])
+    base = VMFilter.parse(names=[str(n) for n in get_option("names") or ()],
+                          providers=[str(p) for p in get_option("providers") or ()],
+                          statuses=[str(s) for s in get_option("statuses") or ()])
+    return VMFilter.from_mapping(filters, base)
+
+
+def _payment_options(options: RefreshOptions, get_option: Callable[[str], Any],
+                     explicit: Callable[[str], Any]) -> tuple[RefreshOptions, int]:
+    """What a refresh needs to read the streams' runways, and the low-runway threshold in seconds; read only
+    when it refreshes, so listing stays lean.
 
     The variables go by module_utils.settings' rules (an empty one is unset), as for the modules.
     """
     url = explicit("payments_rpc_url") or next(
         (v for v in (settings.env_value(n) for n in settings.PAYMENTS_RPC_ENVS) if v), settings.DEFAULT_PAYMENTS_RPC_URL)
-    if not str(url).startswith(("http://", "https://")):
-        raise ValueError(f"payments_rpc_url {url!r} must be an http:// or https:// URL of the chain's JSON-RPC")
     address = explicit("stream_payment_address") or settings.env_value(STREAM_PAYMENT_ADDRESS_ENV)
-    if address is not None and not ADDRESS.fullmatch(str(address)):
-        raise ValueError(f"stream_payment_address {address!r} is not a contract address (0x and 40 hexadecimal "
-                         "digits)")
     hours = float(get_option("runway_threshold_hours"))
     # Written so that NaN fails too.
     if not hours > 0:  # pylint: disable=unnecessary-negation
         raise ValueError(f"runway_threshold_hours must be more than 0, got {hours:g}")
-    return {"payments_rpc_url": str(url), "stream_payment_address": address, "runway_threshold": round(hours * 3600)}
+    checked = refresh_options(timeout=options.timeout, concurrency=options.concurrency, payments_rpc_url=url,
+                              stream_payment_address=address, discovery_url=options.discovery_url)
+    return checked, round(hours * 3600)
 
 
 @dataclass
@@ -141,7 +144,7 @@ class Snapshot:
     # known_hosts is read afresh on every run, cache hit or not, and never cached.
     recorded: RecordedEndpoints | None = None
     known_hosts_message: str | None = None
-    # name -> StreamRunway (plugin_utils.inventory_runway) of each VM with a stream, after a refresh.
+    # name -> StreamRunway (module_utils.stream_runways) of each VM with a stream, after a refresh.
     streams: dict[str, Any] | None = None
 
     @classmethod
@@ -154,12 +157,8 @@ class Snapshot:
             if not store.exists():
                 snapshot = cls([], messages=[f"state {query.location} does not exist yet, so there are no VMs to list"])
             else:
-                # With a refresh the live status decides, so every status is read; else SQL filters.
-                snapshot = cls(store.list(
-                    statuses=None if query.refresh or not query.statuses else list(query.statuses),
-                    names=query.names.sql_names,
-                    providers=list(query.providers) or None,
-                ))
+                # With a refresh the live status decides, so every status is read; else the state filters too.
+                snapshot = cls(store.list(**query.filter.store_query(with_statuses=not query.refresh)))
         finally:
             store.close()
         if query.refresh and snapshot.records:
@@ -168,63 +167,16 @@ class Snapshot:
         return snapshot
 
     def _refresh(self, query: Query) -> None:
-        from ansible_collections.golem.vm.plugins.plugin_utils.inventory_refresh import missing_libraries, refresh
+        from ansible_collections.golem.vm.plugins.module_utils.vm_refresh import refresh_vms
 
-        problem = missing_libraries()
-        if problem:
-            raise GolemError(problem)
-        from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
-
-        # Rows that cannot become hosts are not worth a request.
-        wanted = [r for r in self.records if r.ok and r.ssh_port and r.provider_ip and query.names(r.name)]
-        # A name from the state file goes into a URL path only if it is one a provider could have made.
-        odd = [r.name for r in wanted if name_problem(r.name)]
-        if odd:
-            wanted = [r for r in wanted if r.name not in odd]
-            self.messages.append(
-                f"did not ask providers about {len(odd)} VM(s) whose recorded name is not a valid VM name, "
-                f"such as {odd[0]!r}; their recorded status counts")
-        from concurrent.futures import ThreadPoolExecutor
-
-        # The chain is read while the providers are asked: the refresh takes as long as the slower of the two.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="golem-runway") as pool:
-            runways = pool.submit(self._read_runways, query)
-            report = refresh(wanted, timeout=query.refresh_timeout, concurrency=query.refresh_concurrency,
-                             discovery_url=query.discovery_url)
-            self.streams = runways.result()
-        self.live = report.live
-        self.messages.append(
-            f"refreshed {len(wanted)} VMs on {report.providers} providers in {report.seconds:.2f} s"
-        )
-        for (ip, port), why in sorted(report.unreachable.items()):
+        # Rows the filters drop, or that cannot become hosts (no SSH port), are not worth a request.
+        selected = [r for r in self.records if query.filter.selects(r)]
+        result = refresh_vms(selected, query.refresh_options, ask_provider=lambda r: bool(r.ssh_port))
+        self.live = result.live
+        self.streams = result.streams
+        self.messages.extend(result.messages)
+        for (ip, port), why in sorted(result.unreachable.items()):
             self.messages.append(f"provider {ip}:{port} is unreachable, its hosts are in golem_unreachable: {why}")
-
-    def _read_runways(self, query: Query) -> dict[str, Any]:
-        """Each VM's stream from the chain; a row whose contract is not known gets an error saying so."""
-        from ansible_collections.golem.vm.plugins.plugin_utils.inventory_runway import StreamRunway, read_runways
-
-        found: dict[str, Any] = {}
-        keys: dict[str, tuple[str, int]] = {}
-        for record in self.records:
-            if not record.ok or record.stream_id is None or not query.names(record.name):
-                continue
-            contract = record.config.get("stream_contract")
-            if not (isinstance(contract, str) and ADDRESS.fullmatch(contract)):
-                contract = query.stream_payment_address
-            if contract is None:
-                found[record.name] = StreamRunway(record.stream_id, error=(
-                    "the row records no StreamPayment contract (the stream was not opened by the collection); set "
-                    f"stream_payment_address or {STREAM_PAYMENT_ADDRESS_ENV}"))
-                continue
-            keys[record.name] = (contract.lower(), record.stream_id)
-        runways = read_runways(query.payments_rpc_url, keys.values(), timeout=query.refresh_timeout)
-        for name, key in keys.items():
-            found[name] = runways[key]
-        failed = {r.error for r in runways.values() if r.error}
-        if failed:
-            self.messages.append(f"could not read {len([r for r in runways.values() if r.error])} payment stream(s) "
-                                 f"from the chain: {sorted(failed)[0]}")
-        return found
 
     def read_known_hosts(self, query: Query) -> None:
         known_hosts = KnownHosts(query.known_hosts_path)
@@ -273,6 +225,6 @@ def _streams_from_cache(data: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(data, Mapping):
         raise ValueError("cached stream runways are not a mapping")
-    from ansible_collections.golem.vm.plugins.plugin_utils.inventory_runway import StreamRunway
+    from ansible_collections.golem.vm.plugins.module_utils.stream_runways import StreamRunway
 
     return {str(name): StreamRunway.from_list(value) for name, value in data.items()}

@@ -29,6 +29,7 @@ from ansible.utils.display import Display
 from pytest_httpserver import HTTPServer
 
 from ansible_collections.golem.vm.plugins.module_utils import http
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import HostBuilder
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_source import Query
@@ -732,8 +733,9 @@ def test_listing_needs_neither_requests_nor_pydantic(tmp_path: Path, fleet: Stat
     assert "refresh needs the Python libraries" in proc.stderr
 
 
-def test_query_rejects_a_non_positive_budget() -> None:
+@pytest.mark.parametrize("budget", [0, -1, float("nan"), float("inf")])
+def test_query_rejects_a_budget_that_is_not_a_positive_number(budget: float) -> None:
     options = {"state_path": "/x/vms.db", "known_hosts_path": None, "statuses": ["running"], "names": [],
-               "providers": [], "refresh": True, "refresh_timeout": 0, "refresh_concurrency": 4}
-    with pytest.raises(ValueError, match="refresh_timeout"):
+               "providers": [], "filters": {}, "refresh": True, "refresh_timeout": budget, "refresh_concurrency": 4}
+    with pytest.raises(GolemError, match="refresh_timeout must be more than 0 seconds"):
         Query.from_options(options.__getitem__, options.get)

@@ -31,8 +31,8 @@ from test_golem import (  # noqa: F401
 )
 
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
-from ansible_collections.golem.vm.plugins.plugin_utils import inventory_runway
-from ansible_collections.golem.vm.plugins.plugin_utils.inventory_runway import (
+from ansible_collections.golem.vm.plugins.module_utils import stream_runways
+from ansible_collections.golem.vm.plugins.module_utils.stream_runways import (
     STREAMS_SELECTOR,
     StreamRunway,
     call_data,
@@ -185,7 +185,7 @@ def test_many_streams_go_in_batches_matched_by_id(httpserver: HTTPServer, monkey
     httpserver.expect_request("/rpc").respond_with_handler(fake.handler)
     for i in range(1, 26):
         fake.add(i, sender=ME, recipient=PROVIDER_SE, left=100 * i, rate=RATE)
-    monkeypatch.setattr(inventory_runway, "BATCH_SIZE", 10)
+    monkeypatch.setattr(stream_runways, "BATCH_SIZE", 10)
     found = read_runways(httpserver.url_for("/rpc"), [(CONTRACT.lower(), i) for i in range(1, 26)], timeout=5)
     assert fake.batches == 3
     assert {key[1]: r.remaining_seconds for key, r in found.items()} == {i: 100 * i for i in range(1, 26)}

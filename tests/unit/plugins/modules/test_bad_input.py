@@ -71,7 +71,7 @@ def ads_answer(body: Any, *, raw: bool = False, path: str = ADS) -> Callable[[HT
     return setup
 
 
-V, F, P = "golem_vm", "golem_fleet", "golem_provider_info"
+V, F, P, L = "golem_vm", "golem_fleet", "golem_provider_info", "golem_vm_info"
 
 CASES: dict[str, Case] = {
     # --- names (checked before they can reach a URL path) ---
@@ -158,6 +158,15 @@ CASES: dict[str, Case] = {
                                     ("state_path", "'WORK/notes.txt/vms.db'"), "state_path"),
     "known-hosts-directory": Case(V, {"name": "web-1", "known_hosts_path": "WORK/keys"},
                                   ("known_hosts_path", "'WORK/keys'"), "known_hosts_path"),
+    # --- golem_vm_info's filters and refresh ---
+    "list-name-pattern-dict": Case(L, {"names": ["web-*", {"web": 1}]}, ("names[1]", "{'web': 1}"), "names"),
+    "list-status-typo": Case(L, {"statuses": ["runing"]}, ("statuses", "runing"), "statuses"),
+    "list-country-word": Case(L, {"countries": ["sweden"]}, ("countries", "'sweden'"), "countries"),
+    "list-label-list": Case(L, {"labels": {"role": ["web"]}}, ("labels['role']", "['web']"), "labels"),
+    "list-refresh-timeout-zero": Case(L, {"refresh": True, "refresh_timeout": 0.0}, ("refresh_timeout", "0"),
+                                      "refresh_timeout"),
+    "list-state-path-not-sqlite": Case(L, {"state_path": "WORK/notes.txt"},
+                                       ("state_path", "'WORK/notes.txt'", "not an SQLite database"), "state_path"),
     # --- malformed server data ---
     "server-vm-status-unknown": Case(V, {"name": KEPT, "wait": False}, ("status", "'exploded'", VM_PATH), "status",
                                      vm_answer(_vm(status="exploded"))),
@@ -213,7 +222,7 @@ def run_module(module: str, args: dict[str, Any], capsys: pytest.CaptureFixture[
 def test_the_table_covers_every_area() -> None:
     assert len(CASES) >= 40
     modules = {c.module for c in CASES.values()}
-    assert modules == {V, F, P}
+    assert modules == {V, F, P, L}
     assert sum(c.server is not None for c in CASES.values()) >= 8
 
 

@@ -1,6 +1,8 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``refresh: true`` of the inventory: each VM's live status from its provider, concurrently, in one time budget.
+"""A refresh, providers' half: each VM's live status from its provider, concurrently, in one time budget.
+
+Used by the inventory's ``refresh: true`` and golem_vm_info's, through module_utils.vm_refresh.
 
 Only ``GET /api/v1/vms/NAME`` is ever sent. The list endpoint ``GET /api/v1/vms`` would be one call
 per provider, but upstream providers drop the name mapping of every VM whose launch is still in
@@ -9,7 +11,7 @@ flight while they answer it, killing those creates (reference §6).
 A provider that cannot be reached marks its VMs unreachable; the rest of its VMs are not asked,
 so a dead provider costs one connection attempt, not one per VM. A VM is reported missing only
 when its own provider says so (module_utils.provider_identity); anything else that answers at
-the address makes the host unreachable, with the reason.
+the address makes the VM's provider unreachable, with the reason.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils import settings
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
@@ -29,9 +32,31 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import (
     TimeoutError_,
 )
 from ansible_collections.golem.vm.plugins.module_utils.state import VMRecord
-from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import MISSING, LiveStatus
+from ansible_collections.golem.vm.plugins.module_utils.vm_filters import MISSING
 
 Endpoint = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """What a refresh learnt about one VM from its provider."""
+
+    reachable: bool
+    status: str | None = None  # the provider's status, MISSING on 404, None when not learnt
+    error: str | None = None
+
+    def to_list(self) -> list[Any]:
+        return [self.reachable, self.status, self.error]
+
+    @classmethod
+    def from_list(cls, data: Any) -> LiveStatus:
+        reachable, status, error = data
+        return cls(bool(reachable), None if status is None else str(status), None if error is None else str(error))
+
+
+def effective_status(record: VMRecord, live: LiveStatus | None) -> str:
+    """The status that filters and groups go by: the provider's, when a refresh learnt it."""
+    return live.status if live is not None and live.status is not None else record.status
 
 
 @dataclass
@@ -57,11 +82,13 @@ def missing_libraries() -> str | None:
 
 
 class _Refresher:
-    def __init__(self, timeout: float, default_port: int, discovery_url: str) -> None:
+    def __init__(self, timeout: float, default_port: int, discovery_url: str, request_timeout: float,
+                 validate_certs: bool) -> None:
         from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
 
         self.deadline = Deadline(timeout, option="refresh_timeout")
-        self.timeout = timeout
+        self.timeout = min(timeout, request_timeout)
+        self.validate_certs = validate_certs
         self.default_port = default_port
         self.discovery_url = discovery_url
         self.lock = threading.Lock()
@@ -74,7 +101,8 @@ class _Refresher:
     def discovery(self):  # -> DiscoveryClient
         from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
 
-        client = DiscoveryClient(self.discovery_url, timeout=self.timeout, retries=0)
+        client = DiscoveryClient(self.discovery_url, timeout=self.timeout, retries=0,
+                                 validate_certs=self.validate_certs)
         client.http.deadline = self.deadline
         with self.lock:
             self.clients.append(client)
@@ -94,7 +122,8 @@ class _Refresher:
 
             # No retries: a retry after a read timeout would wait the whole budget again, and the
             # next listing asks anew anyway.
-            client = ProviderClient(endpoint[0], endpoint[1], timeout=self.timeout, retries=0)
+            client = ProviderClient(endpoint[0], endpoint[1], timeout=self.timeout, retries=0,
+                                    validate_certs=self.validate_certs)
             client.set_deadline(self.deadline)
             per_thread[endpoint] = client
             with self.lock:
@@ -137,14 +166,17 @@ class _Refresher:
 
 def refresh(
     records: Sequence[VMRecord], *, timeout: float, concurrency: int, default_port: int = 7466,
-    discovery_url: str = settings.DEFAULT_DISCOVERY_URL,
+    discovery_url: str = settings.DEFAULT_DISCOVERY_URL, request_timeout: float | None = None,
+    validate_certs: bool = True,
 ) -> RefreshReport:
     """Ask each record's provider for its VM, at most ``concurrency`` at a time, all within ``timeout`` s.
 
-    A VM without an answer when the budget runs out is reported unreachable; nothing raises.
+    One request waits at most ``request_timeout`` s (default: the whole budget). A VM without an answer
+    when the budget runs out is reported unreachable; nothing raises.
     """
     started = time.monotonic()
-    refresher = _Refresher(timeout, default_port, discovery_url)
+    refresher = _Refresher(timeout, default_port, discovery_url,
+                           timeout if request_timeout is None else request_timeout, validate_certs)
     live: dict[str, LiveStatus] = {}
     endpoints = {refresher.endpoint(r) for r in records}
     if records:

@@ -1,6 +1,8 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``refresh: true`` of the inventory, payments: each paid VM's runway, read from the chain in JSON-RPC batches.
+"""A refresh, payments' half: each paid VM's runway, read from the chain in JSON-RPC batches.
+
+Used by the inventory's ``refresh: true`` and golem_vm_info's, through module_utils.vm_refresh.
 
 Why the chain and not the provider's ``GET /api/v1/vms/NAME/stream``: the chain is what the provider
 itself reads (it answers that route with two ``streams(id)`` calls and two block reads of its own),
@@ -78,8 +80,8 @@ def decode(result: Any, now: int, stream_id: int) -> StreamRunway:
 
 
 class _Batches:
-    def __init__(self, rpc_url: str, deadline: Deadline, timeout: float) -> None:
-        self.url, self.deadline, self.timeout = rpc_url, deadline, timeout
+    def __init__(self, rpc_url: str, deadline: Deadline, timeout: float, validate_certs: bool) -> None:
+        self.url, self.deadline, self.timeout, self.validate_certs = rpc_url, deadline, timeout, validate_certs
 
     def read(self, keys: list[StreamKey]) -> dict[StreamKey, StreamRunway]:
         """One batch: every stream plus the latest block, so all are judged at the same block time."""
@@ -87,6 +89,7 @@ class _Batches:
 
         # A client per batch: batches go out from several threads, and a requests.Session is not thread-safe.
         http = HttpClient(self.url, service="payments RPC", error_class=GolemError, timeout=self.timeout, retries=0,
+                          validate_certs=self.validate_certs,
                           hint="check payments_rpc_url (GOLEM_REQUESTOR_POLYGON_RPC_URL)")
         http.deadline = self.deadline
         try:
@@ -129,12 +132,15 @@ class _Batches:
         return found
 
 
-def read_runways(rpc_url: str, keys: Iterable[StreamKey], *, timeout: float) -> dict[StreamKey, StreamRunway]:
-    """Every stream in ``keys``, in batches of BATCH_SIZE, a few at once, within ``timeout`` seconds."""
+def read_runways(rpc_url: str, keys: Iterable[StreamKey], *, timeout: float, request_timeout: float | None = None,
+                 validate_certs: bool = True) -> dict[StreamKey, StreamRunway]:
+    """Every stream in ``keys``, in batches of BATCH_SIZE, a few at once, within ``timeout`` seconds
+    (one request at most ``request_timeout``, by default the whole budget)."""
     unique = sorted(set(keys))
     if not unique:
         return {}
-    batches = _Batches(rpc_url, Deadline(timeout, option="refresh_timeout"), timeout)
+    batches = _Batches(rpc_url, Deadline(timeout, option="refresh_timeout"),
+                       timeout if request_timeout is None else min(timeout, request_timeout), validate_certs)
     chunks = [unique[i:i + BATCH_SIZE] for i in range(0, len(unique), BATCH_SIZE)]
     found: dict[StreamKey, StreamRunway] = {}
     if len(chunks) == 1:
