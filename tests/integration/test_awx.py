@@ -6,7 +6,8 @@ and interop with the upstream ``golem`` CLI.
 AWX cannot run here (no container engine), so the jobs are what AWX hands to ansible-runner: a fresh
 private_data_dir per job, the credential injected into it the way AWX renders a custom credential type
 (files in ``env/``, environment variables, extra vars), a fresh HOME and a clean environment. The jobs
-share nothing but the directory of the state file, as jobs in AWX share only a mounted volume.
+share nothing but the state: a PostgreSQL database, or the directory of the state file, as jobs in AWX
+share only a mounted volume.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .ansible_runner import BIN, Ansible
+from .postgres_helpers import admin, postgres, url_for  # noqa: F401  pylint: disable=unused-import
 from .devnet_helpers import (
     REPO,
     devnet_env,
@@ -132,23 +134,40 @@ def host_events(run: dict, host: str, event: str) -> list[str]:
             if e.get("event") == event and e.get("event_data", {}).get("host") == host]
 
 
-@pytest.fixture(scope="module")
-def awx_flow(collection, devnet, tmp_path_factory) -> dict:
+def _pg_schema(postgres: dict) -> str:
+    schema = "awx_" + uuid.uuid4().hex[:10]
+    with admin(postgres) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return schema
+
+
+@pytest.fixture(scope="module", params=["postgresql", "volume"])
+def awx_flow(request, collection, devnet, tmp_path_factory) -> dict:
     """Job 1 creates a VM with create_vm.yml, an inventory sync lists it, job 2 configures it through the
-    synced inventory. Three private_data_dirs; the only thing they share is the 'volume' with the state file."""
+    synced inventory. Three private_data_dirs that share nothing but the state: a PostgreSQL database the
+    credential names (the team's way), or a 'volume' with the state file mounted into every job."""
     root = tmp_path_factory.mktemp("awx")
     volume = root / "volume"  # what AWX mounts into every job's container
     volume.mkdir()
     key = keypair(tmp_path_factory.mktemp("awx-key"))
-    # central: the credential carries no payment account, so job 1 can rent only from a provider that takes no
-    # payment, the MVP-era DE, which advertises only on central discovery (SE and US refuse an unpaid create).
-    credential = {"discovery_driver": "central", "golem_base_rpc_url": status()["golem_base"]["rpc_url"],
-                  "discovery_url": discovery_url(),
-                  "ssh_private_key": key.read_text(),
-                  "state_path": str(volume / "golem" / "vms.db")}
+    network = {"golem_base_rpc_url": status()["golem_base"]["rpc_url"], "discovery_url": discovery_url(),
+               "ssh_private_key": key.read_text()}
+    postgres = schema = None
+    if request.param == "postgresql":
+        # Golem Base discovery and a paying account: job 1 rents from SE or US and opens a stream, as a team would.
+        postgres = request.getfixturevalue("postgres")
+        schema = _pg_schema(postgres)
+        credential = {**network, "discovery_driver": "golem-base", "state_url": url_for(postgres, schema),
+                      "ethereum_private_key": devnet_env()["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"],
+                      "payments_rpc_url": devnet_env()["GOLEM_REQUESTOR_POLYGON_RPC_URL"]}
+    else:
+        # central: the credential carries no payment account, so job 1 can rent only from a provider that takes
+        # no payment, the MVP-era DE, which advertises only on central discovery (SE and US refuse an unpaid create).
+        credential = {**network, "discovery_driver": "central", "state_path": str(volume / "golem" / "vms.db")}
     name = f"awx-{uuid.uuid4().hex[:8]}"
     motd = f"configured by job 2 ({uuid.uuid4().hex[:6]})"
-    flow: dict = {"name": name, "motd": motd, "key": key, "volume": volume, "credential": credential}
+    flow: dict = {"name": name, "motd": motd, "key": key, "volume": volume, "credential": credential,
+                  "backend": request.param, "postgres": postgres, "schema": schema}
     try:
         # Job 1: a project playbook that runs the collection's create_vm.yml, then, in the same job, sees the
         # new VM through the golem.yml inventory source after meta: refresh_inventory.
@@ -196,18 +215,47 @@ def awx_flow(collection, devnet, tmp_path_factory) -> dict:
         job2.clean_up()
         yield flow
     finally:
-        gone = Ansible(collection, volume / "golem").module("golem_vm", {"name": name, "state": "absent"})
+        cleaner = Ansible(collection, volume / "golem")
+        team = {"GOLEM_REQUESTOR_DB_PATH": "", "GOLEM_REQUESTOR_STATE_URL": credential["state_url"]} \
+            if postgres else None
+        gone = cleaner.module("golem_vm", {"name": name, "state": "absent"}, env=team)
+        if postgres:
+            with admin(postgres) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     assert not gone["failed"], f"VM {name} may be left on the network: {gone.get('msg')}"
 
 
-def test_job1_creates_the_vm_and_records_it_only_on_the_shared_volume(awx_flow) -> None:
+def _rows(flow: dict) -> dict[str, dict]:
+    """Name -> status and config of every row in the flow's shared state."""
+    if flow["postgres"]:
+        with admin(flow["postgres"]) as conn:
+            found = conn.execute(f"SELECT name, status, config FROM {flow['schema']}.vms").fetchall()
+    else:
+        path = flow["volume"] / "golem" / "vms.db"
+        if not path.exists():
+            return {}
+        with closing(sqlite3.connect(path)) as conn:
+            found = conn.execute("SELECT name, status, config FROM vms").fetchall()
+    return {name: {"status": status_, "config": json.loads(config)} for name, status_, config in found}
+
+
+def test_job1_creates_the_vm_and_records_it_only_in_the_shared_state(awx_flow) -> None:
     job1, name = awx_flow["job1"], awx_flow["name"]
     assert job1["rc"] == 0 and job1["status"] == "successful", job1["stdout"][-3000:]
-    assert state_rows(awx_flow["volume"] / "golem" / "vms.db") == {name: "running"}
-    # Nothing of the collection's went to the job's own HOME (lost with its container).
-    assert not [p for p in awx_flow["job1_home"] if ".golem" in p], awx_flow["job1_home"]
+    rows = _rows(awx_flow)
+    assert {n: r["status"] for n, r in rows.items()} == {name: "running"}
+    # The host key job 1 learnt travels in the row: later jobs check it without job 1's known_hosts.
+    assert rows[name]["config"]["host_keys"], rows[name]["config"]
     # The key installed is the credential's own: its public half was derived, no default pair was made.
-    assert not (awx_flow["volume"] / "golem" / "ssh").exists()
+    assert not [p for p in awx_flow["job1_home"] if "/ssh" in p or p.endswith("vms.db")], awx_flow["job1_home"]
+    if awx_flow["postgres"]:
+        # Paid with the credential's account, and nothing on any volume.
+        assert rows[name]["config"]["stream_id"] is not None, rows[name]["config"]
+        assert not any(awx_flow["volume"].iterdir())
+    else:
+        # Nothing of the collection's went to the job's own HOME (lost with its container).
+        assert not [p for p in awx_flow["job1_home"] if ".golem" in p], awx_flow["job1_home"]
+        assert not (awx_flow["volume"] / "golem" / "ssh").exists()
     # add_host reached it in the configure play, and after meta: refresh_inventory it is an inventory host.
     assert "Write the message of the day" in host_events(job1, name, "runner_on_ok"), job1["stdout"][-3000:]
     assert "Ping it" in host_events(job1, name, "runner_on_ok"), job1["stdout"][-3000:]
@@ -219,10 +267,10 @@ def test_inventory_sync_lists_the_vm_from_the_shared_state(awx_flow) -> None:
     hostvars = inv["_meta"]["hostvars"][name]
     assert hostvars["golem_status"] == "running" and hostvars["golem_host_key_known"] is True, hostvars
     # The host key job 1 learnt is pinned from the shared state (the row carries it), not from a file in the
-    # sync's container: the same key as in the volume's known_hosts, checked strictly.
+    # sync's container, and checked strictly.
     args = hostvars["ansible_ssh_common_args"]
     assert "StrictHostKeyChecking=yes" in args and "UserKnownHostsFile=/dev/null" in args, args
-    learnt = (awx_flow["volume"] / "golem" / "known_hosts").read_text().split()
+    learnt = [key.split()[1] for key in _rows(awx_flow)[name]["config"]["host_keys"]]
     pinned = [word for word in args.replace("'", " ").split() if word.startswith("AAAA")]
     assert pinned and all(key in learnt for key in pinned), (pinned, learnt)
     # golem_vm recorded job 1's key file; the sync's hosts use the sync's own (GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH).
@@ -250,12 +298,12 @@ def test_credential_type_is_what_awx_accepts() -> None:
     assert spec["kind"] == "cloud" and set(spec) == {"name", "description", "kind", "inputs", "injectors"}
     fields = {f["id"]: f for f in spec["inputs"]["fields"]}
     assert list(fields) == ["discovery_driver", "golem_base_rpc_url", "discovery_url", "ssh_private_key", "state_path",
-                            "ethereum_private_key", "payments_rpc_url"]
+                            "state_url", "ethereum_private_key", "payments_rpc_url"]
     # The Ethereum key is a secret (AWX encrypts it and never shows it) and optional: without it only providers
-    # that take no payment can be used.
-    assert fields["ethereum_private_key"]["secret"] is True and fields["ssh_private_key"]["secret"] is True
-    assert "ethereum_private_key" not in spec["inputs"]["required"]
-    secrets = {"ssh_private_key", "ethereum_private_key"}
+    # that take no payment can be used. The state URL may hold the database password: a secret too.
+    assert all(fields[k]["secret"] is True for k in ("ethereum_private_key", "ssh_private_key", "state_url"))
+    assert not {"ethereum_private_key", "state_path", "state_url"} & set(spec["inputs"]["required"])
+    secrets = {"ssh_private_key", "ethereum_private_key", "state_url"}
     assert not any(f.get("secret") for f in fields.values() if f["id"] not in secrets)
     assert set(spec["injectors"]) <= {"env", "file", "extra_vars"}
     # Every variable the injectors set is one the collection reads.
