@@ -87,7 +87,8 @@ def test_malformed_adverts_on_chain_are_skipped_with_a_warning_and_the_good_ones
     assert all(r["status"] == 1 for r in receipts), receipts
     entity = {name: r["created"][0]["key"] for name, r in zip([*bad, "good"], receipts)}
     try:
-        result = ansible.module("golem_provider_info")
+        # payment_terms off: the good advert names an address nobody serves, whose terms would warn too.
+        result = ansible.module("golem_provider_info", {"payment_terms": False})
         assert not result["failed"] and "Traceback" not in result["_stderr"], result.get("msg")
         listed = _ids(result)
         assert sorted(listed) == sorted([se, us, good_id]), listed
