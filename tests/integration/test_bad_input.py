@@ -243,10 +243,10 @@ def test_a_vm_whose_host_key_changes_is_refused_naming_it(rented: dict, tmp_path
     # The row records it too (what the inventory pins, for controllers that share the state but not the file).
     with closing(sqlite3.connect(ansible.state_path)) as conn, conn:
         (raw,) = conn.execute("SELECT config FROM vms WHERE name = ?", (vm["name"],)).fetchone()
-        config = json.loads(raw)
-        assert any(k.startswith("ssh-ed25519 ") for k in config["host_keys"]), config["host_keys"]
-        config["host_keys"] = [f"ssh-ed25519 {other}"]
-        conn.execute("UPDATE vms SET config = ? WHERE name = ?", (json.dumps(config), vm["name"]))
+        recorded = json.loads(raw)
+        assert any(k.startswith("ssh-ed25519 ") for k in recorded["host_keys"]), recorded["host_keys"]
+        recorded["host_keys"] = [f"ssh-ed25519 {other}"]
+        conn.execute("UPDATE vms SET config = ? WHERE name = ?", (json.dumps(recorded), vm["name"]))
 
     refused = reach("cp2")
     assert refused.returncode != 0

@@ -186,6 +186,7 @@ def test_faults_between_golem_vm_and_the_network(ansible, providers, proxies, tm
         first = HostPlay(ansible, tmp_path / "fault")
         # central, but where a case says otherwise: these faults are in central discovery's HTTP.
         results = first.play(hosts, http_timeout=HTTP_TIMEOUT, discovery_backend="central")
+        posts_in_fault_run = {key: len(proxy.requests("POST")) for key, proxy in proxy_of.items()}
         time.sleep(2)  # a create the fault cut short has time to show up where the check can see it
         rows = state_rows(ansible.state_path)
         orphans = _orphans(names, rows, providers)
@@ -242,7 +243,11 @@ def test_faults_between_golem_vm_and_the_network(ansible, providers, proxies, tm
             assert [e[2] for e in log[:3]] == ["status", "status", "pass"], log
             assert log[1][3] - log[0][3] >= 0.9 and log[2][3] - log[1][3] >= 0.9, "Retry-After not honoured"
         for key in ("reset-post", "drop-post", "500-post", "503-post", "slow-post", "cut-post", "html-post"):
-            assert len(proxy_of[key].requests("POST")) == 2, f"{key}: the failed POST was sent again"
+            # A create is never sent twice by one run: the provider may have done it.
+            assert posts_in_fault_run[key] == 1, f"{key}: the failed POST was sent again"
+            # The re-run sends it again only where the VM is known not to exist; where the provider may still
+            # create it (the row kept with status error), the re-run finds it and adopts it instead.
+            assert len(proxy_of[key].requests("POST")) <= 2, f"{key}: the re-run sent the create more than once"
         # Created on the address given, recorded without what only discovery knows, and the user is told.
         assert results["disc-down-pinned"]["vm"]["provider_id"] is None
         assert "the VM is recorded without the provider's id and country" in first.proc.stderr + first.proc.stdout
