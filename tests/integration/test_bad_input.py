@@ -241,12 +241,13 @@ def test_a_vm_whose_host_key_changes_is_refused_naming_it(rented: dict, tmp_path
         f"{endpoint} ssh-ed25519 {other}\n" if line.startswith(endpoint + " ssh-ed25519 ") else line + "\n"
         for line in lines if line.startswith(endpoint + " ssh-ed25519 ") or not line.startswith(endpoint + " ")))
     # The row records it too (what the inventory pins, for controllers that share the state but not the file).
-    with closing(sqlite3.connect(ansible.state_path)) as conn, conn:
-        (raw,) = conn.execute("SELECT config FROM vms WHERE name = ?", (vm["name"],)).fetchone()
-        recorded = json.loads(raw)
-        assert any(k.startswith("ssh-ed25519 ") for k in recorded["host_keys"]), recorded["host_keys"]
-        recorded["host_keys"] = [f"ssh-ed25519 {other}"]
-        conn.execute("UPDATE vms SET config = ? WHERE name = ?", (json.dumps(recorded), vm["name"]))
+    with closing(sqlite3.connect(ansible.state_path)) as conn:
+        with conn:  # one transaction, committed
+            (raw,) = conn.execute("SELECT config FROM vms WHERE name = ?", (vm["name"],)).fetchone()
+            recorded = json.loads(raw)
+            assert any(k.startswith("ssh-ed25519 ") for k in recorded["host_keys"]), recorded["host_keys"]
+            recorded["host_keys"] = [f"ssh-ed25519 {other}"]
+            conn.execute("UPDATE vms SET config = ? WHERE name = ?", (json.dumps(recorded), vm["name"]))
 
     refused = reach("cp2")
     assert refused.returncode != 0

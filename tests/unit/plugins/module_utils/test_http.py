@@ -453,7 +453,7 @@ def test_one_task_asks_each_provider_who_it_is_once(httpserver: HTTPServer, fixt
     httpserver.expect_request("/api/v1/provider/info").respond_with_json(
         fixture_json("provider_info_from_reference.json"))
     memo = ProviderInfoMemo()
-    clients = [ProviderClient(LOOPBACK, httpserver.port, info_memo=memo, retries=0) for _ in range(8)]
+    clients = [ProviderClient(LOOPBACK, httpserver.port, info_memo=memo, retries=0) for _client in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda c: c.provider_info(), clients))
     assert {a.country for a in answers} == {"SE"}
