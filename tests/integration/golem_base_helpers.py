@@ -48,7 +48,7 @@ def golem_base(method: str, *params: Any) -> Any:
 
 def chain(method: str, *params: Any) -> Any:
     """One call to the anvil behind it (anvil_setBalance, anvil_mine: what a real node has not).
-    Mining ahead ages the providers' adverts too: they are refreshed with ~36 blocks to spare."""
+    Mining ahead ages the providers' adverts too: upstream renews one only once 60 blocks or fewer are left."""
     return _rpc(status()["golem_base"]["anvil_url"], method, *params)
 
 

@@ -32,15 +32,29 @@ def _warnings(result: dict[str, Any]) -> list[str]:
     return [w.strip() for w in text.split("[WARNING]:")[1:]]
 
 
+def _expiry(provider_id: str) -> int:
+    """The last block at which an advert of provider_id is still on Golem Base."""
+    hits = _adverts_of(provider_id)
+    assert hits, f"no advert of {provider_id} on Golem Base"
+    return max(golem_base("golembase_getEntityMetaData", hit["key"])["expiresAtBlock"] for hit in hits)
+
+
+def _fresh(provider_id: str, blocks: int) -> bool:
+    """One advert of provider_id on Golem Base that lives at least ``blocks`` more blocks."""
+    hits = _adverts_of(provider_id)
+    return len(hits) == 1 and golem_base("golembase_getEntityMetaData", hits[0]["key"])["expiresAtBlock"] \
+        > head() + blocks
+
+
 def test_the_advert_of_a_stopped_provider_is_gone_once_its_ttl_passes(ansible: Ansible, providers):
     us, se = providers["us"]["provider_id"], providers["se"]["provider_id"]
     assert us in _ids(ansible.module("golem_provider_info"))
     control("stop", name="us")
     try:
-        [hit] = _adverts_of(us)  # stopping does not delete it: nobody renews it any more
-        expires = golem_base("golembase_getEntityMetaData", hit["key"])["expiresAtBlock"]
-        # Blocks come every second; mining the rest at once ages every advert (SE's advertiser renews its own).
-        chain("anvil_mine", hex(max(1, expires - head())))
+        expires = _expiry(us)  # stopping does not delete it: nobody renews it any more
+        # Blocks come every second; mining the rest at once ages SE's advert too. Mine past both, so SE's
+        # runs out now, not a few blocks after this test while the next ones count on it.
+        chain("anvil_mine", hex(max(1, max(expires, _expiry(se)) - head())))
         wait_until(lambda: head() >= expires, timeout=30, what="the chain to reach the advert's expiry block")
         found = ansible.module("golem_provider_info", {"country": "US"})
         assert found["providers"] == [] and not found["failed"] and not _warnings(found), found
@@ -48,9 +62,9 @@ def test_the_advert_of_a_stopped_provider_is_gone_once_its_ttl_passes(ansible: A
         assert us in _ids(ansible.module("golem_provider_info", {"discovery_backend": "central"}))
     finally:
         control("start", name="us")
-        # Both advertisers write again (at start-up, and SE on its next cycle if its advert ran out too).
-        wait_until(lambda: len(_adverts_of(us)) == 1 and len(_adverts_of(se)) == 1, timeout=120, interval=2,
-                   what="SE's and US's adverts to be back on Golem Base")
+        # Both advertisers write again (US at start-up, SE on its next cycle), each for 300 blocks.
+        wait_until(lambda: _fresh(us, 200) and _fresh(se, 200), timeout=150, interval=2,
+                   what="SE's and US's adverts to be back on Golem Base for 200 blocks or more")
     assert us in _ids(ansible.module("golem_provider_info", {"country": "US"}))
 
 
