@@ -5,8 +5,8 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: golem
-short_description: VMs rented on VM on Golem, from the local state file
-version_added: 0.1.0
+short_description: VMs rented on VM on Golem, from the state (SQLite file or PostgreSQL)
+version_added: 0.2.0
 description:
   - Lists the VMs that M(golem.vm.golem_vm) recorded in its state file (SQLite, the upstream C(golem) CLI's format),
     each ready to connect to over SSH through its provider's proxy port, with strict host key checking against the
@@ -65,7 +65,6 @@ options:
     type: str
     env:
       - name: GOLEM_REQUESTOR_STATE_URL
-    version_added: 0.2.0
   known_hosts_path:
     description:
       - The known_hosts file holding the VMs' host keys, used with C(StrictHostKeyChecking=yes).
@@ -119,7 +118,6 @@ options:
         unknown key, a value of the wrong type, a bad country code or an unknown status; the message names it.
     type: dict
     default: {}
-    version_added: 0.2.0
   ssh_private_key_path:
     description:
       - The private key for every host (C(ansible_ssh_private_key_file)), instead of the key recorded for each VM.
@@ -179,7 +177,6 @@ options:
     default: http://195.201.39.101:9001
     env:
       - name: GOLEM_REQUESTOR_DISCOVERY_URL
-    version_added: 0.2.0
   refresh_timeout:
     description:
       - Seconds the whole refresh may take, every request included.
@@ -204,7 +201,6 @@ options:
     env:
       - name: GOLEM_REQUESTOR_POLYGON_RPC_URL
       - name: GOLEM_REQUESTOR_L2_RPC_URL
-    version_added: 0.2.0
   stream_payment_address:
     description:
       - The StreamPayment contract of streams whose row records none (streams given to M(golem.vm.golem_vm) by id,
@@ -212,7 +208,6 @@ options:
     type: str
     env:
       - name: GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS
-    version_added: 0.2.0
   runway_threshold_hours:
     description:
       - With O(refresh=true), hosts whose payment stream runs and has less than this many hours of runway left are
@@ -222,7 +217,6 @@ options:
     default: 1.0
     env:
       - name: GOLEM_INVENTORY_RUNWAY_THRESHOLD_HOURS
-    version_added: 0.2.0
 notes:
   - With O(cache=true) the rows read (and the refresh results) are cached as plain JSON, and the groups,
     O(compose), O(groups) and O(keyed_groups) are built again from them on every run. A change of O(state_path),

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: golem_fleet
 short_description: Keep exactly N VMs of a kind on VM on Golem providers, spread over providers and countries
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Keeps exactly O(count) VMs named C(<name>-01), C(<name>-02), ... recorded in the state file. The index has
     two digits, more when O(count) is over 99.
@@ -89,7 +89,6 @@ options:
       - V(false) trusts the state file, and a run with nothing to do then makes no call at all.
     type: bool
     default: true
-    version_added: 0.1.0
 notes:
   - Membership is read from the state file. With O(verify) each running member is looked up by name; a
     provider's VM list is never read, because upstream providers kill creates that are pending while it is.

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: golem_provider_info
 short_description: Find VM on Golem providers that can host a VM
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Lists the providers that advertise on Golem Base or on a central VM on Golem discovery service
     (O(discovery_backend)), with their free resources, their prices and an estimate of what a VM of the
@@ -105,7 +105,6 @@ options:
         reach their API ports; RV(providers[].payment_terms) is then V(null).
     type: bool
     default: true
-    version_added: 0.2.0
   payment_terms_timeout:
     description:
       - Seconds all providers together may take to tell their payment terms (more than 0, less than 3600). A
@@ -113,7 +112,6 @@ options:
         not fail.
     type: float
     default: 5.0
-    version_added: 0.2.0
 notes:
   - Ask discovery once and reuse RV(providers) for many VMs; a central discovery service allows 100 requests
     a minute per client address and answers HTTP 500, not 429, beyond that.
@@ -248,7 +246,6 @@ providers:
           RV(estimate_for) costs there.
         - V(null) when O(payment_terms=false), or when the provider could not be asked in time (with a warning).
       type: dict
-      version_added: 0.2.0
       contains:
         requires_payment:
           description:

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: golem_state_copy
 short_description: Copy the VM on Golem state between an SQLite file and PostgreSQL
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Copies the records of VMs (the C(vms) rows of the state) from the SQLite state file of one controller
     into a PostgreSQL database a team shares, or back.

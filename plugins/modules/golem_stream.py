@@ -103,7 +103,6 @@ options:
       - If not set, the value of E(GOLEM_REQUESTOR_STATE_URL) is used.
       - The nonce lock of the paying account stays in C(~/.golem/requestor) of this controller.
     type: str
-    version_added: 0.2.0
   wait_timeout:
     description:
       - Seconds the whole task may take, including waiting for a transaction to be mined.

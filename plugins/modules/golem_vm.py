@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: golem_vm
 short_description: Create, stop and destroy a VM on a VM on Golem provider
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Creates a VM on a VM on Golem provider over the provider's HTTP API with your SSH key, waits until it answers
     on SSH, and records it in a local state file (SQLite) that the upstream C(golem) CLI can read too.

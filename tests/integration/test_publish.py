@@ -21,6 +21,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import subprocess
 import tarfile
 import threading
@@ -87,6 +88,37 @@ def test_galaxy_artifact_carries_the_licence_and_no_placeholder(galaxy_build) ->
     # The docs sources ship (antsibull-docs reads them from the installed collection); local build output does not.
     assert "docs/docsite/extra-docs.yml" in names and "docs/docsite/links.yml" in names
     assert not [n for n in names if n.split("/")[0] in (".venv", "tests/output", "collections", ".git")]
+    # The release notes ship with it, and they are what antsibull-changelog made of the released fragments.
+    assert tar_member(galaxy_build, "CHANGELOG.rst") == (REPO / "CHANGELOG.rst").read_bytes()
+
+
+def tar_member(build: SimpleNamespace, name: str) -> bytes:
+    with tarfile.open(next(build.out.iterdir())) as tar:
+        return tar.extractfile(name).read()
+
+
+def test_changelog_is_released_by_antsibull_changelog_and_in_sync(tmp_path) -> None:
+    """`antsibull-changelog lint` is clean, and CHANGELOG.rst is what `generate` writes from changelog.yaml: it
+    was made by the tool, never edited by hand. Every released version has its section and its plugins."""
+    lint = subprocess.run([str(BIN / "antsibull-changelog"), "lint"], cwd=REPO, env=clean_env(),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr
+    changes = yaml.safe_load((REPO / "changelogs" / "changelog.yaml").read_text())
+    assert changes["releases"], "no release in changelogs/changelog.yaml"
+    # generate rewrites CHANGELOG.rst in place: run it on a copy of just what it reads.
+    copy = tmp_path / "tree"
+    shutil.copytree(REPO / "changelogs", copy / "changelogs", ignore=shutil.ignore_patterns(".plugin-cache.yaml"))
+    for name in ("galaxy.yml", "CHANGELOG.rst"):
+        shutil.copy2(REPO / name, copy / name)
+    generate = subprocess.run([str(BIN / "antsibull-changelog"), "generate"], cwd=copy, env=clean_env(),
+                              capture_output=True, text=True, timeout=300, check=False)
+    assert generate.returncode == 0, generate.stdout + generate.stderr
+    text = (REPO / "CHANGELOG.rst").read_text()
+    assert (copy / "CHANGELOG.rst").read_text() == text, "CHANGELOG.rst differs from what generate writes"
+    for version, release in changes["releases"].items():
+        assert f"\nv{version}\n" in text, version
+        for module in release.get("modules", []):
+            assert f"- {COLLECTION}.{module['name']} - " in text, (version, module["name"])
 
 
 # --- the docs site -----------------------------------------------------------------------------
