@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help install install-system install-tools install-devnet collection devnet-up devnet-down \
         devnet-status demo test sanity units integration test-leg clean bench bench-inventory bench-fleet \
-        bench-inventory-pg bench-payments bench-discovery docs
+        bench-inventory-pg bench-payments bench-discovery bench-identity docs
 
 help:
 	@echo "make demo         set up everything, start the local network, run playbooks/create_vm.yml"
@@ -94,6 +94,11 @@ bench-payments:
 # (rounds, adverts). Exits 1 if the target is missed.
 bench-discovery:
 	@$(VENV)/bin/python bench/discovery_bench.py $(BENCH_ARGS)
+
+# What the identity proof adds to a task that found a 404 (GET /provider/info; discovery's advert for the MVP era),
+# in ms, median of 30 in-process; e.g. BENCH_ARGS="50" (rounds). Needs make devnet-up.
+bench-identity:
+	@cd bench && ../$(VENV)/bin/python identity_bench.py $(BENCH_ARGS)
 
 # One leg: sanity, units, integration for the toolchain in VENV.
 sanity:
