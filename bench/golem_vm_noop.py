@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from _common import BIN, devnet, install_collection, provider_url, report, timed
+from _common import BIN, devnet, devnet_env, install_collection, provider_url, report, timed
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 TASKS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -35,6 +35,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="golem-bench-noop-"))
     name = f"bench-{uuid.uuid4().hex[:8]}"
     env = {
+        **devnet_env(),  # the funded account and the payment chain: SE takes payment
         "ANSIBLE_COLLECTIONS_PATH": str(collections),
         "GOLEM_REQUESTOR_DISCOVERY_URL": devnet()["discovery_url"],
         "GOLEM_REQUESTOR_DB_PATH": str(work / "vms.db"),

@@ -174,6 +174,15 @@ def test_a_refused_create_terminates_the_stream_and_fails_over_to_the_next_provi
     assert any("terminated payment stream 1" in a for a in lc.out.actions)
 
 
+def test_a_paying_provider_without_a_key_fails_unchanged_with_no_call_and_no_row(store, providers):
+    """No key to pay with: the row written before the payment step goes again, and nothing counts as changed."""
+    lc, _payments = life(store, providers, None)
+    with pytest.raises(GolemError, match="needs ethereum_private_key"):
+        lc.run(None)
+    assert store.get("web-1") is None and providers["127.0.0.2"].writes() == []
+    assert lc.out.changed is False and not any("terminated" in a or "created" in a for a in lc.out.actions)
+
+
 def test_a_failed_job_deletes_the_vm_then_terminates_its_stream(store, providers, chain):
     se = providers["127.0.0.2"]
     se.job_status, se.job_error = "failed", "Insufficient resources available on provider"
