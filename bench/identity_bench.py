@@ -32,7 +32,8 @@ ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
 
 def main() -> None:
     sys.path.insert(0, str(install_collection()))
-    # pylint: disable=import-outside-toplevel  (the collection as built and installed above)
+    # The collection as built and installed above.
+    # pylint: disable=import-outside-toplevel
     from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
     from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
     from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity, lookup
