@@ -158,7 +158,7 @@ class CreateTransaction:
         request = build_create_request(name=name, resources=spec.as_dict(), ssh_key=self.want.public_key,
                                        image=self.want.image or DEFAULT_IMAGE, stream_id=self.want.stream_id)
         record = VMRecord(name, placement.ip or "", name, "creating", self.config(placement, spec))
-        before = (self.out.changed, len(self.out.actions))
+        changed_before, actions_before = self.out.changed, len(self.out.actions)
         self.store.upsert(record)
         self.out.changed = True
         try:
@@ -171,9 +171,9 @@ class CreateTransaction:
                     request = request.model_copy(update={"stream_id": fields["stream_id"]})
         except GolemError as exc:
             self._cleanup(client, placement, exc.msg, REJECTED)  # nothing was sent to the provider
-            if len(self.out.actions) == before[1] and self.store.get(name) is None:
+            if len(self.out.actions) == actions_before and self.store.get(name) is None:
                 # Refused before any money moved or any call left (no key, no prices): the row came and went.
-                self.out.changed = before[0]
+                self.out.changed = changed_before
             raise
         try:
             if self.guard is not None:

@@ -26,6 +26,7 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError,
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import requires_payment, stream_terms, succeeded
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
+from ansible_collections.golem.vm.plugins.module_utils.stream_runway import refund_at
 from ansible_collections.golem.vm.plugins.module_utils.vm_create import CreateHooks
 from ansible_collections.golem.vm.plugins.module_utils.vm_record import VMRecord
 
@@ -166,7 +167,7 @@ class StreamPayments(CreateHooks):
             self.warn(f"VM {record.name}'s stream {stream_id} was opened by {stream.sender}, not by this account "
                       f"{chain.address}; it was left as it is")
             return None
-        if stream.recipient.lower() == "0x" + "0" * 40 or stream.deposit - stream.vested_at(stream.now) <= 0:
+        if stream.recipient.lower() == "0x" + "0" * 40 or refund_at(stream, stream.now) <= 0:
             return 0  # terminated already, or ran out to the last wei: nothing is left to refund
         # A halted stream (stopTime moved to the halt) or one that ran out with a top-up's remainder still
         # holds deposit that only terminate gives back.
@@ -176,7 +177,7 @@ class StreamPayments(CreateHooks):
             raise PaymentError(f"the transaction {tx} terminating stream {stream_id} was not mined in time; the "
                                "row keeps the stream and the next run checks again")
         when = chain.block_time(receipt["blockNumber"])
-        refund = stream.deposit - stream.vested_at(when)
+        refund = refund_at(stream, when)
         act(f"terminated payment stream {stream_id}: {refund} wei back to {chain.address}")
         self._record(record.name, stream_id=int(stream_id), refunded_wei=refund, terminated=True, terminate_tx=tx)
         return refund
