@@ -170,8 +170,13 @@ class HttpClient:
         hint: str | None = None,
         foreign_error: type[GolemError] | None = None,
         posts_are_reads: bool = False,
+        party: str | None = None,
     ) -> None:
         """Retry settings left at None take the module-level DEFAULT_* values.
+
+        ``party`` names the server and the setting that points at it in a message about the task's budget
+        running out during a call to it, e.g. "the payments node (payments_rpc_url)"; by default the
+        service and its URL.
 
         ``posts_are_reads``: every POST to this server only reads (a JSON-RPC node answering queries),
         so a POST is retried like a GET.
@@ -187,6 +192,7 @@ class HttpClient:
         backoff_jitter = DEFAULT_BACKOFF_JITTER if backoff_jitter is None else backoff_jitter
         self.base_url = base_url.rstrip("/")
         self.service = service
+        self.party = party or f"the {service} at {self.base_url}"
         self.error_class = error_class
         self.timeout = timeout
         self.retries = retries
@@ -252,7 +258,7 @@ class HttpClient:
         for attempt in range(1, tries + 1):
             this_timeout = self.timeout if timeout is None else timeout
             if self.deadline is not None:
-                self.deadline.check(f"calling {method} {url}")
+                self.deadline.check(f"calling {method} {url}", self.party)
                 this_timeout = self.deadline.bound(this_timeout)
             try:
                 # verify is passed on every request: left to the session, requests would let REQUESTS_CA_BUNDLE

@@ -56,6 +56,7 @@ class ProviderClient:
                  info_memo: ProviderInfoMemo | None = None, **http_options: Any) -> None:
         self.info_memo = info_memo
         http_options.setdefault("hint", f"check that the provider runs and that port {port} is reachable")
+        http_options.setdefault("party", f"the provider at {provider_url(ip_address, port)}")
         self.http = HttpClient(
             provider_url(ip_address, port), service="provider", error_class=ProviderError,
             foreign_error=IdentityError, **http_options

@@ -134,7 +134,8 @@ class StreamChain:
         if http is None:
             http = self._local.http = HttpClient(self.rpc_url, service="payments RPC", error_class=PaymentError,
                                                  timeout=self._timeout, validate_certs=self._verify, retries=0,
-                                                 hint="check payments_rpc_url and that the chain's RPC is up")
+                                                 hint="check payments_rpc_url and that the chain's RPC is up",
+                                                 party=f"the payments node at {self.rpc_url} (payments_rpc_url)")
             http.deadline = self.deadline
         return http
 

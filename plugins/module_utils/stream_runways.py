@@ -90,7 +90,8 @@ class _Batches:
         # A client per batch: batches go out from several threads, and a requests.Session is not thread-safe.
         http = HttpClient(self.url, service="payments RPC", error_class=GolemError, timeout=self.timeout, retries=0,
                           validate_certs=self.validate_certs,
-                          hint="check payments_rpc_url (GOLEM_REQUESTOR_POLYGON_RPC_URL)")
+                          hint="check payments_rpc_url (GOLEM_REQUESTOR_POLYGON_RPC_URL)",
+                          party=f"the payments node at {self.url} (payments_rpc_url)")
         http.deadline = self.deadline
         try:
             return self._read(http, keys)

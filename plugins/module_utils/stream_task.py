@@ -112,8 +112,8 @@ class StreamTask:
         receipt = self.chain.receipt(tx, self.deadline.end)
         if receipt is None:
             raise GolemError(f"the transaction {tx} {what} was not mined within wait_timeout ({self.deadline.seconds:g}"
-                             " s); check it on chain before running again: once it is mined, a new run finds the "
-                             "stream changed")
+                             f" s) by the payments node at {self.chain.rpc_url} (payments_rpc_url); check it on "
+                             "chain before running again: once it is mined, a new run finds the stream changed")
         return receipt
 
     # -- state=present ---------------------------------------------------------------------------

@@ -116,7 +116,8 @@ class StreamPayments(CreateHooks):
         receipt = chain.receipt(tx, self.deadline.end)
         if receipt is None:
             raise PaymentError(f"the transaction {tx} opening a stream to {info.provider_id} was not mined within "
-                               "wait_timeout; it is recorded, and the next run settles it")
+                               f"wait_timeout by the payments node at {chain.rpc_url} (payments_rpc_url); it is "
+                               "recorded, and the next run settles it")
         stream_id = chain.created_stream(receipt, contract)
         act(f"opened payment stream {stream_id} to provider {info.provider_id}: {terms.deposit_wei} wei for "
             f"{self.hours} h at {terms.rate_wei} wei/s")

@@ -93,6 +93,7 @@ GOLEM_VM_PLAY = """
         timeout: "{{ http_timeout | default(omit) }}"
         wait_timeout: "{{ task_timeout | default(omit) }}"
         wait: "{{ vm_wait | default(false) }}"
+        stream_id: "{{ vm_stream_id | default(omit) }}"
       ignore_errors: true
 """
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import http.client
 import random
 import re
+import select
 import socket
 import struct
 import threading
@@ -34,6 +35,7 @@ KINDS = {
     "status": "answers status/body/headers itself; nothing goes upstream",
     "slow": "waits delay seconds, then passes the request through",
     "slow_answer": "passes the request through, then waits delay seconds before answering",
+    "hold_answer": "passes the request through, then keeps the answer until the client hangs up (delay: at most)",
     "truncate": "passes the request through, then sends half of the body and closes",
     "garbage": "passes the request through, then answers 200 with an HTML page instead",
     "drop_after": "passes the request through (the server does the work), then resets the connection",
@@ -55,6 +57,7 @@ class Fault:
     hook: Callable[[], Any] | None = None
     seen: int = 0
     fired: int = 0
+    hung_up: int = 0  # hold_answer: clients that gave up waiting
 
     def take(self, method: str, path: str) -> bool:
         if method != self.method or not re.search(self.pattern, path):
@@ -129,6 +132,21 @@ def _reset(sock: socket.socket) -> None:
     sock.close()
 
 
+def _hangs_up(sock: socket.socket, limit: float) -> bool:
+    """Wait until the client closes its side of ``sock``; False if ``limit`` seconds pass first."""
+    end = time.monotonic() + limit
+    while (left := end - time.monotonic()) > 0:
+        readable, _, _ = select.select([sock], [], [], min(left, 1.0))
+        if readable:
+            try:
+                if sock.recv(1, socket.MSG_PEEK) == b"":
+                    return True
+            except OSError:
+                return True
+            time.sleep(0.05)  # bytes of a next request: not a hang-up; look again
+    return False
+
+
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -180,6 +198,14 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 conn.close()
             if fault is not None and kind == "slow_answer":
                 time.sleep(fault.delay)
+            if fault is not None and kind == "hold_answer":
+                # An answer that never comes in time, however long the client's time is: the verdict
+                # does not hang on how fast the machine got the client to this request.
+                if _hangs_up(self.connection, fault.delay):
+                    fault.hung_up += 1
+                self.close_connection = True
+                _reset(self.connection)
+                return
             if fault is not None and kind == "drop_after":
                 self.close_connection = True
                 _reset(self.connection)
