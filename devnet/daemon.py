@@ -105,6 +105,9 @@ class Network:
         self.ready = False
         # Set by a test that posts an advertisement of its own and needs it to stand for a while.
         self.ads_held = False
+        # Held by a round of advertising: "hold-ads" returns only once the round in flight is over, so no
+        # advert of that round lands after the test's own.
+        self._advertising = asyncio.Lock()
 
     def kick(self) -> None:
         self._kick.set()
@@ -332,9 +335,13 @@ class Network:
         return ad
 
     async def advertise_once(self) -> None:
-        if self.ads_held:
-            return
+        async with self._advertising:
+            await self._advertise_round()
+
+    async def _advertise_round(self) -> None:
         for prov in layout.PROVIDERS:
+            if self.ads_held:
+                return
             pid = self.provider_ids.get(prov.key)
             child = self.children.get(f"provider-{prov.key}")
             if not pid or child is None or not child.alive:
@@ -388,6 +395,8 @@ class Network:
             return {"rc": 0}
         if action == "hold-ads":
             self.ads_held = bool(request.get("hold", True))
+            async with self._advertising:
+                pass  # a round that was under way has ended
             if not self.ads_held:
                 self.kick()
             return {"rc": 0, "status": self.status()}

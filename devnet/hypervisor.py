@@ -28,7 +28,7 @@ import yaml
 from layout import VM_NET
 
 GiB = 1024 ** 3
-READY_TIMEOUT = 15.0
+READY_TIMEOUT = 60.0
 
 
 class CommandError(Exception):

@@ -121,7 +121,7 @@ class HostPlay:
         (self.dir / "play.yml").write_text(GOLEM_VM_PLAY)
         started = time.monotonic()
         self.proc = self.ansible.playbook(
-            self.dir / "play.yml", "-i", str(self.dir / "inventory.json"), "-f", str(len(hosts)), timeout=600,
+            self.dir / "play.yml", "-i", str(self.dir / "inventory.json"), "-f", str(len(hosts)), timeout=1200,
             env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.tree", "ANSIBLE_CALLBACK_TREE_DIR": str(results)})
         self.seconds = time.monotonic() - started
         output = self.proc.stdout + self.proc.stderr

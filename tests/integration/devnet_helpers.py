@@ -41,17 +41,17 @@ def wait_until(predicate, timeout: float = 60, interval: float = 0.2, what: str 
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def ssh(key: Path, host: str, port: int, command: str, user: str = "root", timeout: float = 30):
+def ssh(key: Path, host: str, port: int, command: str, user: str = "root", timeout: float = 60):
     return subprocess.run(
         ["ssh", "-i", str(key), "-p", str(port), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
          "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-         "-o", "ConnectTimeout=5", f"{user}@{host}", command],
+         "-o", "ConnectTimeout=20", f"{user}@{host}", command],
         capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def ssh_pasted(vm: dict, command: str) -> subprocess.CompletedProcess:
     """Run ``command`` through the ``ssh_command`` a module returned, pasted as a user would."""
-    line = vm["ssh_command"].replace("ssh ", "ssh -o BatchMode=yes -o ConnectTimeout=5 ", 1)
+    line = vm["ssh_command"].replace("ssh ", "ssh -o BatchMode=yes -o ConnectTimeout=20 ", 1)
     return subprocess.run(shlex.split(line) + [command], capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -82,6 +82,8 @@ class FaultProxy:
         self.upstream = (parts.hostname, parts.port or 80)
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, str, float]] = []  # (method, path, what happened, monotonic time)
+        # What the real server answered, whatever the client then got: (method, path, status, body).
+        self.answers: list[tuple[str, str, int, bytes]] = []
         self.down = False
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer((ip or _loopback_ip(), port), _handler(self))
@@ -186,6 +188,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 try:
                     resp = conn.getresponse()
                     status, data = resp.status, resp.read()
+                    with proxy._lock:
+                        proxy.answers.append((method, path, status, data))
                     out_headers = {k: v for k, v in resp.getheaders()
                                    if k.lower() not in ("content-length", "transfer-encoding", "connection")}
                 except (OSError, http.client.HTTPException):

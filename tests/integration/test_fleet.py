@@ -120,7 +120,7 @@ def test_a_failing_create_is_named_and_leaves_no_unrecorded_vm(ansible, provider
     name = _fleet()
     try:
         result = ansible.module("golem_fleet", {"name": name, "count": 3, "cpu": 16, "memory": 32,
-                                                "storage": 10, "countries": ["SE"], "wait_timeout": 120})
+                                                "storage": 10, "countries": ["SE"]})
         assert result["failed"], "three 16-CPU/32-GB VMs cannot fit on one emulated 32-CPU/64-GB host"
         assert "fleet operations failed" in result["msg"] and "Insufficient resources" in result["msg"]
         failed = [vm_name for vm_name in (f"{name}-0{i}" for i in range(1, 4)) if f"{vm_name}: " in result["msg"]]

@@ -59,7 +59,14 @@ def _rows(path: Path) -> list[tuple]:
         return conn.execute(query).fetchall()
 
 
+# A refresh's budget far above what the local servers need on a busy machine (the default is 10 s); a provider
+# that is down refuses at once, so no verdict here waits on it.
+REFRESH_TIMEOUT = 120
+
+
 def _info(ansible: Ansible, check: bool = False, **args: Any) -> dict[str, dict[str, Any]]:
+    if args.get("refresh"):
+        args.setdefault("refresh_timeout", REFRESH_TIMEOUT)
     result = ansible.module("golem_vm_info", args, check=check)
     assert not result["failed"] and result["changed"] is False, result.get("msg") or result["_stdout"]
     return {vm["name"]: vm for vm in result["vms"]}
@@ -128,7 +135,8 @@ def test_lists_a_team_s_postgresql_state_as_golem_vm_finds_it(ansible: Ansible, 
     assert not copied["failed"] and copied["changed"] is True, copied.get("msg")
     # The team's state from the variable golem_vm reads; the SQLite file is not read at all.
     env = {"GOLEM_REQUESTOR_STATE_URL": pg_url, "GOLEM_REQUESTOR_DB_PATH": ""}
-    result = ansible.module("golem_vm_info", {"labels": {"team": team}, "refresh": True}, env=env)
+    result = ansible.module("golem_vm_info", {"labels": {"team": team}, "refresh": True,
+                                              "refresh_timeout": REFRESH_TIMEOUT}, env=env)
     assert not result["failed"] and result["changed"] is False, result.get("msg")
     vms = {vm["name"]: vm for vm in result["vms"]}
     assert sorted(vms) == sorted([web, db])

@@ -98,7 +98,8 @@ def _files(ansible: Ansible) -> dict[str, bytes]:
 
 def _refreshed_host(ansible: Ansible, tmp_path: Path, name: str) -> dict[str, Any]:
     config = tmp_path / "golem.yml"
-    config.write_text(json.dumps({"plugin": "golem.vm.golem", "refresh": True, "statuses": [], "names": [name]}))
+    config.write_text(json.dumps({"plugin": "golem.vm.golem", "refresh": True, "refresh_timeout": 120,
+                                  "statuses": [], "names": [name]}))
     out = tmp_path / "inventory.json"
     proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(config), "--list", "--output", str(out)],
                           env=ansible.env, capture_output=True, text=True, timeout=120, check=False)

@@ -52,8 +52,8 @@ def test_runways_the_low_group_the_top_up_playbook_and_a_stream_that_ran_out(
             assert not made["failed"], made.get("msg")
             streams[name] = made["stream"]["stream_id"]
         config = tmp_path / "golem.yml"
-        config.write_text(json.dumps({"plugin": "golem.vm.golem", "refresh": True, "statuses": [],
-                                      "runway_threshold_hours": 1.5}))
+        config.write_text(json.dumps({"plugin": "golem.vm.golem", "refresh": True, "refresh_timeout": 120,
+                                      "statuses": [], "runway_threshold_hours": 1.5}))
 
         before = chain.block_time()
         listing = _list(ansible, config)
@@ -86,7 +86,7 @@ def test_runways_the_low_group_the_top_up_playbook_and_a_stream_that_ran_out(
         # Past the short stream's end: its provider deletes the VM, and the inventory says why it is gone.
         chain.advance(3 * 3600 + 10)
         se_url = providers["se"]["url"]
-        wait_until(lambda: http("GET", f"{se_url}/api/v1/vms/{short}")[0] == 404, timeout=30, what="the monitor")
+        wait_until(lambda: http("GET", f"{se_url}/api/v1/vms/{short}")[0] == 404, timeout=120, what="the monitor")
         listing = _list(ansible, config)
         gone, alive = listing["_meta"]["hostvars"][short], listing["_meta"]["hostvars"][long]
         assert gone["golem_status"] == "missing" and gone["golem_stream_remaining_seconds"] == 0

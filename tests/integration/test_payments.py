@@ -142,7 +142,7 @@ def test_a_stream_that_runs_out_ends_the_vm_and_golem_vm_says_why(ansible: Ansib
     assert not created["failed"], created.get("msg")
     stream_id = created["stream"]["stream_id"]
     chain.advance(3600 + 5)  # past stopTime: upstream's monitor deletes the VM
-    wait_until(lambda: http("GET", f"{se['url']}/api/v1/vms/{name}")[0] == 404, timeout=30, what="the monitor")
+    wait_until(lambda: http("GET", f"{se['url']}/api/v1/vms/{name}")[0] == 404, timeout=120, what="the monitor")
     try:
         started = ansible.module("golem_vm", {"name": name, "state": "started"})
         assert started["failed"] and f"payment stream {stream_id} ran out" in started["msg"], started["msg"]

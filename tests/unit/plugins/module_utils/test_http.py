@@ -157,7 +157,7 @@ def test_retry_after_is_capped_so_a_server_cannot_stall_the_task(httpserver: HTT
     httpserver.expect_request(ADS).respond_with_handler(script)
     started = time.monotonic()
     assert client(httpserver, backoff_max=0.2).get(ADS) == ["ok"]
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # far below the 30 s asked; capped at 0.2 s
 
 
 def test_502_every_time_gives_up_after_all_attempts(httpserver: HTTPServer) -> None:

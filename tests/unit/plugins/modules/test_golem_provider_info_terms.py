@@ -9,7 +9,7 @@ module's provider_port its port); the provider's answers are the shapes upstream
 from __future__ import annotations
 
 import json
-import time
+import threading
 from typing import Any, Callable
 
 import pytest
@@ -91,21 +91,25 @@ def test_a_provider_with_payments_off_has_no_rate(run: Any, httpserver: HTTPServ
 
 
 def test_a_slow_provider_gets_null_terms_and_a_warning_within_the_budget(run: Any, httpserver: HTTPServer) -> None:
+    release = threading.Event()
+
     def slow(_request: Request) -> Response:
-        time.sleep(3)
+        release.wait(60)  # answers only once the task is over, however long the task took to get here
         return Response(json.dumps(info()), content_type="application/json")
 
     httpserver.expect_request(ADS).respond_with_json([advert()])
     httpserver.expect_request(INFO).respond_with_handler(slow)
-    started = time.monotonic()
-    result = run(payment_terms_timeout=0.5)
-    took = time.monotonic() - started
+    try:
+        result = run(payment_terms_timeout=0.5)
+        # The task came back while the provider still held its answer: the budget, not the answer, ended it.
+        assert not release.is_set()
+    finally:
+        release.set()
     assert result.get("failed") is not True and result["providers"][0]["payment_terms"] is None
     [warning] = warnings_of(result)
     # Either the budget's end or the request's own timeout (cut to the budget) comes first: both say so.
     assert warning.startswith("no payment terms for") and PROVIDER in warning, warning
     assert "payment_terms_timeout" in warning or "did not answer within 0.5 s" in warning, warning
-    assert took < 2.5, f"the budget is 0.5 s, the task took {took:.1f} s"
 
 
 def test_a_server_answering_as_another_provider_is_not_believed(run: Any, httpserver: HTTPServer) -> None:

@@ -224,8 +224,10 @@ def test_refresh_keeps_to_its_time_budget(run: Run, state: StateStore, silent_po
     for i in range(12):
         state.upsert(vm(f"slow-{i}", port=silent_port, ssh_port=20000 + i))
     started = time.monotonic()
-    result = run(refresh=True, refresh_timeout=1.0, refresh_concurrency=4)
-    assert time.monotonic() - started < 3.0
+    result = run(refresh=True, refresh_timeout=4.0, refresh_concurrency=2)
+    # A request may wait the whole budget: ignoring the task's budget would take six rounds of 4 s (24 s).
+    # The cap leaves 10 s above the budget for a loaded machine and stays far below that.
+    assert time.monotonic() - started < 14
     assert len(result["vms"]) == 12 and not any(v["provider_reachable"] for v in result["vms"])
 
 
