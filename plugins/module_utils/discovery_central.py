@@ -25,7 +25,7 @@ class DiscoveryClient:
 
     def __init__(self, base_url: str = DEFAULT_DISCOVERY_URL, **http_options: Any) -> None:
         http_options.setdefault("hint", "check discovery_url and that the discovery service is up")
-        http_options.setdefault("party", f"the discovery service at {base_url} (discovery_url)")
+        http_options.setdefault("party", f"the discovery service at {base_url.rstrip('/')} (discovery_url)")
         self.http = HttpClient(base_url, service="discovery", error_class=DiscoveryError, **http_options)
         self.source = f"discovery {self.http.base_url}"
         self.url = self.http.url(f"{API_PREFIX}/advertisements")

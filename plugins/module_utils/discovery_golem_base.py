@@ -44,7 +44,7 @@ class GolemBaseDiscovery:
     def __init__(self, rpc_url: str = DEFAULT_GOLEM_BASE_RPC_URL, *, network: str = "mainnet",
                  payments_network: str | None = "l2.holesky", **http_options: Any) -> None:
         http_options.setdefault("hint", "check golem_base_rpc_url and that the Golem Base node is up")
-        http_options.setdefault("party", f"the Golem Base node at {rpc_url} (golem_base_rpc_url)")
+        http_options.setdefault("party", f"the Golem Base node at {rpc_url.rstrip('/')} (golem_base_rpc_url)")
         self.http = HttpClient(rpc_url, service="Golem Base", error_class=DiscoveryError, posts_are_reads=True,
                                **http_options)
         self.url = self.http.base_url

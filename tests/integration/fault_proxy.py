@@ -138,8 +138,7 @@ def _hangs_up(sock: socket.socket, limit: float) -> bool:
     """Wait until the client closes its side of ``sock``; False if ``limit`` seconds pass first."""
     end = time.monotonic() + limit
     while (left := end - time.monotonic()) > 0:
-        readable, _, _ = select.select([sock], [], [], min(left, 1.0))
-        if readable:
+        if select.select([sock], [], [], min(left, 1.0))[0]:
             try:
                 if sock.recv(1, socket.MSG_PEEK) == b"":
                     return True

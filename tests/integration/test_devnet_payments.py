@@ -111,7 +111,8 @@ def test_payments_are_on_at_se_and_us_and_off_at_de(devnet, providers, requestor
         code, body = http("POST", f"{prov['url']}/api/v1/vms?async=true", vm_body(_name("nopay"), ssh_key[1]))
         assert (code, body) == (400, {"detail": "stream_id required when payments are enabled"})
         # The trap of reference §7.2: PYTEST_CURRENT_TEST in a provider's environment turns payments off.
-        environ = Path(f"/proc/{devnet['children'][f'provider-{key}']}/environ").read_bytes()
+        # The provider's process now: a test before this one may have restarted it.
+        environ = Path(f"/proc/{status()['children'][f'provider-{key}']}/environ").read_bytes()
         assert b"PYTEST_CURRENT_TEST" not in environ
     assert providers["se"]["payments"] and providers["us"]["payments"] and not providers["de"]["payments"]
     # The MVP-era provider has no payments at all (its create without a stream: test_devnet.py).

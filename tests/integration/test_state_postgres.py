@@ -190,7 +190,7 @@ def test_40_writer_processes_lose_nothing(store: PostgresStateStore, pg_url: str
 
 
 def test_listing_10000_rows(store: PostgresStateStore, postgres: dict, pg_schema: str,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+                            capsys: pytest.CaptureFixture[str]) -> None:
     store.upsert(_record("seed"))
     config = json.dumps({"cpu": 2, "memory": 4, "storage": 20, "ssh_port": 50800, "provider_id": "0x" + "a" * 40,
                          "ssh_user": "root", "country": "SE", "labels": {"role": "web"}})
@@ -202,7 +202,9 @@ def test_listing_10000_rows(store: PostgresStateStore, postgres: dict, pg_schema
     records = store.list()
     elapsed = time.perf_counter() - started
     assert len(records) == 10_000 and all(r.ok for r in records) and records[-1].name == "vm-09998"
-    # How fast is measured, not judged: make bench-inventory-pg compares it with SQLite in one run.
+    # How fast is measured (make bench-inventory-pg compares it with SQLite in one run); the cap only catches
+    # a query per row, which takes minutes, and is far from a loaded machine's figure.
+    assert elapsed < 60, f"listing 10,000 rows took {elapsed:.3f} s"
     with capsys.disabled():
         print(f"\n[measure] PostgreSQL list() of 10,000 rows: {elapsed * 1000:.0f} ms")
 

@@ -677,11 +677,13 @@ def test_refresh_keeps_to_its_time_budget(inventory: Build, state: StateStore, s
     state.upsert(_on(provider.port, "quick-1", port=20100))
     provider.expect_request("/api/v1/vms/quick-1").respond_with_json(provider_vm("quick-1", "running"))
     started = time.monotonic()
-    inv = inventory({"refresh": True, "refresh_timeout": 5.0, "refresh_concurrency": 4})
+    inv = inventory({"refresh": True, "refresh_timeout": 2.0, "refresh_concurrency": 4})
     elapsed = time.monotonic() - started
-    # A request may wait the whole budget: ignoring the refresh's budget would take five rounds of 5 s (25 s).
-    # The cap leaves 10 s above the budget for a loaded machine and stays far below that.
-    assert elapsed < 15, f"refresh took {elapsed:.1f} s with a 5 s budget"
+    # The budget the user set is the one that ended the refresh (the default is 10 s); the cap only guards
+    # against a hang, far from the budget, so a loaded machine cannot flip the verdict.
+    assert {hostvars(inv, f"slow-{i}")["golem_refresh_error"] for i in range(20)} == {
+        "no answer within refresh_timeout (2 s)"}
+    assert elapsed < 60, f"refresh took {elapsed:.1f} s with a 2 s budget"
     assert len(inv.hosts) == 21
     assert members(inv, "golem_unreachable") == sorted(f"slow-{i}" for i in range(20))
     assert hostvars(inv, "quick-1")["golem_provider_reachable"] is True

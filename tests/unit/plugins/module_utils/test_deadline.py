@@ -9,6 +9,7 @@ fast or a loaded machine, and no request may reach the server once the budget is
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -45,7 +46,7 @@ def _fails(call: Callable[[], Any]) -> str:
     return caught.value.msg
 
 
-def test_a_budget_spent_on_the_payments_node_names_it_and_payments_rpc_url(server, tmp_path):
+def test_a_budget_spent_on_the_payments_node_names_it_and_payments_rpc_url(server: HTTPServer, tmp_path: Path) -> None:
     url = server.url_for("/").rstrip("/")
     chain = StreamChain(url, None, lock_dir=str(tmp_path), deadline=spent())
     msg = _fails(chain.chain_id)
@@ -55,7 +56,7 @@ def test_a_budget_spent_on_the_payments_node_names_it_and_payments_rpc_url(serve
     assert server.log == []
 
 
-def test_the_inventory_s_stream_reads_name_the_payments_node_too(server):
+def test_the_inventory_s_stream_reads_name_the_payments_node_too(server: HTTPServer) -> None:
     url = server.url_for("/").rstrip("/")
     runways = _Batches(url, spent(option="refresh_timeout"), 5, True).read([("0x" + "11" * 20, 1)])
     (runway,) = runways.values()
@@ -64,7 +65,7 @@ def test_the_inventory_s_stream_reads_name_the_payments_node_too(server):
     assert server.log == []
 
 
-def test_a_budget_spent_on_golem_base_names_the_node_and_golem_base_rpc_url(server):
+def test_a_budget_spent_on_golem_base_names_the_node_and_golem_base_rpc_url(server: HTTPServer) -> None:
     url = server.url_for("/rpc")
     discovery = GolemBaseDiscovery(url)
     discovery.set_deadline(spent())
@@ -74,7 +75,7 @@ def test_a_budget_spent_on_golem_base_names_the_node_and_golem_base_rpc_url(serv
     assert server.log == []
 
 
-def test_a_budget_spent_on_central_discovery_names_it_and_discovery_url(server):
+def test_a_budget_spent_on_central_discovery_names_it_and_discovery_url(server: HTTPServer) -> None:
     url = server.url_for("/").rstrip("/")
     discovery = DiscoveryClient(url)
     discovery.set_deadline(spent())
@@ -83,7 +84,7 @@ def test_a_budget_spent_on_central_discovery_names_it_and_discovery_url(server):
     assert server.log == []
 
 
-def test_a_budget_spent_on_a_provider_names_the_provider(server):
+def test_a_budget_spent_on_a_provider_names_the_provider(server: HTTPServer) -> None:
     client = ProviderClient(LOOPBACK, server.port)
     client.set_deadline(spent())
     msg = _fails(lambda: client.get_vm("web-1"))
@@ -92,6 +93,6 @@ def test_a_budget_spent_on_a_provider_names_the_provider(server):
     assert server.log == []
 
 
-def test_a_wait_between_polls_names_the_provider_by_default():
+def test_a_wait_between_polls_names_the_provider_by_default() -> None:
     msg = _fails(lambda: spent(3).sleep(0.01, "waiting for VM web-1 to run"))
     assert msg == "wait_timeout of 3 s ran out while waiting for VM web-1 to run; raise wait_timeout or check the provider"

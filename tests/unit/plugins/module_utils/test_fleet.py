@@ -295,7 +295,8 @@ def test_creates_in_parallel_spread_and_recorded(store):
 
 
 def test_parallelism_bounds_the_concurrent_creates(store):
-    net = Network(together=2)  # pairs meet; a third at once would show in peak
+    # Pairs meet (so two do run at once); each create lasts a while, so a third let in beside them would show.
+    net = Network(delay=0.1, together=2)
     res = fleet(store, net, 6, parallelism=2).run()
     assert len(res.created) == 6 and net.peak == 2
 

@@ -356,7 +356,7 @@ def test_banner_wait_times_out_on_a_closed_port() -> None:
     with pytest.raises(TimeoutError_) as err:
         wait_for_ssh_banner(ADDR, port, started + 1.0, interval=0.1)
     elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed < 10  # waited to the deadline, then gave up (not to connect_timeout or beyond)
+    assert 1.0 <= elapsed < 10  # waited to the deadline, then gave up
     assert "refused" in err.value.msg and f"[{ADDR}]:{port}" in err.value.msg
 
 
@@ -380,14 +380,13 @@ def test_banner_after_other_lines_is_found() -> None:
 
 def test_banner_wait_does_not_hang_on_a_silent_server() -> None:
     release = threading.Event()
-    port, shutdown = _serve(lambda conn: release.wait(60))
+    port, shutdown = _serve(lambda conn: release.wait(120))
     try:
         started = time.monotonic()
         with pytest.raises(TimeoutError_):
-            wait_for_ssh_banner(ADDR, port, started + 1.0, connect_timeout=5)
-        # Held to the 1 s deadline; a wait for the silent server would last 60 s.
+            wait_for_ssh_banner(ADDR, port, started + 1.0, connect_timeout=60)
+        # Held to the 1 s deadline; a read that waited connect_timeout would take 60 s.
         assert time.monotonic() - started < 20
-        assert not release.is_set()
     finally:
         release.set()
         shutdown()

@@ -195,7 +195,8 @@ def test_a_top_up_not_mined_in_time_fails_with_its_hash(store: StateStore) -> No
     chain.add(7, left=100)
     chain.mine = False
     run = task(chain, store)
-    with pytest.raises(GolemError, match=r"transaction 0xtx1 topping up stream 7 .* was not mined within wait_timeout"):
+    with pytest.raises(GolemError, match=r"transaction 0xtx1 topping up stream 7 .* was not mined within wait_timeout "
+                                         r"\(\d+ s\) by the payments node at http://127\.0\.0\.10:8545 \(payments_rpc_url\)"):
         run.present(1, 3540)
     assert run.result["tx"] == "0xtx1", "the failed task still returns the hash"
 

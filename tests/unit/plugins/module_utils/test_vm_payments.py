@@ -212,7 +212,8 @@ def test_a_create_whose_answer_was_lost_keeps_the_row_and_the_stream(store, prov
 def test_an_unmined_stream_transaction_is_recorded_and_settled_by_the_next_run(store, providers, chain):
     chain.mine = False
     lc, _payments = life(store, providers, chain, deadline=2)
-    with pytest.raises(PaymentError, match="not mined"):
+    with pytest.raises(PaymentError, match=r"not mined within wait_timeout by the payments node at "
+                                           r"http://127\.0\.0\.10:8545 \(payments_rpc_url\)"):
         lc.run(None)
     row = store.get("web-1")
     assert row.status == "error" and row.config["stream_tx"] == "0xtx1" and row.stream_id is None

@@ -91,9 +91,10 @@ def test_a_provider_with_payments_off_has_no_rate(run: Any, httpserver: HTTPServ
 
 
 def test_a_slow_provider_gets_null_terms_and_a_warning_within_the_budget(run: Any, httpserver: HTTPServer) -> None:
-    release = threading.Event()
+    asked, release = threading.Event(), threading.Event()
 
     def slow(_request: Request) -> Response:
+        asked.set()
         release.wait(60)  # answers only once the task is over, however long the task took to get here
         return Response(json.dumps(info()), content_type="application/json")
 
@@ -101,15 +102,16 @@ def test_a_slow_provider_gets_null_terms_and_a_warning_within_the_budget(run: An
     httpserver.expect_request(INFO).respond_with_handler(slow)
     try:
         result = run(payment_terms_timeout=0.5)
-        # The task came back while the provider still held its answer: the budget, not the answer, ended it.
-        assert not release.is_set()
     finally:
         release.set()
     assert result.get("failed") is not True and result["providers"][0]["payment_terms"] is None
     [warning] = warnings_of(result)
     # Either the budget's end or the request's own timeout (cut to the budget) comes first: both say so.
     assert warning.startswith("no payment terms for") and PROVIDER in warning, warning
-    assert "payment_terms_timeout" in warning or "did not answer within 0.5 s" in warning, warning
+    # The provider was asked and still held its answer when the task came back: the budget ended the wait.
+    assert asked.is_set()
+    # Either the budget's end or the request's own timeout (cut to what was left of it) comes first.
+    assert "payment_terms_timeout" in warning or "did not answer within" in warning, warning
 
 
 def test_a_server_answering_as_another_provider_is_not_believed(run: Any, httpserver: HTTPServer) -> None:
