@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import socket
 import sqlite3
@@ -670,6 +671,9 @@ def test_an_unreachable_provider_never_empties_the_inventory(inventory: Build, s
     assert members(inv, "golem_unreachable") == sorted(inv.hosts)
 
 
+BUDGET_OF_2_S = r"no answer within refresh_timeout \(2 s\)|did not answer within (2|1\.\d+) s \(timeout\)"
+
+
 def test_refresh_keeps_to_its_time_budget(inventory: Build, state: StateStore, silent_port: int,
                                           provider: HTTPServer) -> None:
     for i in range(20):
@@ -679,10 +683,11 @@ def test_refresh_keeps_to_its_time_budget(inventory: Build, state: StateStore, s
     started = time.monotonic()
     inv = inventory({"refresh": True, "refresh_timeout": 2.0, "refresh_concurrency": 4})
     elapsed = time.monotonic() - started
-    # The budget the user set is the one that ended the refresh (the default is 10 s); the cap only guards
-    # against a hang, far from the budget, so a loaded machine cannot flip the verdict.
-    assert {hostvars(inv, f"slow-{i}")["golem_refresh_error"] for i in range(20)} == {
-        "no answer within refresh_timeout (2 s)"}
+    # The budget the user set is the one that ended the refresh (the default is 10 s): the budget's end or a
+    # request's timeout cut to it, whichever came first; the cap only guards against a hang, far from the
+    # budget, so a loaded machine cannot flip the verdict.
+    for i in range(20):
+        assert re.search(BUDGET_OF_2_S, hostvars(inv, f"slow-{i}")["golem_refresh_error"])
     assert elapsed < 60, f"refresh took {elapsed:.1f} s with a 2 s budget"
     assert len(inv.hosts) == 21
     assert members(inv, "golem_unreachable") == sorted(f"slow-{i}" for i in range(20))

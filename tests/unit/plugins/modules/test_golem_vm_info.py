@@ -6,6 +6,7 @@ answers) and a fake payment chain. The real network is in tests/integration/test
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sqlite3
 import time
@@ -225,9 +226,12 @@ def test_refresh_keeps_to_its_time_budget(run: Run, state: StateStore, silent_po
         state.upsert(vm(f"slow-{i}", port=silent_port, ssh_port=20000 + i))
     started = time.monotonic()
     result = run(refresh=True, refresh_timeout=2.0, refresh_concurrency=2, timeout=120)
-    # The budget the user set ended the refresh (the default is 10 s), and no request outlived it: one that
-    # waited its own 120 s timeout would pass the cap, which is far from the budget on a loaded machine too.
-    assert {v["refresh_error"] for v in result["vms"]} == {"no answer within refresh_timeout (2 s)"}
+    # The budget the user set ended the refresh (the default is 10 s): its end or a request's timeout cut to
+    # it, whichever came first. No request outlived it: one that waited its own 120 s timeout would pass the
+    # cap, which is far from the budget on a loaded machine too.
+    for listed in result["vms"]:
+        assert re.search(r"no answer within refresh_timeout \(2 s\)|did not answer within (2|1\.\d+) s \(timeout\)",
+                         listed["refresh_error"]), listed["refresh_error"]
     assert time.monotonic() - started < 60
     assert len(result["vms"]) == 12 and not any(v["provider_reachable"] for v in result["vms"])
 
