@@ -111,7 +111,12 @@ class Lifecycle:
         # The user's own provider_ip/provider_port vouch for an address no id was recorded for.
         vouched = pinned is not None and pinned.provider_id is None and (pinned.ip, pinned.port) == (
             placement.ip, placement.port)
-        return client, lookup(client, self.want.name, record.provider_id, self.identity, vouched=vouched)
+        remote = lookup(client, self.want.name, record.provider_id, self.identity, vouched=vouched)
+        job_id = record.config.get("job_id")
+        if remote is None and record.status == "creating" and job_id:
+            # Another run's create the provider has not reserved the name for yet reads as 404.
+            remote = self.waiter.appeared(client, str(job_id))
+        return client, remote
 
     # -- present / started -------------------------------------------------------------------
     def present(self, record: VMRecord | None, *, create: bool = True) -> VMRecord | None:

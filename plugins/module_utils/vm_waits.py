@@ -66,6 +66,27 @@ class VMWaiter:
                     f"provider {client.http.base_url} failed to create VM {self.name}: {job.error or 'no reason given'}",
                     url=client.http.url(f"/api/v1/vms/jobs/{job_id}"), method="GET")
 
+    def appeared(self, client: Any, job_id: str) -> VMInfo | None:
+        """The VM of a create job the provider answers 404 for; None once the job says it will not show.
+
+        Upstream answers 202 before its job has reserved the name (the reservation first awaits an
+        advert update, about a block), so a VM another run has just created reads as 404 for a moment.
+        While its job is still creating that 404 is no proof: wait. A failed job, a ready job whose VM
+        has gone since, or a job the provider does not know leave the 404 standing.
+        """
+        for _tick in self.poll(f"waiting for VM {self.name} of create job {job_id} to show"):
+            try:
+                job = client.get_job(job_id)
+            except ProviderError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            # The job first: a VM missing after its job was ready has gone since, not yet to come.
+            remote = client.get_vm(self.name, missing_ok=True)
+            if remote is not None or job.status.value != "creating":
+                return remote
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def running(self, client: Any) -> VMInfo:
         for _tick in self.poll(f"waiting for VM {self.name} to run"):
             remote = client.get_vm(self.name, missing_ok=True)

@@ -125,6 +125,24 @@ def create_body(provider: dict, name: str, pub: str) -> dict:
     return vm_body(name, pub, open_stream(provider["provider_id"]) if provider.get("payments") else None)
 
 
+def create_on_provider(provider: dict, body: dict) -> dict:
+    """POST ``body`` the way the requestor does (``?async=true``) and return the job once the VM exists.
+
+    The provider answers 202 before its job has reserved the name (the reservation first awaits an advert
+    update on Golem Base), so a test about "a VM already on the provider" waits for the job, not for the 202.
+    """
+    code, job = http("POST", f"{provider['url']}/api/v1/vms?async=true", body)
+    assert code == 202, job
+
+    def ready() -> bool:
+        state = http("GET", f"{provider['url']}/api/v1/vms/jobs/{job['job_id']}")[1]
+        assert state["status"] != "failed", state
+        return state["status"] == "ready"
+
+    wait_until(ready, what=f"job {job['job_id']} of {body['name']}")
+    return job
+
+
 def control(action: str, **extra: Any) -> dict:
     """Ask the network's daemon to stop or start one of its servers (for fault tests)."""
     sys.path.insert(0, str(REPO / "devnet"))

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .devnet_helpers import REPO, RUN, create_body, discovery_url, http, ssh, status, wait_until
+from .devnet_helpers import REPO, RUN, create_body, create_on_provider, discovery_url, http, ssh, status, wait_until
 
 
 def _name(prefix: str) -> str:
@@ -29,16 +29,8 @@ def _name(prefix: str) -> str:
 def _create_async(provider: dict, name: str, key: str) -> dict:
     # The current providers take payment (a stream on the network's chain); create_body opens one.
     body = create_body(provider, name, key)
-    code, job = http("POST", f"{provider['url']}/api/v1/vms?async=true", body)
-    assert code == 202, job
+    job = create_on_provider(provider, body)
     assert job["status"] == "creating" and job["vm_id"] == name
-
-    def ready():
-        state = http("GET", f"{provider['url']}/api/v1/vms/jobs/{job['job_id']}")[1]
-        assert state["status"] != "failed", state
-        return state["status"] == "ready"
-
-    wait_until(ready, what=f"job {job['job_id']} of {name}")
 
     def access():
         code, body = http("GET", f"{provider['url']}/api/v1/vms/{name}/access")

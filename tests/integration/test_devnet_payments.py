@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from .devnet_helpers import (REPO, devnet_env, http, open_stream, payment_chain, running_vms, status, vm_body,
-                             wait_until)
+from .devnet_helpers import (REPO, create_on_provider, devnet_env, http, open_stream, payment_chain, running_vms, status,
+                             vm_body, wait_until)
 from .payment_chain import ZERO, Reverted, gas_cost, words
 
 CACHE = Path(os.environ.get("GOLEM_DEVNET_CACHE", "/var/cache/golem-vm-devnet"))
@@ -56,18 +56,6 @@ def requestor(devnet) -> Requestor:
 
 def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _create(provider: dict, body: dict) -> None:
-    code, job = http("POST", f"{provider['url']}/api/v1/vms?async=true", body)
-    assert code == 202, job
-
-    def ready():
-        state = http("GET", f"{provider['url']}/api/v1/vms/jobs/{job['job_id']}")[1]
-        assert state["status"] != "failed", state
-        return state["status"] == "ready"
-
-    wait_until(ready, what=f"job of {body['name']}")
 
 
 def _gone_within(provider: dict, name: str, bound: float) -> float:
@@ -134,7 +122,7 @@ def test_a_streamed_vm_is_verified_and_a_top_up_extends_it(providers, ssh_key, c
     se = providers["se"]
     name = _name("paid")
     stream_id = open_stream(se["provider_id"])
-    _create(se, vm_body(name, ssh_key[1], stream_id))
+    create_on_provider(se, vm_body(name, ssh_key[1], stream_id))
     try:
         code, seen = http("GET", f"{se['url']}/api/v1/vms/{name}/stream")
         assert code == 200, seen
@@ -171,7 +159,7 @@ def test_the_provider_deletes_the_vm_when_the_runway_ends(providers, ssh_key, ch
     us = providers["us"]
     name = _name("runout")
     stream_id = open_stream(us["provider_id"], seconds=120)
-    _create(us, vm_body(name, ssh_key[1], stream_id))
+    create_on_provider(us, vm_body(name, ssh_key[1], stream_id))
     time.sleep(3)  # more than one monitor round: a live stream keeps its VM
     assert http("GET", f"{us['url']}/api/v1/vms/{name}")[0] == 200
     chain.advance(121)
@@ -184,7 +172,7 @@ def test_terminate_pays_the_vested_part_refunds_the_rest_and_ends_the_vm(provide
     key, sender = requestor.key, requestor.address
     name = _name("term")
     stream_id = open_stream(se["provider_id"])
-    _create(se, vm_body(name, ssh_key[1], stream_id))
+    create_on_provider(se, vm_body(name, ssh_key[1], stream_id))
     chain.advance(100)  # let something vest
     before = chain.stream(stream_id)
     receipt = chain.send(key, "terminate", stream_id)
@@ -233,7 +221,7 @@ def test_the_oracle_alone_halts_and_the_provider_deletes_a_halted_vm(devnet, pro
     us = providers["us"]
     name = _name("halt")
     stream_id = open_stream(us["provider_id"])
-    _create(us, vm_body(name, ssh_key[1], stream_id))
+    create_on_provider(us, vm_body(name, ssh_key[1], stream_id))
     with pytest.raises(Reverted, match="not oracle"):
         chain.simulate(requestor.address, "haltStream", stream_id)
     receipt = chain.send_unlocked(devnet["payments"]["oracle_address"], "haltStream", stream_id)
@@ -296,7 +284,7 @@ def test_upstream_cli_opens_and_tops_up_a_stream_the_provider_accepts(providers,
     assert (on_chain["sender"], on_chain["deposit"]) == (requestor.address, answer["deposit_wei"])
 
     name = _name("cli")
-    _create(se, vm_body(name, ssh_key[1], stream_id))
+    create_on_provider(se, vm_body(name, ssh_key[1], stream_id))
     try:
         seen = http("GET", f"{se['url']}/api/v1/vms/{name}/stream")[1]
         assert seen["verified"] and seen["stream_id"] == stream_id

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from .devnet_helpers import ProviderLog, create_body, http, keypair, ssh_pasted, state_rows
+from .devnet_helpers import ProviderLog, create_body, create_on_provider, http, keypair, ssh_pasted, state_rows
 
 
 def _name(prefix: str) -> str:
@@ -84,7 +84,7 @@ def test_name_taken_on_provider_fails_unless_adopted(ansible, providers, tmp_pat
     name = _name("taken")
     pub = keypair(tmp_path).with_suffix(".pub").read_text().strip()
     # Made by someone else, paid with a stream of their own.
-    assert http("POST", f"{se['url']}/api/v1/vms?async=true", create_body(se, name, pub))[0] == 202
+    create_on_provider(se, create_body(se, name, pub))
     try:
         clash = ansible.module("golem_vm", {"name": name, "provider_id": se["provider_id"]})
         assert clash["failed"] and "adopt" in clash["msg"] and clash["failure"]["field"] == "name"

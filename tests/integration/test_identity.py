@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from .ansible_runner import BIN, Ansible
-from .devnet_helpers import ProviderLog, create_body, http, plain, ssh_pasted, state_rows
+from .devnet_helpers import ProviderLog, create_body, create_on_provider, http, plain, ssh_pasted, state_rows
 
 IMPOSTOR_IP = "127.0.0.61"
 
@@ -187,7 +187,7 @@ def test_absent_with_a_provider_id_deletes_a_vm_the_state_file_does_not_hold(
     se = providers["se"]
     name = _name("stray")
     _key, pub = ssh_key
-    assert http("POST", f"{se['url']}/api/v1/vms?async=true", create_body(se, name, pub))[0] == 202
+    create_on_provider(se, create_body(se, name, pub))
     try:
         gone = ansible.module("golem_vm", {"name": name, "state": "absent", "provider_id": se["provider_id"]})
         assert not gone["failed"], gone.get("msg")

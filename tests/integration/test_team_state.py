@@ -66,7 +66,9 @@ def test_two_controllers_keep_the_same_fleet_at_once_and_create_each_vm_once(
         for thread in threads:
             thread.join()
         for index, done in results.items():
-            assert done.returncode == 0, f"controller {index + 1}:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+            failed = "\n".join(line for line in done.stdout.splitlines() if "fatal:" in line or "FAILED!" in line)
+            assert done.returncode == 0, (f"controller {index + 1}:\n{failed[:6000]}\n...\n{done.stdout[-3000:]}\n"
+                                          f"{done.stderr[-2000:]}")
         rows = _rows(postgres, pg_schema)
         names = [f"{fleet}-{i:02d}" for i in range(1, 21)]
         assert sorted(rows) == names, "20 rows, one a name"

@@ -67,6 +67,11 @@ class FakeProvider:
         self.stop_status: int | None = None
         # Upstream's pending create: GET says "creating" this many more times, and a DELETE meanwhile does nothing.
         self.pending_gets = 0
+        # Upstream's create before its job has reserved the name: GET says 404 this many more times while the
+        # job still says creating.
+        self.hidden_gets = 0
+        # Earlier jobs by id: their status, None for a job the provider does not know.
+        self.jobs: dict[str, str | None] = {}
         # The create reached the provider, which made the VM, but the answer never came back.
         self.lost_answer: GolemError | None = None
         # Who answers GET /provider/info: the provider itself, unless a test puts another server there.
@@ -78,6 +83,9 @@ class FakeProvider:
 
     def get_vm(self, name: str, *, missing_ok: bool = False) -> VMInfo | None:
         self.calls.append(("get", name))
+        if name in self.vms and self.hidden_gets > 0:
+            self.hidden_gets -= 1
+            return None
         if name in self.vms and self.pending_gets > 0:
             self.pending_gets -= 1
             return vm(name, "creating", None)
@@ -101,7 +109,10 @@ class FakeProvider:
 
     def get_job(self, job_id: str) -> CreateJob:
         self.calls.append(("job", job_id))
-        return CreateJob.model_validate({"job_id": job_id, "vm_id": "x", "status": self.job_status,
+        status = self.jobs.get(job_id, "creating" if self.hidden_gets > 0 else self.job_status)
+        if status is None:
+            raise ProviderError("HTTP 404 Not Found: job not found", status=404)
+        return CreateJob.model_validate({"job_id": job_id, "vm_id": "x", "status": status,
                                          "error": self.job_error})
 
     def get_access(self, name: str) -> AccessInfo:
@@ -160,9 +171,10 @@ def run(store: StateStore, providers: dict[str, FakeProvider], *, state: str = "
     return life, life.run(store.get(name))
 
 
-def recorded(store: StateStore, name: str = "web-1", status: str = "running", ip: str = "127.0.0.2") -> None:
+def recorded(store: StateStore, name: str = "web-1", status: str = "running", ip: str = "127.0.0.2",
+             **extra: Any) -> None:
     config = {"cpu": 1, "memory": 1, "storage": 10, "ssh_port": 20001, "provider_id": "0xse",
-              "provider_port": 7466, "country": "SE", "ssh_key_fingerprint": "SHA256:x"}
+              "provider_port": 7466, "country": "SE", "ssh_key_fingerprint": "SHA256:x", **extra}
     store.upsert(VMRecord(name, ip, name, status, config))
 
 
@@ -322,6 +334,45 @@ def test_absent_waits_until_a_pending_create_can_be_deleted(store, providers):
     life, rec = run(store, providers, state="absent")
     assert se.vms == {} and store.get("web-1") is None and rec is None
     assert se.writes() == [("delete", "web-1")]
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_a_create_whose_job_has_not_reserved_the_name_yet_is_waited_for(store, providers, state):
+    # Another run (a fork, a second controller) recorded the row and its job a moment ago; upstream
+    # answers 404 until that job has reserved the name. Creating again would orphan that VM, and a
+    # DELETE before the name is reserved does nothing upstream.
+    recorded(store, status="creating", job_id="job-7")
+    se = providers["127.0.0.2"]
+    se.vms["web-1"] = vm("web-1")
+    se.hidden_gets = 2
+    life, rec = run(store, providers, state=state, pinned=SE)
+    assert ("job", "job-7") in se.calls
+    if state == "present":
+        assert se.writes() == [], "no second create and no delete"
+        assert rec.status == "running" and store.get("web-1").status == "running"
+    else:
+        assert se.writes() == [("delete", "web-1")] and se.vms == {} and store.get("web-1") is None
+
+
+@pytest.mark.parametrize("job", ["failed", "unknown", "ready"])
+def test_a_404_stands_once_the_job_says_the_vm_will_not_show(store, providers, job):
+    recorded(store, status="creating", job_id="job-7")
+    se = providers["127.0.0.2"]
+    se.jobs["job-7"] = None if job == "unknown" else job
+    life, rec = run(store, providers, pinned=SE)
+    assert any("gone from provider" in a for a in life.out.actions), life.out.actions
+    assert ("create", "web-1") in se.writes() and rec.status == "running"
+
+
+def test_a_job_that_never_shows_its_vm_ends_with_the_budget_and_keeps_the_row(store, providers):
+    recorded(store, status="creating", job_id="job-7")
+    se = providers["127.0.0.2"]
+    se.vms["web-1"] = vm("web-1")
+    se.hidden_gets = 10 ** 6
+    with pytest.raises(TimeoutError_) as err:
+        run(store, providers, pinned=SE, deadline=0.5)
+    assert "create job job-7" in err.value.msg
+    assert se.writes() == [] and store.get("web-1").status == "creating"
 
 
 def test_timeout_while_the_job_runs_keeps_the_row_for_the_next_run(store, providers):
