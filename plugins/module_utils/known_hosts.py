@@ -31,6 +31,7 @@ from ansible_collections.golem.vm.plugins.module_utils._files import (
     file_lock,
     tighten_mode,
 )
+from ansible_collections.golem.vm.plugins.module_utils.endpoints import check_host, check_port, valid_host, valid_port
 from ansible_collections.golem.vm.plugins.module_utils.errors import (
     GolemError,
     ProviderError,
@@ -56,11 +57,17 @@ _MAX_BANNER_BYTES = 8192
 
 
 def host_pattern(host: str, port: int) -> str:
-    """The host field ssh uses: ``[host]:port``, or the bare host on port 22."""
+    """The host field ssh uses: ``[host]:port``, or the bare host on port 22.
+
+    Checked here, where it is written, whoever passed it: a newline or a space in a host from a provider
+    or a tampered state row would otherwise add lines or patterns of its own to known_hosts.
+    """
     host = host.strip().lower()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    return host if int(port) == 22 else f"[{host}]:{int(port)}"
+    check_host(host, field="ssh_host", source="the VM's record")
+    port = check_port(port, field="ssh_port", source="the VM's record")
+    return host if port == 22 else f"[{host}]:{port}"
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,8 @@ class RecordedEndpoints:
         return len(self._plain) + len(self._hashed)
 
     def has(self, host: str, port: int) -> bool:
+        if not _usable(host, port):
+            return False  # nothing of ours is recorded for an address that could never be written
         pattern = host_pattern(host, port)
         if pattern in self._plain:
             return True
@@ -241,8 +250,8 @@ class KnownHosts:
 
     def remove(self, host: str, port: int) -> bool:
         """Forget every key for ``[host]:port``; True if something was removed."""
-        if not os.path.exists(self.path):
-            return False
+        if not os.path.exists(self.path) or not _usable(host, port):
+            return False  # an address that could never be written has no lines to remove
         pattern = host_pattern(host, port)
         with self._lock():
             lines = self._read_lines()
@@ -251,6 +260,11 @@ class KnownHosts:
                 return False
             self._write_lines(new)
         return True
+
+
+def _usable(host: str, port: int) -> bool:
+    host = host.strip().lower()
+    return valid_host(host[1:-1] if host.startswith("[") and host.endswith("]") else host) and valid_port(port)
 
 
 Runner = Callable[[list[str]], "tuple[int, str, str]"]
@@ -297,7 +311,8 @@ def scan_host_keys(
 
 def _scan(keyscan: str, host: str, port: int, per_connection: int, key_types: tuple[str, ...],
           run: Runner | None) -> tuple[list[HostKey], int, str]:
-    command = [keyscan, "-T", str(per_connection), "-p", str(int(port)), "-t", ",".join(key_types), host]
+    # "--": whatever the host is, it is never read as an option.
+    command = [keyscan, "-T", str(per_connection), "-p", str(int(port)), "-t", ",".join(key_types), "--", host]
     # Each connection is bounded by -T, so it cannot hang even under run_command, which has no
     # timeout of its own.
     runner = run or _subprocess_runner(per_connection * (len(key_types) + 1) + 5)

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TypeVar
 
+from ansible_collections.golem.vm.plugins.module_utils.endpoints import host_problem, ip_problem, port_problem
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.resources import (
     cpu_problem,
@@ -182,6 +183,9 @@ class Advertisement(WireModel):
     def _ip_literal(cls, value: str) -> str:
         # The address becomes part of a URL; a hostname or anything with '/' or '@' in it
         # could send our requests somewhere else. Discovery itself only stores IPv4 literals.
+        problem = ip_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return str(ipaddress.ip_address(value))
 
     @field_validator("created_at", "updated_at")
@@ -200,6 +204,11 @@ class VMInfo(WireModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     error_message: str | None = None
+
+    @field_validator("ssh_port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        return _port_or_none(value)
 
     @model_validator(mode="after")
     def _name_defaults_to_id(self) -> VMInfo:
@@ -221,6 +230,19 @@ class AccessInfo(WireModel):
     vm_id: str
     multipass_name: str | None = None
     status: str | None = None
+
+    @field_validator("ssh_host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        # It becomes an ssh destination, a known_hosts line and an Ansible host.
+        if value is not None and (problem := host_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("ssh_port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        return _port_or_none(value)
 
 
 class CreateJob(WireModel):
@@ -305,6 +327,12 @@ def _loc(loc: tuple[Any, ...]) -> str:
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
+
+
+def _port_or_none(value: int | None) -> int | None:
+    if value is not None and (problem := port_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
 
 
 def _show(value: Any, limit: int = 80) -> str:

@@ -10,12 +10,12 @@ VM's provider (or of ``provider_ip``): the address a provider checks its streams
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.golem.vm.plugins.module_utils.endpoints import ip_problem
 from ansible_collections.golem.vm.plugins.module_utils.errors import IdentityError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
 from ansible_collections.golem.vm.plugins.module_utils.payment_options import check_payment_options
@@ -60,11 +60,8 @@ def check_stream_options(params: dict[str, Any]) -> int | None:
         if name is not None:
             raise ValidationError("provider_ip is for a stream given by stream_id; a VM's provider is in its row",
                                   field="provider_ip", value=ip)
-        try:
-            ipaddress.ip_address(ip)
-        except ValueError:
-            raise ValidationError(f"provider_ip {ip!r} is not an IP address", field="provider_ip",
-                                  value=ip) from None
+        if ip_problem(ip) is not None:
+            raise ValidationError(f"provider_ip {ip!r} is not an IP address", field="provider_ip", value=ip)
     if params["wait_timeout"] <= 0:
         raise ValidationError(f"wait_timeout {params['wait_timeout']} must be more than 0 seconds",
                               field="wait_timeout", value=params["wait_timeout"])

@@ -14,6 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.golem.vm.plugins.module_utils.endpoints import (
+    host_problem,
+    path_problem,
+    port_problem,
+    show,
+    user_problem,
+)
+
 
 @dataclass
 class VMRecord:
@@ -77,6 +85,29 @@ class VMRecord:
     def ssh_host(self) -> str:
         # The provider's /access may name a host; otherwise its SSH proxy is on the provider IP.
         return self._str("ssh_host") or self.provider_ip
+
+    def endpoint_problem(self) -> str | None:
+        """Why this row's SSH endpoint must not be used (a row someone else wrote may hold anything), or None.
+
+        Host, ports, login name and key path: each ends up on an ssh command line, in an ssh_config or
+        known_hosts file, or as an Ansible host.
+
+        Only what the row holds is judged: a port or host not recorded yet is no problem here.
+        """
+        values = (("provider_ip", self.provider_ip, host_problem), ("ssh_host", self._str("ssh_host"), host_problem),
+                  ("ssh_port", self.config.get("ssh_port"), port_problem),
+                  ("provider_port", self.config.get("provider_port"), port_problem),
+                  ("ssh_user", self._str("ssh_user"), user_problem),
+                  ("ssh_private_key_path", self._str("ssh_private_key_path"), path_problem))
+        for field_name, value, problem_of in values:
+            if value is None or (field_name == "provider_ip" and value == ""):
+                continue
+            if isinstance(value, str) and field_name.endswith("_port") and value.strip().isdigit():
+                value = int(value)  # the upstream CLI's rows may hold ports as text
+            problem = problem_of(value)
+            if problem is not None:
+                return f"its {field_name} {show(value)} {problem}"
+        return None
 
     @property
     def ssh_user(self) -> str | None:

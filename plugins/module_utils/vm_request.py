@@ -7,7 +7,6 @@ the name, resources and paths are trusted.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any, Callable, NamedTuple
 
 from ansible_collections.golem.vm.plugins.module_utils import settings
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.endpoints import ip_problem, user_problem
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
@@ -24,7 +24,6 @@ from ansible_collections.golem.vm.plugins.module_utils.resources import Resource
 from ansible_collections.golem.vm.plugins.module_utils.state import check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.vm_fields import check_labels, country_code
 
-USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 # Provider ids are Ethereum addresses upstream; anything that could add a URL path segment or
 # query ("/", "?", "#", "%", spaces) is refused before it reaches discovery's URL.
 PROVIDER_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:-]{0,127}")
@@ -49,13 +48,9 @@ def check_scalars(params: dict[str, Any]) -> None:
             f"provider_id {provider_id!r} is not a provider id; give an address such as 0x1234...abcd "
             "(letters, digits, '.', ':', '_' and '-' only)", field="provider_id", value=provider_id)
     ip = params.get("provider_ip")
-    if ip is not None:
-        try:
-            ipaddress.ip_address(ip)
-        except ValueError:
-            raise ValidationError(
-                f"provider_ip {ip!r} is not an IP address; give a provider's address, or its provider_id",
-                field="provider_ip", value=ip) from None
+    if ip is not None and ip_problem(ip) is not None:
+        raise ValidationError(f"provider_ip {ip!r} is not an IP address; give a provider's address, or its provider_id",
+                              field="provider_ip", value=ip)
     timeout = params.get("wait_timeout")
     if timeout is not None and timeout <= 0:
         raise ValidationError(
@@ -64,7 +59,7 @@ def check_scalars(params: dict[str, Any]) -> None:
     if stream_id is not None and stream_id < 0:
         raise ValidationError(f"stream_id {stream_id} must not be negative", field="stream_id", value=stream_id)
     user = params.get("ssh_user")
-    if user is not None and not USER.fullmatch(user):
+    if user is not None and user_problem(user) is not None:
         raise ValidationError(f"ssh_user {user!r} is not a valid user name", field="ssh_user", value=user)
     image = params.get("image")
     if image is not None and (not image.strip() or any(c.isspace() for c in image)):

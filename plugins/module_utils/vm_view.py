@@ -25,14 +25,18 @@ def ssh_command(
     parts += ["-p", str(port)]
     if known_hosts_path:
         parts += ["-o", f"UserKnownHostsFile={known_hosts_path}", "-o", "StrictHostKeyChecking=yes"]
-    parts.append(f"{user or 'root'}@{host}")
+    # "--": a user or host from a state row someone else wrote is never read as an ssh option.
+    parts += ["--", f"{user or 'root'}@{host}"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
 def represent_vm(record: VMRecord, *, known_hosts_path: str | None = None) -> dict[str, Any]:
-    """The flat, JSON-safe ``vm`` dict of a recorded VM."""
-    ssh_port = record.ssh_port
+    """The flat, JSON-safe ``vm`` dict of a recorded VM; a row whose addresses break the rules for them
+    (someone else may have written it) gets no SSH endpoint and no line to paste, and says why."""
+    refused = record.endpoint_problem()
+    ssh_port = None if refused else record.ssh_port
     ssh_host = record.ssh_host if ssh_port else None
+    error = record.error or (f"its SSH endpoint is not used: {refused}" if refused else None)
     return {
         "name": record.name,
         "provider_id": record.provider_id,
@@ -56,7 +60,7 @@ def represent_vm(record: VMRecord, *, known_hosts_path: str | None = None) -> di
         "stream_id": record.stream_id,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
-        "error": record.error,
+        "error": error,
     }
 
 

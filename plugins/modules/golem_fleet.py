@@ -130,7 +130,7 @@ vms:
   type: list
   elements: dict
   sample: [{name: web-01, provider_id: "0x12...", country: SE, status: running, ssh_port: 20001,
-            ssh_command: "ssh -i /home/me/.golem/requestor/ssh/golem_id_ed25519 -p 20001 root@203.0.113.7"}]
+            ssh_command: "ssh -i /home/me/.golem/requestor/ssh/golem_id_ed25519 -p 20001 -- root@203.0.113.7"}]
 created:
   description: Names of the VMs created (in check mode, that would be created).
   returned: always

@@ -217,7 +217,7 @@ vms:
       description: An C(ssh) command line to paste; it checks the VM's host key strictly against O(known_hosts_path).
       type: str
       sample: "ssh -i /home/me/.golem/requestor/ssh/golem_id_ed25519 -p 50800
-        -o UserKnownHostsFile=/home/me/.golem/requestor/known_hosts -o StrictHostKeyChecking=yes root@203.0.113.7"
+        -o UserKnownHostsFile=/home/me/.golem/requestor/known_hosts -o StrictHostKeyChecking=yes -- root@203.0.113.7"
     labels: {description: "The VM's labels; empty when it has none.", type: dict, sample: {role: web}}
     stream_id: {description: "Id of the VM's payment stream, when it has one.", type: int, sample: 7}
     created_at: {description: When the VM was recorded (UTC)., type: str, sample: "2026-11-27 08:00:00"}

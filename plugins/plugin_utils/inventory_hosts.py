@@ -81,6 +81,10 @@ class HostBuilder:
         """``live`` and ``stream`` (a stream_runways.StreamRunway) come from a refresh; None without one."""
         if not record.ok:
             raise SkipHost(record.config_error or "its config is unreadable")
+        refused = record.endpoint_problem()
+        if refused is not None:
+            # Never an Ansible host, an ssh option or an ssh_config line: checked where it is read.
+            raise SkipHost(refused)
         port = record.ssh_port
         if not port:
             raise SkipHost(f"no SSH port is recorded (status {record.status or 'unknown'})")

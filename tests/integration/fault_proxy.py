@@ -40,6 +40,7 @@ KINDS = {
     "garbage": "passes the request through, then answers 200 with an HTML page instead",
     "drop_after": "passes the request through (the server does the work), then resets the connection",
     "hook": "passes the request on, runs hook() while the server works on it, then relays what comes back",
+    "rewrite": "passes the request through, then answers with rewrite(body) instead of the server's body",
 }
 
 
@@ -55,6 +56,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     hook: Callable[[], Any] | None = None
+    rewrite: Callable[[bytes], bytes] | None = None
     seen: int = 0
     fired: int = 0
     hung_up: int = 0  # hold_answer: clients that gave up waiting
@@ -213,6 +215,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 _reset(self.connection)
                 return
+            if fault is not None and kind == "rewrite" and fault.rewrite is not None:
+                data = fault.rewrite(data)
             if fault is not None and kind == "garbage":
                 page = b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
                 self._answer(200, page, {"Content-Type": "text/html"})

@@ -457,11 +457,13 @@ def test_hostname_template_from_the_environment_is_trusted(inventory: Build, fle
 
 
 def test_vm_data_is_never_evaluated_as_a_template(inventory: Build, state: StateStore) -> None:
-    state.upsert(vm("sly-1", ssh_user="{{ 6 * 7 }}", country="{{ 'X' * 3 }}"))
-    inv = inventory({"hostname": "{{ golem_name }}-{{ golem_ssh_user }}", "compose": {"user_copy": "golem_ssh_user"}})
+    # (A login name of "{{ 6 * 7 }}" is no login name: such a row is no host at all; see the bad endpoint test.)
+    state.upsert(vm("sly-1", country="{{ 6 * 7 }}", labels={"role": "{{ 'X' * 3 }}"}))
+    inv = inventory({"hostname": "{{ golem_name }}-{{ golem_country }}",
+                     "compose": {"role_copy": "golem_labels.role"}})
     assert list(inv.hosts) == ["sly-1-{{ 6 * 7 }}"]
     host = hostvars(inv, "sly-1-{{ 6 * 7 }}")
-    assert host["ansible_user"] == "{{ 6 * 7 }}" and host["user_copy"] == "{{ 6 * 7 }}"
+    assert host["golem_country"] == "{{ 6 * 7 }}" and host["role_copy"] == "{{ 'X' * 3 }}"
 
 
 def test_hostname_template_failure_warns_and_falls_back_unless_strict(
@@ -748,3 +750,23 @@ def test_query_rejects_a_budget_that_is_not_a_positive_number(budget: float) -> 
                "providers": [], "filters": {}, "refresh": True, "refresh_timeout": budget, "refresh_concurrency": 4}
     with pytest.raises(GolemError, match="refresh_timeout must be more than 0 seconds"):
         Query.from_options(options.__getitem__, options.get)
+
+
+@pytest.mark.parametrize(("config", "field"), [
+    ({"ssh_host": '127.0.0.2\nMatch exec "touch /tmp/pwned"\nHost zz'}, "ssh_host"),
+    ({"ssh_host": "-oProxyCommand=touch"}, "ssh_host"),
+    ({"port": 70000}, "ssh_port"),
+    ({"provider_port": 0}, "provider_port"),
+    ({"ssh_user": "root\nHost *"}, "ssh_user"),
+    ({"ssh_user": "{{ 6 * 7 }}"}, "ssh_user"),
+    ({"ssh_private_key_path": "/k/id\nMatch exec id"}, "ssh_private_key_path"),
+])
+def test_a_row_with_a_bad_endpoint_is_never_an_ansible_host(
+        inventory: Build, state: StateStore, messages: Messages, config: dict[str, Any], field: str) -> None:
+    """A state row someone else wrote (a shared PostgreSQL state, a tampered file) is judged where it is read."""
+    state.upsert(vm("good-1"))
+    state.upsert(vm("bad-1", **config))
+    inv = inventory({})
+    assert sorted(inv.hosts) == ["good-1"]
+    [warning] = [m for m in messages.warnings if "bad-1" in m]
+    assert field in warning and "\n" not in warning

@@ -51,7 +51,7 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], tuple[str, ...]]] = {
     "no-provider-id": (_drop("golem_provider_id"), ("string annotation golem_provider_id is missing",)),
     "no-ip": (_drop("golem_ip_address"), ("string annotation golem_ip_address is missing",)),
     "ip-not-an-address": (_set("stringAnnotations", "golem_ip_address", "999.1.1.1"),
-                          ("annotation golem_ip_address is '999.1.1.1': '999.1.1.1' does not appear to be an IPv4 or IPv6 address",)),
+                          ("annotation golem_ip_address is '999.1.1.1': is not an IP address (IPv4 or IPv6)",)),
     "price-word": (_set("stringAnnotations", "golem_price_usd_core_month", "cheap"),
                    ("price annotation golem_price_usd_core_month is 'cheap', not a price",)),
     "price-nan": (_set("stringAnnotations", "golem_price_glm_ram_gb_month", "nan"),

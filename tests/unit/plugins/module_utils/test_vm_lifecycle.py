@@ -23,7 +23,7 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import (
     ValidationError,
 )
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import HostKey, KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.models import AccessInfo, CreateJob, ProviderInfo, VMInfo
+from ansible_collections.golem.vm.plugins.module_utils.models import AccessInfo, CreateJob, ProviderInfo, VMInfo, parse_wire
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
@@ -77,6 +77,8 @@ class FakeProvider:
         # Who answers GET /provider/info: the provider itself, unless a test puts another server there.
         self.info_id: str | None = placement.provider_id
         self.http = FakeHttp(placement.ip)
+        # What GET /vms/NAME/access answers instead of the provider's own address and the VM's port.
+        self.access_answer: dict[str, Any] | None = None
 
     def set_deadline(self, deadline: Deadline | None) -> None:
         pass
@@ -117,8 +119,9 @@ class FakeProvider:
 
     def get_access(self, name: str) -> AccessInfo:
         self.calls.append(("access", name))
-        return AccessInfo.model_validate({"ssh_host": self.placement.ip, "ssh_port": self.vms[name].ssh_port,
-                                          "vm_id": name})
+        answer = self.access_answer or {"ssh_host": self.placement.ip, "ssh_port": self.vms[name].ssh_port}
+        return parse_wire(AccessInfo, {**answer, "vm_id": name}, source=f"provider {self.http.base_url}",
+                          what="access info", request=f"GET /api/v1/vms/{name}/access")
 
     def stop_vm(self, name: str) -> VMInfo:
         self.calls.append(("stop", name))
@@ -684,3 +687,38 @@ def test_an_mvp_provider_with_no_recorded_id_is_vouched_for_only_by_the_tasks_ow
     pin = Placement("127.0.0.2", 7466, None, None)
     _life, rec = run_with(store, providers, ProviderIdentity(), state="absent", pinned=pin)
     assert rec is None and store.get("web-1") is None
+
+
+# -- a provider's SSH endpoint is checked before anything uses it ---------------------------------
+
+
+@pytest.mark.parametrize(("answer", "field", "shown"), [
+    ({"ssh_host": '127.0.0.2\nMatch exec "touch /tmp/x"\nHost zz', "ssh_port": 20001}, "ssh_host",
+     "'127.0.0.2\\nMatch exec"),
+    ({"ssh_host": "-oProxyCommand=touch", "ssh_port": 20001}, "ssh_host", "'-oProxyCommand=touch'"),
+    ({"ssh_host": "127.0.0.2 other", "ssh_port": 20001}, "ssh_host", "'127.0.0.2 other'"),
+    ({"ssh_host": "127.0.0.2", "ssh_port": 70000}, "ssh_port", "70000"),
+    ({"ssh_host": "127.0.0.2", "ssh_port": 0}, "ssh_port", "0"),
+])
+def test_a_hostile_ssh_endpoint_fails_the_task_and_keeps_the_vm_recorded_without_it(
+        store, providers, answer, field, shown):
+    se = providers["127.0.0.2"]
+    se.access_answer = answer
+    with pytest.raises(ValidationError) as err:
+        run(store, providers, pinned=SE)
+    msg = err.value.msg
+    assert "provider http://127.0.0.2:7466" in msg and f"'{field}'" in msg and shown in msg, msg
+    assert "\n" not in msg, "the value is shown escaped, never as a new line"
+    row = store.get("web-1")
+    # The VM exists on the provider: its row stays, so state=absent deletes it, but with no endpoint anyone uses.
+    assert row.status == "error" and "ssh_host" not in row.config and "ssh_port" not in row.config
+    assert field in row.error
+    assert not (Path(store.path).parent / "known_hosts").exists()
+    life, gone = run(store, providers, state="absent")
+    assert gone is None and store.get("web-1") is None and "web-1" not in se.vms
+
+
+def test_localhost_from_a_provider_means_its_own_address(store, providers):
+    providers["127.0.0.2"].access_answer = {"ssh_host": "localhost", "ssh_port": 20001}
+    _life, rec = run(store, providers, pinned=SE)
+    assert rec.ssh_host == "127.0.0.2" and store.get("web-1").config["ssh_host"] == "127.0.0.2"
