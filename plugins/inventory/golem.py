@@ -295,6 +295,7 @@ from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.vars import combine_vars
 
+from ansible_collections.golem.vm.plugins.module_utils.endpoints import show, word_problem
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.provider_refresh import effective_status
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
@@ -405,7 +406,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 entry = builder.build(record, live, stream)
             except SkipHost as exc:
                 skipped += 1
-                self.display.warning(f"golem inventory: skipped VM {record.name}: {exc}")
+                shown = record.name if word_problem(record.name) is None else show(record.name)
+                self.display.warning(f"golem inventory: skipped VM {shown}: {exc}")
                 continue
             hostname = self._hostname(template, entry, strict) if template else entry.name
             if hostname in hostnames:
@@ -452,6 +454,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         try:
             hostname = self.templar.template(template)
             problem = None if hostname not in (None, "") else "gave an empty host name"
+            if problem is None and word_problem(str(hostname)) is not None:
+                # A label or other row text in the template must not put a line into ssh_config.yml's file.
+                problem = f"gave {show(str(hostname))}, which {word_problem(str(hostname))}"
         except Exception as exc:  # any template error: strict decides, as for compose
             problem = f"failed: {exc}"
         if problem is None:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.golem.vm.plugins.module_utils.endpoints import port_problem
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils import settings
 from ansible_collections.golem.vm.plugins.module_utils.discovery import Discovery, open_discovery
@@ -98,7 +99,7 @@ def check_connection_options(params: dict[str, Any]) -> None:
     _check_url("golem_base_rpc_url", params["golem_base_rpc_url"], settings.DEFAULT_GOLEM_BASE_RPC_URL)
     check_query_value("payments_network", params["payments_network"])
     port = params["provider_port"]
-    if not 1 <= port <= 65535:
+    if port_problem(port) is not None:
         raise ValidationError(f"provider_port {port} is outside 1-65535", field="provider_port", value=port)
     timeout = params["timeout"]
     if not timeout > 0:

@@ -75,9 +75,23 @@ def user_problem(value: Any) -> str | None:
 
 def path_problem(value: Any) -> str | None:
     """Why ``value`` cannot stand in an ssh option or an ssh_config line as a file path, or None."""
-    if not isinstance(value, str) or not value or any(ord(c) < 32 or ord(c) == 127 for c in value):
-        return "is not a file path without control characters"
+    if not isinstance(value, str) or not value or '"' in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "is not a file path without control characters or '\"'"
     return None
+
+
+def word_problem(value: Any) -> str | None:
+    """Why ``value`` cannot stand as one word in an ssh_config line (a VM's name, an inventory host name)."""
+    if not isinstance(value, str) or not value or any(c.isspace() or not c.isprintable() for c in value):
+        return "is not one word (it is empty, or has white space or control characters)"
+    return None
+
+
+def port_of(value: Any) -> Any:
+    """A port as a row may hold it: a whole number, or its digits as text (upstream's CLI); else as it is."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return value
 
 
 def show(value: Any, limit: int = 80) -> str:
@@ -103,10 +117,12 @@ def check_port(value: Any, *, field: str, source: str) -> int:
 
 
 def valid_host(value: Any) -> bool:
+    """Whether ``value`` passes :func:`host_problem`."""
     return host_problem(value) is None
 
 
 def valid_port(value: Any) -> bool:
+    """Whether ``value`` passes :func:`port_problem`."""
     return port_problem(value) is None
 
 

@@ -224,7 +224,9 @@ class KnownHosts:
         return kept
 
     def keys_for(self, host: str, port: int) -> list[HostKey]:
-        """Keys recorded for ``[host]:port``; an absent file records nothing."""
+        """Keys recorded for ``[host]:port``; an absent file, or an address that could never be written, has none."""
+        if not _usable(host, port):
+            return []
         return self._keys_in(self._read_lines(), host_pattern(host, port))
 
     def recorded(self) -> RecordedEndpoints:

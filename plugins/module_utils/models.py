@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TypeVar
 
-from ansible_collections.golem.vm.plugins.module_utils.endpoints import host_problem, ip_problem, port_problem
+from ansible_collections.golem.vm.plugins.module_utils.endpoints import host_problem, ip_problem, port_problem, show
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.resources import (
     cpu_problem,
@@ -335,11 +335,6 @@ def _port_or_none(value: int | None) -> int | None:
     return value
 
 
-def _show(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def _reason(error: dict[str, Any]) -> str:
     # pydantic prefixes messages raised from our validators with "Value error, ".
     msg = str(error.get("msg", "invalid"))
@@ -363,9 +358,9 @@ def from_pydantic(
         msg = f"{said} {what} without the required field '{field}'"
         value = None
     elif not field:
-        msg = f"{said} {what} that is {_show(value)}: {_reason(first)}"
+        msg = f"{said} {what} that is {show(value)}: {_reason(first)}"
     else:
-        msg = f"{said} {what} whose field '{field}' is {_show(value)}: {_reason(first)}"
+        msg = f"{said} {what} whose field '{field}' is {show(value)}: {_reason(first)}"
     if len(errors) > 1:
         msg += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return ValidationError(msg, field=field or None, value=value)
@@ -391,5 +386,5 @@ def build_create_request(**fields: Any) -> CreateVMRequest:
         if first.get("type") == "missing":
             msg = f"{field} is required to create a VM"
         else:
-            msg = f"{field} is {_show(value)}: {_reason(first)}"
+            msg = f"{field} is {show(value)}: {_reason(first)}"
         raise ValidationError(msg, field=field or None, value=value) from None

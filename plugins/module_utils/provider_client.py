@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.endpoints import check_host, check_port
 from ansible_collections.golem.vm.plugins.module_utils.errors import IdentityError, ProviderError
 from ansible_collections.golem.vm.plugins.module_utils.http import (
     API_PREFIX,
@@ -54,6 +55,9 @@ class ProviderClient:
 
     def __init__(self, ip_address: str, port: int = DEFAULT_PROVIDER_PORT, *,
                  info_memo: ProviderInfoMemo | None = None, **http_options: Any) -> None:
+        # Where a provider's address becomes a URL: a recorded one may come from a row someone else wrote.
+        check_host(ip_address, field="provider_ip", source="the provider's recorded address")
+        check_port(port, field="provider_port", source="the provider's recorded address")
         self.info_memo = info_memo
         http_options.setdefault("hint", f"check that the provider runs and that port {port} is reachable")
         http_options.setdefault("party", f"the provider at {provider_url(ip_address, port)}")

@@ -185,7 +185,8 @@ class Lifecycle:
             )
         port = remote.ssh_port or record.ssh_port or self.waiter.access(client).ssh_port
         if record.status != "running" or record.ssh_port != port:
-            record = self._sync_status(record, "running", ssh_port=port)
+            # An error the row recorded is over once its provider runs the VM.
+            record = self._sync_status(record, "running", ssh_port=port, error=None)
         if self.want.wait:
             known = probe is not None and probe.answered(record) and self.known_hosts.keys_for(
                 record.ssh_host, record.ssh_port)

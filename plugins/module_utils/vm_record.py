@@ -17,9 +17,11 @@ from typing import Any
 from ansible_collections.golem.vm.plugins.module_utils.endpoints import (
     host_problem,
     path_problem,
+    port_of,
     port_problem,
     show,
     user_problem,
+    word_problem,
 )
 
 
@@ -43,11 +45,8 @@ class VMRecord:
         value = self.config.get(key)
         if isinstance(value, bool):
             return None
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        return None
+        value = port_of(value)
+        return value if isinstance(value, int) else None
 
     def _str(self, key: str) -> str | None:
         value = self.config.get(key)
@@ -94,7 +93,8 @@ class VMRecord:
 
         Only what the row holds is judged: a port or host not recorded yet is no problem here.
         """
-        values = (("provider_ip", self.provider_ip, host_problem), ("ssh_host", self._str("ssh_host"), host_problem),
+        values = (("name", self.name, word_problem),
+                  ("provider_ip", self.provider_ip, host_problem), ("ssh_host", self._str("ssh_host"), host_problem),
                   ("ssh_port", self.config.get("ssh_port"), port_problem),
                   ("provider_port", self.config.get("provider_port"), port_problem),
                   ("ssh_user", self._str("ssh_user"), user_problem),
@@ -102,8 +102,8 @@ class VMRecord:
         for field_name, value, problem_of in values:
             if value is None or (field_name == "provider_ip" and value == ""):
                 continue
-            if isinstance(value, str) and field_name.endswith("_port") and value.strip().isdigit():
-                value = int(value)  # the upstream CLI's rows may hold ports as text
+            if field_name.endswith("_port"):
+                value = port_of(value)  # the upstream CLI's rows may hold ports as text
             problem = problem_of(value)
             if problem is not None:
                 return f"its {field_name} {show(value)} {problem}"

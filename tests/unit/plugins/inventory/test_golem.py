@@ -458,12 +458,13 @@ def test_hostname_template_from_the_environment_is_trusted(inventory: Build, fle
 
 def test_vm_data_is_never_evaluated_as_a_template(inventory: Build, state: StateStore) -> None:
     # (A login name of "{{ 6 * 7 }}" is no login name: such a row is no host at all; see the bad endpoint test.)
-    state.upsert(vm("sly-1", country="{{ 6 * 7 }}", labels={"role": "{{ 'X' * 3 }}"}))
+    # (Nor is a host name with spaces: templates without them here.)
+    state.upsert(vm("sly-1", country="{{6*7}}", labels={"role": "{{ 'X' * 3 }}"}))
     inv = inventory({"hostname": "{{ golem_name }}-{{ golem_country }}",
                      "compose": {"role_copy": "golem_labels.role"}})
-    assert list(inv.hosts) == ["sly-1-{{ 6 * 7 }}"]
-    host = hostvars(inv, "sly-1-{{ 6 * 7 }}")
-    assert host["golem_country"] == "{{ 6 * 7 }}" and host["role_copy"] == "{{ 'X' * 3 }}"
+    assert list(inv.hosts) == ["sly-1-{{6*7}}"]
+    host = hostvars(inv, "sly-1-{{6*7}}")
+    assert host["golem_country"] == "{{6*7}}" and host["role_copy"] == "{{ 'X' * 3 }}"
 
 
 def test_hostname_template_failure_warns_and_falls_back_unless_strict(
@@ -770,3 +771,19 @@ def test_a_row_with_a_bad_endpoint_is_never_an_ansible_host(
     assert sorted(inv.hosts) == ["good-1"]
     [warning] = [m for m in messages.warnings if "bad-1" in m]
     assert field in warning and "\n" not in warning
+
+
+def test_a_row_whose_name_would_be_two_words_is_never_a_host(inventory: Build, state: StateStore,
+                                                             messages: Messages) -> None:
+    state.upsert(vm("good-1"))
+    state.upsert(vm("web\n    ProxyCommand touch /tmp/pwned"))
+    assert sorted(inventory({}).hosts) == ["good-1"]
+    assert any("name" in m and "\n" not in m for m in messages.warnings)
+
+
+def test_a_hostname_template_that_makes_two_words_falls_back_to_the_name(inventory: Build, state: StateStore,
+                                                                         messages: Messages) -> None:
+    state.upsert(vm("web-1", labels={"role": "web\nHost *\n  ProxyCommand touch /tmp/pwned"}))
+    inv = inventory({"hostname": "{{ golem_name }}-{{ golem_labels.role }}"})
+    assert list(inv.hosts) == ["web-1"]
+    assert any("hostname template" in m and "one word" in m for m in messages.warnings)

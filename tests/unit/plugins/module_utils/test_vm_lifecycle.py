@@ -722,3 +722,21 @@ def test_localhost_from_a_provider_means_its_own_address(store, providers):
     providers["127.0.0.2"].access_answer = {"ssh_host": "localhost", "ssh_port": 20001}
     _life, rec = run(store, providers, pinned=SE)
     assert rec.ssh_host == "127.0.0.2" and store.get("web-1").config["ssh_host"] == "127.0.0.2"
+
+
+def test_absent_of_a_tampered_row_deletes_and_forgets_it(store, providers):
+    # A shared state row someone wrote with a host no file may take: nothing is written from it, and it goes.
+    store.upsert(VMRecord("web-1", "127.0.0.2", "web-1", "running",
+                          {"ssh_port": 20001, "provider_port": 7466, "ssh_host": "127.0.0.2\nHost *"}))
+    providers["127.0.0.2"].vms["web-1"] = vm("web-1")
+    life, rec = run(store, providers, state="absent")
+    assert rec is None and store.get("web-1") is None and life.out.changed
+    assert providers["127.0.0.2"].writes() == [("delete", "web-1")]
+
+
+def test_a_row_s_provider_address_never_becomes_a_url_unchecked():
+    from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
+
+    for ip, port in (("a@b.example", 7466), ("127.0.0.2/x", 7466), ("127.0.0.2", 0), ("127.0.0.2", 70000)):
+        with pytest.raises(ValidationError):
+            ProviderClient(ip, port)
