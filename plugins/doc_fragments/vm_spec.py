@@ -75,6 +75,19 @@ options:
       - The user to log in as. Upstream's cloud-init installs the key for V(root).
     type: str
     default: root
+  allow_foreign_ssh_host:
+    description:
+      - Accept an SSH host that a provider names for a new VM although it is not the provider's own address
+        (the address its API answered on, or a host name resolving to it, which is recorded as that address).
+        Upstream providers answer their own address, or V(localhost) for it, which counts as their own.
+      - By default such a VM is refused, so a provider cannot point Ansible, with your key, at another machine.
+        The VM stays recorded with status V(error) and no SSH endpoint, so O(golem.vm.golem_vm#module:state=absent)
+        deletes it (and ends its payment stream).
+      - Whatever this says, a host that is not an IP address or an RFC 1123 host name, or a port outside 1 to
+        65535, is always refused.
+    type: bool
+    default: false
+    version_added: 0.3.0
   state_path:
     description:
       - The state file (SQLite) where VMs are recorded, in the upstream C(golem) CLI's format.

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
+from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
@@ -126,12 +128,51 @@ def valid_port(value: Any) -> bool:
     return port_problem(value) is None
 
 
-def ssh_host_of(answered: str | None, *, provider_ip: str, source: str) -> str:
+Resolve = Callable[[str], "list[str]"]
+
+
+def _addresses(name: str) -> list[str]:
+    try:
+        return sorted({info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)})
+    except (OSError, UnicodeError):
+        return []
+
+
+def ssh_host_of(answered: str | None, *, provider_ip: str, source: str, allow_foreign: bool = False,
+                resolve: Resolve = _addresses) -> str:
     """The host to record for a VM's SSH, from what its provider answered.
 
     No host, or upstream's ``localhost`` (a provider without a public address configured), means the
-    provider's own address; any other host must be an IP address or an RFC 1123 name.
+    provider's own address. Any other host must be an IP address or an RFC 1123 name, and it must be
+    the provider's own address (or a name resolving to it, recorded as that address, so a later DNS
+    answer cannot move Ansible elsewhere) unless the user allowed foreign hosts: otherwise a provider
+    could send the user's key and Ansible to a machine of its choosing.
     """
     if answered is None or answered.lower() == PROVIDER_SELF:
         return provider_ip
-    return check_host(answered, field="ssh_host", source=source)
+    host = check_host(answered, field="ssh_host", source=source)
+    if _same_ip(host, provider_ip):
+        return host
+    if allow_foreign:
+        return host
+    if not _is_ip(host) and any(_same_ip(address, provider_ip) for address in resolve(host)):
+        return provider_ip
+    raise ValidationError(
+        f"{source} gave ssh_host {show(host)}, which is not its own address {provider_ip}; a provider pointing "
+        "SSH elsewhere could send your key and Ansible to another machine. Set allow_foreign_ssh_host=true "
+        "only for a provider you trust to do so", field="ssh_host", value=show(host))
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _same_ip(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False

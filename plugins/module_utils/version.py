@@ -7,4 +7,4 @@ It must match ``version`` in galaxy.yml; a unit test checks that it does.
 
 from __future__ import annotations
 
-COLLECTION_VERSION = "0.2.0"
+COLLECTION_VERSION = "0.3.0"

@@ -212,7 +212,8 @@ class CreateTransaction:
         try:
             access = self.waiter.access(client)
             ssh_host = ssh_host_of(access.ssh_host, provider_ip=placement.ip or "",
-                                   source=f"provider {client.http.base_url}")
+                                   source=f"provider {client.http.base_url}",
+                                   allow_foreign=self.want.allow_foreign_ssh_host)
         except ValidationError as exc:
             # The VM exists and may be paid for: it stays recorded, with no endpoint that Ansible or a file
             # could use, so state=absent deletes it.

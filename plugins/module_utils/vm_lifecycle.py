@@ -44,6 +44,10 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 from ansible_collections.golem.vm.plugins.module_utils.vm_waits import BannerProbe, VMWaiter, delete_verified
 
 
+class HalfMade(ProviderError):
+    """A VM of a create that failed, which its provider cannot give SSH access to."""
+
+
 class Lifecycle:
     def __init__(
         self,
@@ -126,11 +130,17 @@ class Lifecycle:
             # The SSH check of a re-run overlaps the provider call instead of following it.
             probe = BannerProbe(record) if self.want.wait and record.status == "running" else None
             client, remote = self._lookup(record)
+            half_made = None
             if remote is not None:
                 self._warn_differences(record)
                 record = self._set_labels(record)
-                return self._converge(record, client, remote, probe)
-            why = self.payments.why_gone(record) if self.payments is not None else None
+                try:
+                    return self._converge(record, client, remote, probe)
+                except HalfMade as exc:
+                    if not create:
+                        raise
+                    half_made = exc.msg
+            why = half_made or (self.payments.why_gone(record) if self.payments is not None else None)
             if not create:
                 if record.status == "stopped":
                     why = ("it was stopped, and a stopped VM cannot start again: VM on Golem providers have no start "
@@ -139,8 +149,8 @@ class Lifecycle:
                     f"VM {self.want.name} is recorded on provider {placement.describe()} but the provider no longer "
                     f"has it{f' ({why})' if why else ''}; run with state=present to create it again, or state=absent "
                     "to forget it", url=client.http.base_url)
-            self._act(f"VM {self.want.name} was recorded but is gone from provider {placement.describe()}"
-                      + (f": {why}" if why else ""))
+            self._act(f"VM {self.want.name} was recorded but is {'unusable on' if half_made else 'gone from'} "
+                      f"provider {placement.describe()}" + (f": {why}" if why else ""))
             self._check_payable(record)
             if not self.check_mode:
                 self._settle_lost_create(record, client)
@@ -183,7 +193,7 @@ class Lifecycle:
                 + "; destroy it (state=absent) and create it anew",
                 url=client.http.base_url,
             )
-        port = remote.ssh_port or record.ssh_port or self.waiter.access(client).ssh_port
+        port = remote.ssh_port or record.ssh_port or self._access_port(record, client)
         if record.status != "running" or record.ssh_port != port:
             # An error the row recorded is over once its provider runs the VM.
             record = self._sync_status(record, "running", ssh_port=port, error=None)
@@ -193,6 +203,17 @@ class Lifecycle:
             if not known:
                 self.waiter.ssh(record, new=False)
         return record
+
+    def _access_port(self, record: VMRecord, client: Any) -> int | None:
+        try:
+            return self.waiter.access(client).ssh_port
+        except ProviderError as exc:
+            # A create of ours that failed half way (its provider killed in the middle) can leave a VM
+            # that runs with no SSH proxy, whose /access fails for good. Nobody was ever given it.
+            if record.status == "error" and exc.status is not None and exc.status >= 500:
+                raise HalfMade(f"the create that failed left it with no SSH access ({exc.msg}); it is destroyed "
+                               "and created again", url=exc.url) from None
+            raise
 
     def _set_labels(self, record: VMRecord) -> VMRecord:
         """Labels are the one thing of an existing VM that can change: the ones asked replace the recorded."""

@@ -81,6 +81,7 @@ VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
     "ssh_public_key_path": {"type": "path", "no_log": False},
     "ssh_private_key_path": {"type": "path", "no_log": False},
     "ssh_user": {"type": "str", "default": "root"},
+    "allow_foreign_ssh_host": {"type": "bool", "default": False},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 600},
     "state_path": {"type": "path"},
@@ -194,6 +195,7 @@ class Want:
     adopt: bool
     wait: bool
     labels: dict[str, str] | None = None  # None: leave an existing VM's labels as they are
+    allow_foreign_ssh_host: bool = False
     # Loads (generate=True: or makes) the default key pair; returns (text, fingerprint, private path).
     load_key: Callable[..., KeyInfo] | None = None
 
@@ -227,7 +229,7 @@ def prepare_task(params: dict[str, Any], *, name: str, state: str = "present", p
         name=name, state=state, spec=spec, size=params["size"], image=params["image"], stream_id=params["stream_id"],
         public_key=key.text, key_fingerprint=key.fingerprint, private_key_path=key.private_path,
         ssh_user=params["ssh_user"], pinned=pinned, country=country_code(country), adopt=adopt, wait=params["wait"],
-        labels=check_labels(params.get("labels")),
+        labels=check_labels(params.get("labels")), allow_foreign_ssh_host=params["allow_foreign_ssh_host"],
         load_key=lambda generate: resolve_key(params, where.local_dir, generate=generate))
     # Imported here: the PostgreSQL backend's module (and psycopg) only for a postgresql:// URL.
     from ansible_collections.golem.vm.plugins.module_utils.state_open import open_store

@@ -94,6 +94,7 @@ GOLEM_VM_PLAY = """
         wait_timeout: "{{ task_timeout | default(omit) }}"
         wait: "{{ vm_wait | default(false) }}"
         stream_id: "{{ vm_stream_id | default(omit) }}"
+        allow_foreign_ssh_host: "{{ vm_allow_foreign | default(omit) }}"
       ignore_errors: true
 """
 

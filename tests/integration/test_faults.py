@@ -181,8 +181,8 @@ def _msg(result: dict[str, Any]) -> str:
 def proxies(devnet):
     made: list[FaultProxy] = []
 
-    def make(upstream: str) -> FaultProxy:
-        proxy = FaultProxy(upstream)
+    def make(upstream: str, ip: str | None = None) -> FaultProxy:
+        proxy = FaultProxy(upstream, ip=ip)
         made.append(proxy)
         return proxy
 
@@ -228,7 +228,8 @@ def test_faults_between_golem_vm_and_the_network(ansible, providers, proxies, tm
             if case.pinned:
                 host.update(pin_ip=providers[case.pin]["ip"], pin_port=7466)
         else:
-            proxy = proxy_of[case.key] = proxies(providers[case.target]["url"])
+            # On the provider's own address (another port): its SSH host is then the address its API answered on.
+            proxy = proxy_of[case.key] = proxies(providers[case.target]["url"], ip=providers[case.target]["ip"])
             proxy.inject(*case.rule, **case.options)
             host.update(pin_ip=proxy.ip, pin_port=proxy.port)
         hosts[case.key] = host
@@ -337,7 +338,7 @@ def _write_report(table: dict[str, dict[str, Any]], seconds: list[float]) -> Non
 
 def test_provider_killed_in_the_middle_of_a_create(ansible, providers, proxies):
     """A real kill (SIGKILL) of the MVP provider while its synchronous create runs; restarted at once."""
-    proxy = proxies(providers["de"]["url"])
+    proxy = proxies(providers["de"]["url"], ip=providers["de"]["ip"])  # DE's address: its SSH host is its own
     proxy.inject("POST", r"/api/v1/vms", "hook", hook=lambda: control("stop", name="de", timeout=0))
     name = f"flt-kill-{uuid.uuid4().hex[:6]}"
     # The kill comes from the proxy's hook, not from a clock: a budget far above a create costs nothing.

@@ -20,7 +20,7 @@ from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLit
 from ansible_collections.golem.vm.plugins.module_utils.vm_record import VMRecord
 
 from .ansible_runner import BIN, HostPlay
-from .devnet_helpers import http, running_vms, state_rows
+from .devnet_helpers import http, plain, running_vms, state_rows
 from .fault_proxy import FaultProxy
 
 
@@ -53,6 +53,10 @@ def test_hostile_ssh_endpoints_never_reach_a_file_a_command_or_an_ansible_host(a
         "control": _access(ssh_host=f'{providers["se"]["ip"]}\x1b[2J'),
         "port-0": _access(ssh_port=0),
         "port-70000": _access(ssh_port=70000),
+        # Well formed, but not the provider's address: Ansible and the user's key would go elsewhere.
+        "foreign": _access(ssh_host="127.0.0.99"),
+        # The same, with the user's documented consent.
+        "allowed": _access(ssh_host="127.0.0.99"),
     }
     suffix = uuid.uuid4().hex[:6]
     names = {key: f"hostile-{key}-{suffix}" for key in cases}
@@ -60,28 +64,38 @@ def test_hostile_ssh_endpoints_never_reach_a_file_a_command_or_an_ansible_host(a
     try:
         hosts = {}
         for key, rewrite in cases.items():
-            proxy = proxies[key] = FaultProxy(providers["se"]["url"])
+            # On SE's own address, another port: an honest answer from there names its own host.
+            proxy = proxies[key] = FaultProxy(providers["se"]["url"], ip=providers["se"]["ip"])
             proxy.inject("GET", r"/access$", "rewrite", rewrite=rewrite, times=1000)
             hosts[key] = {"vm_name": names[key], "pin_ip": proxy.ip, "pin_port": proxy.port}
+        hosts["allowed"]["vm_allow_foreign"] = True
         # No traceback anywhere in the play's output: HostPlay checks.
         results = HostPlay(ansible, tmp_path / "hostile").play(hosts, discovery_backend="central")
+        allowed = results.pop("allowed")
+        assert not allowed["failed"] and plain(allowed["vm"]["ssh_host"]) == "127.0.0.99", allowed
         field = {"port-0": "ssh_port", "port-70000": "ssh_port"}
         for key, result in results.items():
             msg = result.get("msg", "")
             assert result["failed"], (key, result)
-            assert f"provider {proxies[key].url}" in msg and f"'{field.get(key, 'ssh_host')}'" in msg, (key, msg)
+            assert f"provider {proxies[key].url}" in msg and result["failure"]["field"] == field.get(key, "ssh_host"), (
+                key, result)
             assert "\n" not in msg and "\x1b" not in msg, (key, msg)
+        assert "allow_foreign_ssh_host" in results["foreign"]["msg"], results["foreign"]["msg"]
         with closing(sqlite3.connect(ansible.state_path)) as conn:
             rows = {name: (status, json.loads(config)) for name, status, config in
                     conn.execute("SELECT name, status, config FROM vms")}
         for key, name in names.items():
+            if key == "allowed":
+                continue
             status, config = rows[name]  # the VM exists on SE and is paid for: its row stays
             assert status == "error" and "ssh_host" not in config and "ssh_port" not in config, (key, config)
         known_hosts = ansible.state_path.parent / "known_hosts"
         written = known_hosts.read_text() if known_hosts.exists() else ""
         assert "Match" not in written and "ProxyCommand" not in written and "127.0.0.99" not in written
         listed, _warnings = _inventory(ansible, tmp_path)
-        assert not set(names.values()) & set(listed.get("_meta", {}).get("hostvars", {}))
+        hostvars = plain(listed.get("_meta", {}).get("hostvars", {}))
+        assert not {n for k, n in names.items() if k != "allowed"} & set(hostvars), hostvars
+        assert hostvars[names["allowed"]]["ansible_host"] == "127.0.0.99"
         assert not marker.exists(), "a provider's command ran on this machine"
     finally:
         try:

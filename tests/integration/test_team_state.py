@@ -145,7 +145,7 @@ def test_postgresql_stopped_during_a_play_fails_clearly_leaves_no_vm_without_a_r
     from .fault_proxy import FaultProxy
 
     # The create call reaches SE through a proxy that stops PostgreSQL while SE works on it.
-    proxy = FaultProxy(providers["se"]["url"])
+    proxy = FaultProxy(providers["se"]["url"], ip=providers["se"]["ip"])  # SE's address: its SSH host is its own
     proxy.inject("POST", r"/api/v1/vms", "hook", hook=lambda: ctl("stop", "postgres"))
     pinned = {**args, "provider_ip": proxy.ip, "provider_port": proxy.port}
     pinned.pop("provider_id")

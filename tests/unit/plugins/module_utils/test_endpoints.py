@@ -93,6 +93,42 @@ def test_a_malformed_host_from_a_provider_is_never_recorded() -> None:
         ssh_host_of("127.0.0.2\nHost *", provider_ip="127.0.0.2", source="provider x")
 
 
+@pytest.mark.parametrize("foreign", ["127.0.0.99", "10.0.0.1", "::1", "elsewhere.example"])
+def test_a_host_that_is_not_the_provider_s_own_address_is_refused(foreign: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        ssh_host_of(foreign, provider_ip="127.0.0.2", source="provider x", resolve=lambda name: ["127.0.0.99"])
+    assert err.value.field == "ssh_host" and "allow_foreign_ssh_host" in err.value.msg
+    assert "provider x" in err.value.msg and repr(foreign) in err.value.msg and "127.0.0.2" in err.value.msg
+
+
+def test_a_name_resolving_to_the_provider_is_recorded_as_its_address() -> None:
+    asked: list[str] = []
+
+    def resolve(name: str) -> list[str]:
+        asked.append(name)
+        return ["10.1.1.1", "127.0.0.2"]
+
+    # The address, not the name: a later DNS answer cannot move Ansible to another machine.
+    assert ssh_host_of("vm.provider.example", provider_ip="127.0.0.2", source="p", resolve=resolve) == "127.0.0.2"
+    assert asked == ["vm.provider.example"]
+
+
+def test_an_ip_is_compared_not_resolved_and_the_same_address_in_another_spelling_is_its_own() -> None:
+    def never(name: str) -> list[str]:
+        raise AssertionError(f"resolved {name}")
+
+    assert ssh_host_of("::ffff:7f00:2", provider_ip="::ffff:127.0.0.2", source="p", resolve=never) == "::ffff:7f00:2"
+    with pytest.raises(ValidationError):
+        ssh_host_of("127.0.0.3", provider_ip="127.0.0.2", source="p", resolve=never)
+
+
+def test_allow_foreign_takes_another_host_but_never_a_malformed_one() -> None:
+    assert ssh_host_of("127.0.0.99", provider_ip="127.0.0.2", source="p", allow_foreign=True) == "127.0.0.99"
+    with pytest.raises(ValidationError) as err:
+        ssh_host_of("127.0.0.99\nHost *", provider_ip="127.0.0.2", source="p", allow_foreign=True)
+    assert "allow_foreign_ssh_host" not in err.value.msg
+
+
 # -- wire models: checked at the edge ---------------------------------------------------------------------
 
 

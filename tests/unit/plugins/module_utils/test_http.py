@@ -87,7 +87,7 @@ def test_user_agent_names_collection_and_core_version(httpserver: HTTPServer) ->
     httpserver.expect_request(ADS).respond_with_handler(script)
     client(httpserver).get(ADS)
     assert script.requests[0].headers["User-Agent"] == f"golem.vm/{COLLECTION_VERSION} (+ansible-core {core_version})"
-    assert user_agent().startswith("golem.vm/0.2.0 (+ansible-core 2.")
+    assert user_agent().startswith(f"golem.vm/{COLLECTION_VERSION} (+ansible-core 2.")
 
 
 def test_provider_url_brackets_ipv6() -> None:

@@ -79,6 +79,8 @@ class FakeProvider:
         self.http = FakeHttp(placement.ip)
         # What GET /vms/NAME/access answers instead of the provider's own address and the VM's port.
         self.access_answer: dict[str, Any] | None = None
+        # /access fails with this HTTP status while the VM has no SSH port (upstream after a kill mid-create).
+        self.broken_access: int | None = None
 
     def set_deadline(self, deadline: Deadline | None) -> None:
         pass
@@ -119,6 +121,9 @@ class FakeProvider:
 
     def get_access(self, name: str) -> AccessInfo:
         self.calls.append(("access", name))
+        if self.broken_access and not self.vms[name].ssh_port:
+            raise ProviderError("HTTP 500 Internal Server Error: An unexpected error occurred",
+                                status=self.broken_access)
         answer = self.access_answer or {"ssh_host": self.placement.ip, "ssh_port": self.vms[name].ssh_port}
         return parse_wire(AccessInfo, {**answer, "vm_id": name}, source=f"provider {self.http.base_url}",
                           what="access info", request=f"GET /api/v1/vms/{name}/access")
@@ -160,8 +165,9 @@ def providers() -> dict[str, FakeProvider]:
 
 def run(store: StateStore, providers: dict[str, FakeProvider], *, state: str = "present", check: bool = False,
         pinned: Placement | None = None, candidates: list[Placement] | None = None, adopt: bool = False,
-        deadline: float = 30, name: str = "web-1", tmp: Path | None = None) -> tuple[Lifecycle, Any]:
-    want = Want(name=name, state=state, spec=None, size=None, image=None, stream_id=None, public_key=KEY,
+        deadline: float = 30, name: str = "web-1", tmp: Path | None = None,
+        allow_foreign: bool = False) -> tuple[Lifecycle, Any]:
+    want = Want(allow_foreign_ssh_host=allow_foreign, name=name, state=state, spec=None, size=None, image=None, stream_id=None, public_key=KEY,
                 key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=pinned, country=None,
                 adopt=adopt, wait=False)
     warnings: list[str] = []
@@ -376,6 +382,36 @@ def test_a_job_that_never_shows_its_vm_ends_with_the_budget_and_keeps_the_row(st
         run(store, providers, pinned=SE, deadline=0.5)
     assert "create job job-7" in err.value.msg
     assert se.writes() == [] and store.get("web-1").status == "creating"
+
+
+def test_a_vm_our_failed_create_left_without_ssh_access_is_destroyed_and_created_again(store, providers):
+    # Upstream after its provider was killed in the middle of a create: the VM runs, with no SSH proxy,
+    # and /access answers 500 for good.
+    recorded(store, status="error", ssh_port=None)
+    se = providers["127.0.0.2"]
+    se.vms["web-1"] = vm("web-1", port=None)
+    se.broken_access = 500
+    life, rec = run(store, providers, pinned=SE)
+    assert rec.status == "running" and rec.ssh_port == 20001
+    kinds = [c[0] for c in se.writes()]
+    assert kinds == ["delete", "create"], se.writes()
+    assert any("unusable on provider" in a and "no SSH access" in a for a in life.out.actions), life.out.actions
+
+
+@pytest.mark.parametrize(("status", "http_status"), [("running", 500), ("error", 404), ("error", None)])
+def test_an_access_failure_of_a_vm_that_was_given_out_or_not_a_server_fault_is_no_reason_to_destroy(
+        store, providers, status, http_status):
+    recorded(store, status=status, ssh_port=None)
+    se = providers["127.0.0.2"]
+    se.vms["web-1"] = vm("web-1", port=None)
+    se.broken_access = 500
+    if http_status != 500:
+        def fail(name: str) -> AccessInfo:
+            raise ProviderError("cannot reach the provider" if http_status is None else "HTTP 404", status=http_status)
+        se.get_access = fail
+    with pytest.raises(ProviderError):
+        run(store, providers, pinned=SE)
+    assert se.writes() == [] and store.get("web-1").status == status
 
 
 def test_timeout_while_the_job_runs_keeps_the_row_for_the_next_run(store, providers):
@@ -716,6 +752,23 @@ def test_a_hostile_ssh_endpoint_fails_the_task_and_keeps_the_vm_recorded_without
     assert not (Path(store.path).parent / "known_hosts").exists()
     life, gone = run(store, providers, state="absent")
     assert gone is None and store.get("web-1") is None and "web-1" not in se.vms
+
+
+def test_a_foreign_ssh_host_is_refused_and_the_vm_kept_for_absent_unless_allowed(store, providers):
+    se = providers["127.0.0.2"]
+    se.access_answer = {"ssh_host": "127.0.0.99", "ssh_port": 20001}
+    with pytest.raises(ValidationError) as err:
+        run(store, providers, pinned=SE)
+    assert err.value.field == "ssh_host" and "'127.0.0.99'" in err.value.msg
+    assert "allow_foreign_ssh_host" in err.value.msg
+    row = store.get("web-1")
+    assert row.status == "error" and "ssh_host" not in row.config and "ssh_port" not in row.config
+    assert row.ssh_host == "127.0.0.2", "nothing but the provider's own address is left to connect to"
+    life, gone = run(store, providers, state="absent")
+    assert gone is None and store.get("web-1") is None and "web-1" not in se.vms
+
+    _life, rec = run(store, providers, pinned=SE, allow_foreign=True)
+    assert rec.status == "running" and store.get("web-1").config["ssh_host"] == "127.0.0.99"
 
 
 def test_localhost_from_a_provider_means_its_own_address(store, providers):
