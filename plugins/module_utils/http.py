@@ -25,6 +25,14 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.http_limits import (
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    Watch,
+    not_followed,
+    read_capped,
+)
+from ansible_collections.golem.vm.plugins.module_utils import wire_json
 from ansible_collections.golem.vm.plugins.module_utils.version import COLLECTION_VERSION
 
 # What missing_required_lib() names; urllib3 2 brings backoff_jitter and backoff_max to Retry.
@@ -32,7 +40,7 @@ REQUESTS_LIBRARY = "requests (with urllib3 >= 2.0)"
 
 try:
     import requests
-    from requests.adapters import HTTPAdapter
+    from ansible_collections.golem.vm.plugins.module_utils.http_limits import LimitedAdapter, LimitedSession
     from urllib3.exceptions import NameResolutionError, ReadTimeoutError
     from urllib3.util.retry import Retry
 except ImportError:
@@ -219,10 +227,10 @@ class HttpClient:
             # Give us the last response, so the failure can quote the server's own reason.
             raise_on_status=False,
         )
-        self.session = requests.Session()
+        self.session = LimitedSession()
         self.session.verify = validate_certs
         self.session.headers.update({"User-Agent": user_agent(), "Accept": "application/json"})
-        adapter = HTTPAdapter(max_retries=retry)
+        adapter = LimitedAdapter(max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -260,21 +268,35 @@ class HttpClient:
             if self.deadline is not None:
                 self.deadline.check(f"calling {method} {url}", self.party)
                 this_timeout = self.deadline.bound(this_timeout)
+            # However slowly the bytes come, an attempt ends with its timeout (and the task's budget).
+            watch = Watch(this_timeout, self.deadline.end if self.deadline is not None else None)
             try:
-                # verify is passed on every request: left to the session, requests would let REQUESTS_CA_BUNDLE
-                # or CURL_CA_BUNDLE in the environment turn validate_certs=false back on.
-                resp = self.session.request(method, url, json=json_body, timeout=this_timeout,
-                                            verify=self.session.verify,
-                                            allow_redirects=self.foreign_error is None)
-            except requests.exceptions.ChunkedEncodingError as exc:
-                broken = self._transport_error(method, url, exc, this_timeout, tries=attempt)
+                with watch:
+                    # verify is passed on every request: left to the session, requests would let
+                    # REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE in the environment turn validate_certs=false back on.
+                    resp = self.session.request(method, url, json=json_body, timeout=this_timeout,
+                                                verify=self.session.verify, stream=True,
+                                                allow_redirects=self.foreign_error is None)
+                    read_capped(resp)
+            except AnswerTooLarge as exc:
+                raise self._fail(method, url, f"its answer is {'declared as ' if exc.declared else 'over '}"
+                                 f"{exc.size} bytes, more than the {MAX_ANSWER_BYTES} bytes any VM on Golem server "
+                                 "sends; it was not read", status=resp.status_code) from None
             except requests.exceptions.RequestException as exc:
-                raise self._transport_error(method, url, exc, this_timeout) from None
+                if watch.fired:
+                    # The answer did not end in time, however it was coming: a timeout like any other.
+                    exc = requests.exceptions.ReadTimeout(str(exc))
+                if not isinstance(exc, requests.exceptions.ChunkedEncodingError):
+                    raise self._transport_error(method, url, exc, this_timeout) from None
+                broken = self._transport_error(method, url, exc, this_timeout, tries=attempt)
             else:
-                if self.foreign_error is not None and 300 <= resp.status_code < 400:
+                if 300 <= resp.status_code < 400:
                     where = resp.headers.get("Location")
-                    raise self._foreign(method, url, resp, f"HTTP {resp.status_code} answer is a redirect"
-                                        + (f" to {where}" if where else ""))
+                    redirect = f"HTTP {resp.status_code} answer is a redirect" + (f" to {where}" if where else "")
+                    if self.foreign_error is not None:
+                        raise self._foreign(method, url, resp, redirect)
+                    raise self._fail(method, url, f"{redirect}, which was not followed: "
+                                     f"{not_followed(resp) or 'too many redirects'}", status=resp.status_code)
                 if missing_ok and resp.status_code == 404:
                     if self.foreign_error is not None and _error_body(resp) is None:
                         raise self._foreign(method, url, resp, "HTTP 404 answer has no JSON error body, "
@@ -323,15 +345,12 @@ class HttpClient:
         if not resp.content.strip():
             return None
         try:
-            return resp.json()
+            return _parse(resp)
         except ValueError:
             raise self._foreign(method, url, resp, f"HTTP {resp.status_code} answer is not JSON", tries) from None
 
     def _http_error(self, method: str, url: str, resp: Any) -> GolemError:
-        try:
-            reason = error_reason(resp.json())
-        except ValueError:
-            reason = None
+        reason = _error_body(resp)
         cause = f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
         if reason:
             cause += f": {reason}"
@@ -387,9 +406,14 @@ class HttpClient:
 def _error_body(resp: Any) -> str | None:
     """The reason in a JSON error body, or None when the body is not one."""
     try:
-        return error_reason(resp.json())
+        return error_reason(_parse(resp))
     except ValueError:
         return None
+
+
+def _parse(resp: Any) -> Any:
+    """The JSON of an answer; ValueError for anything else, however deeply nested."""
+    return wire_json.loads(resp.content)
 
 
 def _attempts(resp: Any) -> int:

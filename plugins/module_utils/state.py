@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from ansible_collections.golem.vm.plugins.module_utils import wire_json
 from ansible_collections.golem.vm.plugins.module_utils._files import (
     create_private_file,
     ensure_private_dir,
@@ -109,7 +110,7 @@ def _row_to_record(row: tuple[Any, ...]) -> VMRecord:
         created_at=None if created_at is None else str(created_at),
     )
     try:
-        config = json.loads(raw_config)
+        config = wire_json.loads(raw_config)
     except (TypeError, ValueError) as exc:
         record.config_error = f"config of VM {record.name!r} is not valid JSON: {exc}"
         return record

@@ -23,11 +23,11 @@ nothing written instead of losing its write.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.golem.vm.plugins.module_utils import wire_json
 from ansible_collections.golem.vm.plugins.module_utils.errors import StateError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state_backend import RawChange, RawRow, StateBackend
 
@@ -52,7 +52,7 @@ class CopyPlan:
 def updated_at(row: RawRow) -> str | None:
     """The row's ``config.updated_at`` (ISO 8601 UTC, so it sorts as text); None if unreadable or absent."""
     try:
-        config = json.loads(row.config)
+        config = wire_json.loads(row.config)
     except ValueError:
         return None
     value = config.get("updated_at") if isinstance(config, dict) else None
@@ -94,7 +94,7 @@ def _names(names: Sequence[str]) -> str:
 def row_view(row: RawRow) -> dict[str, Any]:
     """A row for people (diffs, results): config parsed when it is JSON, as text when not."""
     try:
-        config: Any = json.loads(row.config)
+        config: Any = wire_json.loads(row.config)
     except ValueError:
         config = row.config
     return {"provider_ip": row.provider_ip, "vm_id": row.vm_id, "status": row.status,

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError
 from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
@@ -96,3 +97,27 @@ def test_a_ca_bundle_from_requests_ca_bundle_is_trusted_with_verification_on(
     client = DiscoveryClient(url_of(https_discovery), retries=0)
     assert client.http.session.verify is True
     assert client.list_advertisements() == []
+
+
+def test_a_redirect_from_https_to_plain_http_is_never_followed(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    secure, plain = HTTPServer(host=LOOPBACK, port=0, ssl_context=context), HTTPServer(host=LOOPBACK, port=0)
+    secure.start()
+    plain.start()
+    try:
+        plain.expect_request("/api/v1/advertisements").respond_with_json([{"provider_id": "0xforged"}])
+        target = plain.url_for("/api/v1/advertisements")
+        secure.expect_request("/api/v1/advertisements").respond_with_response(
+            Response(b"", status=302, headers={"Location": target, "Content-Length": "0"}))
+        with pytest.raises(DiscoveryError) as err:
+            DiscoveryClient(url_of(secure), retries=0).list_advertisements()
+        assert f"redirect to {target}" in err.value.msg and "https to plain http" in err.value.msg
+        assert plain.log == [], "the request went on over plain http"
+    finally:
+        for server in (secure, plain):
+            server.clear()
+            server.stop()
