@@ -152,7 +152,7 @@ def ssh_host_of(answered: str | None, *, provider_ip: str, source: str, allow_fo
         return provider_ip
     host = check_host(answered, field="ssh_host", source=source)
     if _same_ip(host, provider_ip):
-        return host
+        return provider_ip  # one spelling of the address in rows and known_hosts
     if allow_foreign:
         return host
     if not _is_ip(host) and any(_same_ip(address, provider_ip) for address in resolve(host)):

@@ -24,10 +24,12 @@ from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.endpoints import show
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.http_limits import (
     MAX_ANSWER_BYTES,
     AnswerTooLarge,
+    TimeUp,
     Watch,
     not_followed,
     read_capped,
@@ -278,11 +280,14 @@ class HttpClient:
                                                 verify=self.session.verify, stream=True,
                                                 allow_redirects=self.foreign_error is None)
                     read_capped(resp)
+                    if watch.fired:
+                        # An answer read until its connection closed looks whole even when our watch closed it.
+                        raise TimeUp()
             except AnswerTooLarge as exc:
                 raise self._fail(method, url, f"its answer is {'declared as ' if exc.declared else 'over '}"
                                  f"{exc.size} bytes, more than the {MAX_ANSWER_BYTES} bytes any VM on Golem server "
-                                 "sends; it was not read", status=resp.status_code) from None
-            except requests.exceptions.RequestException as exc:
+                                 "sends; reading stopped there", status=resp.status_code) from None
+            except (TimeUp, requests.exceptions.RequestException) as exc:
                 if watch.fired:
                     # The answer did not end in time, however it was coming: a timeout like any other.
                     exc = requests.exceptions.ReadTimeout(str(exc))
@@ -292,11 +297,12 @@ class HttpClient:
             else:
                 if 300 <= resp.status_code < 400:
                     where = resp.headers.get("Location")
-                    redirect = f"HTTP {resp.status_code} answer is a redirect" + (f" to {where}" if where else "")
+                    redirect = f"HTTP {resp.status_code} answer is a redirect" + (f" to {show(where)}" if where else "")
                     if self.foreign_error is not None:
                         raise self._foreign(method, url, resp, redirect)
-                    raise self._fail(method, url, f"{redirect}, which was not followed: "
-                                     f"{not_followed(resp) or 'too many redirects'}", status=resp.status_code)
+                    why = not_followed(resp) or "its Location or its body could not be taken"
+                    raise self._fail(method, url, f"{redirect}, which was not followed: {why}",
+                                     status=resp.status_code)
                 if missing_ok and resp.status_code == 404:
                     if self.foreign_error is not None and _error_body(resp) is None:
                         raise self._foreign(method, url, resp, "HTTP 404 answer has no JSON error body, "
@@ -346,8 +352,9 @@ class HttpClient:
             return None
         try:
             return _parse(resp)
-        except ValueError:
-            raise self._foreign(method, url, resp, f"HTTP {resp.status_code} answer is not JSON", tries) from None
+        except ValueError as exc:
+            deep = " (it nests too deeply)" if "nests" in str(exc) else ""
+            raise self._foreign(method, url, resp, f"HTTP {resp.status_code} answer is not JSON{deep}", tries) from None
 
     def _http_error(self, method: str, url: str, resp: Any) -> GolemError:
         reason = _error_body(resp)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.endpoints import ssh_host_of
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ProviderError, TimeoutError_, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.models import DEFAULT_IMAGE, CreateJob, VMInfo, build_create_request
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
@@ -210,17 +209,15 @@ class CreateTransaction:
             port = answer.ssh_port
             self.store.set_status(name, "creating", api="sync")
         try:
-            access = self.waiter.access(client)
-            ssh_host = ssh_host_of(access.ssh_host, provider_ip=placement.ip or "",
-                                   source=f"provider {client.http.base_url}",
-                                   allow_foreign=self.want.allow_foreign_ssh_host)
+            ssh_port, ssh_host = self.waiter.endpoint(client, placement.ip or "",
+                                                      allow_foreign=self.want.allow_foreign_ssh_host)
         except ValidationError as exc:
             # The VM exists and may be paid for: it stays recorded, with no endpoint that Ansible or a file
             # could use, so state=absent deletes it.
             self.store.set_status(name, "error", error=exc.msg, ssh_host=None, ssh_port=None, job_id=None)
             self._act(f"kept VM {name} recorded with status error: its provider's SSH endpoint was refused")
             raise
-        record = self.store.set_status(name, "running", ssh_port=access.ssh_port or port,
+        record = self.store.set_status(name, "running", ssh_port=ssh_port or port,
                                        ssh_host=ssh_host, job_id=None) or record
         if self.want.wait:
             self.waiter.ssh(record, new=True)

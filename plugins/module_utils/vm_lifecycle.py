@@ -24,6 +24,7 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import (
     GolemError,
     PaymentError,
     ProviderError,
+    StateError,
     ValidationError,
 )
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
@@ -123,7 +124,7 @@ class Lifecycle:
         return client, remote
 
     # -- present / started -------------------------------------------------------------------
-    def present(self, record: VMRecord | None, *, create: bool = True) -> VMRecord | None:
+    def present(self, record: VMRecord | None, *, create: bool = True, again: bool = True) -> VMRecord | None:
         preferred = None
         if record is not None:
             placement = self.placement_of(record)
@@ -149,13 +150,28 @@ class Lifecycle:
                     f"VM {self.want.name} is recorded on provider {placement.describe()} but the provider no longer "
                     f"has it{f' ({why})' if why else ''}; run with state=present to create it again, or state=absent "
                     "to forget it", url=client.http.base_url)
-            self._act(f"VM {self.want.name} was recorded but is {'unusable on' if half_made else 'gone from'} "
-                      f"provider {placement.describe()}" + (f": {why}" if why else ""))
+            gone = (f"VM {self.want.name} was recorded but is {'unusable on' if half_made else 'gone from'} "
+                    f"provider {placement.describe()}" + (f": {why}" if why else ""))
             self._check_payable(record)
-            if not self.check_mode:
-                self._settle_lost_create(record, client)
-                self._release(record)
-            self._forget(record)
+            if self.check_mode:
+                self._act(gone)
+                self._forget(record)
+            else:
+                # Under the name's lock, and only if the row is still the one read: another run (a second
+                # controller) may hold the lock to create this VM right now, or have repaired it already.
+                with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())):
+                    current = self.store.get(self.want.name)
+                    if current == record:
+                        self._act(gone)
+                        self._settle_lost_create(record, client)
+                        self._release(record)
+                        self._forget(record)
+                if current != record:
+                    if current is not None and again:
+                        return self.present(current, create=create, again=False)
+                    if current is not None:
+                        raise StateError(f"VM {self.want.name} changed in {self.store.location} while this run "
+                                         "looked at it, twice; run again")
             # Repair in place when the user did not pin a provider: the old one first.
             preferred = placement
         elif not create:
@@ -193,10 +209,16 @@ class Lifecycle:
                 + "; destroy it (state=absent) and create it anew",
                 url=client.http.base_url,
             )
-        port = remote.ssh_port or record.ssh_port or self._access_port(record, client)
-        if record.status != "running" or record.ssh_port != port:
-            # An error the row recorded is over once its provider runs the VM.
-            record = self._sync_status(record, "running", ssh_port=port, error=None)
+        if record.status != "running":
+            # Not handed out yet (another run's create, or one that failed or was refused): its endpoint is
+            # checked as a new VM's is. An error the row recorded is over once its provider runs the VM.
+            port, host = self._endpoint(record, client)
+            record = self._sync_status(record, "running", ssh_port=port or remote.ssh_port, ssh_host=host,
+                                       error=None)
+        else:
+            port = remote.ssh_port or record.ssh_port or self.waiter.access(client).ssh_port
+            if record.ssh_port != port:
+                record = self._sync_status(record, "running", ssh_port=port)
         if self.want.wait:
             known = probe is not None and probe.answered(record) and self.known_hosts.keys_for(
                 record.ssh_host, record.ssh_port)
@@ -204,15 +226,19 @@ class Lifecycle:
                 self.waiter.ssh(record, new=False)
         return record
 
-    def _access_port(self, record: VMRecord, client: Any) -> int | None:
+    def _endpoint(self, record: VMRecord, client: Any) -> tuple[int | None, str]:
         try:
-            return self.waiter.access(client).ssh_port
+            return self.waiter.endpoint(client, self.placement_of(record).ip or "",
+                                        allow_foreign=self.want.allow_foreign_ssh_host)
+        except ValidationError as exc:
+            self._sync_status(record, "error", error=exc.msg, ssh_host=None, ssh_port=None)
+            raise
         except ProviderError as exc:
             # A create of ours that failed half way (its provider killed in the middle) can leave a VM
-            # that runs with no SSH proxy, whose /access fails for good. Nobody was ever given it.
-            if record.status == "error" and exc.status is not None and exc.status >= 500:
-                raise HalfMade(f"the create that failed left it with no SSH access ({exc.msg}); it is destroyed "
-                               "and created again", url=exc.url) from None
+            # that runs with no SSH proxy, whose /access fails with 500 for good. Nobody was ever given it.
+            if record.status == "error" and exc.status == 500:
+                raise HalfMade(f"the create that failed left it with no SSH access ({exc.msg})",
+                               url=exc.url) from None
             raise
 
     def _set_labels(self, record: VMRecord) -> VMRecord:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.endpoints import ssh_host_of
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ProviderError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import (
     HostKey,
@@ -104,6 +105,17 @@ class VMWaiter:
             if access.ssh_port:
                 return access
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def endpoint(self, client: Any, provider_ip: str, *, allow_foreign: bool) -> tuple[int | None, str]:
+        """The SSH port and host of a VM not handed out yet, as its provider answers them, checked.
+
+        The host must be the provider's own address unless ``allow_foreign`` (endpoints.ssh_host_of);
+        a ValidationError names the provider, the field and the value otherwise.
+        """
+        access = self.access(client)
+        host = ssh_host_of(access.ssh_host, provider_ip=provider_ip, source=f"provider {client.http.base_url}",
+                           allow_foreign=allow_foreign)
+        return access.ssh_port, host
 
     def ssh(self, record: VMRecord, *, new: bool) -> None:
         """Wait for the SSH banner; record the host key of a new VM, or of one we never reached.

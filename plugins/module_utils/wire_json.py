@@ -12,33 +12,43 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 MAX_DEPTH = 64
-# A string as JSON writes it (escapes included): its brackets are text, not nesting.
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
-_BRACKETS = re.compile(rb"[\[\]{}]")
+# A string as JSON writes it: its brackets are text, not nesting. An unterminated one runs to the end, so
+# the scan never backtracks: linear in the input.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
-def depth_problem(data: bytes | str) -> str | None:
-    """Why ``data`` nests too deeply to be parsed safely, or None."""
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+def depth_problem(text: str) -> str | None:
+    """Why ``text`` nests too deeply to be parsed safely, or None."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
         return None  # too few brackets to nest that deep: the common case costs two counts
-    depth = 0
-    for bracket in _BRACKETS.findall(_STRING.sub(b"", raw)):
-        depth += 1 if bracket in (b"[", b"{") else -1
-        if depth > MAX_DEPTH:
-            return f"it nests deeper than {MAX_DEPTH} levels"
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH:
+        return f"it nests deeper than {MAX_DEPTH} levels"
     return None
 
 
 def loads(data: bytes | str) -> Any:
-    """json.loads, with ValueError for anything nested deeper than MAX_DEPTH (never a crash)."""
-    problem = depth_problem(data)
+    """json.loads of UTF-8 text, with ValueError for anything else or nested deeper than MAX_DEPTH (never a crash).
+
+    Bytes are decoded first: JSON between servers is UTF-8, and json would otherwise guess UTF-16 or
+    UTF-32, whose bytes the depth check does not read the way the decoder does.
+    """
+    if isinstance(data, bytes):
+        text = data.decode("utf-8")  # a UnicodeDecodeError is a ValueError
+    elif isinstance(data, str):
+        text = data
+    else:
+        raise TypeError(f"JSON must be text, not {type(data).__name__}")
+    problem = depth_problem(text)
     if problem is not None:
         raise ValueError(f"not accepted as JSON: {problem}")
     try:
-        return json.loads(data)
+        return json.loads(text)
     except RecursionError:
         raise ValueError("not accepted as JSON: it nests too deeply") from None

@@ -41,6 +41,8 @@ KINDS = {
     "drop_after": "passes the request through (the server does the work), then resets the connection",
     "hook": "passes the request on, runs hook() while the server works on it, then relays what comes back",
     "rewrite": "passes the request through, then answers with rewrite(body) instead of the server's body",
+    "drip": "passes the request through, then sends the answer's body a byte every delay seconds",
+    "flood": "passes the request through, then answers 200 with size bytes of JSON, chunked, with no length",
 }
 
 
@@ -60,6 +62,8 @@ class Fault:
     seen: int = 0
     fired: int = 0
     hung_up: int = 0  # hold_answer: clients that gave up waiting
+    size: int = 0  # flood: bytes of body
+    sent: int = 0  # drip, flood: body bytes that reached the client
 
     def take(self, method: str, path: str) -> bool:
         if method != self.method or not re.search(self.pattern, path):
@@ -102,6 +106,11 @@ class FaultProxy:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def heal(self) -> None:
+        """Inject nothing more: every request passes through from now on."""
+        with self._lock:
+            self.faults.clear()
 
     def requests(self, method: str | None = None, pattern: str = "") -> list[tuple[str, str, str, float]]:
         with self._lock:
@@ -215,6 +224,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 _reset(self.connection)
                 return
+            if fault is not None and kind in ("drip", "flood"):
+                self._stream(fault, status, data, out_headers)
+                return
             if fault is not None and kind == "rewrite" and fault.rewrite is not None:
                 data = fault.rewrite(data)
             if fault is not None and kind == "garbage":
@@ -234,6 +246,33 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 _reset(self.connection)
                 return
             self._answer(status, data, out_headers)
+
+        def _stream(self, fault: Fault, status: int, data: bytes, headers: dict[str, str]) -> None:
+            """drip and flood: the body as a server that never ends it in time would send it."""
+            self.close_connection = True
+            if fault.kind == "drip":
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.flush()
+                for byte in data:
+                    time.sleep(fault.delay)
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    fault.sent += 1
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"[" + b"0," * (512 * 1024)
+            while fault.sent < fault.size:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                fault.sent += len(chunk)
+                chunk = b"0," * (512 * 1024)
+            self.wfile.write(b"0\r\n\r\n")
 
         def _answer(self, status: int, data: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)

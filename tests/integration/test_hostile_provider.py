@@ -144,3 +144,61 @@ def test_ssh_config_playbook_writes_nothing_from_a_tampered_row(ansible, provide
     for name in tampered:
         assert f"skipped VM {name}" in warned, warned
     assert not marker.exists()
+
+
+def test_hostile_http_answers_end_in_bounded_time_naming_the_provider(ansible, providers, tmp_path):
+    """Answers no file, host or traceback may take: each create fails in its time, naming the provider."""
+    se = providers["se"]
+    suffix = uuid.uuid4().hex[:6]
+    access, vms = r"/api/v1/vms/[^/]+/access$", r"^/api/v1/vms(\?|$)"
+    cases: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+        # key: (method, path pattern, kind, options)
+        "post-307": ("POST", vms, "status", {"status": 307, "body": b"",
+                                            "headers": {"Location": "http://127.0.0.99:7466/api/v1/vms?async=true"}}),
+        # A byte every 2 s of a ~100-byte answer: each read well within any timeout, the whole far beyond 5 s.
+        "drip": ("GET", access, "drip", {"delay": 2.0}),
+        "flood": ("GET", access, "flood", {"size": 100 * 1024 * 1024}),
+        "deep": ("GET", access, "rewrite", {"rewrite": lambda body: b"[" * 200_000}),
+    }
+    names = {key: f"hostile-{key}-{suffix}" for key in cases}
+    proxies: dict[str, FaultProxy] = {}
+    try:
+        hosts: dict[str, dict[str, Any]] = {}
+        for key, (method, pattern, kind, options) in cases.items():
+            proxy = proxies[key] = FaultProxy(se["url"], ip=se["ip"])
+            proxy.inject(method, pattern, kind, times=1000, **options)
+            hosts[key] = {"vm_name": names[key], "pin_ip": proxy.ip, "pin_port": proxy.port, "http_timeout": 5}
+        results = HostPlay(ansible, tmp_path / "http").play(hosts, discovery_backend="central")
+        for key, result in results.items():
+            msg = result.get("msg", "")
+            assert result["failed"] and f"{proxies[key].url}/api/v1/vms" in msg, (key, msg)
+        assert "redirect to 'http://127.0.0.99:7466" in results["post-307"]["msg"]
+        assert "did not answer within 5 s" in results["drip"]["msg"], results["drip"]["msg"]
+        assert "more than the 16777216 bytes" in results["flood"]["msg"], results["flood"]["msg"]
+        assert "not JSON" in results["deep"]["msg"], results["deep"]["msg"]
+        assert proxies["drip"].faults[0].sent < 60, "the drip was not waited out"
+        assert proxies["flood"].faults[0].sent < 32 * 1024 * 1024, "the flood was not read to its end"
+        # The redirect was not followed: nothing was made on SE.
+        assert http("GET", f"{se['url']}/api/v1/vms/{names['post-307']}")[0] == 404
+        rows = state_rows(ansible.state_path)
+        # Whatever answered might have made the VM before redirecting: its row stays, for state=absent.
+        assert rows.get(names["post-307"]) in (None, "error"), rows
+        # The others exist on SE: recorded, so state=absent deletes them, with no endpoint any host takes.
+        for key in ("drip", "flood", "deep"):
+            assert rows.get(names[key]) in ("creating", "error"), (key, rows)
+        listed, _warnings = _inventory(ansible, tmp_path)
+        assert not set(names.values()) & set(listed.get("_meta", {}).get("hostvars", {}))
+    finally:
+        try:
+            for proxy in proxies.values():
+                proxy.heal()  # the rows name the proxies as the providers: now they pass everything
+            gone = HostPlay(ansible, tmp_path / "destroy").play(
+                {key: {"vm_name": name, "vm_state": "absent"} for key, name in names.items()},
+                discovery_backend="central")
+        finally:
+            for proxy in proxies.values():
+                proxy.close()
+    assert {k: r.get("msg") for k, r in gone.items() if r.get("failed")} == {}
+    assert not set(names.values()) & set(state_rows(ansible.state_path))
+    for name in names.values():
+        assert name not in running_vms() and http("GET", f"{se['url']}/api/v1/vms/{name}")[0] == 404

@@ -117,7 +117,8 @@ def test_an_ip_is_compared_not_resolved_and_the_same_address_in_another_spelling
     def never(name: str) -> list[str]:
         raise AssertionError(f"resolved {name}")
 
-    assert ssh_host_of("::ffff:7f00:2", provider_ip="::ffff:127.0.0.2", source="p", resolve=never) == "::ffff:7f00:2"
+    assert ssh_host_of("::ffff:7f00:2", provider_ip="::ffff:127.0.0.2", source="p", resolve=never) == (
+        "::ffff:127.0.0.2")
     with pytest.raises(ValidationError):
         ssh_host_of("127.0.0.3", provider_ip="127.0.0.2", source="p", resolve=never)
 

@@ -430,7 +430,7 @@ def test_get_vm_missing(httpserver: HTTPServer, provider: ProviderClient, fixtur
     (json_response(["not", "an", "error"], status=404), "has no JSON error body"),
     (Response("<html>login</html>", status=200, content_type="text/html"), "HTTP 200 answer is not JSON"),
     (Response("", status=302, headers={"Location": "http://portal.example/login"}),
-     "redirect to http://portal.example/login"),
+     "redirect to 'http://portal.example/login'"),
 ])
 def test_answers_no_provider_gives_are_identity_errors(
         httpserver: HTTPServer, provider: ProviderClient, answer: Response, shown: str) -> None:

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from werkzeug import Response
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ProviderError
 from ansible_collections.golem.vm.plugins.module_utils.http import HttpClient
-from ansible_collections.golem.vm.plugins.module_utils.http_limits import MAX_ANSWER_BYTES
+from ansible_collections.golem.vm.plugins.module_utils.http_limits import MAX_ANSWER_BYTES, Watch
 from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
 
 LOOPBACK = "127.0.0.1"
@@ -172,7 +173,7 @@ def test_an_answer_that_grows_past_the_cap_is_cut_off(httpserver: HTTPServer) ->
     httpserver.expect_request("/big").respond_with_response(Response(endless(), content_type="application/json"))
     with pytest.raises(DiscoveryError) as err:
         client_of(httpserver.url_for("").rstrip("/")).get("/big")
-    assert f"more than the {MAX_ANSWER_BYTES} bytes" in err.value.msg and "was not read" in err.value.msg
+    assert f"more than the {MAX_ANSWER_BYTES} bytes" in err.value.msg and "reading stopped" in err.value.msg
     assert len(sent) < 64, "reading stopped at the cap"
 
 
@@ -200,7 +201,7 @@ def test_a_redirect_of_a_post_is_not_followed(httpserver: HTTPServer, status: in
         http = client_of(httpserver.url_for("").rstrip("/"), posts_are_reads=True)
         with pytest.raises(DiscoveryError) as err:
             http.request("POST", "/rpc", json_body={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
-        assert f"HTTP {status} answer is a redirect to {elsewhere.url_for('/rpc')}" in err.value.msg
+        assert f"HTTP {status} answer is a redirect to '{elsewhere.url_for('/rpc')}'" in err.value.msg
         assert "never followed" in err.value.msg
         assert elsewhere.log == [], "the POST's body went to another server"
     finally:
@@ -221,7 +222,7 @@ def test_a_redirect_with_a_large_or_undeclared_body_is_not_followed(httpserver: 
     httpserver.expect_request("/b").respond_with_json([])
     with pytest.raises(DiscoveryError) as err:
         client_of(httpserver.url_for("").rstrip("/")).get("/a")
-    assert "HTTP 302 answer is a redirect to /b" in err.value.msg and "not followed" in err.value.msg
+    assert "HTTP 302 answer is a redirect to '/b'" in err.value.msg and "not followed" in err.value.msg
 
 
 def test_a_provider_that_drips_fails_naming_the_provider(raw: Any) -> None:
@@ -250,3 +251,105 @@ def test_brackets_inside_strings_are_text_not_nesting(httpserver: HTTPServer) ->
     body = {"note": "[{" * 5000 + '\\"[', "list": [[[1]]]}
     httpserver.expect_request("/text").respond_with_json(body)
     assert client_of(httpserver.url_for("").rstrip("/")).get("/text") == body
+
+
+def drip_until_close(conn: socket.socket, stopped: threading.Event) -> None:
+    """No length, no chunks: the body ends when the connection does, so a cut looks like an end."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n")
+    for byte in json.dumps({"ok": "x" * 200}).encode():
+        if stopped.wait(DRIP_SECONDS / 200):
+            return
+        conn.sendall(bytes([byte]))
+
+
+def test_an_answer_cut_off_by_its_time_is_a_timeout_not_a_short_answer(raw: Any) -> None:
+    server = raw(drip_until_close)
+    with pytest.raises(DiscoveryError) as err:
+        client_of(server.url, timeout=1).get("/x")
+    assert "did not answer within 1 s (timeout)" in err.value.msg, err.value.msg
+
+
+def test_a_retry_after_the_budget_ended_is_never_sent_unwatched(raw: Any) -> None:
+    # The budget ends while the first try's headers drip in; urllib3 then tries again on a new connection,
+    # which must not get a timer that fires before its socket exists and so never ends it.
+    server = raw(drip_headers)
+    http = client_of(server.url, timeout=30, retries=2, backoff_factor=0.01, backoff_jitter=0.01)
+    http.deadline = Deadline(1.0)
+    with pytest.raises(DiscoveryError) as err:
+        http.get("/x")
+    assert "within 1 s (timeout)" in err.value.msg, err.value.msg
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "9" * 5000])
+def test_a_content_length_no_number_reads_is_no_traceback(raw: Any, length: str) -> None:
+    def answer(conn: socket.socket, stopped: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                     + length.encode("latin-1") + b"\r\nConnection: close\r\n\r\n[]")
+
+    server = raw(answer)
+    try:
+        data = client_of(server.url, timeout=5).get("/x")
+    except DiscoveryError as exc:
+        assert "Traceback" not in exc.msg
+    else:
+        assert data == []
+
+
+def test_a_location_that_is_not_text_is_a_redirect_not_followed(raw: Any) -> None:
+    def answer(conn: socket.socket, stopped: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /\xff\xfe\r\nContent-Length: 0\r\n\r\n")
+
+    server = raw(answer)
+    with pytest.raises(DiscoveryError) as err:
+        client_of(server.url, timeout=5).get("/x")
+    assert "HTTP 302 answer is a redirect" in err.value.msg and "not followed" in err.value.msg
+
+
+def test_a_redirect_with_an_endless_chunked_body_is_neither_followed_nor_read_whole(raw: Any) -> None:
+    sent: list[int] = []
+
+    def answer(conn: socket.socket, stopped: threading.Event) -> None:
+        # Content-Length says small, Transfer-Encoding says chunked: the chunks are what a client reads.
+        conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /y\r\nContent-Length: 10\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"x" * (1024 * 1024)
+        while len(sent) < 64 and not stopped.is_set():
+            conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent.append(1)
+
+    server = raw(answer)
+    for follows in (True, False):
+        http = client_of(server.url, timeout=30)
+        if not follows:
+            http.foreign_error = ProviderError  # a provider's client follows nothing
+        with pytest.raises((DiscoveryError, ProviderError)) as err:
+            http.get("/x")
+        assert "redirect" in err.value.msg or f"more than the {MAX_ANSWER_BYTES}" in err.value.msg, err.value.msg
+    assert len(sent) < 64, "a redirect's body was read to its end"
+
+
+def _pair() -> tuple[socket.socket, socket.socket]:
+    return socket.socketpair()
+
+
+def test_the_watch_shuts_the_socket_in_use_when_the_time_is_up() -> None:
+    ours, server = _pair()
+    with Watch(0.1) as watch:
+        watch.using(SimpleNamespace(sock=ours))
+        ours.settimeout(30)
+        assert ours.recv(1) == b"", "a blocked read returns once the time is up"
+    assert watch.fired
+    server.close()
+
+
+def test_a_connection_handed_back_to_its_pool_is_never_shut_by_the_exchange_it_served() -> None:
+    ours, server = _pair()
+    conn = SimpleNamespace(sock=ours)
+    with Watch(0.1) as watch:
+        watch.using(conn)
+        watch.released(conn)  # the answer was read: the pool may give it to another request now
+        time.sleep(0.3)
+    ours.sendall(b"x")
+    assert server.recv(1) == b"x" and not watch.fired
+    ours.close()
+    server.close()

@@ -115,7 +115,7 @@ def test_a_redirect_from_https_to_plain_http_is_never_followed(
             Response(b"", status=302, headers={"Location": target, "Content-Length": "0"}))
         with pytest.raises(DiscoveryError) as err:
             DiscoveryClient(url_of(secure), retries=0).list_advertisements()
-        assert f"redirect to {target}" in err.value.msg and "https to plain http" in err.value.msg
+        assert f"redirect to '{target}'" in err.value.msg and "https to plain http" in err.value.msg
         assert plain.log == [], "the request went on over plain http"
     finally:
         for server in (secure, plain):

@@ -7,7 +7,10 @@ A fake provider records every call; the state store is the real one in a temp di
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -548,6 +551,51 @@ def test_a_running_row_gone_from_its_provider_is_recreated_without_waiting(store
     assert rec.status == "running" and ("delete", "web-1") not in se.calls
 
 
+def test_a_row_another_run_repaired_while_this_one_waited_for_the_lock_is_used_not_forgotten(
+        store, providers, monkeypatch):
+    # A second controller took the name's lock first and created the VM again: its new row is not ours to
+    # forget, nor its new VM ours to delete or create a second time.
+    recorded(store, status="running")
+    se = providers["127.0.0.2"]
+    real_lock = store.lock
+
+    @contextmanager
+    def other_run_first(name: str, *, timeout: float) -> Iterator[Any]:
+        if "web-1" not in se.vms:
+            se.vms["web-1"] = vm("web-1", port=20002)
+            store.set_status("web-1", "running", ssh_port=20002, stream_id=None)
+        with real_lock(name, timeout=timeout) as held:
+            yield held
+
+    monkeypatch.setattr(store, "lock", other_run_first)
+    life, rec = run(store, providers, pinned=SE)
+    assert se.writes() == [], "no delete and no second create"
+    assert rec.ssh_port == 20002 and store.get("web-1").config["ssh_port"] == 20002
+    assert not any("removed VM" in a for a in life.out.actions), life.out.actions
+
+
+def test_two_runs_repairing_the_same_lost_vm_at_once_create_it_once(tmp_path, providers):
+    recorded_store = SQLiteStateStore(str(tmp_path / "vms.db"))
+    recorded(recorded_store, status="running")
+    se = providers["127.0.0.2"]
+    start = threading.Barrier(2)
+    results: list[Any] = []
+
+    def repair() -> None:
+        own = SQLiteStateStore(str(tmp_path / "vms.db"))  # each run its own connection, as two controllers
+        start.wait()
+        results.append(run(own, providers, pinned=SE)[1])
+
+    threads = [threading.Thread(target=repair) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 2 and all(r is not None and r.status == "running" for r in results)
+    assert [c for c in se.writes() if c[0] == "create"] == [("create", "web-1")], se.writes()
+    assert [r.name for r in recorded_store.list()] == ["web-1"]
+
+
 def test_budget_gone_before_the_create_is_sent_leaves_no_row_and_no_delete(store, providers, monkeypatch):
     se = providers["127.0.0.2"]
     se.create_error = TimeoutError_("wait_timeout of 1 s ran out while calling POST /api/v1/vms")
@@ -769,6 +817,32 @@ def test_a_foreign_ssh_host_is_refused_and_the_vm_kept_for_absent_unless_allowed
 
     _life, rec = run(store, providers, pinned=SE, allow_foreign=True)
     assert rec.status == "running" and store.get("web-1").config["ssh_host"] == "127.0.0.99"
+
+
+def test_a_vm_refused_for_its_ssh_host_stays_refused_on_the_next_run(store, providers):
+    se = providers["127.0.0.2"]
+    se.access_answer = {"ssh_host": "127.0.0.99", "ssh_port": 20001}
+    with pytest.raises(ValidationError):
+        run(store, providers, pinned=SE)
+    with pytest.raises(ValidationError) as err:
+        run(store, providers, pinned=SE)  # the VM runs on SE; its provider still points SSH elsewhere
+    assert "allow_foreign_ssh_host" in err.value.msg
+    row = store.get("web-1")
+    assert row.status == "error" and "ssh_host" not in row.config and "ssh_port" not in row.config
+    se.access_answer = None  # the provider mended its answer
+    _life, rec = run(store, providers, pinned=SE)
+    assert rec.status == "running" and rec.ssh_host == "127.0.0.2" and rec.error is None
+
+
+@pytest.mark.parametrize("http_status", [502, 503, 504])
+def test_a_transient_server_error_on_access_destroys_nothing(store, providers, http_status):
+    recorded(store, status="error", ssh_port=None)
+    se = providers["127.0.0.2"]
+    se.vms["web-1"] = vm("web-1", port=None)
+    se.broken_access = http_status
+    with pytest.raises(ProviderError):
+        run(store, providers, pinned=SE)
+    assert se.writes() == [] and store.get("web-1").status == "error"
 
 
 def test_localhost_from_a_provider_means_its_own_address(store, providers):
