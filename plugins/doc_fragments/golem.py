@@ -74,8 +74,9 @@ options:
   timeout:
     description:
       - Seconds to wait for each HTTP request to connect and to answer in full, however slowly the answer comes.
-      - An answer larger than 16 MiB is refused unread, JSON nested deeper than 64 levels is refused, and a
-        redirect is followed only for a GET (never from https to plain http), whatever server sends it.
+      - An answer larger than 16 MiB is refused (reading stops there), JSON nested deeper than 64 levels is
+        refused, and a redirect is followed only for a GET (never from https to plain http), whatever server
+        sends it.
       - Requests that can safely be repeated (every method but POST) are retried up to three times on
         connection errors, on HTTP 429, 502, 503 and 504, and on answers that break off or are not JSON,
         so one call may take longer than this.

@@ -93,6 +93,7 @@ class Watch:
                 self.fired = True
                 raise TimeUp()
             self._conn, self._sock = conn, getattr(conn, "sock", None)
+            self.fired = False  # what counts is whether this attempt, the one that gives the answer, ran out
             self._arm(until - now)
 
     def connected(self, conn: Any) -> None:

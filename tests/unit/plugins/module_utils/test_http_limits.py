@@ -353,3 +353,18 @@ def test_a_connection_handed_back_to_its_pool_is_never_shut_by_the_exchange_it_s
     assert server.recv(1) == b"x" and not watch.fired
     ours.close()
     server.close()
+
+
+def test_a_get_whose_first_try_runs_out_of_time_is_answered_by_the_next(raw: Any) -> None:
+    tries: list[int] = []
+
+    def answer(conn: socket.socket, stopped: threading.Event) -> None:
+        tries.append(1)
+        if len(tries) == 1:
+            drip_headers(conn, stopped)  # never trips a per-read timeout: only the attempt's time ends it
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]")
+
+    server = raw(answer)
+    http = client_of(server.url, timeout=1, retries=2, backoff_factor=0.01, backoff_jitter=0.01)
+    assert http.get("/x") == [] and len(tries) == 2
