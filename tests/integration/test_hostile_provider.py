@@ -153,8 +153,8 @@ def test_hostile_http_answers_end_in_bounded_time_naming_the_provider(ansible, p
     access, vms = r"/api/v1/vms/[^/]+/access$", r"^/api/v1/vms(\?|$)"
     cases: dict[str, tuple[str, str, str, dict[str, Any]]] = {
         # key: (method, path pattern, kind, options)
-        "post-307": ("POST", vms, "status", {"status": 307, "body": b"",
-                                            "headers": {"Location": "http://127.0.0.99:7466/api/v1/vms?async=true"}}),
+        "post-307": ("POST", vms, "status", {
+            "status": 307, "body": b"", "headers": {"Location": "http://127.0.0.99:7466/api/v1/vms?async=true"}}),
         # A byte every 2 s of a ~100-byte answer: each read well within any timeout, the whole far beyond 5 s.
         "drip": ("GET", access, "drip", {"delay": 2.0}),
         "flood": ("GET", access, "flood", {"size": 100 * 1024 * 1024}),

@@ -586,7 +586,7 @@ def test_two_runs_repairing_the_same_lost_vm_at_once_create_it_once(tmp_path, pr
         start.wait()
         results.append(run(own, providers, pinned=SE)[1])
 
-    threads = [threading.Thread(target=repair) for _ in range(2)]
+    threads = [threading.Thread(target=repair), threading.Thread(target=repair)]
     for thread in threads:
         thread.start()
     for thread in threads:
