@@ -32,6 +32,7 @@ FUNCTIONS = {
     "terminate": ["uint256"],
     "haltStream": ["uint256"],
     "streams": ["uint256"],
+    "nextStreamId": [],
 }
 EVENTS = {
     "StreamCreated": "StreamCreated(uint256,address,address,address,uint256,uint256,uint256,uint256)",
@@ -88,6 +89,10 @@ class Chain:
                 for field, kind, value in zip(STREAM_FIELDS, STREAM_TYPES, values)}
 
     # -- writing ----------------------------------------------------------------------------
+    def next_stream_id(self) -> int:
+        """The contract's nextStreamId() counter as it reads now: it moves once per stream opened."""
+        return int(self.rpc("eth_call", {"to": self.contract, "data": calldata("nextStreamId")}, "latest"), 16)
+
     def simulate(self, sender: str, function: str, *args: Any, value: int = 0) -> None:
         """eth_call the transaction: raises Reverted with the contract's reason if it would fail."""
         self.rpc("eth_call", {"from": sender, "to": self.contract, "data": calldata(function, *args),

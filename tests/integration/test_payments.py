@@ -44,12 +44,6 @@ def _advertised_terms(provider: dict, hours: int = 1) -> tuple[int, int]:
     return rate, rate * hours * 3600
 
 
-def _next_id(chain) -> int:
-    raw = chain.rpc("eth_call", {"to": chain.contract, "data": "0x" + __import__("eth_utils").keccak(
-        text="nextStreamId()")[:4].hex()}, "latest")
-    return int(raw, 16)
-
-
 def test_a_paid_vm_pays_the_advertised_price_and_destroying_it_refunds_the_rest(ansible: Ansible, providers, chain):
     se = providers["se"]
     payer = devnet_env()["GOLEM_DEVNET_REQUESTOR_ADDRESS"]
@@ -66,10 +60,10 @@ def test_a_paid_vm_pays_the_advertised_price_and_destroying_it_refunds_the_rest(
     with_id = json.loads(_row(ansible, name)["config"])
     assert with_id["stream_id"] == stream_id, "recorded where the upstream CLI keeps it"
 
-    opened = _next_id(chain)
+    opened = chain.next_stream_id()
     again = ansible.module("golem_vm", {"name": name, "provider_id": se["provider_id"]})
     assert again["changed"] is False and again["stream"] == {}
-    assert _next_id(chain) == opened, "a re-run opens no second stream"
+    assert chain.next_stream_id() == opened, "a re-run opens no second stream"
 
     before = chain.balance(payer)
     gone = ansible.module("golem_vm", {"name": name, "state": "absent"})
@@ -84,7 +78,7 @@ def test_a_paid_vm_pays_the_advertised_price_and_destroying_it_refunds_the_rest(
 def test_a_provider_that_refuses_after_the_stream_opened_leaves_no_funded_stream(ansible: Ansible, providers, chain):
     se = providers["se"]
     name = _name("toobig")
-    first = _next_id(chain) + 1
+    first = chain.next_stream_id() + 1
     # Fits the advertisement's limits per value, not the host: the provider's job fails on capacity.
     refused = ansible.module("golem_vm", {"name": name, "provider_id": se["provider_id"], "cpu": 16, "memory": 64,
                                           "storage": 2000})
@@ -108,7 +102,7 @@ def test_fail_over_terminates_the_first_providers_stream_and_pays_the_second(ans
     name = _name("failover")
     try:
         assert _post_ad(se["provider_id"], ad) == 200
-        first = _next_id(chain) + 1
+        first = chain.next_stream_id() + 1
         # central: the forged SE advert above is one only central discovery takes (it checks no signature);
         # on Golem Base an advert is signed by its provider's key.
         result = ansible.module("golem_vm", {"name": name, "wait": False, "discovery_backend": "central"})

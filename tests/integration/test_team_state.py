@@ -200,3 +200,49 @@ def test_another_controller_tops_up_and_destroys_a_paid_vm_through_the_team_stat
         assert http("GET", f"{providers['se']['url']}/api/v1/vms/{name}")[0] == 404
     finally:
         ansible.module("golem_vm", {"name": name, "state": "absent"}, env=first)
+
+
+def test_two_controllers_repairing_the_same_lost_vm_at_once_create_it_once(
+        ansible: Ansible, providers: dict[str, dict], postgres: dict, pg_schema: str, tmp_path: Path) -> None:
+    """Each finds the row and the provider without the VM; one VM comes back, one row, every stream accounted for."""
+    url = url_for(postgres, pg_schema)
+    envs = [_controller(ansible, tmp_path / f"controller{i}", url) for i in (1, 2)]
+    chain = payment_chain()
+    se = providers["se"]
+    name = f"team-lost-{uuid.uuid4().hex[:6]}"
+    args = {"name": name, "provider_id": se["provider_id"], "wait": False}
+    made = ansible.module("golem_vm", args, env=envs[0])
+    assert not made["failed"], made.get("msg")
+    lost_stream = made["stream"]["stream_id"]
+    try:
+        # The provider loses it behind the team's back; the row still says running.
+        assert http("DELETE", f"{se['url']}/api/v1/vms/{name}")[0] == 200
+        assert http("GET", f"{se['url']}/api/v1/vms/{name}")[0] == 404
+        opened_before = chain.next_stream_id()
+        results: dict[int, dict[str, Any]] = {}
+        start = threading.Barrier(2)
+
+        def repair(index: int) -> None:
+            start.wait()
+            results[index] = ansible.module("golem_vm", args, env=envs[index])
+
+        threads = [threading.Thread(target=repair, args=(i,)) for i in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(600)
+        assert {i: r.get("msg") for i, r in results.items() if r["failed"]} == {}
+        rows = _rows(postgres, pg_schema)
+        assert rows[name]["status"] == "running", rows[name]
+        assert Counter(running_vms())[name] == 1, "one VM, not one per controller"
+        assert http("GET", f"{se['url']}/api/v1/vms/{name}")[0] == 200
+        # No money lost: the lost VM's stream ended, one stream opened for the new one, and it is the row's.
+        assert chain.stream(lost_stream)["recipient"] == ZERO, "the lost VM's stream was terminated"
+        assert chain.next_stream_id() == opened_before + 1, "one repair paid, not two"
+        new_stream = rows[name]["config"]["stream_id"]
+        assert new_stream != lost_stream and chain.stream(new_stream)["recipient"].lower() == se["provider_id"].lower()
+        assert sum(1 for r in results.values() if r["changed"] and any("created VM" in a for a in r["actions"])) == 1
+    finally:
+        gone = ansible.module("golem_vm", {"name": name, "state": "absent"}, env=envs[1])
+    assert not gone["failed"], gone.get("msg")
+    assert name not in _rows(postgres, pg_schema) and name not in running_vms()
