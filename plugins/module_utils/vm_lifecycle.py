@@ -251,13 +251,21 @@ class Lifecycle:
             self._act(f"would set the labels of VM {record.name} to {wanted}")
             return replace(record, config={**record.config, "labels": dict(wanted)})
         self._act(f"set the labels of VM {record.name} to {wanted}")
-        return self.store.set_status(record.name, record.status, labels=dict(wanted)) or record
+        return self._write(record, record.status, labels=dict(wanted))
 
     def _sync_status(self, record: VMRecord, status: str, **updates: Any) -> VMRecord:
         """Bring our record in line with the provider's; a bookkeeping write, not a change."""
         if self.check_mode:
             return record
-        return self.store.set_status(record.name, status, **updates) or record
+        return self._write(record, status, **updates)
+
+    def _write(self, record: VMRecord, status: str, **updates: Any) -> VMRecord:
+        written = self.store.set_status(record.name, status, **updates)
+        if written is None:
+            # Another run (state=absent elsewhere) removed it meanwhile: say so, never report a row that is gone.
+            raise StateError(f"VM {record.name} vanished from {self.store.location} while this run updated it; "
+                             "another run removed it. Run again to see what is left")
+        return written
 
     def _create(self, preferred: Placement | None) -> VMRecord | None:
         """Create under the name's lock: two runs (forks, controllers sharing a PostgreSQL state) that decide
@@ -368,7 +376,7 @@ class Lifecycle:
         self._release(record)
         return self.store.get(self.want.name) or record
 
-    def absent(self, record: VMRecord | None) -> VMRecord | None:
+    def absent(self, record: VMRecord | None, *, again: bool = True) -> VMRecord | None:
         if record is None:
             if self.want.pinned is not None:
                 self._absent_unrecorded()
@@ -376,20 +384,32 @@ class Lifecycle:
         placement = self.placement_of(record)
         client, remote = self._lookup(record)
         self._check_payable(record)
-        self.out.changed = True
-        if remote is None:
-            self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}")
-            if not self.check_mode:
-                self._settle_lost_create(record, client)
-        elif self.check_mode:
-            self._act(f"would destroy VM {self.want.name} on provider {placement.describe()}")
-        else:
-            # A VM still being created would survive a plain DELETE, and then run unrecorded.
-            delete_verified(client, self.want.name, self.deadline.end, settle=SETTLE_SECONDS)
-            self._act(f"destroyed VM {self.want.name} on provider {placement.describe()}")
-        if not self.check_mode:
-            self._release(record)
-        self._forget(record)
+        if self.check_mode:
+            self.out.changed = True
+            self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}" if remote is None
+                      else f"would destroy VM {self.want.name} on provider {placement.describe()}")
+            self._forget(record)
+            return None
+        # Under the name's lock, and only if the row is still the one read: another run may be creating this
+        # VM again right now, and its new row and VM are what the user now asks to destroy.
+        with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())):
+            current = self.store.get(self.want.name)
+            if current == record:
+                self.out.changed = True
+                if remote is None:
+                    self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}")
+                    self._settle_lost_create(record, client)
+                else:
+                    # A VM still being created would survive a plain DELETE, and then run unrecorded.
+                    delete_verified(client, self.want.name, self.deadline.end, settle=SETTLE_SECONDS)
+                    self._act(f"destroyed VM {self.want.name} on provider {placement.describe()}")
+                self._release(record)
+                self._forget(record)
+        if current is not None and current != record:
+            if not again:
+                raise StateError(f"VM {self.want.name} changed in {self.store.location} while this run looked at "
+                                 "it, twice; run again")
+            return self.absent(current, again=False)
         return None
 
     def _absent_unrecorded(self) -> None:

@@ -22,6 +22,7 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import (
     GolemError,
     IdentityError,
     ProviderError,
+    StateError,
     TimeoutError_,
     ValidationError,
 )
@@ -572,6 +573,52 @@ def test_a_row_another_run_repaired_while_this_one_waited_for_the_lock_is_used_n
     assert se.writes() == [], "no delete and no second create"
     assert rec.ssh_port == 20002 and store.get("web-1").config["ssh_port"] == 20002
     assert not any("removed VM" in a for a in life.out.actions), life.out.actions
+
+
+@pytest.mark.parametrize("meanwhile", ["re-created", "forgotten"])
+def test_absent_acts_on_the_row_as_it_is_once_the_lock_is_had(store, providers, monkeypatch, meanwhile):
+    recorded(store, status="running")  # its VM is gone from SE
+    se = providers["127.0.0.2"]
+    real_lock, done = store.lock, []
+
+    @contextmanager
+    def other_run_first(name: str, *, timeout: float) -> Iterator[Any]:
+        if not done:
+            done.append(True)
+            if meanwhile == "re-created":
+                se.vms["web-1"] = vm("web-1", port=20002)
+                store.set_status("web-1", "running", ssh_port=20002)
+            else:
+                store.delete("web-1")
+        with real_lock(name, timeout=timeout) as held:
+            yield held
+
+    monkeypatch.setattr(store, "lock", other_run_first)
+    life, rec = run(store, providers, state="absent")
+    assert rec is None and store.get("web-1") is None
+    if meanwhile == "re-created":
+        assert se.writes() == [("delete", "web-1")] and se.vms == {}, "the VM the row now names is destroyed"
+        assert life.out.changed
+    else:
+        assert se.writes() == [] and not life.out.changed, "another run removed it: nothing left to do"
+
+
+def test_a_row_removed_by_another_run_while_this_one_updates_it_is_an_error_not_a_silent_no_op(
+        store, providers, monkeypatch):
+    recorded(store, status="creating")  # another run's create: this run converges it
+    se = providers["127.0.0.2"]
+    se.vms["web-1"] = vm("web-1")
+    real_get = se.get_vm
+
+    def get_then_removed(name: str, missing_ok: bool = False) -> Any:
+        found = real_get(name, missing_ok=missing_ok)
+        store.delete("web-1")  # state=absent of a second controller, between our read and our write
+        return found
+
+    se.get_vm = get_then_removed
+    with pytest.raises(StateError) as err:
+        run(store, providers, pinned=SE)
+    assert "vanished" in err.value.msg and "web-1" in err.value.msg
 
 
 def test_two_runs_repairing_the_same_lost_vm_at_once_create_it_once(tmp_path, providers):
