@@ -159,19 +159,18 @@ class Lifecycle:
             else:
                 # Under the name's lock, and only if the row is still the one read: another run (a second
                 # controller) may hold the lock to create this VM right now, or have repaired it already.
-                with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())):
+                with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())) as held:
                     current = self.store.get(self.want.name)
-                    if current == record:
+                    same = record.same_vm(current)
+                    if same:
                         self._act(gone)
                         self._settle_lost_create(record, client)
+                        held.verify()  # a lost lock (PostgreSQL) may already be another run's: change nothing
                         self._release(record)
+                        held.verify()
                         self._forget(record)
-                if current != record:
-                    if current is not None and again:
-                        return self.present(current, create=create, again=False)
-                    if current is not None:
-                        raise StateError(f"VM {self.want.name} changed in {self.store.location} while this run "
-                                         "looked at it, twice; run again")
+                if not same and current is not None:
+                    return self.present(self._changed(current, again), create=create, again=False)
             # Repair in place when the user did not pin a provider: the old one first.
             preferred = placement
         elif not create:
@@ -392,9 +391,10 @@ class Lifecycle:
             return None
         # Under the name's lock, and only if the row is still the one read: another run may be creating this
         # VM again right now, and its new row and VM are what the user now asks to destroy.
-        with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())):
+        with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())) as held:
             current = self.store.get(self.want.name)
-            if current == record:
+            same = record.same_vm(current)
+            if same:
                 self.out.changed = True
                 if remote is None:
                     self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}")
@@ -403,14 +403,26 @@ class Lifecycle:
                     # A VM still being created would survive a plain DELETE, and then run unrecorded.
                     delete_verified(client, self.want.name, self.deadline.end, settle=SETTLE_SECONDS)
                     self._act(f"destroyed VM {self.want.name} on provider {placement.describe()}")
+                held.verify()  # a lost lock (PostgreSQL) may already be another run's: change nothing
                 self._release(record)
+                held.verify()
                 self._forget(record)
-        if current is not None and current != record:
-            if not again:
-                raise StateError(f"VM {self.want.name} changed in {self.store.location} while this run looked at "
-                                 "it, twice; run again")
-            return self.absent(current, again=False)
+        if current is None and not same:
+            self._act(f"VM {self.want.name} was removed from {self.store.location} by another run meanwhile")
+        elif not same:
+            return self.absent(self._changed(current, again), again=False)
         return None
+
+    def _changed(self, current: VMRecord, again: bool) -> VMRecord:
+        """The row another run changed while this one waited for the name's lock: the one to act on now."""
+        if not again:
+            raise StateError(f"VM {self.want.name} changed in {self.store.location} while this run looked at it, "
+                             "twice; run again")
+        if not current.ok:
+            raise StateError(f"VM {self.want.name} changed in {self.store.location} while this run looked at it, "
+                             f"and now cannot be read: {current.config_error}")
+        self._act(f"VM {self.want.name} was changed by another run meanwhile; acting on its row as it is now")
+        return current
 
     def _absent_unrecorded(self) -> None:
         """``absent`` with a provider given for a VM the state file does not hold: delete it there."""

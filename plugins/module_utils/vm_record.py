@@ -25,6 +25,10 @@ from ansible_collections.golem.vm.plugins.module_utils.endpoints import (
 )
 
 
+# The config keys that tell one VM's stage from another's (see VMRecord.same_vm).
+_STAGE = ("provider_port", "job_id", "ssh_host", "ssh_port", "stream_id", "stream_terminated", "error")
+
+
 @dataclass
 class VMRecord:
     """One row of ``vms``; ``config_error`` is set (and ``config`` empty) when its JSON is unreadable."""
@@ -40,6 +44,18 @@ class VMRecord:
     @property
     def ok(self) -> bool:
         return self.config_error is None
+
+    def same_vm(self, other: VMRecord | None) -> bool:
+        """Whether ``other`` is still this row: the same VM at the same stage of its life.
+
+        Labels and timestamps may change meanwhile (another run relabels its fleet); where the VM is, its
+        create job, its SSH port and its payment stream may not.
+        """
+        if other is None:
+            return False
+        mine = (self.name, self.provider_ip, self.vm_id, self.status, self.created_at, self.config_error)
+        theirs = (other.name, other.provider_ip, other.vm_id, other.status, other.created_at, other.config_error)
+        return mine == theirs and all(self.config.get(key) == other.config.get(key) for key in _STAGE)
 
     def _int(self, key: str) -> int | None:
         value = self.config.get(key)

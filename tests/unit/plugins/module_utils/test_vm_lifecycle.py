@@ -621,6 +621,23 @@ def test_a_row_removed_by_another_run_while_this_one_updates_it_is_an_error_not_
     assert "vanished" in err.value.msg and "web-1" in err.value.msg
 
 
+def test_a_row_only_relabelled_meanwhile_is_still_the_row_read(store, providers, monkeypatch):
+    recorded(store, status="running")  # its VM is gone from SE
+    se = providers["127.0.0.2"]
+    real_lock = store.lock
+
+    @contextmanager
+    def relabelled_first(name: str, *, timeout: float) -> Iterator[Any]:
+        store.set_status("web-1", "running", labels={"team": "b"})  # a fleet run relabels; nothing else
+        with real_lock(name, timeout=timeout) as held:
+            yield held
+
+    monkeypatch.setattr(store, "lock", relabelled_first)
+    life, rec = run(store, providers, state="absent")
+    assert rec is None and store.get("web-1") is None
+    assert not any("changed by another run" in a for a in life.out.actions), life.out.actions
+
+
 def test_two_runs_repairing_the_same_lost_vm_at_once_create_it_once(tmp_path, providers):
     recorded_store = SQLiteStateStore(str(tmp_path / "vms.db"))
     recorded(recorded_store, status="running")
