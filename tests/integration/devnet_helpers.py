@@ -173,14 +173,15 @@ class ProviderLog:
                 if name in r and any(f'"{m} ' in r for m in ("POST", "PUT", "PATCH", "DELETE"))]
 
 
-def running_vms() -> dict[str, str]:
-    """Hostname (the VM name a requestor chose) -> provider key of every sandbox VM the network runs.
+def vm_instances() -> list[tuple[str, str]]:
+    """(hostname, provider key) of every sandbox VM the network runs, one entry per VM: two VMs of one name are
+    two entries (upstream orphans the first when a name is created again).
 
     This is the hypervisor's own view, so it also shows a VM that no provider records any more;
     unlike GET /api/v1/vms it cannot disturb a create pending on a provider.
     """
     vms = control("status")["status"]["vms"]
-    found = {}
+    found = []
     for instance, info in vms.items():
         if info["state"] == "Deleted":
             continue
@@ -188,8 +189,13 @@ def running_vms() -> dict[str, str]:
             hostname = (RUN / "vms" / instance / "upper" / "etc" / "hostname").read_text().strip()
         except OSError:
             continue  # purged while we looked
-        found[hostname] = info["owner"]
+        found.append((hostname, info["owner"]))
     return found
+
+
+def running_vms() -> dict[str, str]:
+    """Hostname (the VM name a requestor chose) -> provider key of every sandbox VM the network runs."""
+    return dict(vm_instances())
 
 
 def plain(value: Any) -> Any:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .ansible_runner import BIN, Ansible
-from .devnet_helpers import REPO, http, payment_chain, plain, running_vms
+from .devnet_helpers import REPO, http, payment_chain, plain, running_vms, vm_instances
 from .payment_chain import ZERO
 from .postgres_helpers import (  # noqa: F401  pylint: disable=unused-import
     admin,
@@ -72,7 +72,7 @@ def test_two_controllers_keep_the_same_fleet_at_once_and_create_each_vm_once(
         rows = _rows(postgres, pg_schema)
         names = [f"{fleet}-{i:02d}" for i in range(1, 21)]
         assert sorted(rows) == names, "20 rows, one a name"
-        on_network = Counter(n for n in running_vms() if n.startswith(f"{fleet}-"))
+        on_network = Counter(n for n, _provider in vm_instances() if n.startswith(f"{fleet}-"))
         assert sorted(on_network) == names and set(on_network.values()) == {1}, f"duplicates: {on_network}"
         for name, row in rows.items():
             code = http("GET", f"http://{row['ip']}:7466/api/v1/vms/{name}")[0]
@@ -234,7 +234,7 @@ def test_two_controllers_repairing_the_same_lost_vm_at_once_create_it_once(
         assert {i: r.get("msg") for i, r in results.items() if r["failed"]} == {}
         rows = _rows(postgres, pg_schema)
         assert rows[name]["status"] == "running", rows[name]
-        assert Counter(running_vms())[name] == 1, "one VM, not one per controller"
+        assert Counter(n for n, _provider in vm_instances())[name] == 1, "one VM, not one per controller"
         assert http("GET", f"{se['url']}/api/v1/vms/{name}")[0] == 200
         # No money lost: the lost VM's stream ended, one stream opened for the new one, and it is the row's.
         assert chain.stream(lost_stream)["recipient"] == ZERO, "the lost VM's stream was terminated"
