@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from ansible_collections.golem.vm.plugins.module_utils import settings
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.payment_terms import check_hours
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import DEFAULT_MAX_GLM_PER_MONTH, check_cap, check_hours
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm_payments import StreamPayments
 
@@ -76,4 +76,5 @@ def build_payments(params: dict[str, Any], *, local_dir: str, deadline: Deadline
     return StreamPayments(chain_factory(params, lock_dir=local_dir, deadline=deadline),
                           can_pay=bool(params.get("ethereum_private_key")), hours=params["payment_hours"],
                           deadline=deadline, pricing_for=pricing_lookup(discovery),
-                          given_stream=params.get("stream_id"), warn=warn)
+                          given_stream=params.get("stream_id"), warn=warn,
+                          max_glm_per_month=check_cap(params.get("max_glm_per_month", DEFAULT_MAX_GLM_PER_MONTH)))

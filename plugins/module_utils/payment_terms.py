@@ -10,6 +10,7 @@ open is the one the CLI would open, to the wei. The GLM price is paid 1:1 in nat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -19,6 +20,10 @@ from ansible_collections.golem.vm.plugins.module_utils.resources import Resource
 ZERO_ADDRESS = "0x" + "0" * 40
 SECONDS_PER_MONTH = 730.0 * 3600.0
 _GLM_KEYS = ("glm_per_core_month", "glm_per_gb_ram_month", "glm_per_gb_storage_month")
+# The price cap a user who never set max_glm_per_month gets: above what the largest named size (xlarge:
+# 8 CPU, 16 GB, 80 GB) costs at the prices the 0.1.x network's providers advertise by default (~460 GLM),
+# far below a mispriced or hostile advert (thousands of GLM a unit), and one hour of it deposits under 0.7 ETH.
+DEFAULT_MAX_GLM_PER_MONTH = 500.0
 
 
 class StreamTerms(NamedTuple):
@@ -55,6 +60,19 @@ def stream_terms(pricing: Mapping[str, Any] | None, spec: ResourceSpec, hours: i
         return None
     rate = int(monthly / SECONDS_PER_MONTH * 10 ** 18)
     return StreamTerms(monthly, rate, rate * hours * 3600)
+
+
+def over_cap(terms: StreamTerms, cap: float | None) -> bool:
+    """Whether ``terms`` cost more a month than ``cap`` (None: no cap)."""
+    return cap is not None and terms.glm_per_month > cap
+
+
+def check_cap(cap: Any, field: str = "max_glm_per_month") -> float | None:
+    if cap is None:
+        return None
+    if isinstance(cap, bool) or not isinstance(cap, (int, float)) or not math.isfinite(cap) or cap < 0:
+        raise ValidationError(f"{field} {cap!r} must be a number of GLM of at least 0", field=field, value=cap)
+    return float(cap)
 
 
 def check_hours(hours: Any, field: str = "payment_hours") -> int:

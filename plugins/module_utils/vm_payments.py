@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError, PaymentError
-from ansible_collections.golem.vm.plugins.module_utils.payment_terms import requires_payment, stream_terms, succeeded
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import (
+    StreamTerms, over_cap, requires_payment, stream_terms, succeeded)
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.stream_runway import refund_at
@@ -42,9 +43,10 @@ class StreamPayments(CreateHooks):
 
     def __init__(self, chain: Callable[[], StreamChain] | None, *, hours: int, deadline: Deadline,
                  pricing_for: Callable[[Placement, str], dict[str, Any] | None], given_stream: int | None,
-                 warn: Callable[[str], None], can_pay: bool = True) -> None:
+                 warn: Callable[[str], None], can_pay: bool = True, max_glm_per_month: float | None = None) -> None:
         """``chain()`` builds the chain client on first use (None: no chain at all); without ``can_pay``
-        (no key) it only reads. ``pricing_for(placement, provider_id)`` gives the provider's advertised prices."""
+        (no key) it only reads. ``pricing_for(placement, provider_id)`` gives the provider's advertised prices;
+        a stream dearer than ``max_glm_per_month`` a month is never opened."""
         self._chain_factory = chain
         self._can_pay = can_pay and chain is not None
         self._chain: StreamChain | None = None
@@ -53,6 +55,7 @@ class StreamPayments(CreateHooks):
         self.pricing_for = pricing_for
         self.given_stream = given_stream
         self.warn = warn
+        self.max_glm_per_month = max_glm_per_month
         self._lock = threading.Lock()
         self._warming: threading.Thread | None = None
         # What each VM's stream did this task, for the result (refunds, top-ups): name -> dict.
@@ -90,14 +93,15 @@ class StreamPayments(CreateHooks):
         with self._lock:
             self.report.setdefault(name, {}).update(data)
 
-    # -- create: before the POST, and after a failure ------------------------------------------------
-    def before_post(self, placement: Placement, client: Any, spec: ResourceSpec,
-                    note: Callable[[dict[str, Any]], None], act: Callable[[str], None], name: str) -> dict[str, Any]:
+    # -- create: the bill, before the POST, and after a failure ---------------------------------------
+    def _terms(self, placement: Placement, client: Any, spec: ResourceSpec) -> tuple[Any, StreamTerms] | None:
+        """The provider's info and what a stream to it costs; None when it takes no payment (or a stream was
+        given). Raises PaymentError when it cannot be paid within the cap: nothing has been sent then."""
         if self.given_stream is not None:
-            return {}  # a stream opened elsewhere is passed through as given
+            return None  # a stream opened elsewhere is passed through as given
         info = client.provider_info()
         if info is None or not requires_payment(info.stream_payment_address):
-            return {}  # an MVP-era provider, or one whose owner turned payments off
+            return None  # an MVP-era provider, or one whose owner turned payments off
         if placement.provider_id and info.provider_id.lower() != placement.provider_id.lower():
             # The recipient is who discovery said the provider is; never pay whoever answers instead.
             raise IdentityError(f"provider {placement.describe()} answers GET /api/v1/provider/info as "
@@ -107,6 +111,30 @@ class StreamPayments(CreateHooks):
             raise PaymentError(f"provider {placement.describe()} ({info.provider_id}) requires payment, but no GLM "
                                "prices of it could be found in discovery, so no stream rate can be computed; give "
                                "stream_id of a stream you opened to it")
+        if over_cap(terms, self.max_glm_per_month):
+            raise PaymentError(f"provider {placement.describe()} asks {terms.glm_per_month:g} GLM a month for "
+                               f"{spec.cpu} CPU, {spec.memory} GB RAM and {spec.storage} GB disk, over "
+                               f"max_glm_per_month {self.max_glm_per_month:g}; no stream was opened to it",
+                               field="max_glm_per_month", value=self.max_glm_per_month)
+        return info, terms
+
+    def bill(self, placement: Placement, client: Any, spec: ResourceSpec) -> dict[str, Any] | None:
+        """What creating on ``placement`` would pay, for check mode and the diff; None when it pays nothing.
+        Only reads (the provider's info); raises as before_post would, so check mode refuses what a run would."""
+        found = self._terms(placement, client, spec)
+        if found is None:
+            return None
+        info, terms = found
+        return {"provider_id": info.provider_id, "glm_per_month": terms.glm_per_month,
+                "rate_wei_per_second": terms.rate_wei, "payment_hours": self.hours, "deposit_wei": terms.deposit_wei,
+                "stream_payment_address": info.stream_payment_address}
+
+    def before_post(self, placement: Placement, client: Any, spec: ResourceSpec,
+                    note: Callable[[dict[str, Any]], None], act: Callable[[str], None], name: str) -> dict[str, Any]:
+        found = self._terms(placement, client, spec)
+        if found is None:
+            return {}
+        info, terms = found
         contract = info.stream_payment_address
         chain = self.chain()
         tx = chain.open(contract, info.provider_id, terms.deposit_wei, terms.rate_wei)
