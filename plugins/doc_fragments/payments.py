@@ -32,8 +32,41 @@ options:
     description:
       - The chain id O(payments_rpc_url) must serve; when set, any other chain is refused before a transaction is
         signed.
+      - When not set, the chain the node serves must fit O(payments_network). A chain of real money (Ethereum,
+        Polygon, Arbitrum, Base, ...) is refused for V(l2.holesky), which pays with test money. Upstream documents
+        no chain id for V(l2.holesky), so the first one payments are made on is recorded on the state's rows (config
+        C(stream_chain_id)), and a node serving another chain is refused while such a row exists.
     type: int
+  stream_payment_address:
+    description:
+      - The StreamPayment contract streams are opened in. M(golem.vm.golem_vm) and M(golem.vm.golem_fleet) refuse,
+        before paying, a provider whose C(GET /api/v1/provider/info) names another contract.
+      - When not set, the contract upstream documents for O(payments_network) is expected (for V(l2.holesky),
+        V(0x0281B792b5491E3548c8Fc17C24A2e0Cb99FbeC2)); a payments network upstream documents none for needs this
+        option to pay.
+      - For M(golem.vm.golem_stream), the contract the stream given by O(golem.vm.golem_stream#module:stream_id) is
+        on. Not needed for a stream the collection opened (its row records the contract) or when the provider can
+        be asked (the VM's provider, or O(golem.vm.golem_stream#module:provider_ip)). When given for a VM whose row
+        records a contract, the two must match.
+      - If not set, the value of E(GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS) is used, the name upstream's CLI reads.
+    type: str
+  max_fee_per_gas_gwei:
+    description:
+      - The most a transaction may pay a gas, in gwei. The collection signs a fee of up to twice the latest
+        block's base fee plus the priority fee the node asks (C(eth_maxPriorityFeePerGas)); a node asking more is
+        refused with the figures, before anything is signed.
+      - The default lets a congested test chain through (they charge about 1 gwei) and refuses a node asking
+        thousands, which is a lie or the wrong chain; at the about 200,000 gas a stream takes, 100 gwei is at most
+        0.02 ETH.
+      - If not set, the value of E(GOLEM_REQUESTOR_MAX_FEE_PER_GAS_GWEI) is used.
+    type: float
+    default: 100
 notes:
+  - A stream is paid exactly once. Its transaction is signed, its hash recorded on the VM's row, and only then
+    sent. When the node's answer is lost (a timeout, a reset, a gateway's error), the transaction is looked up by
+    its hash, and sent again as the same transaction, within O(wait_timeout); the create goes on with the stream
+    it opened and never fails over to another provider. If it cannot be confirmed, the task fails and the row
+    keeps the hash; the next run settles it, and finishes the VM with that stream rather than opening another.
   - Streams are paid in native ETH at the rate upstream's CLI computes from the provider's advertised GLM prices
     (the GLM price is paid 1:1 on the 0.1.x network), to the wei.
 """

@@ -87,6 +87,14 @@ class PaymentError(GolemError):
     kind = "payment"
 
 
+class PaymentPending(PaymentError):
+    """A transaction was sent, or may have been, and is not settled yet: what it pays stays recorded (``tx``)."""
+
+    def __init__(self, msg: str, *, tx: str, **kwargs: Any) -> None:
+        super().__init__(msg, **kwargs)
+        self.tx = tx
+
+
 class ValidationError(GolemError):
     """User input, or data a server sent, broke a rule; ``field`` and ``value`` name it."""
 

@@ -22,15 +22,16 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._files import ensure_private_dir, file_lock
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError
+from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError, PaymentPending, TimeoutError_
 from ansible_collections.golem.vm.plugins.module_utils.http import HttpClient
+from ansible_collections.golem.vm.plugins.module_utils.payment_network import GWEI, check_chain_id
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import ZERO_ADDRESS, succeeded
 
 CHAIN_LIBRARY = "eth-account >= 0.13 (with eth-abi)"
@@ -96,6 +97,22 @@ class ChainStream:
                 "halted": self.halted, "chain_time": self.now, "remaining_seconds": self.remaining_seconds}
 
 
+class NodeRefused(PaymentError):
+    """The node answered with a JSON-RPC error: it read the call and said no."""
+
+
+# How the HTTP client says a request never left: nothing listened, no such host, no connection made.
+_NEVER_SENT = ("connection refused by", "could not be resolved", "could not connect to")
+
+
+def _ambiguous(exc: PaymentError) -> bool:
+    """Whether a failed send may still have reached the node: anything but a refusal or a request that never left
+    (a timeout, a reset, a gateway's 502, an answer that is not JSON-RPC)."""
+    if isinstance(exc, NodeRefused) or (exc.status is not None and 400 <= exc.status < 500):
+        return False
+    return not (exc.status is None and any(m in exc.msg for m in _NEVER_SENT))
+
+
 def _selector(signature: str) -> bytes:
     return keccak(text=signature)[:4]
 
@@ -104,8 +121,12 @@ class StreamChain:
     """One account paying on one chain; ``lock_dir`` holds the nonce lock (the state file's directory)."""
 
     def __init__(self, rpc_url: str, private_key: str | None, *, lock_dir: str, deadline: Deadline,
-                 timeout: float = 30.0, validate_certs: bool = True, chain_id: int | None = None) -> None:
-        """Without ``private_key`` the client only reads (streams, receipts)."""
+                 timeout: float = 30.0, validate_certs: bool = True, chain_id: int | None = None,
+                 network: str | None = None, recorded_chain_ids: Callable[[], Iterable[int]] | None = None,
+                 max_fee_wei: int | None = None) -> None:
+        """Without ``private_key`` the client only reads (streams, receipts). The chain the node serves must be
+        ``chain_id`` when given, else fit ``network`` and the ids ``recorded_chain_ids()`` gives (payment_network);
+        no transaction is signed for a fee above ``max_fee_wei`` a gas."""
         if not HAS_CHAIN_LIBS:
             raise PaymentError(f"the Python library {CHAIN_LIBRARY} is required to pay providers; install the "
                                "collection's requirements.txt")
@@ -120,6 +141,9 @@ class StreamChain:
         self.rpc_url = rpc_url
         self.deadline = deadline
         self.expected_chain_id = chain_id
+        self.network = network
+        self._recorded_chain_ids = recorded_chain_ids or (lambda: ())
+        self.max_fee_wei = max_fee_wei
         self._timeout, self._verify = timeout, validate_certs
         self._local = threading.local()
         self._chain_id: int | None = None
@@ -170,8 +194,8 @@ class StreamChain:
                 if error.get("code") == -32601:
                     raise PaymentError(f"payments RPC {self.rpc_url} does not know {method}; is payments_rpc_url an "
                                        "Ethereum RPC endpoint?")
-                raise PaymentError(f"payments RPC {self.rpc_url} refused {method}: {error.get('message')}",
-                                   response=str(error.get("data") or "")[:300])
+                raise NodeRefused(f"payments RPC {self.rpc_url} refused {method}: {error.get('message')}",
+                                  response=str(error.get("data") or "")[:300])
             return answer.get("result")
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -179,10 +203,8 @@ class StreamChain:
     def chain_id(self) -> int:
         if self._chain_id is None:
             found = int(self.rpc("eth_chainId"), 16)
-            if self.expected_chain_id is not None and found != self.expected_chain_id:
-                raise PaymentError(f"payments RPC {self.rpc_url} serves chain id {found}, not payments_chain_id "
-                                   f"{self.expected_chain_id}; point payments_rpc_url at the chain the providers "
-                                   "are paid on", field="payments_chain_id", value=self.expected_chain_id)
+            check_chain_id(found, network=self.network, pinned=self.expected_chain_id,
+                           recorded=self._recorded_chain_ids(), url=self.rpc_url)
             self._chain_id = found
         return self._chain_id
 
@@ -220,8 +242,12 @@ class StreamChain:
 
     # -- transactions --------------------------------------------------------------------------
     def send(self, contract: str, signature: str, types: list[str], args: list[Any], *, value: int = 0,
-             what: str) -> str:
-        """Sign and send one call of ``contract``; returns the transaction hash. ``what`` names it in errors."""
+             what: str, before_send: Callable[[str], None] | None = None) -> str:
+        """Sign and send one call of ``contract``; returns the transaction hash. ``what`` names it in errors.
+
+        ``before_send(hash)`` runs once the transaction is signed and before it leaves (its nonce still held),
+        so the caller records what may be paid before it can be. A PaymentError means the node refused it
+        (nothing was sent); PaymentPending means it may have been sent and could not be confirmed in time."""
         if self._account is None:
             raise PaymentError(f"{what} needs ethereum_private_key (or GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY)",
                                field="ethereum_private_key")
@@ -236,6 +262,11 @@ class StreamChain:
         except PaymentError as exc:
             raise self._refused(what, value, exc) from None
         max_fee = 2 * base + priority
+        if self.max_fee_wei is not None and max_fee > self.max_fee_wei:
+            raise PaymentError(f"payments RPC {self.rpc_url} asks a fee of up to {max_fee / GWEI:g} gwei a gas "
+                               f"(base {base / GWEI:g}, priority {priority / GWEI:g}), over max_fee_per_gas_gwei "
+                               f"{self.max_fee_wei / GWEI:g}; {what} was not signed",
+                               field="max_fee_per_gas_gwei", value=self.max_fee_wei / GWEI)
         needed = value + gas * max_fee
         have = self.balance()
         if have < needed:
@@ -245,25 +276,56 @@ class StreamChain:
         tx = {"type": 2, "chainId": chain_id, "to": to_checksum_address(contract), "value": value, "data": data,
               "gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": priority}
         for attempt in range(1, NONCE_TRIES + 1):
-            try:
-                with file_lock(self.lock_path):
+            with file_lock(self.lock_path):
+                try:
                     nonce = int(self.rpc("eth_getTransactionCount", self.address, "pending"), 16)
-                    signed = self._account.sign_transaction({**tx, "nonce": nonce})
-                    raw = getattr(signed, "raw_transaction", None) or signed.rawTransaction
-                    try:
-                        return str(self.rpc("eth_sendRawTransaction", "0x" + bytes(raw).hex(), read=False))
-                    except PaymentError as exc:
-                        if "already known" not in exc.msg.lower():
-                            raise
-                        return "0x" + bytes(signed.hash).hex()  # this very transaction is in the pool already
-            except PaymentError as exc:
-                # The lock covers this controller only: another one paying from the same account (a team
-                # sharing a credential) may have taken the nonce. Refused for it means not accepted.
-                if attempt < NONCE_TRIES and any(m in exc.msg.lower() for m in NONCE_TAKEN):
-                    time.sleep(0.05 * attempt)
-                    continue
-                raise self._refused(what, value, exc) from None
+                except PaymentError as exc:
+                    raise self._refused(what, value, exc) from None
+                signed = self._account.sign_transaction({**tx, "nonce": nonce})
+                raw = "0x" + bytes(getattr(signed, "raw_transaction", None) or signed.rawTransaction).hex()
+                tx_hash = "0x" + bytes(signed.hash).hex()
+                if before_send is not None:
+                    before_send(tx_hash)
+                try:
+                    self.rpc("eth_sendRawTransaction", raw, read=False)
+                    return tx_hash
+                except PaymentError as exc:
+                    if "already known" in exc.msg.lower():
+                        return tx_hash  # this very transaction is in the pool already
+                    if _ambiguous(exc):
+                        # It may have arrived: find it by its hash (sending it again is the same transaction).
+                        return self._confirm_sent(tx_hash, raw, what)
+                    # The lock covers this controller only: another one paying from the same account (a team
+                    # sharing a credential) may have taken the nonce. Refused for it means not accepted.
+                    if attempt < NONCE_TRIES and any(m in exc.msg.lower() for m in NONCE_TAKEN):
+                        time.sleep(0.05 * attempt)
+                        continue
+                    raise self._refused(what, value, exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _confirm_sent(self, tx_hash: str, raw: str, what: str) -> str:
+        """After a send whose answer was lost: the hash once the node knows the transaction (mined or waiting),
+        sending the same signed bytes again while it does not. PaymentPending when the budget runs out first."""
+        last = "no answer"
+        while self.deadline.remaining() > RECEIPT_POLL:
+            try:
+                if self.rpc("eth_getTransactionByHash", tx_hash) is not None:
+                    return tx_hash
+                self.rpc("eth_sendRawTransaction", raw, read=False)
+            except TimeoutError_:
+                break
+            except PaymentError as exc:
+                last = exc.msg
+                if "already known" in exc.msg.lower():
+                    return tx_hash
+                if not _ambiguous(exc) and any(m in exc.msg.lower() for m in NONCE_TAKEN):
+                    # Its nonce is used: by this very transaction, mined meanwhile, or by another one.
+                    if self.rpc("eth_getTransactionReceipt", tx_hash) is not None:
+                        return tx_hash
+                    break
+            time.sleep(RECEIPT_POLL)
+        raise PaymentPending(f"{what} was sent as transaction {tx_hash}, but payments RPC {self.rpc_url} did not "
+                             f"confirm it within the task's time ({last})", tx=tx_hash)
 
     def _refused(self, what: str, value: int, exc: PaymentError) -> PaymentError:
         return PaymentError(f"{what} from {self.address} ({value} wei) was refused: {exc.msg}",
@@ -297,12 +359,13 @@ class StreamChain:
                            "StreamCreated event); is it the 0.1.x StreamPayment contract?")
 
     # -- the three calls --------------------------------------------------------------------------
-    def open(self, contract: str, recipient: str, deposit: int, rate: int) -> str:
+    def open(self, contract: str, recipient: str, deposit: int, rate: int,
+             before_send: Callable[[str], None] | None = None) -> str:
         self.check_contract(contract)
         return self.send(contract, "createStream(address,address,uint256,uint128)",
                          ["address", "address", "uint256", "uint128"],
                          [ZERO_ADDRESS, to_checksum_address(recipient), deposit, rate], value=deposit,
-                         what=f"opening a stream of {deposit} wei to {recipient}")
+                         what=f"opening a stream of {deposit} wei to {recipient}", before_send=before_send)
 
     def top_up(self, contract: str, stream_id: int, amount: int) -> str:
         return self.send(contract, "topUp(uint256,uint256)", ["uint256", "uint256"], [stream_id, amount],

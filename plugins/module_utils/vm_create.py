@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ProviderError, TimeoutError_, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    GolemError, PaymentPending, ProviderError, StateError, TimeoutError_, ValidationError)
 from ansible_collections.golem.vm.plugins.module_utils.models import DEFAULT_IMAGE, CreateJob, VMInfo, build_create_request
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES, ResourceSpec
@@ -64,6 +65,10 @@ class CreateHooks:
         ``record`` is the row as it stands (None if there was none). Raising a GolemError keeps
         the row, with status error, for the next run to settle.
         """
+
+    def carried(self, name: str) -> dict[str, Any]:
+        """Config keys a new row for ``name`` starts with (a stream an earlier, unfinished create paid)."""
+        return {}
 
 
 class CreateTransaction:
@@ -133,6 +138,7 @@ class CreateTransaction:
         }
         if self.want.stream_id is not None:
             config["stream_id"] = self.want.stream_id
+        config.update(self.hooks.carried(self.want.name))
         return config
 
     def plan(self, placement: Placement) -> VMRecord:
@@ -169,6 +175,11 @@ class CreateTransaction:
                 self.store.set_status(name, "creating", **fields)
                 if fields.get("stream_id") is not None:
                     request = request.model_copy(update={"stream_id": fields["stream_id"]})
+        except (PaymentPending, StateError) as exc:
+            # Money may have left and the row holds its transaction (or the state is what failed): the row stays
+            # as it is for the next run to settle, and no other provider is tried, which would pay again.
+            self._hold(exc)
+            raise
         except GolemError as exc:
             self._cleanup(client, placement, exc.msg, REJECTED)  # nothing was sent to the provider
             if len(self.out.actions) == actions_before and self.store.get(name) is None:
@@ -259,6 +270,13 @@ class CreateTransaction:
         self.store.delete(name)
         if outcome != REJECTED:
             self._act(f"deleted the failed VM {name} on provider {placement.describe()}")
+
+    def _hold(self, exc: GolemError) -> None:
+        try:
+            self.store.set_status(self.want.name, "error", error=exc.msg)
+        except StateError:
+            return  # the state is what failed: the row says what it said, which the next run settles
+        self._act(f"kept VM {self.want.name} recorded with status error, with its payment not settled yet")
 
     def _keep(self, placement: Placement, error: str, action: str) -> None:
         record = self.store.set_status(self.want.name, "error", error=error)

@@ -125,7 +125,8 @@ class Lifecycle:
 
     # -- present / started -------------------------------------------------------------------
     def present(self, record: VMRecord | None, *, create: bool = True, again: bool = True) -> VMRecord | None:
-        preferred = None
+        preferred = replacing = None
+        carried = False
         if record is not None:
             placement = self.placement_of(record)
             # The SSH check of a re-run overlaps the provider call instead of following it.
@@ -166,11 +167,15 @@ class Lifecycle:
                         self._act(gone)
                         self._settle_lost_create(record, client)
                         held.verify()  # a lost lock (PostgreSQL) may already be another run's: change nothing
-                        self._release(record)
-                        held.verify()
-                        self._forget(record)
+                        # A create that paid and never finished: its stream pays for this one, the row keeps it.
+                        carried = self.payments is not None and self.payments.carry(record, self._act)
+                        if not carried:
+                            self._release(record)
+                            held.verify()
+                            self._forget(record)
                 if not same and current is not None:
                     return self.present(self._changed(current, again), create=create, again=False)
+                replacing = record if carried else None
             # Repair in place when the user did not pin a provider: the old one first.
             preferred = placement
         elif not create:
@@ -179,7 +184,7 @@ class Lifecycle:
                 field="name",
                 value=self.want.name,
             )
-        return self._create(preferred)
+        return self._create(preferred, replacing)
 
     def started(self, record: VMRecord | None) -> VMRecord | None:
         return self.present(record, create=False)
@@ -266,9 +271,10 @@ class Lifecycle:
                              "another run removed it. Run again to see what is left")
         return written
 
-    def _create(self, preferred: Placement | None) -> VMRecord | None:
+    def _create(self, preferred: Placement | None, replacing: VMRecord | None = None) -> VMRecord | None:
         """Create under the name's lock: two runs (forks, controllers sharing a PostgreSQL state) that decide
-        to create the same name at once create one VM; the second finds the first one's row."""
+        to create the same name at once create one VM; the second finds the first one's row. ``replacing`` is
+        a row this run keeps for the create (its stream pays for it): that one is not another run's."""
         if self.payments is not None and not self.check_mode:
             self.payments.warm_up()
         # Providers first: a discovery that fails or sends nonsense leaves no key pair (and no lock) behind.
@@ -281,7 +287,7 @@ class Lifecycle:
             return self.creation.run(placements, on_taken=self._taken)
         with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())) as held:
             theirs = self.store.get(self.want.name)
-            if theirs is not None:
+            if theirs is not None and not (replacing is not None and replacing.same_vm(theirs)):
                 return self._recorded_meanwhile(theirs)
             self.creation.guard = held.verify
             try:

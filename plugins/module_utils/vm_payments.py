@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError, PaymentError
+from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    GolemError, IdentityError, PaymentError, PaymentPending, TimeoutError_)
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import (
     StreamTerms, over_cap, requires_payment, stream_terms, succeeded)
+from ansible_collections.golem.vm.plugins.module_utils.payment_network import check_contract
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.stream_runway import refund_at
@@ -36,6 +39,9 @@ if TYPE_CHECKING:  # the chain's module imports eth-account: only a task that pa
 
 # How long settling a stream may take when the task's own budget is gone (a failed create's cleanup).
 SETTLE_SECONDS = 20.0
+# A stream an unfinished create left is used again only with this much runway: else a new one is cheaper
+# than a VM the provider deletes a moment later.
+CARRY_MIN_SECONDS = 60
 
 
 class StreamPayments(CreateHooks):
@@ -43,10 +49,12 @@ class StreamPayments(CreateHooks):
 
     def __init__(self, chain: Callable[[], StreamChain] | None, *, hours: int, deadline: Deadline,
                  pricing_for: Callable[[Placement, str], dict[str, Any] | None], given_stream: int | None,
-                 warn: Callable[[str], None], can_pay: bool = True, max_glm_per_month: float | None = None) -> None:
+                 warn: Callable[[str], None], can_pay: bool = True, max_glm_per_month: float | None = None,
+                 network: str | None = None, contract: str | None = None) -> None:
         """``chain()`` builds the chain client on first use (None: no chain at all); without ``can_pay``
         (no key) it only reads. ``pricing_for(placement, provider_id)`` gives the provider's advertised prices;
-        a stream dearer than ``max_glm_per_month`` a month is never opened."""
+        a stream dearer than ``max_glm_per_month`` a month is never opened, nor one in another StreamPayment
+        contract than ``contract`` (else the one documented for payments ``network``)."""
         self._chain_factory = chain
         self._can_pay = can_pay and chain is not None
         self._chain: StreamChain | None = None
@@ -56,6 +64,13 @@ class StreamPayments(CreateHooks):
         self.given_stream = given_stream
         self.warn = warn
         self.max_glm_per_month = max_glm_per_month
+        self.network = network
+        self.contract = contract
+        # Streams an earlier run opened for a create that never finished, kept for this run's create: name ->
+        # (the row's stream, settled to its id; the provider it pays).
+        self._carried: dict[str, tuple[VMRecord, str]] = {}
+        # tx hash -> the stream it opened (None: none); settling asks the chain once per task.
+        self._settled: dict[str, int | None] = {}
         self._lock = threading.Lock()
         self._warming: threading.Thread | None = None
         # What each VM's stream did this task, for the result (refunds, top-ups): name -> dict.
@@ -111,6 +126,8 @@ class StreamPayments(CreateHooks):
             raise PaymentError(f"provider {placement.describe()} ({info.provider_id}) requires payment, but no GLM "
                                "prices of it could be found in discovery, so no stream rate can be computed; give "
                                "stream_id of a stream you opened to it")
+        check_contract(info.stream_payment_address, given=self.contract, provider=info.provider_id,
+                       network=self.network)
         if over_cap(terms, self.max_glm_per_month):
             raise PaymentError(f"provider {placement.describe()} asks {terms.glm_per_month:g} GLM a month for "
                                f"{spec.cpu} CPU, {spec.memory} GB RAM and {spec.storage} GB disk, over "
@@ -135,22 +152,95 @@ class StreamPayments(CreateHooks):
         if found is None:
             return {}
         info, terms = found
+        reused = self._reuse(name, info.provider_id, act)
+        if reused is not None:
+            return {"stream_id": reused, "stream_tx": None}
         contract = info.stream_payment_address
         chain = self.chain()
-        tx = chain.open(contract, info.provider_id, terms.deposit_wei, terms.rate_wei)
-        # Money has left: the row knows the transaction before anything else can fail.
-        note({"stream_tx": tx, "stream_contract": contract, "stream_sender": chain.address,
-              "stream_opened": True, "stream_rate_wei": terms.rate_wei, "stream_deposit_wei": terms.deposit_wei})
-        receipt = chain.receipt(tx, self.deadline.end)
-        if receipt is None:
-            raise PaymentError(f"the transaction {tx} opening a stream to {info.provider_id} was not mined within "
-                               f"wait_timeout by the payments node at {chain.rpc_url} (payments_rpc_url); it is "
-                               "recorded, and the next run settles it")
-        stream_id = chain.created_stream(receipt, contract)
+        signed: list[str] = []
+
+        def record(tx: str) -> None:
+            # Signed, not sent: a run killed once it is sent finds it on the row, and settles it.
+            note({"stream_tx": tx, "stream_contract": contract, "stream_sender": chain.address,
+                  "stream_opened": True, "stream_rate_wei": terms.rate_wei, "stream_deposit_wei": terms.deposit_wei,
+                  "stream_chain_id": chain.chain_id(), "payments_network": self.network})
+            signed.append(tx)
+
+        try:
+            tx = chain.open(contract, info.provider_id, terms.deposit_wei, terms.rate_wei, before_send=record)
+        except PaymentPending as exc:
+            raise PaymentPending(f"{exc.msg}; it is recorded on VM {name}'s row, and the next run settles it without "
+                                 "paying again", tx=exc.tx) from None
+        except PaymentError:
+            if signed:
+                note({"stream_opened": False, "stream_tx": None})  # the node refused it: nothing was sent
+            raise
+        receipt = None
+        try:
+            receipt = chain.receipt(tx, self.deadline.end, check=False)
+            stream_id = None if receipt is None or not succeeded(receipt) else chain.created_stream(receipt, contract)
+        except (PaymentError, TimeoutError_) as exc:
+            raise PaymentPending(f"the stream transaction {tx} to {info.provider_id} was sent, but what it did could "
+                                 f"not be read: {exc.msg}; it is recorded, and the next run settles it without paying "
+                                 "again", tx=tx) from None
+        if receipt is not None and not succeeded(receipt):
+            note({"stream_opened": False, "stream_tx": None})
+            raise PaymentError(f"the transaction {tx} opening a stream to {info.provider_id} reverted at payments "
+                               f"RPC {chain.rpc_url}: no stream was opened (only its gas was paid)")
+        if stream_id is None:
+            raise PaymentPending(f"the transaction {tx} opening a stream to {info.provider_id} was not mined within "
+                                 f"wait_timeout by the payments node at {chain.rpc_url} (payments_rpc_url); it is "
+                                 "recorded, and the next run settles it without paying again", tx=tx)
         act(f"opened payment stream {stream_id} to provider {info.provider_id}: {terms.deposit_wei} wei for "
             f"{self.hours} h at {terms.rate_wei} wei/s")
         self._record(name, stream_id=stream_id, deposit_wei=terms.deposit_wei, rate_wei_per_second=terms.rate_wei)
         return {"stream_id": stream_id, "stream_tx": None}
+
+    # -- a create an earlier run paid for but did not finish ------------------------------------------
+    def carry(self, record: VMRecord, act: Callable[[str], None]) -> bool:
+        """Keep the stream of ``record`` (a create that never finished, its VM gone) for creating it again:
+        True when it is ours, opened, alive and paying the row's provider. The row then keeps it."""
+        if record.status not in ("creating", "error") or not self.owns_stream(record) or not self._can_pay:
+            return False
+        chain = self.chain()
+        contract = str(record.config.get("stream_contract") or "")
+        with chain.budget(max(self.deadline.remaining(), SETTLE_SECONDS)):
+            stream_id = record.config.get("stream_id")
+            if stream_id is None:
+                stream_id = self._settle_opening(record, chain, contract)
+                if stream_id is None:
+                    return False
+            stream = chain.read(contract, int(stream_id))
+        provider = str(record.config.get("provider_id") or "")
+        if stream.sender.lower() != chain.address.lower() or stream.recipient.lower() != provider.lower() \
+                or stream.halted or stream.remaining_seconds < CARRY_MIN_SECONDS:
+            return False
+        config = {**record.config, "stream_id": int(stream_id), "stream_tx": None}
+        self._carried[record.name] = (replace(record, config=config), provider)
+        act(f"kept payment stream {stream_id} of VM {record.name}, which an earlier run opened for a create that did "
+            f"not finish ({stream.remaining_seconds} s of it left), to pay for creating it again")
+        return True
+
+    def carried(self, name: str) -> dict[str, Any]:
+        """The stream keys a new row for ``name`` starts with: a carried stream stays recorded throughout."""
+        kept = self._carried.get(name)
+        if kept is None:
+            return {}
+        return {key: value for key, value in kept[0].config.items() if key.startswith("stream_")
+                or key == "payments_network"}
+
+    def _reuse(self, name: str, provider_id: str, act: Callable[[str], None]) -> int | None:
+        """The carried stream's id when it pays ``provider_id``; one paying another provider is terminated
+        first (the create went elsewhere), so a VM is never paid twice."""
+        kept = self._carried.pop(name, None)
+        if kept is None:
+            return None
+        record, recipient = kept
+        if recipient.lower() == provider_id.lower():
+            act(f"paid VM {name} with payment stream {record.config['stream_id']}, opened by an earlier run")
+            return int(record.config["stream_id"])
+        self.release(record, act)
+        return None
 
     def after_failure(self, placement: Placement, record: VMRecord | None, vm_gone: bool,
                       act: Callable[[str], None]) -> None:
@@ -232,6 +322,12 @@ class StreamPayments(CreateHooks):
     def _settle_opening(self, record: VMRecord, chain: StreamChain, contract: str) -> int | None:
         """The stream id of a transaction that was sent but not seen mined; None when it opened nothing."""
         tx = str(record.config.get("stream_tx"))
+        if tx in self._settled:
+            return self._settled[tx]
+        self._settled[tx] = found = self._settle_tx(record, chain, contract, tx)
+        return found
+
+    def _settle_tx(self, record: VMRecord, chain: StreamChain, contract: str, tx: str) -> int | None:
         receipt = chain.receipt(tx, time.monotonic() + SETTLE_SECONDS, check=False)
         if receipt is not None:
             if not succeeded(receipt):

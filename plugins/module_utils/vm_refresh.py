@@ -32,7 +32,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_filters import MISSING
 
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 # Upstream's CLI reads the contract from this variable; rows the collection wrote record their own.
-STREAM_PAYMENT_ADDRESS_ENV = "GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS"
+STREAM_PAYMENT_ADDRESS_ENV = settings.STREAM_PAYMENT_ADDRESS_ENV
 # A VM its provider no longer has is not worth paying for, whatever its stream's runway.
 GONE_STATUSES = frozenset((MISSING, "deleted"))
 DEFAULT_TIMEOUT = 10.0

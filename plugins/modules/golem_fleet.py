@@ -208,7 +208,7 @@ class GolemFleet(GolemModule):
             placements=placements, parallelism=p["parallelism"], check_mode=self.module.check_mode, warn=self.warn,
             verify=p["verify"], identity=ProviderIdentity(self.central_within(task.deadline)),
             payments=build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
-                                    warn=self.warn))
+                                    warn=self.warn, store=task.store))
         before = fleet.members()
         res = fleet.run()
         after = before if self.module.check_mode else fleet.members()

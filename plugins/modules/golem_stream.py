@@ -76,13 +76,6 @@ options:
         (for example V(6) with O(runway_hours=24)) means fewer, larger top-ups, so fewer transactions and less gas.
       - Only with O(runway_hours).
     type: float
-  stream_payment_address:
-    description:
-      - Address of the StreamPayment contract the stream is on.
-      - Not needed for a stream the collection opened (its row records the contract) or when the provider can be
-        asked (the VM's provider, or O(provider_ip)). When given for a VM whose row records a contract, the two
-        must match.
-    type: str
   provider_ip:
     description:
       - IP address of the provider the stream given by O(stream_id) pays; its C(GET /api/v1/provider/info) names
@@ -297,7 +290,6 @@ def main() -> None:
             "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
             "runway_hours": {"type": "int"},
             "top_up_below_hours": {"type": "float"},
-            "stream_payment_address": {"type": "str"},
             "provider_ip": {"type": "str"},
             "state_path": {"type": "path"},
             "state_url": {"type": "str", "no_log": True},

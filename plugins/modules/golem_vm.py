@@ -296,7 +296,7 @@ class GolemVM(GolemModule):
             pinned=pinned, country=task.want.country, platform=p["platform"], strategy=p["provider_selection"],
             warn=self.warn)
         payments = build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
-                                  warn=self.warn)
+                                  warn=self.warn, store=task.store)
         life = Lifecycle(
             task.want, store=task.store, known_hosts=task.known_hosts, deadline=task.deadline,
             provider_client=lambda pl: self.provider(pl.ip, pl.port), candidates=placer.candidates,

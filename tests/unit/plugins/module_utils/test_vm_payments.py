@@ -16,7 +16,7 @@ import pytest
 from test_vm_lifecycle import KEY, SE, US, FakeProvider, recorded, vm
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ProviderError
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, PaymentPending, ProviderError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import ProviderInfo
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import stream_terms
@@ -45,18 +45,31 @@ class FakeChain:
         self.now = 1_000
         self.mine = True  # False: transactions wait unmined
         self.fail_terminate: GolemError | None = None
+        # "lost": the transaction is sent and mined, but its answer never comes back (PaymentPending);
+        # "refused": the node refuses it after it was signed (nothing is sent).
+        self.send_fault: str | None = None
         self.calls: list[tuple[str, Any]] = []
+
+    def chain_id(self) -> int:
+        return 31310
 
     def budget(self, _seconds: float) -> Any:
         return nullcontext()
 
-    def open(self, contract: str, recipient: str, deposit: int, rate: int) -> str:
+    def open(self, contract: str, recipient: str, deposit: int, rate: int, before_send: Any = None) -> str:
         tx = f"0xtx{len(self.txs) + 1}"
+        if before_send is not None:
+            before_send(tx)
+        self.calls.append(("send", tx))
+        if self.send_fault == "refused":
+            raise PaymentError("payments RPC refused eth_sendRawTransaction: insufficient funds")
         stream_id = len(self.streams) + 1
         self.streams[stream_id] = {"recipient": recipient, "deposit": deposit, "rate": rate, "start": self.now,
                                    "stop": self.now + deposit // rate, "terminated": False}
         self.txs[tx] = {"stream_id": stream_id, "mined": self.mine}
         self.calls.append(("open", recipient))
+        if self.send_fault == "lost":
+            raise PaymentPending(f"opening a stream was sent as transaction {tx}, but not confirmed", tx=tx)
         return tx
 
     def receipt(self, tx: str, until: float, *, check: bool = True) -> dict[str, Any] | None:
@@ -131,7 +144,8 @@ def life(store: StateStore, providers: dict[str, Any], chain: FakeChain | None, 
     warnings: list[str] = []
     timer = Deadline(deadline)
     payments = StreamPayments((lambda: chain) if chain else None, hours=1, deadline=timer,
-                              pricing_for=lambda _placement, _pid: PRICING, given_stream=None, warn=warnings.append)
+                              pricing_for=lambda _placement, _pid: PRICING, given_stream=None, warn=warnings.append,
+                              network="l2.holesky", contract=CONTRACT)
     want = Want(name="web-1", state=state, spec=None, size=None, image=None, stream_id=None, public_key=KEY,
                 key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=None, country=None,
                 adopt=False, wait=False)
@@ -309,3 +323,61 @@ def test_an_existing_vm_costs_no_chain_call(store, providers, chain):
     lc, _payments = life(store, providers, chain)
     lc.run(store.get("web-1"))
     assert chain.calls == [] and not lc.out.changed
+
+
+def test_a_send_whose_answer_is_lost_keeps_the_row_pays_once_and_the_next_run_finishes_with_that_stream(
+        store, providers, chain):
+    chain.send_fault = "lost"
+    lc, _payments = life(store, providers, chain, candidates=[SE, US])
+    with pytest.raises(PaymentPending, match=r"0xtx1.*recorded on VM web-1's row.*without paying again"):
+        lc.run(None)
+    row = store.get("web-1")
+    assert row.status == "error" and row.config["stream_tx"] == "0xtx1" and row.config["stream_opened"]
+    assert row.config["stream_chain_id"] == 31310 and row.config["payments_network"] == "l2.holesky"
+    assert [c for c in chain.calls if c[0] == "open"] == [("open", "0xse")], "no fail-over: one stream, to SE"
+    assert providers["127.0.0.3"].calls == [], "the next provider is never asked after an ambiguous send"
+    chain.send_fault = None
+    lc, _payments = life(store, providers, chain, candidates=[SE, US])
+    rec = lc.run(store.get("web-1"))
+    assert rec.status == "running" and rec.provider_ip == "127.0.0.2" and rec.stream_id == 1
+    assert len(chain.streams) == 1 and chain.funded() == [1], "the stream the lost answer opened pays the VM"
+    assert [c for c in chain.calls if c[0] == "open"] == [("open", "0xse")]
+    assert any("kept payment stream 1" in a for a in lc.out.actions)
+
+
+def test_a_carried_stream_for_another_provider_is_terminated_before_paying_the_new_one(store, providers, chain):
+    chain.send_fault = "lost"
+    lc, _payments = life(store, providers, chain, candidates=[SE])
+    with pytest.raises(PaymentPending):
+        lc.run(None)
+    chain.send_fault = None
+    providers["127.0.0.2"].create_error = ProviderError("HTTP 400: injected", status=400)
+    lc, _payments = life(store, providers, chain, candidates=[SE, US])
+    rec = lc.run(store.get("web-1"))
+    assert rec.provider_ip == "127.0.0.3" and rec.stream_id == 2
+    assert chain.streams[1]["terminated"] and chain.funded() == [2], "SE's stream ended when the VM went to US"
+
+
+def test_a_send_the_node_refuses_after_signing_forgets_the_hash_and_may_fail_over(store, providers, chain):
+    chain.send_fault = "refused"
+    lc, _payments = life(store, providers, chain, candidates=[SE])
+    with pytest.raises(GolemError, match="insufficient funds"):
+        lc.run(None)
+    assert store.get("web-1") is None and chain.streams == {}, "nothing was sent, so nothing is kept"
+
+
+def test_a_provider_naming_another_contract_is_refused_before_anything_is_signed(store, providers, chain):
+    lc, payments = life(store, providers, chain)
+    payments.contract = "0x" + "cd" * 20
+    with pytest.raises(ProviderError, match=r"names StreamPayment contract 0x5FbDB2315678afecb367f032d93F642f64180aa3"
+                                            r", not 0xcdcd.*stream_payment_address option"):
+        lc.run(None)
+    assert chain.calls == [] and store.get("web-1") is None
+
+
+def test_a_price_over_the_cap_is_refused_before_anything_is_signed(store, providers, chain):
+    lc, payments = life(store, providers, chain)
+    payments.max_glm_per_month = 31.5
+    with pytest.raises(ProviderError, match=r"asks 32 GLM a month .* over max_glm_per_month 31\.5"):
+        lc.run(None)
+    assert chain.calls == [] and store.get("web-1") is None
