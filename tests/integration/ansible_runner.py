@@ -30,6 +30,8 @@ class Ansible:
             # The network's funded account and chain: SE and US take payment, as upstream providers do.
             "GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY": devnet_env()["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"],
             "GOLEM_REQUESTOR_POLYGON_RPC_URL": devnet_env()["GOLEM_REQUESTOR_POLYGON_RPC_URL"],
+            # The contract the network deployed, as its env file names it: the one a stream may be paid into.
+            "GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS": devnet_env()["GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS"],
             "GOLEM_REQUESTOR_DB_PATH": str(state_dir / "vms.db"),
             "ANSIBLE_LOCALHOST_WARNING": "false",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
