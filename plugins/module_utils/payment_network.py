@@ -9,6 +9,7 @@ user set or what is documented for the network, before anything is signed. Pure:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import NamedTuple
@@ -87,7 +88,7 @@ def check_contract(named: str, *, given: str | None, provider: str, network: str
 
 def check_fee_cap(cap: object) -> int:
     """max_fee_per_gas_gwei as wei per gas."""
-    if isinstance(cap, bool) or not isinstance(cap, (int, float)) or not cap == cap or cap <= 0 or cap > 10 ** 6:
+    if isinstance(cap, bool) or not isinstance(cap, (int, float)) or math.isnan(cap) or cap <= 0 or cap > 10 ** 6:
         raise ValidationError(f"max_fee_per_gas_gwei {cap!r} must be a number of gwei above 0 and at most 1000000",
                               field="max_fee_per_gas_gwei", value=cap)
     return int(Decimal(str(cap)) * GWEI)
