@@ -114,11 +114,13 @@ def plan(prefix: str, count: int, records: list[VMRecord]) -> Plan:
 
 
 def discover(discovery: Any, spec: ResourceSpec, *, provider_port: int, countries: list[str] | None,
-             platform: str | None, warn: Callable[[str], None]) -> list[Placement]:
-    """One discovery call for the whole fleet, spread over providers and countries."""
+             platform: str | None, warn: Callable[[str], None],
+             max_glm_per_month: float | None = None) -> list[Placement]:
+    """One discovery call for the whole fleet, spread over providers and countries; providers over the
+    price cap are left out (with a warning) and never contacted."""
     fitting = fitting_providers(discovery, spec, provider_port=provider_port, countries=countries,
-                                platform=platform, warn=warn)
-    return spread(fitting, countries, provider_port)
+                                platform=platform, warn=warn, max_glm_per_month=max_glm_per_month)
+    return spread(fitting, countries, provider_port, spec)
 
 
 @dataclass

@@ -131,6 +131,8 @@ ETHEREUM_KEY_ENV = "GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"
 # Upstream's CLI reads the payments RPC from either name.
 PAYMENTS_RPC_ENVS = ("GOLEM_REQUESTOR_POLYGON_RPC_URL", "GOLEM_REQUESTOR_L2_RPC_URL")
 DEFAULT_PAYMENTS_RPC_URL = "https://l2.holesky.golemdb.io/rpc"
+# Ours, not the CLI's (it has no price cap): named like the others, so one environment sets them all.
+MAX_GLM_PER_MONTH_ENV = "GOLEM_REQUESTOR_MAX_GLM_PER_MONTH"
 
 
 STATE_URL_ENV = "GOLEM_REQUESTOR_STATE_URL"

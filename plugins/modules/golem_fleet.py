@@ -17,7 +17,9 @@ description:
     provider no longer has (deleted behind the collection's back) is created again, on the same provider
     first. A run with nothing to do makes only those read calls and reports no change.
   - Discovery is asked once per run, however many VMs are created. New VMs are placed round-robin over the
-    matching providers, taking countries in turn (O(countries)), so they spread over providers and countries.
+    matching providers, taking countries in turn (O(countries)), so they spread over providers and countries;
+    the cheapest (as M(golem.vm.golem_vm)'s V(cheapest) ranks them) first in each country. Providers priced over
+    O(max_glm_per_month) are skipped with a warning and never contacted.
     When a provider fails a create, the VM falls over to the next provider.
   - Each VM is created as M(golem.vm.golem_vm) creates one; its state row is written before the create call,
     so a failure never leaves a VM unrecorded.
@@ -198,7 +200,7 @@ class GolemFleet(GolemModule):
 
         def placements() -> Any:
             return discover(discovery(), spec, provider_port=p["provider_port"], countries=countries,
-                            platform=p["platform"], warn=self.warn)
+                            platform=p["platform"], warn=self.warn, max_glm_per_month=p["max_glm_per_month"])
 
         fleet = Fleet(
             p["name"], p["count"], template=task.want, store=task.store, known_hosts=task.known_hosts,

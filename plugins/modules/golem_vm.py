@@ -89,7 +89,10 @@ options:
   provider_selection:
     description:
       - How to pick a provider when neither O(provider_id) nor O(provider_ip) is given.
-      - V(cheapest) takes the lowest estimated monthly price for the size; providers without prices come last.
+      - V(cheapest) takes the provider where the size costs least a month as it is paid: by the advertised GLM
+        prices when the advert has them (a provider that takes payment is paid in GLM, whatever its USD figure),
+        then providers with USD prices only, by USD, then providers without prices.
+      - Providers whose GLM price for the size is over O(max_glm_per_month) are skipped whatever this says.
       - V(first) takes discovery's order; V(most_free) takes the one with the most free CPU, then memory.
     type: str
     choices: [cheapest, first, most_free]
@@ -294,7 +297,9 @@ class GolemVM(GolemModule):
         placer = Placer(
             discovery, spec=task.want.spec or SIZES["small"], provider_port=p["provider_port"],
             pinned=pinned, country=task.want.country, platform=p["platform"], strategy=p["provider_selection"],
-            warn=self.warn)
+            warn=self.warn,
+            # Only a create pays: a VM already on a dear provider must still be found and deleted.
+            max_glm_per_month=p["max_glm_per_month"] if p["state"] == "present" else None)
         payments = build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
                                   warn=self.warn)
         life = Lifecycle(
