@@ -132,6 +132,13 @@ class FleetResult:
     failures: dict[str, str] = field(default_factory=dict)
     attempted: int = 0
     planned: dict[str, VMRecord] = field(default_factory=dict)  # check mode: what would be created
+    bills: dict[str, dict[str, Any]] = field(default_factory=dict)  # check mode: what each new member would pay
+
+    def bill(self) -> dict[str, Any]:
+        """The check-mode bill: each paying member's, and what they add up to."""
+        return {"members": dict(sorted(self.bills.items())),
+                "glm_per_month": round(sum(b["glm_per_month"] for b in self.bills.values()), 8),
+                "deposit_wei": sum(b["deposit_wei"] for b in self.bills.values())}
 
 
 class Fleet:
@@ -281,7 +288,8 @@ class Fleet:
                                     private_key_path=self.template.private_key_path or private)
 
     def _plan_only(self, todo: Plan) -> FleetResult:
-        """Check mode: no provider call at all; discovery only when something would be created."""
+        """Check mode: no write call; discovery, and each chosen provider's info for the bill, only when
+        something would be created."""
         res = self.result
         for record in todo.destroy:
             res.changed = True
@@ -289,15 +297,27 @@ class Fleet:
             res.actions.append(f"would destroy VM {record.name} on provider {Lifecycle.placement_of(record).describe()}")
         if todo.create or todo.repair:
             placements = self.placements()
+            priced: dict[tuple[str | None, int], Any] = {}  # a bill, None, or the error it raised
             for index, gone in todo.rebuilt():
                 name = member_name(self.prefix, index, self.count) if gone is None else gone.name
                 where = candidates_for(placements, index)[0] if gone is None else Lifecycle.placement_of(gone)
+                try:
+                    bill = self._bill(where, priced)
+                except GolemError as exc:
+                    # As a real run would fail it (it would try the next provider; check mode does not).
+                    res.failures[name] = exc.msg
+                    res.attempted += 1
+                    continue
+                if bill is not None:
+                    res.bills[name] = bill
                 res.changed = True
                 res.created.append(name)
                 if gone is not None:
                     res.actions.append(f"VM {name} is recorded but gone from provider {where.describe()}: "
                                        "would create it again")
-                res.actions.append(f"would create VM {name} on provider {where.describe()}")
+                res.actions.append(f"would create VM {name} on provider {where.describe()}"
+                                   + (f", paying {bill['glm_per_month']:g} GLM a month ({bill['deposit_wei']} wei "
+                                      f"deposit for {bill['payment_hours']} h)" if bill else ""))
                 res.planned[name] = VMRecord(name, where.ip or "", name, "creating", {
                     "provider_id": where.provider_id, "provider_port": where.port, "country": where.country,
                     "cpu": (self.template.spec.cpu if self.template.spec else None),
@@ -305,6 +325,22 @@ class Fleet:
                     "storage": (self.template.spec.storage if self.template.spec else None),
                     "size": self.template.size, "image": self.template.image, "ssh_user": self.template.ssh_user})
         return res
+
+    def _bill(self, where: Placement, priced: dict[tuple[str | None, int], Any]) -> dict[str, Any] | None:
+        """What a member created on ``where`` would pay; each provider is asked once (members share a size)."""
+        if self.payments is None or self.template.spec is None:
+            return None
+        key = (where.ip, where.port)
+        if key not in priced:
+            client = self.provider_client(where)
+            client.set_deadline(self.deadline)
+            try:
+                priced[key] = self.payments.bill(where, client, self.template.spec)
+            except GolemError as exc:
+                priced[key] = exc
+        if isinstance(priced[key], GolemError):
+            raise priced[key]
+        return priced[key]
 
     def _in_threads(self, kind: str, jobs: list[tuple[str, VMRecord | None, str, list[Placement] | None]]) -> None:
         if not jobs:

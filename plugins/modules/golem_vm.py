@@ -35,7 +35,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Makes no write call and writes no file; returns the request it would send in RV(request).
+    description: Makes no write call and writes no file; returns the request it would send in RV(request) and
+      what it would pay in RV(bill). Nothing is signed or sent to the chain.
   diff_mode:
     support: full
     description: Shows the VM's placement, resources and status before and after; never key material.
@@ -243,6 +244,27 @@ request:
     url: "http://203.0.113.7:7466/api/v1/vms?async=true"
     body: {name: web-1, resources: {cpu: 1, memory: 1, storage: 10}, ssh_key: "ssh-ed25519 AAAAC3Nza... me@host",
            image: "24.04", stream_id: null}
+bill:
+  description:
+    - In check mode, what creating the VM would pay, read from the provider's C(GET /api/v1/provider/info) and its
+      advertised GLM prices; nothing is signed or sent. Also shown in the diff's C(after).
+    - V(null) when the provider takes no payment (an MVP-era provider, or one with payments off) or O(stream_id)
+      is given.
+  returned: when a VM would be created in check mode
+  type: dict
+  version_added: 0.3.0
+  contains:
+    provider_id: {description: The provider the stream would pay., type: str,
+                  sample: "0x1234567890abcdef1234567890abcdef12345678"}
+    glm_per_month:
+      description: The VM's monthly price at the provider's advertised GLM prices (at most O(max_glm_per_month)).
+      type: float
+      sample: 32.0
+    rate_wei_per_second: {description: The stream's rate in wei a second., type: int, sample: 12176560121}
+    payment_hours: {description: "Hours the deposit pays for (O(payment_hours)).", type: int, sample: 1}
+    deposit_wei: {description: "The deposit the stream would lock, in wei (rate times O(payment_hours)).",
+                  type: int, sample: 43835616435600}
+    stream_payment_address: {description: The StreamPayment contract the stream would be opened on., type: str}
 """
 
 from typing import Any
@@ -322,8 +344,11 @@ class GolemVM(GolemModule):
         }
         if life.out.request is not None:
             result["request"] = life.out.request
+            result["bill"] = life.out.bill
         if self.module._diff:
             result["diff"] = {"before": diff_view(record), "after": diff_view(final)}
+            if life.out.bill is not None:
+                result["diff"]["after"]["bill"] = life.out.bill
         return result
 
 
