@@ -43,9 +43,9 @@ options:
         (cores, GB memory and GB storage times their monthly GLM prices). A provider that takes payment is paid
         this price, 1:1 in native ETH on the 0.1.x network, from O(ethereum_private_key).
       - When the module picks the provider, providers whose adverts ask more are skipped with a warning naming
-        the provider, its price and the cap; they are never contacted. A provider given with O(provider_id) or
-        O(provider_ip) that asks more is refused before any call to it, and the task fails naming the price and
-        the cap. No payment stream dearer than this is ever opened.
+        the provider, its price and the cap; they are never contacted. A provider M(golem.vm.golem_vm) is given
+        (O(golem.vm.golem_vm#module:provider_id) or O(golem.vm.golem_vm#module:provider_ip)) that asks more is
+        refused before any call to it, and the task fails naming the price and the cap. No payment stream dearer than this is ever opened.
       - Providers that advertise no GLM prices (those of the MVP era, which take no payment) are not affected.
       - The default, V(500), is above what the largest named size (V(xlarge)) costs at the prices providers of
         the 0.1.x network advertise by default (about 460 GLM a month), and far below a mispriced or hostile

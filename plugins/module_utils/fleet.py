@@ -25,13 +25,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    GolemError,
+    IdentityError,
+    PaymentError,
+    ValidationError,
+)
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import stream_terms
 from ansible_collections.golem.vm.plugins.module_utils.placement import (
     Placement,
     candidates_for,
     fitting_providers,
+    over_cap,
     spread,
 )
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity, lookup
@@ -288,8 +295,7 @@ class Fleet:
                                     private_key_path=self.template.private_key_path or private)
 
     def _plan_only(self, todo: Plan) -> FleetResult:
-        """Check mode: no write call; discovery, and each chosen provider's info for the bill, only when
-        something would be created."""
+        """Check mode: no provider call at all; discovery only when something would be created."""
         res = self.result
         for record in todo.destroy:
             res.changed = True
@@ -297,12 +303,11 @@ class Fleet:
             res.actions.append(f"would destroy VM {record.name} on provider {Lifecycle.placement_of(record).describe()}")
         if todo.create or todo.repair:
             placements = self.placements()
-            priced: dict[tuple[str | None, int], Any] = {}  # a bill, None, or the error it raised
             for index, gone in todo.rebuilt():
                 name = member_name(self.prefix, index, self.count) if gone is None else gone.name
                 where = candidates_for(placements, index)[0] if gone is None else Lifecycle.placement_of(gone)
                 try:
-                    bill = self._bill(where, priced)
+                    bill = self._bill(where)
                 except GolemError as exc:
                     # As a real run would fail it (it would try the next provider; check mode does not).
                     res.failures[name] = exc.msg
@@ -326,21 +331,27 @@ class Fleet:
                     "size": self.template.size, "image": self.template.image, "ssh_user": self.template.ssh_user})
         return res
 
-    def _bill(self, where: Placement, priced: dict[tuple[str | None, int], Any]) -> dict[str, Any] | None:
-        """What a member created on ``where`` would pay; each provider is asked once (members share a size)."""
-        if self.payments is None or self.template.spec is None:
+    def _bill(self, where: Placement) -> dict[str, Any] | None:
+        """What a member created on ``where`` would pay, at the advert's GLM prices, as a run would compute it.
+
+        Check mode of a fleet asks no provider anything (so not whether it takes payment: an advert with GLM
+        prices is billed, and the contract is not known); prices a placement lacks (a member being repaired)
+        come from discovery. Over the cap it raises as a run would.
+        """
+        payments, spec = self.payments, self.template.spec
+        if payments is None or spec is None or payments.given_stream is not None:
             return None
-        key = (where.ip, where.port)
-        if key not in priced:
-            client = self.provider_client(where)
-            client.set_deadline(self.deadline)
-            try:
-                priced[key] = self.payments.bill(where, client, self.template.spec)
-            except GolemError as exc:
-                priced[key] = exc
-        if isinstance(priced[key], GolemError):
-            raise priced[key]
-        return priced[key]
+        pricing = where.pricing if where.pricing is not None else payments.pricing_for(where, where.provider_id or "")
+        why = over_cap(pricing, spec, payments.max_glm_per_month)
+        if why is not None:
+            raise PaymentError(f"provider {where.describe()} would not be paid: {why}", field="max_glm_per_month",
+                               value=payments.max_glm_per_month)
+        terms = stream_terms(pricing, spec, payments.hours)
+        if terms is None:
+            return None
+        return {"provider_id": where.provider_id, "glm_per_month": terms.glm_per_month,
+                "rate_wei_per_second": terms.rate_wei, "payment_hours": payments.hours,
+                "deposit_wei": terms.deposit_wei, "stream_payment_address": None}
 
     def _in_threads(self, kind: str, jobs: list[tuple[str, VMRecord | None, str, list[Placement] | None]]) -> None:
         if not jobs:

@@ -160,10 +160,6 @@ class CreateTransaction:
             },
         }
         self._act(f"would create VM {self.want.name} on provider {placement.describe()}")
-        if self.out.bill is not None:
-            self._act(f"would open a payment stream to provider {self.out.bill['provider_id']}: "
-                      f"{self.out.bill['deposit_wei']} wei for {self.out.bill['payment_hours']} h at "
-                      f"{self.out.bill['glm_per_month']:g} GLM a month")
         return VMRecord(self.want.name, placement.ip or "", self.want.name, "creating", self.config(placement, spec))
 
     def _create_on(self, placement: Placement, client: Any) -> VMRecord:

@@ -33,8 +33,8 @@ attributes:
   check_mode:
     support: full
     description: Makes no write call to any provider and writes no file; returns the plan and what it would
-      pay (RV(bill)). Discovery is asked when VMs would be created, to show where, and each chosen provider's
-      info, for the bill; with O(verify), members are looked up (read only). Nothing is signed or sent to the chain.
+      pay (RV(bill)). Discovery is asked when VMs would be created, to show where; with O(verify), members are
+      looked up (read only). Nothing is signed or sent to the chain.
   diff_mode:
     support: full
     description: Shows the fleet's members (placement, resources, status) before and after; never key material.
@@ -154,10 +154,12 @@ actions:
   sample: ["created VM web-03 on provider 0x12... (203.0.113.7) (job 5f0c...)"]
 bill:
   description:
-    - In check mode, what the VMs that would be created would pay, each as M(golem.vm.golem_vm) returns
-      RV(golem.vm.golem_vm#module:bill), and their total. Read from each chosen provider's
-      C(GET /api/v1/provider/info) and advertised GLM prices; nothing is signed or sent.
-    - Members on providers that take no payment are not in it. Each member's bill is also in the diff's C(after).
+    - In check mode, what the VMs that would be created would pay at their providers' advertised GLM prices,
+      each as M(golem.vm.golem_vm) returns RV(golem.vm.golem_vm#module:bill), and their total; nothing is signed
+      or sent.
+    - Check mode asks no provider anything, so C(stream_payment_address) is V(null), and a member on a provider
+      that advertises GLM prices is billed even if that provider has payments off. Members on providers without
+      GLM prices (the MVP era's) are not in it. Each member's bill is also in the diff's C(after).
   returned: in check mode
   type: dict
   version_added: 0.3.0
@@ -168,7 +170,7 @@ bill:
       sample: {web-01: {provider_id: "0x12...", glm_per_month: 32.0, rate_wei_per_second: 12176560121,
                         payment_hours: 1, deposit_wei: 43835616435600, stream_payment_address: "0xab..."}}
     glm_per_month: {description: What those members cost together a month in GLM., type: float, sample: 78.0}
-    deposit_wei: {description: What their streams would lock together, in wei., type: int, sample: 106849315066800}
+    deposit_wei: {description: "What their streams would lock together, in wei.", type: int, sample: 106849315066800}
 """
 
 from typing import Any

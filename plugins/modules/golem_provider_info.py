@@ -82,10 +82,10 @@ options:
   sort:
     description:
       - Order of RV(providers).
-      - V(price) puts the cheapest first by what the asked size is paid a month, as M(golem.vm.golem_vm)'s
-        V(cheapest) choice does: providers that advertise GLM prices by their GLM price (a provider that takes
-        payment is paid in GLM, whatever its USD figure), then providers with USD prices only, by their USD
-        estimate, then providers without prices.
+      - V(price) puts the cheapest first by what the asked size is paid a month, as the V(cheapest) choice of
+        M(golem.vm.golem_vm) does. Providers that advertise GLM prices come first, by their GLM price (a provider
+        that takes payment is paid in GLM, whatever its USD figure); then providers with USD prices only, by their
+        USD estimate; then providers without prices.
       - V(cpu), V(memory) and V(storage) put the most free capacity first.
       - V(country) sorts by country code; V(updated) puts the most recently advertised first.
       - Ties are broken by provider ID, so the order is stable.

@@ -90,9 +90,9 @@ options:
   provider_selection:
     description:
       - How to pick a provider when neither O(provider_id) nor O(provider_ip) is given.
-      - V(cheapest) takes the provider where the size costs least a month as it is paid: by the advertised GLM
-        prices when the advert has them (a provider that takes payment is paid in GLM, whatever its USD figure),
-        then providers with USD prices only, by USD, then providers without prices.
+      - V(cheapest) takes the provider where the size costs least a month as it is paid. Adverts with GLM prices
+        come first, by their GLM price (a provider that takes payment is paid in GLM, whatever its USD figure);
+        then providers with USD prices only, by USD; then providers without prices.
       - Providers whose GLM price for the size is over O(max_glm_per_month) are skipped whatever this says.
       - V(first) takes discovery's order; V(most_free) takes the one with the most free CPU, then memory.
     type: str

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_fleet import SE1, SE2, US1, FakeProvider, Network, fleet
+from test_fleet import SE1, SE2, US1, FakeDiscovery, Network, fleet
 from test_vm_lifecycle import KEY, SE
 from test_vm_payments import CONTRACT, PRICING, FakeChain, PayingProvider
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.models import ProviderInfo
+from ansible_collections.golem.vm.plugins.module_utils.models import Advertisement, ProviderInfo
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import stream_terms
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
@@ -66,8 +66,7 @@ def test_check_mode_shows_the_bill_and_signs_nothing(store: StateStore) -> None:
     # Read only: the VM's name and the provider's info; no create, no chain call, no row.
     assert [c[0] for c in provider.calls] == ["get", "info"]
     assert chain.calls == [] and store.get("web-1") is None
-    assert any("would open a payment stream to provider 0xse" in a and str(SMALL_TERMS.deposit_wei) in a
-               for a in life.out.actions)
+    assert life.out.actions == ["would create VM web-1 on provider 0xse (127.0.0.2)"]
 
 
 def test_check_mode_needs_no_key_to_show_the_bill(store: StateStore) -> None:
@@ -98,57 +97,50 @@ class FakeProviderWithoutPayments(PayingProvider):
         return ProviderInfo(provider_id=self.info_id, stream_payment_address="0x" + "0" * 40)
 
 
-# -- golem_fleet: each member's bill and the total -------------------------------------------------------------
+# -- golem_fleet: each member's bill and the total, from the adverts (check mode asks no provider) ----------------
 
-class PayingNet(Network):
-    """The fleet's fake network, with SE1 and US1 taking payment and the rest not."""
-
-    def client(self, placement: Any) -> FakeProvider:
-        made = super().client(placement)
-        net = self
-
-        def provider_info() -> ProviderInfo:
-            made._call("info", "")
-            paying = made.ip in (SE1, US1)
-            return ProviderInfo(provider_id=net.ids[made.ip], stream_payment_address=CONTRACT if paying else None)
-
-        made.provider_info = provider_info  # type: ignore[method-assign]
-        return made
-
-
-def by_provider(placement: Any, _pid: str) -> dict[str, float]:
-    return US_PRICING if placement.ip == US1 else PRICING
+def glm_ads(priced: bool = True) -> list[Advertisement]:
+    def one(pid: str, ip: str, country: str, glm: dict[str, float] | None) -> Advertisement:
+        return Advertisement.model_validate({"provider_id": pid, "ip_address": ip, "country": country,
+                                             "resources": {"cpu": 16, "memory": 32, "storage": 500}, "pricing": glm})
+    return [one("0xse1", SE1, "SE", PRICING if priced else None), one("0xus1", US1, "US", US_PRICING if priced else None),
+            one("0xse2", SE2, "SE", None)]
 
 
 def test_fleet_check_mode_bills_each_member_and_totals_them(store: StateStore) -> None:
-    net, chain = PayingNet(), FakeChain()
-    run = fleet(store, net, 4, check=True, countries=["SE", "US"])
-    run.payments = payments(chain, pricing=by_provider)
+    net, chain = Network(), FakeChain()
+    run = fleet(store, net, 4, check=True, countries=["SE", "US"], discovery=FakeDiscovery(glm_ads()))
+    run.payments = payments(chain, pricing=lambda _placement, _pid: None)
     res = run.run()
-    # SE1, US1, SE2 (no payment), SE1 again.
+    # SE1, US1, SE2 (no GLM prices: no bill), SE1 again.
     assert sorted(res.bills) == ["web-01", "web-02", "web-04"]
-    assert res.bills["web-01"]["glm_per_month"] == 32.0 and res.bills["web-02"]["glm_per_month"] == 46.0
+    assert res.bills["web-01"] == {"provider_id": "0xse1", "glm_per_month": 32.0,
+                                   "rate_wei_per_second": SMALL_TERMS.rate_wei, "payment_hours": 2,
+                                   "deposit_wei": SMALL_TERMS.deposit_wei, "stream_payment_address": None}
+    assert res.bills["web-02"]["glm_per_month"] == 46.0
     total = res.bill()
     assert total["glm_per_month"] == 110.0
     assert total["deposit_wei"] == sum(b["deposit_wei"] for b in res.bills.values())
     assert list(total["members"]) == ["web-01", "web-02", "web-04"]
     assert sorted(res.created) == ["web-01", "web-02", "web-03", "web-04"]
-    # Each chosen provider is asked its info once; nothing is written or signed.
-    assert sorted(c[:2] for c in net.calls) == [(SE1, "info"), (US1, "info"), (SE2, "info")]
-    assert net.writes() == [] and chain.calls == [] and store.list() == []
+    # No provider is asked anything; nothing is written or signed.
+    assert net.calls == [] and chain.calls == [] and store.list() == []
 
 
 def test_fleet_check_mode_over_the_cap_fails_the_members_a_run_would_fail(store: StateStore) -> None:
-    net = PayingNet()
-    run = fleet(store, net, 2, check=True, countries=["SE", "US"])
-    run.payments = payments(None, cap=40.0, pricing=by_provider)
+    # Placements carry no prices here (as for a member being repaired): the bill asks discovery, then checks the cap.
+    net = Network()
+    run = fleet(store, net, 2, check=True, countries=["SE", "US"], discovery=FakeDiscovery(glm_ads(priced=False)))
+    run.payments = payments(None, cap=40.0, pricing=lambda placement, _pid: US_PRICING if placement.ip == US1
+                            else PRICING)
     res = run.run()
     assert list(res.failures) == ["web-02"] and "46 GLM a month" in res.failures["web-02"]
+    assert "max_glm_per_month 40" in res.failures["web-02"]
     assert res.created == ["web-01"] and list(res.bills) == ["web-01"]
-    assert net.writes() == []
+    assert net.calls == []
 
 
 def test_a_fleet_without_anything_to_create_has_an_empty_bill(store: StateStore) -> None:
-    run = fleet(store, PayingNet(), 0, check=True)
+    run = fleet(store, Network(), 0, check=True)
     run.payments = payments(None)
     assert run.run().bill() == {"members": {}, "glm_per_month": 0, "deposit_wei": 0}
