@@ -37,6 +37,25 @@ options:
       - Top it up later with M(golem.vm.golem_stream).
     type: int
     default: 1
+  max_glm_per_month:
+    description:
+      - The most one VM may cost a month, in GLM, at its provider's advertised GLM prices for the asked size
+        (cores, GB memory and GB storage times their monthly GLM prices). A provider that takes payment is paid
+        this price, 1:1 in native ETH on the 0.1.x network, from O(ethereum_private_key).
+      - When the module picks the provider, providers whose adverts ask more are skipped with a warning naming
+        the provider, its price and the cap; they are never contacted. A provider M(golem.vm.golem_vm) is given
+        (O(golem.vm.golem_vm#module:provider_id) or O(golem.vm.golem_vm#module:provider_ip)) that asks more is
+        refused before any call to it, and the task fails naming the price and the cap. No payment stream dearer than this is ever opened.
+      - Providers that advertise no GLM prices (those of the MVP era, which take no payment) are not affected.
+      - The default, V(500), is above what the largest named size (V(xlarge)) costs at the prices providers of
+        the 0.1.x network advertise by default (about 460 GLM a month), and far below a mispriced or hostile
+        advert (thousands of GLM a unit); one hour of it deposits under 0.7 ETH. Raise it to rent larger VMs
+        or dearer providers. There is no way to switch it off; give a large number instead.
+      - Check mode shows what a new VM would pay (the bill) before anything is signed or sent.
+      - If not set, the value of the E(GOLEM_REQUESTOR_MAX_GLM_PER_MONTH) environment variable is used.
+    type: float
+    default: 500.0
+    version_added: 0.3.0
   labels:
     description:
       - Labels of the VM, names to text (numbers and booleans are taken as their text), stored with its row in

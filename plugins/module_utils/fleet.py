@@ -25,13 +25,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import (
+    GolemError,
+    IdentityError,
+    PaymentError,
+    ValidationError,
+)
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import stream_terms
 from ansible_collections.golem.vm.plugins.module_utils.placement import (
     Placement,
     candidates_for,
     fitting_providers,
+    over_cap,
     spread,
 )
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity, lookup
@@ -114,11 +121,13 @@ def plan(prefix: str, count: int, records: list[VMRecord]) -> Plan:
 
 
 def discover(discovery: Any, spec: ResourceSpec, *, provider_port: int, countries: list[str] | None,
-             platform: str | None, warn: Callable[[str], None]) -> list[Placement]:
-    """One discovery call for the whole fleet, spread over providers and countries."""
+             platform: str | None, warn: Callable[[str], None],
+             max_glm_per_month: float | None = None) -> list[Placement]:
+    """One discovery call for the whole fleet, spread over providers and countries; providers over the
+    price cap are left out (with a warning) and never contacted."""
     fitting = fitting_providers(discovery, spec, provider_port=provider_port, countries=countries,
-                                platform=platform, warn=warn)
-    return spread(fitting, countries, provider_port)
+                                platform=platform, warn=warn, max_glm_per_month=max_glm_per_month)
+    return spread(fitting, countries, provider_port, spec)
 
 
 @dataclass
@@ -130,6 +139,13 @@ class FleetResult:
     failures: dict[str, str] = field(default_factory=dict)
     attempted: int = 0
     planned: dict[str, VMRecord] = field(default_factory=dict)  # check mode: what would be created
+    bills: dict[str, dict[str, Any]] = field(default_factory=dict)  # check mode: what each new member would pay
+
+    def bill(self) -> dict[str, Any]:
+        """The check-mode bill: each paying member's, and what they add up to."""
+        return {"members": dict(sorted(self.bills.items())),
+                "glm_per_month": round(sum(b["glm_per_month"] for b in self.bills.values()), 8),
+                "deposit_wei": sum(b["deposit_wei"] for b in self.bills.values())}
 
 
 class Fleet:
@@ -290,12 +306,23 @@ class Fleet:
             for index, gone in todo.rebuilt():
                 name = member_name(self.prefix, index, self.count) if gone is None else gone.name
                 where = candidates_for(placements, index)[0] if gone is None else Lifecycle.placement_of(gone)
+                try:
+                    bill = self._bill(where)
+                except GolemError as exc:
+                    # As a real run would fail it (it would try the next provider; check mode does not).
+                    res.failures[name] = exc.msg
+                    res.attempted += 1
+                    continue
+                if bill is not None:
+                    res.bills[name] = bill
                 res.changed = True
                 res.created.append(name)
                 if gone is not None:
                     res.actions.append(f"VM {name} is recorded but gone from provider {where.describe()}: "
                                        "would create it again")
-                res.actions.append(f"would create VM {name} on provider {where.describe()}")
+                res.actions.append(f"would create VM {name} on provider {where.describe()}"
+                                   + (f", paying {bill['glm_per_month']:g} GLM a month ({bill['deposit_wei']} wei "
+                                      f"deposit for {bill['payment_hours']} h)" if bill else ""))
                 res.planned[name] = VMRecord(name, where.ip or "", name, "creating", {
                     "provider_id": where.provider_id, "provider_port": where.port, "country": where.country,
                     "cpu": (self.template.spec.cpu if self.template.spec else None),
@@ -303,6 +330,28 @@ class Fleet:
                     "storage": (self.template.spec.storage if self.template.spec else None),
                     "size": self.template.size, "image": self.template.image, "ssh_user": self.template.ssh_user})
         return res
+
+    def _bill(self, where: Placement) -> dict[str, Any] | None:
+        """What a member created on ``where`` would pay, at the advert's GLM prices, as a run would compute it.
+
+        Check mode of a fleet asks no provider anything (so not whether it takes payment: an advert with GLM
+        prices is billed, and the contract is not known); prices a placement lacks (a member being repaired)
+        come from discovery. Over the cap it raises as a run would.
+        """
+        payments, spec = self.payments, self.template.spec
+        if payments is None or spec is None or payments.given_stream is not None:
+            return None
+        pricing = where.pricing if where.pricing is not None else payments.pricing_for(where, where.provider_id or "")
+        why = over_cap(pricing, spec, payments.max_glm_per_month)
+        if why is not None:
+            raise PaymentError(f"provider {where.describe()} would not be paid: {why}", field="max_glm_per_month",
+                               value=payments.max_glm_per_month)
+        terms = stream_terms(pricing, spec, payments.hours)
+        if terms is None:
+            return None
+        return {"provider_id": where.provider_id, "glm_per_month": terms.glm_per_month,
+                "rate_wei_per_second": terms.rate_wei, "payment_hours": payments.hours,
+                "deposit_wei": terms.deposit_wei, "stream_payment_address": None}
 
     def _in_threads(self, kind: str, jobs: list[tuple[str, VMRecord | None, str, list[Placement] | None]]) -> None:
         if not jobs:

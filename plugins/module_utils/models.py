@@ -17,7 +17,7 @@ import re
 import traceback
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from ansible_collections.golem.vm.plugins.module_utils.endpoints import host_problem, ip_problem, port_problem, show
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
@@ -159,13 +159,19 @@ class Resources(WireModel):
     storage: int
 
 
+# An advertised price: a JSON number of at least 0. Strict, so true or "5" is not taken for one; finite,
+# because NaN compares false with everything (it would pass any cap and sort anywhere) and inf is no price.
+# Golem Base adverts are held to the same rule (golem_base_adverts.Entity.price) before they get here.
+Price = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+
+
 class Pricing(WireModel):
-    usd_per_core_month: float | None = None
-    usd_per_gb_ram_month: float | None = None
-    usd_per_gb_storage_month: float | None = None
-    glm_per_core_month: float | None = None
-    glm_per_gb_ram_month: float | None = None
-    glm_per_gb_storage_month: float | None = None
+    usd_per_core_month: Price | None = None
+    usd_per_gb_ram_month: Price | None = None
+    usd_per_gb_storage_month: Price | None = None
+    glm_per_core_month: Price | None = None
+    glm_per_gb_ram_month: Price | None = None
+    glm_per_gb_storage_month: Price | None = None
 
 
 class Advertisement(WireModel):

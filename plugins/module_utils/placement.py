@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.providers import matches, represent_provider
+from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, PaymentError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import glm_per_month
+from ansible_collections.golem.vm.plugins.module_utils.providers import matches, price_key, represent_provider
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
 
 STRATEGIES = ("cheapest", "first", "most_free")
@@ -31,28 +32,37 @@ def _prices(ad: Any) -> dict[str, Any] | None:
     return ad.pricing.model_dump() if ad.pricing is not None else None
 
 
-def _price(provider: dict[str, Any]) -> tuple[bool, float]:
-    # Providers that advertise no price go last.
-    return provider["estimate"] is None, provider["estimate"]["usd_per_month"] if provider["estimate"] else 0.0
-
-
-def _order(providers: list[dict[str, Any]], strategy: str) -> list[dict[str, Any]]:
+def _order(providers: list[dict[str, Any]], strategy: str, spec: ResourceSpec) -> list[dict[str, Any]]:
     if strategy == "first":
         return providers
     if strategy == "most_free":
         return sorted(providers, key=lambda p: (-p["resources"]["cpu"], -p["resources"]["memory"],
                                                 -p["resources"]["storage"], p["provider_id"]))
-    return sorted(providers, key=_price)  # cheapest; sorted() keeps discovery's order among equals
+    # cheapest, by what is paid (providers.price_key); sorted() keeps discovery's order among equals
+    return sorted(providers, key=lambda p: price_key(p, spec))
+
+
+def over_cap(pricing: dict[str, Any] | None, spec: ResourceSpec, cap: float | None) -> str | None:
+    """Why renting ``spec`` at an advert's GLM prices breaks ``cap`` (GLM a month), or None when it does not.
+
+    Adverts without GLM prices (the MVP era's providers, which take no payment) are never over it.
+    """
+    monthly = glm_per_month(pricing, spec)
+    if cap is None or monthly is None or monthly <= cap:
+        return None
+    return (f"it asks {monthly:g} GLM a month for {spec.cpu} CPU, {spec.memory} GB RAM and {spec.storage} GB disk, "
+            f"over max_glm_per_month {cap:g}")
 
 
 def fitting_providers(discovery: Any, spec: ResourceSpec, *, provider_port: int, countries: list[str] | None,
-                      platform: str | None, warn: Callable[[str], None], required: bool = True
-                      ) -> list[dict[str, Any]]:
+                      platform: str | None, warn: Callable[[str], None], required: bool = True,
+                      max_glm_per_month: float | None = None) -> list[dict[str, Any]]:
     """Every advertised provider with room for ``spec`` in one of ``countries``, from one discovery call.
 
-    A malformed advertisement is skipped with a warning; when nothing fits, the error says how
-    many were skipped, so "no provider" is not mistaken for an empty network. Without
-    ``required`` an empty list is returned instead.
+    A malformed advertisement is skipped with a warning, and so is one whose GLM prices put ``spec``
+    over ``max_glm_per_month`` (it is never contacted); when nothing fits, the error says how many
+    were skipped, so "no provider" is not mistaken for an empty network. Without ``required`` an
+    empty list is returned instead.
     """
     skipped: list[str] = []
 
@@ -63,14 +73,24 @@ def fitting_providers(discovery: Any, spec: ResourceSpec, *, provider_port: int,
     only = countries[0] if countries and len(countries) == 1 else None
     ads = discovery.list_advertisements(cpu=spec.cpu, memory=spec.memory, storage=spec.storage, country=only,
                                         platform=platform, on_invalid=skip)
-    fitting = [represent_provider(ad, provider_port=provider_port, spec=spec) for ad in ads
-               if matches(ad, cpu=spec.cpu, memory=spec.memory, storage=spec.storage, platform=platform)
-               and (not countries or ad.country in countries)]
+    room = [represent_provider(ad, provider_port=provider_port, spec=spec) for ad in ads
+            if matches(ad, cpu=spec.cpu, memory=spec.memory, storage=spec.storage, platform=platform)
+            and (not countries or ad.country in countries)]
+    fitting, dear = [], []
+    for provider in room:
+        why = over_cap(provider["pricing"], spec, max_glm_per_month)
+        if why is None:
+            fitting.append(provider)
+        else:
+            dear.append(f"provider {provider['provider_id']}: {why}")
+            warn(f"skipped provider {provider['provider_id']} ({provider['ip_address']}): {why}")
     if not fitting and required:
         where = f" in {', '.join(countries)}" if countries else ""
         raise DiscoveryError(
             f"no provider in {discovery.source} has room for {spec.cpu} CPU, {spec.memory} GB RAM "
             f"and {spec.storage} GB disk{where}" + (f" on platform {platform}" if platform else "")
+            + (f" within max_glm_per_month {max_glm_per_month:g}; {len(dear)} provider(s) with room ask more, "
+               f"the first {dear[0]}" if dear else "")
             + (f"; {len(skipped)} malformed advertisement(s) were skipped, the first from {skipped[0]}"
                if skipped else ""),
             url=discovery.url)
@@ -81,11 +101,12 @@ def as_placement(provider: dict[str, Any], port: int) -> Placement:
     return Placement(provider["ip_address"], port, provider["provider_id"], provider["country"], provider["pricing"])
 
 
-def spread(providers: list[dict[str, Any]], countries: list[str] | None, port: int) -> list[Placement]:
-    """Providers interleaved by country (cheapest first in each), so consecutive VMs land apart."""
+def spread(providers: list[dict[str, Any]], countries: list[str] | None, port: int,
+           spec: ResourceSpec) -> list[Placement]:
+    """Providers interleaved by country (cheapest for ``spec`` first in each), so consecutive VMs land apart."""
     order = list(countries) if countries else sorted({p["country"] or "" for p in providers})
     groups = [sorted((p for p in providers if (p["country"] or "") == country),
-                     key=lambda p: (*_price(p), p["provider_id"])) for country in order]
+                     key=lambda p: (*price_key(p, spec), p["provider_id"])) for country in order]
     return [as_placement(group[turn], port)
             for turn in range(max((len(g) for g in groups), default=0)) for group in groups if turn < len(group)]
 
@@ -110,7 +131,10 @@ class Placer:
         platform: str | None,
         strategy: str,
         warn: Callable[[str], None],
+        max_glm_per_month: float | None = None,
     ) -> None:
+        """``max_glm_per_month``: providers whose advert prices ``spec`` over it are never contacted (None: no cap;
+        give it only for a create, so a VM already on a dear provider can still be found and deleted)."""
         self._discovery = discovery
         self.spec = spec
         self.provider_port = provider_port
@@ -119,6 +143,7 @@ class Placer:
         self.platform = platform
         self.strategy = strategy
         self.warn = warn
+        self.max_glm_per_month = max_glm_per_month
 
     @property
     def discovery(self) -> Any:
@@ -156,12 +181,22 @@ class Placer:
     def candidates(self, preferred: Placement | None = None) -> list[Placement]:
         """Placements to try in order; the first that creates the VM wins."""
         if self.pinned is not None:
-            return [self.resolve_pinned()]
+            return [self._within_cap(self.resolve_pinned())]
         fitting = fitting_providers(self.discovery, self.spec, provider_port=self.provider_port,
                                     countries=[self.country] if self.country else None, platform=self.platform,
-                                    warn=self.warn, required=preferred is None)
+                                    warn=self.warn, required=preferred is None,
+                                    max_glm_per_month=self.max_glm_per_month)
         placements = [preferred] if preferred is not None else []
-        for prov in _order(fitting, self.strategy):
+        for prov in _order(fitting, self.strategy, self.spec):
             if all(p.ip != prov["ip_address"] for p in placements):
                 placements.append(as_placement(prov, self.provider_port))
         return placements
+
+    def _within_cap(self, placement: Placement) -> Placement:
+        """A pinned provider whose advert prices the VM over the cap is refused before anything is sent to it."""
+        why = over_cap(placement.pricing, self.spec, self.max_glm_per_month)
+        if why is not None:
+            raise PaymentError(f"provider {placement.describe()} was not asked to create the VM: {why}; raise "
+                               "max_glm_per_month to rent it at that price", field="max_glm_per_month",
+                               value=self.max_glm_per_month)
+        return placement

@@ -14,6 +14,7 @@ from typing import Any
 from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.http import provider_url
 from ansible_collections.golem.vm.plugins.module_utils.models import Advertisement
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import glm_per_month
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, estimate_price
 
 SORT_KEYS = ("price", "cpu", "memory", "storage", "country", "updated")
@@ -60,12 +61,26 @@ def matches(
     return True
 
 
-def _sort_key(sort: str) -> Any:
+def price_key(provider: dict[str, Any], spec: ResourceSpec) -> tuple[int, float]:
+    """Where a provider goes in "cheapest first": by what renting ``spec`` there is paid a month.
+
+    A provider that takes payment is paid its GLM price (1:1 in native ETH on the 0.1.x network), whatever
+    its USD figure says, so an advert with GLM prices is ranked by them; GLM and USD amounts are not
+    comparable, so adverts with USD prices only come after those, by USD; adverts without prices come last.
+    """
+    glm = glm_per_month(provider["pricing"], spec)
+    if glm is not None:
+        return (0, glm)
+    if provider["estimate"] is not None:
+        return (1, provider["estimate"]["usd_per_month"])
+    return (2, 0.0)
+
+
+def _sort_key(sort: str, spec: ResourceSpec) -> Any:
     # Missing values sort last in every order; provider_id breaks ties so output is stable.
     def key(p: dict[str, Any]) -> tuple[Any, ...]:
         if sort == "price":
-            price = p["estimate"]["usd_per_month"] if p["estimate"] else None
-            return (price is None, price or 0.0, p["provider_id"])
+            return (*price_key(p, spec), p["provider_id"])
         if sort in ("cpu", "memory", "storage"):
             return (-p["resources"][sort], p["provider_id"])
         if sort == "country":
@@ -103,11 +118,12 @@ def check_selection(*, sort: str, limit: int | None, max_price_usd_month: float 
 def select_providers(
     providers: list[dict[str, Any]],
     *,
+    spec: ResourceSpec,
     sort: str = "price",
     limit: int | None = None,
     max_price_usd_month: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Apply the price cap, sort and cut to ``limit``.
+    """Apply the price cap, sort (prices of ``spec``, see price_key) and cut to ``limit``.
 
     With a price cap, providers without USD prices are left out: nothing shows they fit it.
     """
@@ -117,5 +133,5 @@ def select_providers(
         chosen = [
             p for p in chosen if p["estimate"] is not None and p["estimate"]["usd_per_month"] <= max_price_usd_month
         ]
-    chosen = sorted(chosen, key=_sort_key(sort))
+    chosen = sorted(chosen, key=_sort_key(sort, spec))
     return chosen if limit is None else chosen[:limit]

@@ -131,8 +131,10 @@ ETHEREUM_KEY_ENV = "GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"
 # Upstream's CLI reads the payments RPC from either name.
 PAYMENTS_RPC_ENVS = ("GOLEM_REQUESTOR_POLYGON_RPC_URL", "GOLEM_REQUESTOR_L2_RPC_URL")
 DEFAULT_PAYMENTS_RPC_URL = "https://l2.holesky.golemdb.io/rpc"
-# The StreamPayment contract, as upstream's CLI reads it; and the most a node may ask a gas.
+# The StreamPayment contract, as upstream's CLI reads it.
 STREAM_PAYMENT_ADDRESS_ENV = "GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS"
+# Ours, not the CLI's (it has no price or fee cap): named like the others, so one environment sets them all.
+MAX_GLM_PER_MONTH_ENV = "GOLEM_REQUESTOR_MAX_GLM_PER_MONTH"
 MAX_FEE_PER_GAS_ENV = "GOLEM_REQUESTOR_MAX_FEE_PER_GAS_GWEI"
 
 

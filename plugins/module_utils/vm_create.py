@@ -46,10 +46,17 @@ class Outcome:
     changed: bool = False
     actions: list[str] = field(default_factory=list)
     request: dict[str, Any] | None = None
+    # Check mode: what the create would pay (CreateHooks.bill); None when it pays nothing.
+    bill: dict[str, Any] | None = None
 
 
 class CreateHooks:
     """Extension points of the create transaction; the default does nothing."""
+
+    def bill(self, placement: Placement, client: Any, spec: ResourceSpec) -> dict[str, Any] | None:
+        """Check mode: what a create on ``placement`` would pay, or None when it pays nothing. Reads only;
+        raises as ``before_post`` would, so check mode refuses what a real run would refuse."""
+        return None
 
     def before_post(self, placement: Placement, client: Any, spec: ResourceSpec,
                     note: Callable[[dict[str, Any]], None], act: Callable[[str], None], name: str) -> dict[str, Any]:
@@ -103,7 +110,7 @@ class CreateTransaction:
             if existing is not None:
                 return on_taken(placement, client, existing)
             if self.check_mode:
-                return self.plan(placement)
+                return self.plan(placement, client)
             try:
                 return self._create_on(placement, client)
             except TimeoutError_:
@@ -141,9 +148,11 @@ class CreateTransaction:
         config.update(self.hooks.carried(self.want.name))
         return config
 
-    def plan(self, placement: Placement) -> VMRecord:
-        """Check mode: what would be sent, and the row it would make."""
+    def plan(self, placement: Placement, client: Any) -> VMRecord:
+        """Check mode: what would be sent, what it would pay, and the row it would make; nothing is signed or sent."""
         spec = self.spec
+        # First: a provider a real run would refuse (over the price cap, say) fails check mode the same way.
+        self.out.bill = self.hooks.bill(placement, client, spec)
         self.out.changed = True
         self.out.request = {
             "method": "POST",

@@ -19,6 +19,7 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationE
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
 from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import DEFAULT_MAX_GLM_PER_MONTH, check_cap
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, resolve_resources
 from ansible_collections.golem.vm.plugins.module_utils.state import check_state_path
@@ -64,6 +65,7 @@ def check_scalars(params: dict[str, Any]) -> None:
     image = params.get("image")
     if image is not None and (not image.strip() or any(c.isspace() for c in image)):
         raise ValidationError(f"image {image!r} must be a non-empty name without spaces", field="image", value=image)
+    check_cap(params.get("max_glm_per_month"))
 
 
 # The argument spec of a VM's shape, key, wait and files, shared by golem_vm and golem_fleet
@@ -76,6 +78,8 @@ VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
     "image": {"type": "str"},
     "stream_id": {"type": "int"},
     "payment_hours": {"type": "int", "default": 1},
+    "max_glm_per_month": {"type": "float", "default": DEFAULT_MAX_GLM_PER_MONTH,
+                          "fallback": settings.fallback(settings.MAX_GLM_PER_MONTH_ENV)},
     "labels": {"type": "dict"},
     "ssh_public_key": {"type": "str", "no_log": False},
     "ssh_public_key_path": {"type": "path", "no_log": False},

@@ -17,7 +17,9 @@ description:
     provider no longer has (deleted behind the collection's back) is created again, on the same provider
     first. A run with nothing to do makes only those read calls and reports no change.
   - Discovery is asked once per run, however many VMs are created. New VMs are placed round-robin over the
-    matching providers, taking countries in turn (O(countries)), so they spread over providers and countries.
+    matching providers, taking countries in turn (O(countries)), so they spread over providers and countries;
+    the cheapest (as M(golem.vm.golem_vm)'s V(cheapest) ranks them) first in each country. Providers priced over
+    O(max_glm_per_month) are skipped with a warning and never contacted.
     When a provider fails a create, the VM falls over to the next provider.
   - Each VM is created as M(golem.vm.golem_vm) creates one; its state row is written before the create call,
     so a failure never leaves a VM unrecorded.
@@ -30,8 +32,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Makes no write call to any provider and writes no file; returns the plan. Discovery is
-      asked when VMs would be created, to show where; with O(verify), members are looked up (read only).
+    description: Makes no write call to any provider and writes no file; returns the plan and what it would
+      pay (RV(bill)). Discovery is asked when VMs would be created, to show where; with O(verify), members are
+      looked up (read only). Nothing is signed or sent to the chain.
   diff_mode:
     support: full
     description: Shows the fleet's members (placement, resources, status) before and after; never key material.
@@ -149,6 +152,25 @@ actions:
   type: list
   elements: str
   sample: ["created VM web-03 on provider 0x12... (203.0.113.7) (job 5f0c...)"]
+bill:
+  description:
+    - In check mode, what the VMs that would be created would pay at their providers' advertised GLM prices,
+      each as M(golem.vm.golem_vm) returns RV(golem.vm.golem_vm#module:bill), and their total; nothing is signed
+      or sent.
+    - Check mode asks no provider anything, so C(stream_payment_address) is V(null), and a member on a provider
+      that advertises GLM prices is billed even if that provider has payments off. Members on providers without
+      GLM prices (the MVP era's) are not in it. Each member's bill is also in the diff's C(after).
+  returned: in check mode
+  type: dict
+  version_added: 0.3.0
+  contains:
+    members:
+      description: Name of each paying member that would be created, to its bill.
+      type: dict
+      sample: {web-01: {provider_id: "0x12...", glm_per_month: 32.0, rate_wei_per_second: 12176560121,
+                        payment_hours: 1, deposit_wei: 43835616435600, stream_payment_address: "0xab..."}}
+    glm_per_month: {description: What those members cost together a month in GLM., type: float, sample: 78.0}
+    deposit_wei: {description: "What their streams would lock together, in wei.", type: int, sample: 106849315066800}
 """
 
 from typing import Any
@@ -198,7 +220,7 @@ class GolemFleet(GolemModule):
 
         def placements() -> Any:
             return discover(discovery(), spec, provider_port=p["provider_port"], countries=countries,
-                            platform=p["platform"], warn=self.warn)
+                            platform=p["platform"], warn=self.warn, max_glm_per_month=p["max_glm_per_month"])
 
         fleet = Fleet(
             p["name"], p["count"], template=task.want, store=task.store, known_hosts=task.known_hosts,
@@ -223,9 +245,13 @@ class GolemFleet(GolemModule):
             "destroyed": res.destroyed,
             "actions": res.actions,
         }
+        if self.module.check_mode:
+            result["bill"] = res.bill()
         if self.module._diff:
             result["diff"] = {"before": {r.name: diff_view(r) for r in before},
                               "after": {r.name: diff_view(r) for r in after}}
+            for name, bill in res.bills.items():
+                result["diff"]["after"][name]["bill"] = bill
         if res.failures:
             self.fail(GolemError(failure_message(res)), **result)
         return result

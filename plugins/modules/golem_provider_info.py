@@ -82,7 +82,10 @@ options:
   sort:
     description:
       - Order of RV(providers).
-      - V(price) puts the cheapest estimate first and providers without prices last.
+      - V(price) puts the cheapest first by what the asked size is paid a month, as the V(cheapest) choice of
+        M(golem.vm.golem_vm) does. Providers that advertise GLM prices come first, by their GLM price (a provider
+        that takes payment is paid in GLM, whatever its USD figure); then providers with USD prices only, by their
+        USD estimate; then providers without prices.
       - V(cpu), V(memory) and V(storage) put the most free capacity first.
       - V(country) sorts by country code; V(updated) puts the most recently advertised first.
       - Ties are broken by provider ID, so the order is stable.
@@ -324,7 +327,7 @@ class GolemProviderInfo(GolemModule):
         found = [
             represent_provider(ad, provider_port=p["provider_port"], spec=spec) for ad in ads if matches(ad, **filters)
         ]
-        providers = select_providers(found, **selection)
+        providers = select_providers(found, spec=spec, **selection)
         for provider in providers:
             provider["payment_terms"] = None
         if p["payment_terms"]:

@@ -35,7 +35,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Makes no write call and writes no file; returns the request it would send in RV(request).
+    description: Makes no write call and writes no file; returns the request it would send in RV(request) and
+      what it would pay in RV(bill). Nothing is signed or sent to the chain.
   diff_mode:
     support: full
     description: Shows the VM's placement, resources and status before and after; never key material.
@@ -89,7 +90,10 @@ options:
   provider_selection:
     description:
       - How to pick a provider when neither O(provider_id) nor O(provider_ip) is given.
-      - V(cheapest) takes the lowest estimated monthly price for the size; providers without prices come last.
+      - V(cheapest) takes the provider where the size costs least a month as it is paid. Adverts with GLM prices
+        come first, by their GLM price (a provider that takes payment is paid in GLM, whatever its USD figure);
+        then providers with USD prices only, by USD; then providers without prices.
+      - Providers whose GLM price for the size is over O(max_glm_per_month) are skipped whatever this says.
       - V(first) takes discovery's order; V(most_free) takes the one with the most free CPU, then memory.
     type: str
     choices: [cheapest, first, most_free]
@@ -240,6 +244,27 @@ request:
     url: "http://203.0.113.7:7466/api/v1/vms?async=true"
     body: {name: web-1, resources: {cpu: 1, memory: 1, storage: 10}, ssh_key: "ssh-ed25519 AAAAC3Nza... me@host",
            image: "24.04", stream_id: null}
+bill:
+  description:
+    - In check mode, what creating the VM would pay, read from the provider's C(GET /api/v1/provider/info) and its
+      advertised GLM prices; nothing is signed or sent. Also shown in the diff's C(after).
+    - V(null) when the provider takes no payment (an MVP-era provider, or one with payments off) or O(stream_id)
+      is given.
+  returned: when a VM would be created in check mode
+  type: dict
+  version_added: 0.3.0
+  contains:
+    provider_id: {description: The provider the stream would pay., type: str,
+                  sample: "0x1234567890abcdef1234567890abcdef12345678"}
+    glm_per_month:
+      description: The VM's monthly price at the provider's advertised GLM prices (at most O(max_glm_per_month)).
+      type: float
+      sample: 32.0
+    rate_wei_per_second: {description: The stream's rate in wei a second., type: int, sample: 12176560121}
+    payment_hours: {description: "Hours the deposit pays for (O(payment_hours)).", type: int, sample: 1}
+    deposit_wei: {description: "The deposit the stream would lock, in wei (rate times O(payment_hours)).",
+                  type: int, sample: 43835616435600}
+    stream_payment_address: {description: The StreamPayment contract the stream would be opened on., type: str}
 """
 
 from typing import Any
@@ -294,7 +319,9 @@ class GolemVM(GolemModule):
         placer = Placer(
             discovery, spec=task.want.spec or SIZES["small"], provider_port=p["provider_port"],
             pinned=pinned, country=task.want.country, platform=p["platform"], strategy=p["provider_selection"],
-            warn=self.warn)
+            warn=self.warn,
+            # Only a create pays: a VM already on a dear provider must still be found and deleted.
+            max_glm_per_month=p["max_glm_per_month"] if p["state"] == "present" else None)
         payments = build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
                                   warn=self.warn, store=task.store)
         life = Lifecycle(
@@ -317,8 +344,11 @@ class GolemVM(GolemModule):
         }
         if life.out.request is not None:
             result["request"] = life.out.request
+            result["bill"] = life.out.bill
         if self.module._diff:
             result["diff"] = {"before": diff_view(record), "after": diff_view(final)}
+            if life.out.bill is not None:
+                result["diff"]["after"]["bill"] = life.out.bill
         return result
 
 
