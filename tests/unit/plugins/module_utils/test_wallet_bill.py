@@ -38,7 +38,7 @@ def store(tmp_path: Path) -> StateStore:
 def payments(chain: FakeChain | None, cap: float | None = 500.0, pricing: Any = None) -> StreamPayments:
     return StreamPayments((lambda: chain) if chain else None, hours=2, deadline=Deadline(30),
                           pricing_for=pricing or (lambda _placement, _pid: PRICING), given_stream=None,
-                          warn=print, max_glm_per_month=cap)
+                          warn=print, max_glm_per_month=cap, network="l2.holesky", contract=CONTRACT)
 
 
 def check_run(store: StateStore, provider: Any, paying: StreamPayments | None) -> Lifecycle:
