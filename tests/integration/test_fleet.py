@@ -119,8 +119,9 @@ def test_a_failing_create_is_named_and_leaves_no_unrecorded_vm(ansible, provider
     # cannot all fit, and countries=[SE] leaves no other provider to fall over to.
     name = _fleet()
     try:
+        # 580 GLM a month each: over the default price cap, which this test is not about.
         result = ansible.module("golem_fleet", {"name": name, "count": 3, "cpu": 16, "memory": 32,
-                                                "storage": 10, "countries": ["SE"]})
+                                                "storage": 10, "countries": ["SE"], "max_glm_per_month": 1000})
         assert result["failed"], "three 16-CPU/32-GB VMs cannot fit on one emulated 32-CPU/64-GB host"
         assert "fleet operations failed" in result["msg"] and "Insufficient resources" in result["msg"]
         failed = [vm_name for vm_name in (f"{name}-0{i}" for i in range(1, 4)) if f"{vm_name}: " in result["msg"]]
