@@ -57,6 +57,7 @@ def main() -> None:
         "GOLEM_REQUESTOR_DB_PATH": str(work / "vms.db"),
         "GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY": key,
         "GOLEM_REQUESTOR_POLYGON_RPC_URL": net["payments"]["rpc_url"],
+        "GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS": env_file["GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS"],
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_LOCALHOST_WARNING": "false",
     }

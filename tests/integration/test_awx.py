@@ -159,7 +159,8 @@ def awx_flow(request, collection, devnet, tmp_path_factory) -> dict:
         schema = _pg_schema(postgres)
         credential = {**network, "discovery_driver": "golem-base", "state_url": url_for(postgres, schema),
                       "ethereum_private_key": devnet_env()["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"],
-                      "payments_rpc_url": devnet_env()["GOLEM_REQUESTOR_POLYGON_RPC_URL"]}
+                      "payments_rpc_url": devnet_env()["GOLEM_REQUESTOR_POLYGON_RPC_URL"],
+                      "stream_payment_address": devnet_env()["GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS"]}
     else:
         # central: the credential carries no payment account, so job 1 can rent only from a provider that takes
         # no payment, the MVP-era DE, which advertises only on central discovery (SE and US refuse an unpaid create).
@@ -343,7 +344,8 @@ def test_a_job_pays_with_the_credential_and_never_shows_the_key(
     credential = {"discovery_url": discovery_url(), "ssh_private_key": key.read_text(),
                   "state_path": str(tmp_path / "volume" / "vms.db"),
                   "ethereum_private_key": env["GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY"],
-                  "payments_rpc_url": env["GOLEM_REQUESTOR_POLYGON_RPC_URL"]}
+                  "payments_rpc_url": env["GOLEM_REQUESTOR_POLYGON_RPC_URL"],
+                  "stream_payment_address": env["GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS"]}
     job = Job(tmp_path, "pay", collection, credential)
     run = job.run(
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
