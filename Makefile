@@ -124,7 +124,7 @@ test: install devnet-up
 	for leg in py311 py312; do \
 	  started=$$(date +%s); \
 	  tests=tests/integration; [ $$leg = py311 ] || tests="$(SMOKE_INTEGRATION)"; \
-	  echo "=== leg $$leg: $$(.venv/$$leg/bin/ansible --version | head -1) on $$(.venv/$$leg/bin/python -V)"; \
+	  echo "=== leg $$leg: ansible-core $$(.venv/$$leg/bin/python -c "import ansible.release as r; print(r.__version__)") on $$(.venv/$$leg/bin/python -V)"; \
 	  $(MAKE) --no-print-directory test-leg VENV=.venv/$$leg INTEGRATION_TESTS="$$tests" || { status=1; break; }; \
 	  echo "=== leg $$leg passed in $$(( $$(date +%s) - started )) s"; \
 	done; \
