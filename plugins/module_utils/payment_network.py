@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.version import COLLECTION_VERSION
 
 
 class NetworkFacts(NamedTuple):
@@ -34,6 +35,9 @@ MAINNET_CHAIN_IDS: dict[int, str] = {
     324: "zkSync Era", 1101: "Polygon zkEVM", 8453: "Base", 42161: "Arbitrum One", 42220: "Celo",
     43114: "Avalanche C-Chain", 59144: "Linea", 534352: "Scroll",
 }
+# Upstream's next protocol pays here, in GLM (ERC-20) under provider-signed lease quotes: a stream of native ETH
+# sent to it would not be the payment its providers check.
+NEXT_PROTOCOL_CHAINS: dict[int, str] = {560048: "Ethereum Hoodi"}
 # The fee a user who never set max_fee_per_gas_gwei agrees to: test chains charge about 1 gwei, so 100 lets
 # a congested one through while a node asking thousands (a lie, or the wrong chain) is refused. At the
 # ~200,000 gas a createStream takes, 100 gwei is at most 0.02 ETH of gas.
@@ -51,6 +55,11 @@ def check_chain_id(found: int, *, network: str | None, pinned: int | None, recor
     ``recorded`` are the chain ids earlier payments on ``network`` were made on (kept on the state's rows)."""
     known = facts(network)
     where = f"payments RPC {url} serves chain id {found}"
+    if found in NEXT_PROTOCOL_CHAINS:
+        raise PaymentError(f"{where} ({NEXT_PROTOCOL_CHAINS[found]}), where upstream's newer protocol pays in GLM with "
+                           f"lease quotes; that protocol is not supported by this version (golem.vm "
+                           f"{COLLECTION_VERSION}) yet. Pay providers of the 0.1.x network (payments_network "
+                           "l2.holesky) with its chain's RPC; nothing was signed", field="payments_rpc_url", value=url)
     if pinned is not None:
         if found != pinned:
             raise PaymentError(f"{where}, not payments_chain_id {pinned}; point payments_rpc_url at the chain the "

@@ -137,6 +137,8 @@ def test_a_fee_over_the_cap_is_refused_with_the_figures_before_signing(tmp_path)
     (1, {"network": "l2.holesky"}, r"chain id 1 \(Ethereum, real money\), but payments network l2\.holesky pays "
                                    r"with test money"),
     (137, {"network": "l2.holesky"}, r"Polygon PoS"),
+    (560048, {"network": "l2.holesky", "chain_id": 560048}, r"Ethereum Hoodi\), where upstream's newer protocol "
+                                                            r"pays in GLM .* not supported by this version"),
     (31310, {"network": "l2.holesky", "chain_id": 31337}, r"serves chain id 31310, not payments_chain_id 31337"),
     (31310, {"network": "l2.holesky", "recorded_chain_ids": lambda: [31337]},
      r"earlier payments on payments network l2\.holesky in this state were made on chain 31337"),
