@@ -95,6 +95,10 @@ class PaymentPending(PaymentError):
         self.tx = tx
 
 
+class NotSent(PaymentError):
+    """A signed transaction that certainly never left, or that the node refused: nothing was paid."""
+
+
 class ValidationError(GolemError):
     """User input, or data a server sent, broke a rule; ``field`` and ``value`` name it."""
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
 
 ZERO_ADDRESS = "0x" + "0" * 40
@@ -37,7 +37,12 @@ class StreamTerms(NamedTuple):
 
 def succeeded(receipt: dict[str, Any]) -> bool:
     """Whether a mined transaction's receipt says it succeeded (a revert is status 0)."""
-    return int(receipt.get("status", "0x1"), 16) == 1
+    status = receipt.get("status", "0x1")
+    try:
+        return int(status, 16) == 1
+    except (TypeError, ValueError):
+        raise PaymentError(f"the payments node sent a receipt whose status is {str(status)[:40]!r}, not 0x0 or 0x1; "
+                           "is payments_rpc_url an Ethereum RPC endpoint?") from None
 
 
 def requires_payment(stream_payment_address: str | None) -> bool:

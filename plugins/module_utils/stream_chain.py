@@ -29,7 +29,7 @@ from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._files import ensure_private_dir, file_lock
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError, PaymentPending, TimeoutError_
+from ansible_collections.golem.vm.plugins.module_utils.errors import NotSent, PaymentError, PaymentPending, TimeoutError_
 from ansible_collections.golem.vm.plugins.module_utils.http import HttpClient
 from ansible_collections.golem.vm.plugins.module_utils.payment_network import GWEI, check_chain_id
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import ZERO_ADDRESS, succeeded
@@ -103,14 +103,32 @@ class NodeRefused(PaymentError):
 
 # How the HTTP client says a request never left: nothing listened, no such host, no connection made.
 _NEVER_SENT = ("connection refused by", "could not be resolved", "could not connect to")
+# What nodes (geth, anvil, reth, erigon) answer when they refuse a transaction for good. Any other JSON-RPC
+# error (a gateway's "internal error", "upstream timeout") may come after the node took it.
+_REFUSALS = ("nonce too low", "nonce too high", "underpriced", "insufficient funds", "intrinsic gas too low",
+             "exceeds block gas limit", "invalid sender", "less than block base fee", "invalid chain id",
+             "fee cap", "exceeds the configured cap", "gas limit reached", "invalid transaction")
 
 
 def _ambiguous(exc: PaymentError) -> bool:
-    """Whether a failed send may still have reached the node: anything but a refusal or a request that never left
-    (a timeout, a reset, a gateway's 502, an answer that is not JSON-RPC)."""
-    if isinstance(exc, NodeRefused) or (exc.status is not None and 400 <= exc.status < 500):
+    """Whether a failed send may still have reached the node: anything but a known refusal or a request that
+    never left (a timeout, a reset, a gateway's 502, an answer that is not JSON-RPC, an unknown error)."""
+    if isinstance(exc, NodeRefused):
+        return not any(m in exc.msg.lower() for m in _REFUSALS)
+    if exc.status is not None and 400 <= exc.status < 500:
         return False
     return not (exc.status is None and any(m in exc.msg for m in _NEVER_SENT))
+
+
+def hex_int(value: Any, what: str) -> int:
+    """A JSON-RPC quantity; a node answering anything else fails the task, named, never with a traceback."""
+    if isinstance(value, str) and value[:2] in ("0x", "0X"):
+        try:
+            return int(value, 16)
+        except ValueError:
+            pass
+    raise PaymentError(f"the payments node answered {what} with {str(value)[:80]!r}, not a hexadecimal quantity; "
+                       "is payments_rpc_url an Ethereum RPC endpoint?")
 
 
 def _selector(signature: str) -> bytes:
@@ -202,7 +220,7 @@ class StreamChain:
     # -- chain facts ---------------------------------------------------------------------------
     def chain_id(self) -> int:
         if self._chain_id is None:
-            found = int(self.rpc("eth_chainId"), 16)
+            found = hex_int(self.rpc("eth_chainId"), "eth_chainId")
             check_chain_id(found, network=self.network, pinned=self.expected_chain_id,
                            recorded=self._recorded_chain_ids(), url=self.rpc_url)
             self._chain_id = found
@@ -222,10 +240,15 @@ class StreamChain:
             self._checked.add(contract.lower())
 
     def balance(self) -> int:
-        return int(self.rpc("eth_getBalance", self.address, "latest"), 16)
+        return hex_int(self.rpc("eth_getBalance", self.address, "latest"), "eth_getBalance")
 
     def block_time(self, block: str = "latest") -> int:
-        return int(self.rpc("eth_getBlockByNumber", block, False)["timestamp"], 16)
+        found = self.rpc("eth_getBlockByNumber", block, False)
+        return hex_int(found.get("timestamp") if isinstance(found, dict) else None, "eth_getBlockByNumber")
+
+    def nonce(self, block: str = "pending") -> int:
+        """How many transactions of this account the node counts at ``block``: the next nonce."""
+        return hex_int(self.rpc("eth_getTransactionCount", self.address, block), "eth_getTransactionCount")
 
     def read(self, contract: str, stream_id: int) -> ChainStream:
         data = self.rpc("eth_call", {"to": contract, "data": "0x" + (_selector("streams(uint256)") + abi_encode(
@@ -242,12 +265,12 @@ class StreamChain:
 
     # -- transactions --------------------------------------------------------------------------
     def send(self, contract: str, signature: str, types: list[str], args: list[Any], *, value: int = 0,
-             what: str, before_send: Callable[[str], None] | None = None) -> str:
+             what: str, before_send: Callable[[str, int, str], None] | None = None) -> str:
         """Sign and send one call of ``contract``; returns the transaction hash. ``what`` names it in errors.
 
-        ``before_send(hash)`` runs once the transaction is signed and before it leaves (its nonce still held),
-        so the caller records what may be paid before it can be. A PaymentError means the node refused it
-        (nothing was sent); PaymentPending means it may have been sent and could not be confirmed in time."""
+        ``before_send(hash, nonce, raw)`` runs once the transaction is signed and before it leaves (its nonce still held),
+        so the caller records what may be paid before it can be. NotSent means nothing was paid; PaymentPending
+        that it may have been sent and could not be confirmed in time; any other error comes before signing."""
         if self._account is None:
             raise PaymentError(f"{what} needs ethereum_private_key (or GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY)",
                                field="ethereum_private_key")
@@ -256,9 +279,11 @@ class StreamChain:
         try:
             chain_id = self.chain_id()
             # The node runs the call: a revert (the contract's reason) or missing funds shows here.
-            gas = int(int(self.rpc("eth_estimateGas", call), 16) * 1.25) + TRANSFER_GAS
-            priority = int(self.rpc("eth_maxPriorityFeePerGas"), 16)
-            base = int(self.rpc("eth_getBlockByNumber", "latest", False).get("baseFeePerGas") or "0x0", 16)
+            gas = int(hex_int(self.rpc("eth_estimateGas", call), "eth_estimateGas") * 1.25) + TRANSFER_GAS
+            priority = hex_int(self.rpc("eth_maxPriorityFeePerGas"), "eth_maxPriorityFeePerGas")
+            block = self.rpc("eth_getBlockByNumber", "latest", False)
+            base = hex_int((block.get("baseFeePerGas") if isinstance(block, dict) else None) or "0x0",
+                           "eth_getBlockByNumber")
         except PaymentError as exc:
             raise self._refused(what, value, exc) from None
         max_fee = 2 * base + priority
@@ -278,17 +303,20 @@ class StreamChain:
         for attempt in range(1, NONCE_TRIES + 1):
             with file_lock(self.lock_path):
                 try:
-                    nonce = int(self.rpc("eth_getTransactionCount", self.address, "pending"), 16)
+                    nonce = self.nonce()
                 except PaymentError as exc:
                     raise self._refused(what, value, exc) from None
                 signed = self._account.sign_transaction({**tx, "nonce": nonce})
                 raw = "0x" + bytes(getattr(signed, "raw_transaction", None) or signed.rawTransaction).hex()
                 tx_hash = "0x" + bytes(signed.hash).hex()
                 if before_send is not None:
-                    before_send(tx_hash)
+                    before_send(tx_hash, nonce, raw)
                 try:
                     self.rpc("eth_sendRawTransaction", raw, read=False)
                     return tx_hash
+                except TimeoutError_:
+                    # Raised before the request leaves: the task's time was up.
+                    raise NotSent(f"{what} was not sent: the task's time ran out first") from None
                 except PaymentError as exc:
                     if "already known" in exc.msg.lower():
                         return tx_hash  # this very transaction is in the pool already
@@ -319,17 +347,15 @@ class StreamChain:
                 if "already known" in exc.msg.lower():
                     return tx_hash
                 if not _ambiguous(exc) and any(m in exc.msg.lower() for m in NONCE_TAKEN):
-                    # Its nonce is used: by this very transaction, mined meanwhile, or by another one.
-                    if self.rpc("eth_getTransactionReceipt", tx_hash) is not None:
-                        return tx_hash
+                    # Its nonce is used: by this very transaction, mined meanwhile, or by another one. Either
+                    # way the next run can tell, from the receipt and the nonce the row records.
                     break
             time.sleep(RECEIPT_POLL)
         raise PaymentPending(f"{what} was sent as transaction {tx_hash}, but payments RPC {self.rpc_url} did not "
                              f"confirm it within the task's time ({last})", tx=tx_hash)
 
-    def _refused(self, what: str, value: int, exc: PaymentError) -> PaymentError:
-        return PaymentError(f"{what} from {self.address} ({value} wei) was refused: {exc.msg}",
-                            response=exc.response)
+    def _refused(self, what: str, value: int, exc: PaymentError) -> NotSent:
+        return NotSent(f"{what} from {self.address} ({value} wei) was refused: {exc.msg}", response=exc.response)
 
     def receipt(self, tx_hash: str, until: float, *, check: bool = True) -> dict[str, Any] | None:
         """The receipt once mined (with ``check``, a reverted one raises), or None when ``until`` comes first."""
@@ -344,6 +370,19 @@ class StreamChain:
                 return None
             time.sleep(RECEIPT_POLL)
 
+    def rebroadcast(self, raw: str, tx_hash: str) -> None:
+        """Send a recorded signed transaction again (the same one: same nonce, same hash); errors are the
+        caller's to ignore, as the transaction may be mined or known already. Bytes that are not the
+        transaction ``tx_hash`` (a row someone else wrote) are never sent."""
+        try:
+            same = "0x" + keccak(hexstr=raw).hex() == tx_hash.lower()
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            raise PaymentError(f"the signed bytes recorded for transaction {tx_hash} are not that transaction; "
+                               "they were not sent")
+        self.rpc("eth_sendRawTransaction", raw, read=False)
+
     def known(self, tx_hash: str) -> bool:
         """Whether the node knows the transaction at all (mined or waiting)."""
         return self.rpc("eth_getTransactionByHash", tx_hash) is not None
@@ -353,14 +392,15 @@ class StreamChain:
         topic = "0x" + keccak(text=STREAM_CREATED).hex()
         for log in receipt.get("logs") or ():
             topics = log.get("topics") or []
-            if str(log.get("address", "")).lower() == contract.lower() and topics and topics[0].lower() == topic:
-                return int(topics[1], 16)
+            if str(log.get("address", "")).lower() == contract.lower() and len(topics) > 1 \
+                    and str(topics[0]).lower() == topic:
+                return hex_int(topics[1], "the StreamCreated event's stream id")
         raise PaymentError(f"transaction {receipt.get('transactionHash')} created no stream at {contract} (no "
                            "StreamCreated event); is it the 0.1.x StreamPayment contract?")
 
     # -- the three calls --------------------------------------------------------------------------
     def open(self, contract: str, recipient: str, deposit: int, rate: int,
-             before_send: Callable[[str], None] | None = None) -> str:
+             before_send: Callable[[str, int, str], None] | None = None) -> str:
         self.check_contract(contract)
         return self.send(contract, "createStream(address,address,uint256,uint128)",
                          ["address", "address", "uint256", "uint128"],

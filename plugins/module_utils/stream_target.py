@@ -19,6 +19,7 @@ from ansible_collections.golem.vm.plugins.module_utils.endpoints import ip_probl
 from ansible_collections.golem.vm.plugins.module_utils.errors import IdentityError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
 from ansible_collections.golem.vm.plugins.module_utils.payment_options import check_payment_options
+from ansible_collections.golem.vm.plugins.module_utils.payment_network import check_contract
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import check_hours, requires_payment
 from ansible_collections.golem.vm.plugins.module_utils.state_backend import StateBackend
 from ansible_collections.golem.vm.plugins.module_utils.stream_runway import threshold_seconds
@@ -95,8 +96,8 @@ def find_target(params: dict[str, Any], store: StateBackend,
             raise ValidationError(f"stream {stream_id} is given by id: give stream_payment_address (the contract), or "
                                   "provider_ip of the provider it pays, whose GET /api/v1/provider/info names it",
                                   field="stream_payment_address", value=None)
-        return StreamTarget(stream_id, _contract_of(provider(ip, params["provider_port"]), None, f"stream {stream_id}"),
-                            None, f"provider {ip}")
+        return StreamTarget(stream_id, _contract_of(provider(ip, params["provider_port"]), None, f"stream {stream_id}",
+                                                    params.get("payments_network")), None, f"provider {ip}")
     name = params["name"]
     where = f"state file {store.location}" if store.backend == "sqlite" else f"state {store.location}"
     record = store.get(name)
@@ -128,12 +129,14 @@ def find_target(params: dict[str, Any], store: StateBackend,
         return StreamTarget(stream_id, address, record, "stream_payment_address")
     port = record.provider_port or params["provider_port"]
     client = provider(record.provider_ip, port)
-    return StreamTarget(stream_id, _contract_of(client, record.provider_id, f"VM {name}'s stream {stream_id}"),
-                        record, f"provider {record.provider_ip}:{port}")
+    return StreamTarget(stream_id, _contract_of(client, record.provider_id, f"VM {name}'s stream {stream_id}",
+                                                params.get("payments_network")), record,
+                        f"provider {record.provider_ip}:{port}")
 
 
-def _contract_of(client: Any, provider_id: str | None, what: str) -> str:
-    """The StreamPayment address a provider checks streams at (GET /api/v1/provider/info)."""
+def _contract_of(client: Any, provider_id: str | None, what: str, network: str | None) -> str:
+    """The StreamPayment address a provider checks streams at (GET /api/v1/provider/info), if it is the one
+    documented for payments ``network``: money is sent to it by a top-up."""
     info = client.provider_info()
     where = client.http.base_url
     if info is None:
@@ -147,4 +150,5 @@ def _contract_of(client: Any, provider_id: str | None, what: str) -> str:
         raise ValidationError(f"provider {where} takes no payment (its stream_payment_address is "
                               f"{info.stream_payment_address!r}); give stream_payment_address for {what}",
                               field="stream_payment_address", value=None)
+    check_contract(str(info.stream_payment_address), given=None, provider=info.provider_id, network=network)
     return str(info.stream_payment_address)

@@ -73,8 +73,9 @@ class CreateHooks:
         the row, with status error, for the next run to settle.
         """
 
-    def carried(self, name: str) -> dict[str, Any]:
-        """Config keys a new row for ``name`` starts with (a stream an earlier, unfinished create paid)."""
+    def carried(self, name: str, placement: Placement) -> dict[str, Any]:
+        """Config keys a new row for ``name`` on ``placement`` starts with (a stream an earlier, unfinished
+        create paid)."""
         return {}
 
 
@@ -145,7 +146,7 @@ class CreateTransaction:
         }
         if self.want.stream_id is not None:
             config["stream_id"] = self.want.stream_id
-        config.update(self.hooks.carried(self.want.name))
+        config.update(self.hooks.carried(self.want.name, placement))
         return config
 
     def plan(self, placement: Placement, client: Any) -> VMRecord:
@@ -177,9 +178,7 @@ class CreateTransaction:
         self.store.upsert(record)
         self.out.changed = True
         try:
-            fields = self.hooks.before_post(placement, client, spec,
-                                            lambda updates: self.store.set_status(name, "creating", **updates),
-                                            self._act, name)
+            fields = self.hooks.before_post(placement, client, spec, self._note, self._act, name)
             if fields:
                 self.store.set_status(name, "creating", **fields)
                 if fields.get("stream_id") is not None:
@@ -279,6 +278,15 @@ class CreateTransaction:
         self.store.delete(name)
         if outcome != REJECTED:
             self._act(f"deleted the failed VM {name} on provider {placement.describe()}")
+
+    def _note(self, updates: dict[str, Any]) -> None:
+        """Record something on the row at once (a transaction about to be sent): only while the name is still
+        this run's, and never into nothing, since what is noted may be money."""
+        if self.guard is not None:
+            self.guard()
+        if self.store.set_status(self.want.name, "creating", **updates) is None:
+            raise StateError(f"the row of VM {self.want.name} vanished from {self.store.location} while it was being "
+                             "created; nothing more was sent")
 
     def _hold(self, exc: GolemError) -> None:
         try:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import (
-    GolemError, IdentityError, PaymentError, PaymentPending, TimeoutError_)
+    GolemError, IdentityError, NotSent, PaymentError, PaymentPending, TimeoutError_)
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import (
     StreamTerms, over_cap, requires_payment, stream_terms, succeeded)
 from ansible_collections.golem.vm.plugins.module_utils.payment_network import check_contract
@@ -35,7 +35,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_create import CreateHo
 from ansible_collections.golem.vm.plugins.module_utils.vm_record import VMRecord
 
 if TYPE_CHECKING:  # the chain's module imports eth-account: only a task that pays loads it
-    from ansible_collections.golem.vm.plugins.module_utils.stream_chain import StreamChain
+    from ansible_collections.golem.vm.plugins.module_utils.stream_chain import ChainStream, StreamChain
 
 # How long settling a stream may take when the task's own budget is gone (a failed create's cleanup).
 SETTLE_SECONDS = 20.0
@@ -67,8 +67,8 @@ class StreamPayments(CreateHooks):
         self.network = network
         self.contract = contract
         # Streams an earlier run opened for a create that never finished, kept for this run's create: name ->
-        # (the row's stream, settled to its id; the provider it pays).
-        self._carried: dict[str, tuple[VMRecord, str]] = {}
+        # (the row's stream, settled to its id; that stream as the chain has it).
+        self._carried: dict[str, tuple[VMRecord, ChainStream]] = {}
         # tx hash -> the stream it opened (None: none); settling asks the chain once per task.
         self._settled: dict[str, int | None] = {}
         self._lock = threading.Lock()
@@ -152,29 +152,37 @@ class StreamPayments(CreateHooks):
         if found is None:
             return {}
         info, terms = found
-        reused = self._reuse(name, info.provider_id, act)
+        reused = self._reuse(name, info.provider_id, terms, act)
         if reused is not None:
             return {"stream_id": reused, "stream_tx": None}
         contract = info.stream_payment_address
         chain = self.chain()
         signed: list[str] = []
 
-        def record(tx: str) -> None:
-            # Signed, not sent: a run killed once it is sent finds it on the row, and settles it.
-            note({"stream_tx": tx, "stream_contract": contract, "stream_sender": chain.address,
+        def record(tx: str, nonce: int, raw: str) -> None:
+            # Signed, not sent: a run killed once it is sent finds it on the row, and settles it. The signed bytes
+            # are public once sent; with the nonce they let the next run tell a lost transaction from a dead one.
+            note({"stream_tx": tx, "stream_nonce": nonce, "stream_raw_tx": raw, "stream_id": None,
+                  "stream_terminated": None, "stream_contract": contract, "stream_sender": chain.address,
                   "stream_opened": True, "stream_rate_wei": terms.rate_wei, "stream_deposit_wei": terms.deposit_wei,
                   "stream_chain_id": chain.chain_id(), "payments_network": self.network})
             signed.append(tx)
 
         try:
             tx = chain.open(contract, info.provider_id, terms.deposit_wei, terms.rate_wei, before_send=record)
+        except NotSent:
+            if signed:
+                note({"stream_opened": False, "stream_tx": None, "stream_raw_tx": None})  # nothing was paid
+            raise
         except PaymentPending as exc:
             raise PaymentPending(f"{exc.msg}; it is recorded on VM {name}'s row, and the next run settles it without "
                                  "paying again", tx=exc.tx) from None
-        except PaymentError:
-            if signed:
-                note({"stream_opened": False, "stream_tx": None})  # the node refused it: nothing was sent
-            raise
+        except PaymentError as exc:
+            if not signed:
+                raise  # before signing: nothing can have been sent
+            raise PaymentPending(f"the stream transaction {signed[-1]} to {info.provider_id} may have been sent "
+                                 f"({exc.msg}); it is recorded on VM {name}'s row, and the next run settles it without "
+                                 "paying again", tx=signed[-1]) from None
         receipt = None
         try:
             receipt = chain.receipt(tx, self.deadline.end, check=False)
@@ -215,35 +223,45 @@ class StreamPayments(CreateHooks):
         if stream.sender.lower() != chain.address.lower() or stream.recipient.lower() != provider.lower() \
                 or stream.halted or stream.remaining_seconds < CARRY_MIN_SECONDS:
             return False
-        config = {**record.config, "stream_id": int(stream_id), "stream_tx": None}
-        self._carried[record.name] = (replace(record, config=config), provider)
+        config = {**record.config, "stream_id": int(stream_id), "stream_tx": None, "stream_raw_tx": None}
+        self._carried[record.name] = (replace(record, config=config), stream)
         act(f"kept payment stream {stream_id} of VM {record.name}, which an earlier run opened for a create that did "
             f"not finish ({stream.remaining_seconds} s of it left), to pay for creating it again")
         return True
 
-    def carried(self, name: str) -> dict[str, Any]:
-        """The stream keys a new row for ``name`` starts with: a carried stream stays recorded throughout."""
+    def carried(self, name: str, placement: Placement) -> dict[str, Any]:
+        """The stream keys a new row for ``name`` on ``placement`` starts with, so a carried stream stays recorded
+        throughout. A create that goes to another provider first terminates it (raising when it cannot: the old
+        row, which records it, then stays)."""
         kept = self._carried.get(name)
         if kept is None:
             return {}
-        return {key: value for key, value in kept[0].config.items() if key.startswith("stream_")
+        record, stream = kept
+        if (placement.provider_id or "").lower() != stream.recipient.lower():
+            self._carried.pop(name, None)
+            self.release(record, self.warn)
+            return {}
+        return {key: value for key, value in record.config.items() if key.startswith("stream_")
                 or key == "payments_network"}
 
-    def _reuse(self, name: str, provider_id: str, act: Callable[[str], None]) -> int | None:
-        """The carried stream's id when it pays ``provider_id``; one paying another provider is terminated
-        first (the create went elsewhere), so a VM is never paid twice."""
+    def _reuse(self, name: str, provider_id: str, terms: StreamTerms, act: Callable[[str], None]) -> int | None:
+        """The carried stream's id when it pays ``provider_id`` what this create would, for long enough; else it
+        is terminated (the row still records it) and a new one opened, so a VM is never paid twice."""
         kept = self._carried.pop(name, None)
         if kept is None:
             return None
-        record, recipient = kept
-        if recipient.lower() == provider_id.lower():
-            act(f"paid VM {name} with payment stream {record.config['stream_id']}, opened by an earlier run")
-            return int(record.config["stream_id"])
+        record, stream = kept
+        if stream.recipient.lower() == provider_id.lower() and stream.rate == terms.rate_wei \
+                and stream.remaining_seconds >= min(self.hours * 3600, CARRY_MIN_SECONDS * 30):
+            act(f"paid VM {name} with payment stream {stream.stream_id}, opened by an earlier run")
+            return stream.stream_id
         self.release(record, act)
         return None
 
     def after_failure(self, placement: Placement, record: VMRecord | None, vm_gone: bool,
                       act: Callable[[str], None]) -> None:
+        if record is not None:
+            self._carried.pop(record.name, None)  # a failed create's stream is settled here, never reused
         if record is None or not vm_gone:
             return  # a VM that may exist keeps its stream, recorded on its row
         refund = self.release(record, act)
@@ -337,6 +355,24 @@ class StreamPayments(CreateHooks):
         if chain.known(tx):
             raise PaymentError(f"VM {record.name}'s stream transaction {tx} is still waiting to be mined; the row "
                                "keeps it and the next run settles it")
+        nonce, raw = record.config.get("stream_nonce"), record.config.get("stream_raw_tx")
+        if isinstance(nonce, int) and not isinstance(nonce, bool):
+            # Unknown to this node is not dead: another node behind the same URL may hold it, or it was dropped
+            # and can be sent again. Dead is when the account's mined nonce passed it without its receipt.
+            if chain.nonce("latest") > nonce:
+                receipt = chain.receipt(tx, 0.0, check=False)
+                if receipt is not None:
+                    return chain.created_stream(receipt, contract) if succeeded(receipt) else None
+                self.warn(f"VM {record.name}'s stream transaction {tx} will never be mined: its nonce {nonce} was "
+                          "used by another transaction of the account; it opened no stream")
+                return None
+            if isinstance(raw, str):
+                try:
+                    chain.rebroadcast(raw, tx)
+                except PaymentError as exc:
+                    self.warn(f"sending VM {record.name}'s stream transaction {tx} again failed: {exc.msg}")
+            raise PaymentError(f"VM {record.name}'s stream transaction {tx} is not mined yet (its nonce {nonce} is "
+                               "still free, and it was sent again); the row keeps it and the next run settles it")
         self.warn(f"VM {record.name}'s stream transaction {tx} is unknown to payments RPC {chain.rpc_url}: it was "
                   "never mined, so it opened no stream")
         return None

@@ -57,6 +57,11 @@ class Node:
             what = self.send.pop(0) if self.send else "ok"
             if what == "refuse":
                 raise NodeRefused("payments RPC refused eth_sendRawTransaction: insufficient funds for gas")
+            if what == "gateway-error":  # a JSON-RPC error from a gateway that had passed it on
+                self.pool.add(params[0])
+                raise NodeRefused("payments RPC refused eth_sendRawTransaction: internal error")
+            if what == "nonce-used":
+                raise NodeRefused("payments RPC refused eth_sendRawTransaction: nonce too low")
             if what in ("ok", "lost"):
                 self.pool.add(params[0])
             if what in ("lost", "drop"):
@@ -78,8 +83,9 @@ def test_the_hash_is_recorded_before_the_transaction_leaves(tmp_path):
     node = Node()
     chain = chain_with(node, tmp_path)
     seen: list[tuple[str, int]] = []
-    tx = chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=lambda h: seen.append((h, len(node.sends()))))
-    assert seen == [(tx, 0)], "recorded once, before any send"
+    tx = chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9,
+                    before_send=lambda h, nonce, raw: seen.append((h, nonce, len(node.sends()))))
+    assert seen == [(tx, 0, 0)], "recorded once, with its nonce, before any send"
     assert len(node.sends()) == 1
 
 
@@ -88,7 +94,7 @@ def test_a_lost_answer_is_resolved_by_hash_and_the_same_transaction_is_never_pai
     node.send = ["lost"]
     chain = chain_with(node, tmp_path)
     recorded: list[str] = []
-    tx = chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=recorded.append)
+    tx = chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=lambda h, _n, _r: recorded.append(h))
     assert recorded == [tx] and len(node.sends()) == 1, "found by its hash: not sent again"
 
 
@@ -97,7 +103,7 @@ def test_a_send_that_never_arrived_is_sent_again_as_the_very_same_transaction(tm
     node.send = ["drop"]
     chain = chain_with(node, tmp_path)
     recorded: list[str] = []
-    tx = chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=recorded.append)
+    tx = chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=lambda h, _n, _r: recorded.append(h))
     raws = node.sends()
     assert recorded == [tx] and len(raws) == 2 and raws[0] == raws[1], "the same signed bytes: one nonce, one payment"
 
@@ -108,9 +114,33 @@ def test_an_answer_lost_for_good_is_pending_with_its_hash(tmp_path):
     chain = chain_with(node, tmp_path, seconds=0.6)
     recorded: list[str] = []
     with pytest.raises(PaymentPending) as caught:
-        chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=recorded.append)
+        chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=lambda h, _n, _r: recorded.append(h))
     assert caught.value.tx == recorded[0] and "did not confirm it" in caught.value.msg
     assert len(set(node.sends())) == 1, "only ever the one transaction"
+
+
+def test_an_unknown_json_rpc_error_on_send_is_not_taken_as_a_refusal(tmp_path):
+    node = Node()
+    node.send = ["gateway-error"]
+    chain = chain_with(node, tmp_path)
+    tx = chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9)
+    assert tx and len(node.sends()) == 1, "looked up by hash and found: it went through the gateway"
+
+
+def test_a_lost_send_whose_nonce_is_then_used_stays_pending_for_the_next_run(tmp_path):
+    node = Node()
+    node.send = ["drop", "nonce-used"]
+    chain = chain_with(node, tmp_path)
+    with pytest.raises(PaymentPending):
+        chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9)
+
+
+def test_only_the_recorded_transaction_is_ever_sent_again(tmp_path):
+    node = Node()
+    chain = chain_with(node, tmp_path)
+    with pytest.raises(PaymentError, match="are not that transaction"):
+        chain.rebroadcast("0x02f8", "0x" + "00" * 32)
+    assert node.sends() == []
 
 
 def test_a_refused_send_is_not_pending(tmp_path):
@@ -128,7 +158,7 @@ def test_a_fee_over_the_cap_is_refused_with_the_figures_before_signing(tmp_path)
     recorded: list[str] = []
     with pytest.raises(PaymentError, match=r"up to 504 gwei a gas \(base 2, priority 500\), over "
                                            r"max_fee_per_gas_gwei 100") as caught:
-        chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=recorded.append)
+        chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=lambda h, _n, _r: recorded.append(h))
     assert caught.value.field == "max_fee_per_gas_gwei"
     assert recorded == [] and node.sends() == []
 
@@ -147,7 +177,7 @@ def test_the_wrong_chain_is_refused_before_anything_is_signed(tmp_path, found, k
     node = Node(chain_id=found)
     chain = chain_with(node, tmp_path, **kwargs)
     with pytest.raises(PaymentError, match=match):
-        chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=lambda h: pytest.fail("signed"))
+        chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=lambda *signed: pytest.fail("signed"))
     assert node.sends() == []
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError, PaymentError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.models import ProviderInfo
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.stream_chain import ChainStream
@@ -286,7 +286,7 @@ class FakeProvider:
 def params(**given: Any) -> dict[str, Any]:
     base = {"name": None, "stream_id": None, "state": "present", "runway_hours": None, "top_up_below_hours": None,
             "stream_payment_address": None, "provider_ip": None, "provider_port": 7466, "wait_timeout": 120,
-            "payments_rpc_url": "http://127.0.0.10:8545", "ethereum_private_key": None}
+            "payments_rpc_url": "http://127.0.0.10:8545", "ethereum_private_key": None, "payments_network": "l2.holesky"}
     base.update(given)
     return base
 
@@ -306,8 +306,18 @@ def test_a_row_without_a_contract_asks_its_provider(store: StateStore) -> None:
         return FakeProvider(ProviderInfo(provider_id=PROVIDER.upper().replace("0X", "0x"),
                                          stream_payment_address=CONTRACT, glm_token_address=ZERO))
 
-    assert find_target(params(name="web-1"), store, provider).contract == CONTRACT
+    # The provider's word is taken only for the contract the payments network documents: a top-up sends money there.
+    with pytest.raises(PaymentError, match=f"names StreamPayment contract {CONTRACT}, not "
+                                           "0x0281B792b5491E3548c8Fc17C24A2e0Cb99FbeC2"):
+        find_target(params(name="web-1"), store, provider)
     assert asked == [("127.0.0.2", 7466)]
+    documented = "0x0281B792b5491E3548c8Fc17C24A2e0Cb99FbeC2"
+
+    def honest(ip: str, port: int) -> FakeProvider:
+        return FakeProvider(ProviderInfo(provider_id=PROVIDER, stream_payment_address=documented,
+                                         glm_token_address=ZERO))
+
+    assert find_target(params(name="web-1"), store, honest).contract == documented
 
 
 @pytest.mark.parametrize(("info", "error", "text"), [

@@ -16,7 +16,7 @@ import pytest
 from test_vm_lifecycle import KEY, SE, US, FakeProvider, recorded, vm
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, PaymentPending, ProviderError
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, NotSent, PaymentPending, ProviderError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import ProviderInfo
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import stream_terms
@@ -59,10 +59,10 @@ class FakeChain:
     def open(self, contract: str, recipient: str, deposit: int, rate: int, before_send: Any = None) -> str:
         tx = f"0xtx{len(self.txs) + 1}"
         if before_send is not None:
-            before_send(tx)
+            before_send(tx, len(self.txs), "0xraw" + tx[2:])
         self.calls.append(("send", tx))
         if self.send_fault == "refused":
-            raise PaymentError("payments RPC refused eth_sendRawTransaction: insufficient funds")
+            raise NotSent("payments RPC refused eth_sendRawTransaction: insufficient funds")
         stream_id = len(self.streams) + 1
         self.streams[stream_id] = {"recipient": recipient, "deposit": deposit, "rate": rate, "start": self.now,
                                    "stop": self.now + deposit // rate, "terminated": False}
@@ -354,8 +354,37 @@ def test_a_carried_stream_for_another_provider_is_terminated_before_paying_the_n
     providers["127.0.0.2"].create_error = ProviderError("HTTP 400: injected", status=400)
     lc, _payments = life(store, providers, chain, candidates=[SE, US])
     rec = lc.run(store.get("web-1"))
-    assert rec.provider_ip == "127.0.0.3" and rec.stream_id == 2
+    assert rec.provider_ip == "127.0.0.3" and rec.stream_id == 2 and not rec.config.get("stream_tx")
     assert chain.streams[1]["terminated"] and chain.funded() == [2], "SE's stream ended when the VM went to US"
+    lc, _payments = life(store, providers, chain, state="absent")
+    lc.run(store.get("web-1"))
+    assert chain.funded() == [] and store.get("web-1") is None, "the row recorded US's stream, not SE's old one"
+
+
+def test_a_carried_stream_is_terminated_when_the_create_goes_to_another_provider(store, providers, chain):
+    chain.send_fault = "lost"
+    lc, _payments = life(store, providers, chain, candidates=[SE])
+    with pytest.raises(PaymentPending):
+        lc.run(None)
+    chain.send_fault = None
+    # The old provider is gone from the candidates (the user pinned another): the create starts on US.
+    lc, _payments = life(store, providers, chain, candidates=[US])
+    lc.want.pinned = US
+    rec = lc.run(store.get("web-1"))
+    assert rec.provider_ip == "127.0.0.3" and rec.stream_id == 2
+    assert chain.streams[1]["terminated"] and chain.funded() == [2]
+
+
+def test_a_carried_stream_of_another_rate_is_terminated_and_a_new_one_opened(store, providers, chain):
+    chain.send_fault = "lost"
+    lc, _payments = life(store, providers, chain, candidates=[SE])
+    with pytest.raises(PaymentPending):
+        lc.run(None)
+    chain.send_fault = None
+    lc, payments = life(store, providers, chain, candidates=[SE])
+    payments.pricing_for = lambda _placement, _pid: {**PRICING, "glm_per_core_month": 21.0}
+    rec = lc.run(store.get("web-1"))
+    assert rec.stream_id == 2 and chain.streams[1]["terminated"] and chain.funded() == [2]
 
 
 def test_a_send_the_node_refuses_after_signing_forgets_the_hash_and_may_fail_over(store, providers, chain):
