@@ -202,7 +202,7 @@ class StreamPayments(CreateHooks):
         act(f"opened payment stream {stream_id} to provider {info.provider_id}: {terms.deposit_wei} wei for "
             f"{self.hours} h at {terms.rate_wei} wei/s")
         self._record(name, stream_id=stream_id, deposit_wei=terms.deposit_wei, rate_wei_per_second=terms.rate_wei)
-        return {"stream_id": stream_id, "stream_tx": None}
+        return {"stream_id": stream_id, "stream_tx": None, "stream_raw_tx": None, "stream_nonce": None}
 
     # -- a create an earlier run paid for but did not finish ------------------------------------------
     def carry(self, record: VMRecord, act: Callable[[str], None]) -> bool:
