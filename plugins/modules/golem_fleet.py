@@ -43,6 +43,8 @@ requirements:
   - pydantic >= 2
   - sshpubkeys >= 3.3 and cryptography
   - the OpenSSH client tool C(ssh-keyscan)
+  - eth-account >= 0.13.6 and eth-abi >= 5 (only to pay a provider that requires payment)
+  - psycopg >= 3.1 (only for a state in PostgreSQL, O(state_url); C(pip install "psycopg[binary]"))
 options:
   name:
     description:

@@ -39,7 +39,8 @@ attributes:
 requirements:
   - requests >= 2.30 with urllib3 >= 2.0
   - pydantic >= 2
-  - eth-account >= 0.13 and eth-abi >= 5
+  - eth-account >= 0.13.6 and eth-abi >= 5
+  - psycopg >= 3.1 (only for a state in PostgreSQL, O(state_url); C(pip install "psycopg[binary]"))
 options:
   name:
     description:

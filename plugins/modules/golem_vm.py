@@ -45,6 +45,8 @@ requirements:
   - pydantic >= 2
   - sshpubkeys >= 3.3 and cryptography
   - the OpenSSH client tool C(ssh-keyscan)
+  - eth-account >= 0.13.6 and eth-abi >= 5 (only to pay a provider that requires payment)
+  - psycopg >= 3.1 (only for a state in PostgreSQL, O(state_url); C(pip install "psycopg[binary]"))
 options:
   name:
     description:
@@ -171,12 +173,19 @@ EXAMPLES = r"""
     state: absent
     provider_id: "0x1234567890abcdef1234567890abcdef12345678"
 
-- name: Use a local network, a separate state file and no waiting
+- name: Use a network of your own (its Golem Base node and its central discovery), a separate state file and no waiting
   golem.vm.golem_vm:
     name: test-1
-    discovery_url: http://127.0.0.1:9001
+    golem_base_rpc_url: http://192.0.2.10:8545/rpc
+    discovery_url: http://192.0.2.10:9001
     state_path: /srv/golem/vms.db
     wait: false
+
+- name: Find providers on central discovery only (where MVP-era providers advertise)
+  golem.vm.golem_vm:
+    name: test-2
+    discovery_backend: central
+    discovery_url: http://192.0.2.10:9001
 """
 
 RETURN = r"""

@@ -39,7 +39,7 @@ attributes:
 requirements:
   - requests >= 2.30 with urllib3 >= 2.0
   - pydantic >= 2
-  - psycopg 3 (C(pip install "psycopg[binary]")), only for a state in PostgreSQL (O(state_url))
+  - psycopg >= 3.1 (only for a state in PostgreSQL, O(state_url); C(pip install "psycopg[binary]"))
 options:
   names:
     description:
