@@ -299,7 +299,9 @@ def test_credential_type_is_what_awx_accepts() -> None:
     assert spec["kind"] == "cloud" and set(spec) == {"name", "description", "kind", "inputs", "injectors"}
     fields = {f["id"]: f for f in spec["inputs"]["fields"]}
     assert list(fields) == ["discovery_driver", "golem_base_rpc_url", "discovery_url", "ssh_private_key", "state_path",
-                            "state_url", "ethereum_private_key", "payments_rpc_url"]
+                            "state_url", "ethereum_private_key", "payments_rpc_url", "stream_payment_address"]
+    # Optional: empty means the contract upstream documents for the payments network.
+    assert "stream_payment_address" not in spec["inputs"]["required"]
     # The Ethereum key is a secret (AWX encrypts it and never shows it) and optional: without it only providers
     # that take no payment can be used. The state URL may hold the database password: a secret too.
     assert all(fields[k]["secret"] is True for k in ("ethereum_private_key", "ssh_private_key", "state_url"))
