@@ -152,11 +152,14 @@ class GolemModule:
         spec = golem_argument_spec()
         spec.update({name: accepted_only(entry) for name, entry in group_argument_spec().items()})
         spec.update(argument_spec)
-        self.module = _TaskModule(argument_spec=settings.typed_fallbacks(spec), **module_kwargs)
+        problems: list[ValidationError] = []
+        self.module = _TaskModule(argument_spec=settings.typed_fallbacks(spec, problems), **module_kwargs)
         self.params: dict[str, Any] = self.module.params
         # Where each value read from the environment came from: messages about it name the variable.
         self.sources = settings.sources(spec, self.module.given)
         self.params["discovery_backend"] = settings.discovery_backend(self.params["discovery_backend"])
+        if problems:
+            self.fail(problems[0])
         self._check_libraries()
         self._clients: list[Any] = []
         self._discovery: Discovery | None = None

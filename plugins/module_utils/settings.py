@@ -89,10 +89,14 @@ def choice_fallback(name: str, spelled: Mapping[str, str]) -> tuple[Any, list[st
     return (read, [name])
 
 
-def _typed_read(kind: str) -> Any:
-    """env_fallback for an option of type ``kind``: a value that type refuses is passed on with the
-    variable's name, so AnsibleModule's type error names the variable it came from."""
+_KINDS = {"int": "a whole number", "float": "a number", "bool": "a boolean (true or false)"}
+
+
+def _typed_read(option: str, kind: str, problems: list[ValidationError]) -> Any:
+    """env_fallback for an option of type ``kind``. A value of another type is left to ``problems`` (named by
+    its variable) and the default stands meanwhile: AnsibleModule's own type error would name only the option."""
     from ansible.module_utils.common.validation import check_type_bool, check_type_float, check_type_int
+    from ansible.module_utils.errors import AnsibleFallbackNotFound
 
     check = {"int": check_type_int, "float": check_type_float, "bool": check_type_bool}[kind]
 
@@ -104,22 +108,22 @@ def _typed_read(kind: str) -> Any:
             try:
                 check(value)
             except (TypeError, ValueError):
-                return f"{value} (from {name})"
+                problems.append(ValidationError(f"{name} {value!r} (read for {option}) must be {_KINDS[kind]}",
+                                                field=name, value=value))
+                raise AnsibleFallbackNotFound from None
             return value
-        from ansible.module_utils.errors import AnsibleFallbackNotFound
-
         raise AnsibleFallbackNotFound
 
     return read
 
 
-def typed_fallbacks(spec: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def typed_fallbacks(spec: Mapping[str, dict[str, Any]], problems: list[ValidationError]) -> dict[str, dict[str, Any]]:
     """``spec`` with the variables of its number and boolean options read by ``_typed_read``."""
     typed = {}
     for option, entry in spec.items():
         strategy = (entry.get("fallback") or (None,))[0]
-        if strategy is env_fallback and entry.get("type") in ("int", "float", "bool"):
-            entry = {**entry, "fallback": (_typed_read(entry["type"]), list(fallback_names(entry)))}
+        if strategy is env_fallback and entry.get("type") in _KINDS:
+            entry = {**entry, "fallback": (_typed_read(option, entry["type"], problems), list(fallback_names(entry)))}
         typed[option] = entry
     return typed
 

@@ -59,9 +59,10 @@ options:
   countries:
     description:
       - Two-letter country codes (ISO 3166), in any case, of the providers to use, for example V([SE, US]).
-      - New VMs take these countries in turn, in this order. When not given, every country is used.
+      - New VMs take these countries in turn, in this order. Empty means every country.
     type: list
     elements: str
+    default: []
   platform:
     description:
       - CPU platform of the providers to use, for example V(x86_64).
@@ -196,7 +197,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view,
 
 ARGUMENT_SPEC = vm_argument_spec(
     count={"type": "int", "required": True},
-    countries={"type": "list", "elements": "str"},
+    countries={"type": "list", "elements": "str", "default": []},
     platform={"type": "str"},
     parallelism={"type": "int", "default": 10},
     verify={"type": "bool", "default": True},
