@@ -22,6 +22,7 @@ from ansible_collections.golem.vm.plugins.module_utils.http import (
     REQUESTS_IMPORT_ERROR,
     REQUESTS_LIBRARY,
 )
+from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
 from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient, ProviderInfoMemo
 from ansible_collections.golem.vm.plugins.module_utils.models import HAS_PYDANTIC, PYDANTIC_IMPORT_ERROR
 
@@ -91,9 +92,6 @@ def group_argument_spec() -> dict[str, dict[str, Any]]:
     Every member accepts all of them, so one ``module_defaults`` block serves a whole play; a member
     that has no use for one takes it as ``accepted_only`` (documented in the golem.vm.group fragment).
     """
-    # Imported here: the payment options' module pulls in the fee checks, which a reader needs only then.
-    from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
-
     return {**STATE_ARGUMENTS, **PAYMENT_ARGUMENTS}
 
 

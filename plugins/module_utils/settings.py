@@ -41,8 +41,7 @@ NETWORKS = ("development", "testnet", "mainnet")
 DISCOVERY_BACKENDS = {"golem_base": "golem-base", "central": "central"}
 # Every spelling the option and the variable accept, and the value it stands for: the AWX credential and
 # upstream's CLI say golem-base, the option said golem_base; a user copying either must not be refused.
-DISCOVERY_BACKEND_SPELLINGS = {**{cli: opt for opt, cli in DISCOVERY_BACKENDS.items()},
-                               **{opt: opt for opt in DISCOVERY_BACKENDS}}
+DISCOVERY_BACKEND_SPELLINGS = {spelling: opt for opt, cli in DISCOVERY_BACKENDS.items() for spelling in (opt, cli)}
 
 
 class Setting(NamedTuple):
@@ -108,7 +107,7 @@ def _typed_read(option: str, kind: str, problems: list[ValidationError]) -> Any:
             try:
                 check(value)
             except (TypeError, ValueError):
-                problems.append(ValidationError(f"{name} {value!r} (read for {option}) must be {_KINDS[kind]}",
+                problems.append(ValidationError(f"{name} (read for {option}) {value!r} must be {_KINDS[kind]}",
                                                 field=name, value=value))
                 raise AnsibleFallbackNotFound from None
             return value

@@ -127,15 +127,23 @@ def _payment_options(options: RefreshOptions, get_option: Callable[[str], Any],
 
     The variables go by module_utils.settings' rules (an empty one is unset), as for the modules.
     """
-    url = explicit("payments_rpc_url") or next(
-        (v for v in (settings.env_value(n) for n in settings.PAYMENTS_RPC_ENVS) if v), settings.DEFAULT_PAYMENTS_RPC_URL)
-    address = explicit("stream_payment_address") or settings.env_value(STREAM_PAYMENT_ADDRESS_ENV)
+    given = {name for name in ("payments_rpc_url", "stream_payment_address") if explicit(name) is not None}
+    spec = {"payments_rpc_url": {"fallback": settings.fallback(*settings.PAYMENTS_RPC_ENVS)},
+            "stream_payment_address": {"fallback": settings.fallback(STREAM_PAYMENT_ADDRESS_ENV)}}
+    # The modules' rule: a message about a value read from a variable names the variable.
+    sources = settings.sources(spec, given)
+    url = explicit("payments_rpc_url") or settings.env_value(sources.get("payments_rpc_url", "")) \
+        or settings.DEFAULT_PAYMENTS_RPC_URL
+    address = explicit("stream_payment_address") or settings.env_value(sources.get("stream_payment_address", ""))
     hours = float(get_option("runway_threshold_hours"))
     # Written so that NaN fails too.
     if not hours > 0:  # pylint: disable=unnecessary-negation
         raise ValueError(f"runway_threshold_hours must be more than 0, got {hours:g}")
-    checked = refresh_options(timeout=options.timeout, concurrency=options.concurrency, payments_rpc_url=url,
-                              stream_payment_address=address, discovery_url=options.discovery_url)
+    try:
+        checked = refresh_options(timeout=options.timeout, concurrency=options.concurrency, payments_rpc_url=url,
+                                  stream_payment_address=address, discovery_url=options.discovery_url)
+    except ValidationError as exc:
+        raise settings.name_source(exc, sources) from None
     return checked, round(hours * 3600)
 
 

@@ -85,3 +85,17 @@ def test_filters_still_works_and_says_it_is_deprecated(tmp_path: Path, labelled:
     old = parse(tmp_path, labelled, {"filters": {"countries": ["se"], "labels": {"role": "web"}}})
     assert old == parse(tmp_path, labelled, {"countries": ["se"], "labels": {"role": "web"}}) == ["web-1", "web-3"]
     assert len(said) == 1 and "filters is deprecated" in said[0]
+
+
+@pytest.mark.parametrize(("variable", "value"), [("GOLEM_REQUESTOR_POLYGON_RPC_URL", "ws://chain"),
+                                                 ("GOLEM_REQUESTOR_L2_RPC_URL", "ws://chain"),
+                                                 ("GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS", "0x12")])
+def test_a_bad_refresh_variable_is_named_by_it(tmp_path: Path, labelled: StateStore,  # noqa: F811
+                                               monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(AnsibleParserError, match=f"{variable} \\(read for "):
+        parse(tmp_path, labelled, {"refresh": True})
+    monkeypatch.delenv(variable)
+    option = "stream_payment_address" if "ADDRESS" in variable else "payments_rpc_url"
+    with pytest.raises(AnsibleParserError, match=f": {option} '{value}'"):
+        parse(tmp_path, labelled, {"refresh": True, option: value})

@@ -83,8 +83,10 @@ def test_a_message_about_a_value_from_a_variable_names_the_variable() -> None:
     assert settings.name_source(mine, sources).msg == "cpu 0 must be at least 1"
 
 
-@pytest.mark.parametrize(("kind", "bad", "good"), [("int", "http", "7466"), ("float", "soon", "2.5"),
-                                                    ("bool", "maybe", "no")])
+CASES = [("int", "http", "7466"), ("float", "soon", "2.5"), ("bool", "maybe", "no")]
+
+
+@pytest.mark.parametrize(("kind", "bad", "good"), CASES)
 def test_a_number_or_boolean_variable_of_the_wrong_type_is_a_problem_named_by_it(
         monkeypatch: pytest.MonkeyPatch, kind: str, bad: str, good: str) -> None:
     from ansible.module_utils.errors import AnsibleFallbackNotFound
@@ -97,4 +99,4 @@ def test_a_number_or_boolean_variable_of_the_wrong_type_is_a_problem_named_by_it
     monkeypatch.setenv("GOLEM_X", bad)
     with pytest.raises(AnsibleFallbackNotFound):
         read(*names)
-    assert [p.msg for p in problems] == [f"GOLEM_X {bad!r} (read for opt) must be {settings._KINDS[kind]}"]
+    assert [p.msg for p in problems] == [f"GOLEM_X (read for opt) {bad!r} must be {settings._KINDS[kind]}"]

@@ -16,6 +16,7 @@ from ansible_collections.golem.vm.plugins.modules import (
     golem_provider_info,
     golem_state_copy,
     golem_stream,
+    golem_vm,
     golem_vm_info,
 )
 
@@ -114,3 +115,40 @@ def test_state_copy_reads_the_state_url_variable(run: Any, monkeypatch: pytest.M
     result = run(golem_state_copy, direction="to_sqlite", state_path=str(tmp_path / "vms.db"))
     assert result["failed"] and result["msg"] == ("state_url is required: give it, or set "
                                                   "GOLEM_REQUESTOR_STATE_URL"), result["msg"]
+
+
+# A provider pinned at a port nobody listens on: a check that came after asking it would fail otherwise.
+NEVER_MADE = {"name": "never-made", "_ansible_check_mode": True, "provider_ip": "127.0.0.60", "provider_port": 1}
+# Every GOLEM_REQUESTOR_* variable with a bad value, and a module that reads it.
+BAD_VARIABLES: list[tuple[str, str, Any, dict[str, Any]]] = [
+    ("GOLEM_REQUESTOR_DISCOVERY_URL", "discovery:9001", golem_provider_info, {}),
+    ("GOLEM_REQUESTOR_GOLEM_BASE_RPC_URL", "ws://node/rpc", golem_provider_info, {}),
+    ("GOLEM_REQUESTOR_DISCOVERY_DRIVER", "ipfs", golem_provider_info, {}),
+    ("GOLEM_REQUESTOR_NETWORK", "holesky", golem_provider_info, {}),
+    ("GOLEM_REQUESTOR_PAYMENTS_NETWORK", "l2 holesky", golem_provider_info, {}),
+    ("GOLEM_REQUESTOR_PROVIDER_PORT", "seven", golem_provider_info, {}),
+    ("GOLEM_REQUESTOR_TIMEOUT", "soon", golem_provider_info, {}),
+    ("GOLEM_REQUESTOR_VALIDATE_CERTS", "maybe", golem_provider_info, {}),
+    ("GOLEM_REQUESTOR_DB_PATH", "/", golem_vm_info, {}),
+    ("GOLEM_REQUESTOR_STATE_URL", "mysql://golem@db/golem", golem_vm_info, {}),
+    ("GOLEM_REQUESTOR_KNOWN_HOSTS_PATH", "/", golem_vm_info, {}),
+    ("GOLEM_REQUESTOR_POLYGON_RPC_URL", "ws://chain", golem_vm_info, {}),
+    ("GOLEM_REQUESTOR_L2_RPC_URL", "ws://chain", golem_vm_info, {}),
+    ("GOLEM_REQUESTOR_STREAM_PAYMENT_ADDRESS", "0x12", golem_vm_info, {}),
+    ("GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY", "0x" + "zz" * 32, golem_vm, NEVER_MADE),
+    ("GOLEM_REQUESTOR_MAX_GLM_PER_MONTH", "-1", golem_vm, NEVER_MADE),
+    ("GOLEM_REQUESTOR_MAX_FEE_PER_GAS_GWEI", "lots", golem_vm, NEVER_MADE),
+    ("GOLEM_REQUESTOR_SSH_PRIVATE_KEY_PATH", "/nonexistent/key", golem_vm, NEVER_MADE),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "module", "args"), BAD_VARIABLES, ids=[c[0] for c in BAD_VARIABLES])
+def test_every_variables_bad_value_is_named_by_it(run: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                  variable: str, value: str, module: Any, args: dict[str, Any]) -> None:
+    if variable != "GOLEM_REQUESTOR_STATE_URL":
+        monkeypatch.setenv("GOLEM_REQUESTOR_DB_PATH", str(tmp_path / "vms.db"))
+    monkeypatch.setenv(variable, value)
+    result = run(module, **args)
+    assert result["failed"] and variable in result["msg"], result["msg"]
+    assert "Traceback" not in json.dumps(result) and "zz" * 32 not in json.dumps(result)
+    assert not (tmp_path / "vms.db").exists(), "nothing was recorded"

@@ -75,7 +75,7 @@ def module_spec(name: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[st
 
 
 def documented(path: str, is_module: bool) -> dict[str, dict[str, Any]]:
-    doc, *_ = get_docstring(path, fragment_loader, collection_name="golem.vm", is_module=is_module)
+    doc = get_docstring(path, fragment_loader, collection_name="golem.vm", is_module=is_module)[0]
     return doc["options"]
 
 
