@@ -76,7 +76,7 @@ def choice_fallback(name: str, spelled: Mapping[str, str]) -> tuple[Any, list[st
 
     ``spelled`` maps the variable's values (the CLI's spelling) to the option's. Any other value is
     passed on with the variable's name, so AnsibleModule's choices check names both:
-    "... must be one of: golem_base, central, got: foo (from GOLEM_REQUESTOR_DISCOVERY_DRIVER)".
+    "... must be one of: golem_base, golem-base, central, got: foo (from GOLEM_REQUESTOR_DISCOVERY_DRIVER)".
     The variable's name is the fallback's argument, as for ``fallback``, so both can be read back
     (``fallback_names``).
     """
