@@ -19,11 +19,11 @@ options:
       - Both give the same providers, prices and free resources for the same advertisements.
       - Whatever the backend, the central discovery service is asked to vouch for the address of an MVP-era
         provider before its "no such VM" answer is believed, because only it knows such providers.
-      - If not set, the value of the E(GOLEM_REQUESTOR_DISCOVERY_DRIVER) environment variable is used, in the
-        upstream CLI's spelling (V(golem-base) or V(central)).
+      - V(golem-base), the upstream CLI's spelling, is the same as V(golem_base), here and in the variable.
+      - If not set, the value of the E(GOLEM_REQUESTOR_DISCOVERY_DRIVER) environment variable is used.
       - Set it once for every module with C(module_defaults) for C(group/golem.vm.golem).
     type: str
-    choices: [golem_base, central]
+    choices: [golem_base, golem-base, central]
     default: golem_base
   golem_base_rpc_url:
     description:

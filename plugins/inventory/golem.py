@@ -14,6 +14,9 @@ description:
   - Uses a YAML configuration file whose name ends with C(golem.yml) or C(golem.yaml).
   - The state file is read with one query; a missing state file gives an empty inventory (run with C(-v) to see
     why). A row that cannot be used (unreadable config, no SSH port) is skipped with a warning naming the VM.
+  - Filters by O(names), O(providers), O(countries), O(statuses) and O(labels), with the same names, defaults
+    and rules as M(golem.vm.golem_vm_info); a VM is listed only when it matches every filter given.
+  - A key in the configuration file that is not one of the options below fails, with the list of valid keys.
   - Hosts are in the group C(golem) and in its child groups C(golem_provider_<provider id>) (the id in lower case,
     or the provider IP when the id is not recorded), C(golem_country_<code>) (lower case, for example
     C(golem_country_se)) and C(golem_status_<status>). With O(refresh=true), hosts whose provider did not answer
@@ -77,13 +80,14 @@ options:
       - name: GOLEM_REQUESTOR_KNOWN_HOSTS_PATH
   statuses:
     description:
-      - Only VMs whose status is one of these are listed; an empty list lists every status.
+      - Only VMs whose status is one of these are listed; an empty list (the default, as for
+        M(golem.vm.golem_vm_info)) lists every status. Use V([running]) for the hosts you can connect to.
       - Recorded statuses are V(creating), V(running), V(stopped) and V(error). With O(refresh=true) the status a
         provider reports counts instead, which can also be V(stopping), V(deleted) or V(missing) (the provider
         does not know the VM); the recorded status counts for VMs whose provider did not answer.
     type: list
     elements: str
-    default: [running]
+    default: []
     env:
       - name: GOLEM_INVENTORY_STATUSES
   names:
@@ -103,19 +107,25 @@ options:
     default: []
     env:
       - name: GOLEM_INVENTORY_PROVIDERS
+  countries:
+    description:
+      - Only VMs on providers in these countries, as two-letter codes in any case, for example V([SE, US]). Empty
+        means every country; a VM whose provider's country is not recorded matches none.
+    type: list
+    elements: str
+    default: []
+  labels:
+    description:
+      - Only VMs that carry every one of these labels, each with this value (labels are set with
+        O(golem.vm.golem_vm#module:labels)). Numbers and booleans are taken as their text, as
+        M(golem.vm.golem_vm) stores them.
+    type: dict
   filters:
     description:
-      - Only VMs that match every condition given here, by the same rules as the filters of
-        M(golem.vm.golem_vm_info).
-      - C(labels) is a dictionary of label names and values (set with O(golem.vm.golem_vm#module:labels)); a VM must
-        carry every one of them, each with that value. Numbers and booleans are taken as their text, as
-        M(golem.vm.golem_vm) stores them.
-      - C(countries) is a list of two-letter country codes, in any case; a VM whose country is not recorded matches
-        none.
-      - C(providers) is a list of provider ids or IP addresses, as O(providers); given here, it replaces O(providers).
-      - C(statuses) is a list of statuses, as O(statuses); given here, it replaces O(statuses) and its default.
-      - Setting O(statuses) or O(providers) in the configuration file and the same key here is an error, as are an
-        unknown key, a value of the wrong type, a bad country code or an unknown status; the message names it.
+      - Deprecated, kept so older configuration files work; give its keys at the top level instead. A warning says
+        so when it is set.
+      - A dictionary of the filters O(labels), O(countries), O(providers) and O(statuses), each meaning what the
+        option of its name means; setting the same filter at the top level and here is an error.
     type: dict
     default: {}
   ssh_private_key_path:
@@ -220,7 +230,8 @@ options:
 notes:
   - With O(cache=true) the rows read (and the refresh results) are cached as plain JSON, and the groups,
     O(compose), O(groups) and O(keyed_groups) are built again from them on every run. A change of O(state_path),
-    O(statuses), O(names), O(providers), O(filters) or O(refresh) makes the cached entry unused.
+    O(statuses), O(names), O(providers), O(countries), O(labels), O(filters) or O(refresh) makes the cached entry
+    unused.
   - In AWX or AAP the state file must be reachable from the inventory sync (for example on a mounted volume);
     each job runs in a fresh execution environment.
 seealso:
@@ -231,14 +242,14 @@ seealso:
 EXAMPLES = r"""
 # golem.yml - every running VM in ~/.golem/requestor/vms.db (or $GOLEM_REQUESTOR_DB_PATH)
 plugin: golem.vm.golem
+statuses: [running]
 
 ---
 # Running and stopped VMs in Sweden, named after their country, grouped by size
 plugin: golem.vm.golem
 state_path: /srv/golem/vms.db
-filters:
-  countries: [SE]
-  statuses: [running, stopped]
+countries: [se]
+statuses: [running, stopped]
 # A VM whose country is not recorded would be "none-..." without the default (here only SE VMs are listed).
 hostname: "{{ golem_country | default('xx', true) | lower }}-{{ golem_name }}"
 groups:
@@ -253,9 +264,9 @@ compose:
 # Only the VMs labelled role=web (labels are set with golem_vm's labels option), grouped by the label tier
 # (tier_1, tier_2, ...; a VM without that label is in no tier group) and by every label (label_role_web, ...).
 plugin: golem.vm.golem
-filters:
-  labels:
-    role: web
+statuses: [running]
+labels:
+  role: web
 keyed_groups:
   - key: golem_labels.tier
     prefix: tier
@@ -265,6 +276,7 @@ keyed_groups:
 ---
 # Every running VM, in the groups role_web, role_db, ... by its label role.
 plugin: golem.vm.golem
+statuses: [running]
 keyed_groups:
   - key: golem_labels.role
     prefix: role
@@ -298,6 +310,7 @@ from ansible.utils.vars import combine_vars
 from ansible_collections.golem.vm.plugins.module_utils.endpoints import show, word_problem
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.provider_refresh import effective_status
+from ansible_collections.golem.vm.plugins.module_utils.vm_filters import FILTER_KEYS
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     TOP_GROUP,
     HostBuilder,
@@ -336,7 +349,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         # Accept the short name too, whatever name the loader found us under.
         names = list(self._redirected_names or [self.NAME])
         self._redirected_names = names + [n for n in (self.NAME, self.SHORT_NAME) if n not in names]
-        self._read_config_data(path)
+        config = self._read_config_data(path)
+        unknown = sorted(str(key) for key in config if key not in self._options)
+        if unknown:
+            # Ansible would ignore them: a misspelt or misplaced filter would list VMs nobody asked for.
+            raise AnsibleParserError(f"{path}: unknown key {', '.join(unknown)}; valid keys: "
+                                     f"{', '.join(sorted(self._options))}")
+        if config.get("filters"):
+            self.display.deprecated(f"{path}: filters is deprecated; give its keys ({', '.join(FILTER_KEYS)}) at the "
+                                    "top level of the file instead", version="1.0.0", collection_name="golem.vm")
         try:
             query = Query.from_options(self.get_option, self._explicit)
             check_hostvars_prefix(self.get_option("hostvars_prefix") or "")

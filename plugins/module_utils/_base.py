@@ -22,6 +22,7 @@ from ansible_collections.golem.vm.plugins.module_utils.http import (
     REQUESTS_IMPORT_ERROR,
     REQUESTS_LIBRARY,
 )
+from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
 from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient, ProviderInfoMemo
 from ansible_collections.golem.vm.plugins.module_utils.models import HAS_PYDANTIC, PYDANTIC_IMPORT_ERROR
 
@@ -38,11 +39,9 @@ def golem_argument_spec() -> dict[str, Any]:
         },
         "discovery_backend": {
             "type": "str",
-            "choices": list(settings.DISCOVERY_BACKENDS),
+            "choices": list(settings.DISCOVERY_BACKEND_SPELLINGS),
             "default": "golem_base",
-            "fallback": settings.choice_fallback(
-                settings.DISCOVERY_DRIVER_ENV, {**{cli: opt for opt, cli in settings.DISCOVERY_BACKENDS.items()},
-                                                **{opt: opt for opt in settings.DISCOVERY_BACKENDS}}),
+            "fallback": settings.choice_fallback(settings.DISCOVERY_DRIVER_ENV, settings.DISCOVERY_BACKEND_SPELLINGS),
         },
         "golem_base_rpc_url": {
             "type": "str",
@@ -79,6 +78,29 @@ def golem_argument_spec() -> dict[str, Any]:
     }
 
 
+# The state options every member of group/golem.vm.golem accepts (the payment options are the others).
+STATE_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "state_path": {"type": "path"},
+    "state_url": {"type": "str", "no_log": True},
+    "known_hosts_path": {"type": "path", "no_log": False},
+}
+
+
+def group_argument_spec() -> dict[str, dict[str, Any]]:
+    """The options of group/golem.vm.golem beyond the connection options, as a member that uses them takes them.
+
+    Every member accepts all of them, so one ``module_defaults`` block serves a whole play; a member
+    that has no use for one takes it as ``accepted_only`` (documented in the golem.vm.group fragment).
+    """
+    return {**STATE_ARGUMENTS, **PAYMENT_ARGUMENTS}
+
+
+def accepted_only(entry: dict[str, Any]) -> dict[str, Any]:
+    """An option a member takes only so group defaults do not break it: no default, no variable read
+    (a bad value in a variable it never uses must not fail it), still kept out of logs if secret."""
+    return {"type": entry["type"], "no_log": bool(entry.get("no_log", False))}
+
+
 def _check_url(field: str, url: str, example: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -106,6 +128,17 @@ def check_connection_options(params: dict[str, Any]) -> None:
         raise ValidationError(f"timeout {timeout:g} must be more than 0 seconds", field="timeout", value=timeout)
 
 
+class _TaskModule(AnsibleModule):
+    """AnsibleModule that remembers which options the task set (module_defaults included), so a message
+    about a value read from an environment variable can name that variable."""
+
+    given: frozenset[str] = frozenset()
+
+    def _load_params(self) -> None:
+        super()._load_params()
+        self.given = frozenset(self.params)
+
+
 class GolemModule:
     """Wraps AnsibleModule: merges the connection options in, checks libraries, builds clients.
 
@@ -115,9 +148,16 @@ class GolemModule:
 
     def __init__(self, argument_spec: dict[str, Any], **module_kwargs: Any) -> None:
         spec = golem_argument_spec()
+        spec.update({name: accepted_only(entry) for name, entry in group_argument_spec().items()})
         spec.update(argument_spec)
-        self.module = AnsibleModule(argument_spec=spec, **module_kwargs)
+        problems: list[ValidationError] = []
+        self.module = _TaskModule(argument_spec=settings.typed_fallbacks(spec, problems), **module_kwargs)
         self.params: dict[str, Any] = self.module.params
+        # Where each value read from the environment came from: messages about it name the variable.
+        self.sources = settings.sources(spec, self.module.given)
+        self.params["discovery_backend"] = settings.discovery_backend(self.params["discovery_backend"])
+        if problems:
+            self.fail(problems[0])
         self._check_libraries()
         self._clients: list[Any] = []
         self._discovery: Discovery | None = None
@@ -190,6 +230,7 @@ class GolemModule:
 
     def fail(self, exc: GolemError, **extra: Any) -> NoReturn:
         """Fail the task: ``msg`` for people, ``failure`` for code, plus what was done so far."""
+        settings.name_source(exc, self.sources)
         self.module.fail_json(msg=exc.msg, failure=exc.failure(), **extra)
         raise AssertionError("fail_json returned")  # pragma: no cover - it always exits
 

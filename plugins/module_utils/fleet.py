@@ -44,7 +44,7 @@ from ansible_collections.golem.vm.plugins.module_utils.placement import (
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity, lookup
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm_fields import COUNTRY
+from ansible_collections.golem.vm.plugins.module_utils.vm_fields import country_code
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 
@@ -69,8 +69,8 @@ def member_index(prefix: str, name: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def check_fleet(prefix: str, count: int, countries: list[str] | None, parallelism: int) -> None:
-    """Every bad value named before any call is made."""
+def check_fleet(prefix: str, count: int, countries: list[str] | None, parallelism: int) -> list[str] | None:
+    """Every bad value named before any call is made; the countries as discovery stores them (upper case)."""
     if count < 0:
         raise ValidationError(f"count {count} must not be negative", field="count", value=count)
     if parallelism < 1:
@@ -82,11 +82,8 @@ def check_fleet(prefix: str, count: int, countries: list[str] | None, parallelis
         raise ValidationError(
             f"name {prefix!r} makes member names like {longest!r} that are not valid VM names: {problem}",
             field="name", value=prefix)
-    for country in countries or ():
-        if not isinstance(country, str) or not COUNTRY.fullmatch(country.strip().upper()):
-            raise ValidationError(
-                f"countries holds {country!r}: each must be a two-letter country code such as SE",
-                field="countries", value=country)
+    codes = [country_code(country, field="countries") for country in countries or ()]
+    return [code for code in codes if code] or None
 
 
 @dataclass

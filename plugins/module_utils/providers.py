@@ -7,7 +7,6 @@ Kept apart from the module so golem_vm and the inventory plugin can return the s
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -91,14 +90,6 @@ def _sort_key(sort: str, spec: ResourceSpec) -> Any:
         return (stamp is None, age, p["provider_id"])
 
     return key
-
-
-def check_country(country: str | None, field: str = "country") -> None:
-    """A country filter must be a two-letter upper-case code, as discovery stores them."""
-    if country is not None and not re.fullmatch(r"[A-Z]{2}", country):
-        raise ValidationError(
-            f"{field} {country!r} must be a two-letter upper-case country code such as SE or US",
-            field=field, value=country)
 
 
 def check_selection(*, sort: str, limit: int | None, max_price_usd_month: float | None) -> None:

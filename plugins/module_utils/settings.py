@@ -10,10 +10,10 @@ Variables are named as the upstream ``golem`` CLI names its settings (``GOLEM_RE
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, NamedTuple
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
 
 DISCOVERY_URL_ENV = "GOLEM_REQUESTOR_DISCOVERY_URL"
 STATE_PATH_ENV = "GOLEM_REQUESTOR_DB_PATH"
@@ -39,6 +39,9 @@ DEFAULT_PAYMENTS_NETWORK = "l2.holesky"
 NETWORKS = ("development", "testnet", "mainnet")
 # discovery_backend's values, and the CLI's spelling of each (GOLEM_REQUESTOR_DISCOVERY_DRIVER).
 DISCOVERY_BACKENDS = {"golem_base": "golem-base", "central": "central"}
+# Every spelling the option and the variable accept, and the value it stands for: the AWX credential and
+# upstream's CLI say golem-base, the option said golem_base; a user copying either must not be refused.
+DISCOVERY_BACKEND_SPELLINGS = {spelling: opt for opt, cli in DISCOVERY_BACKENDS.items() for spelling in (opt, cli)}
 
 
 class Setting(NamedTuple):
@@ -73,14 +76,104 @@ def choice_fallback(name: str, spelled: Mapping[str, str]) -> tuple[Any, list[st
 
     ``spelled`` maps the variable's values (the CLI's spelling) to the option's. Any other value is
     passed on with the variable's name, so AnsibleModule's choices check names both:
-    "... must be one of: golem_base, central, got: foo (from GOLEM_REQUESTOR_DISCOVERY_DRIVER)".
+    "... must be one of: golem_base, golem-base, central, got: foo (from GOLEM_REQUESTOR_DISCOVERY_DRIVER)".
+    The variable's name is the fallback's argument, as for ``fallback``, so both can be read back
+    (``fallback_names``).
     """
 
-    def read() -> str:
-        value = env_fallback(name)
-        return spelled.get(value, f"{value} (from {name})")
+    def read(variable: str) -> str:
+        value = env_fallback(variable)
+        return spelled.get(value, f"{value} (from {variable})")
 
-    return (read, [])
+    return (read, [name])
+
+
+_KINDS = {"int": "a whole number", "float": "a number", "bool": "a boolean (true or false)"}
+
+
+def _typed_read(option: str, kind: str, problems: list[ValidationError]) -> Any:
+    """env_fallback for an option of type ``kind``. A value of another type is left to ``problems`` (named by
+    its variable) and the default stands meanwhile: AnsibleModule's own type error would name only the option."""
+    from ansible.module_utils.common.validation import check_type_bool, check_type_float, check_type_int
+    from ansible.module_utils.errors import AnsibleFallbackNotFound
+
+    check = {"int": check_type_int, "float": check_type_float, "bool": check_type_bool}[kind]
+
+    def read(*names: str) -> Any:
+        for name in names:
+            value = env_value(name)
+            if value is None:
+                continue
+            try:
+                check(value)
+            except (TypeError, ValueError):
+                problems.append(ValidationError(f"{name} (read for {option}) {value!r} must be {_KINDS[kind]}",
+                                                field=name, value=value))
+                raise AnsibleFallbackNotFound from None
+            return value
+        raise AnsibleFallbackNotFound
+
+    return read
+
+
+def typed_fallbacks(spec: Mapping[str, dict[str, Any]], problems: list[ValidationError]) -> dict[str, dict[str, Any]]:
+    """``spec`` with the variables of its number and boolean options read by ``_typed_read``."""
+    typed = {}
+    for option, entry in spec.items():
+        strategy = (entry.get("fallback") or (None,))[0]
+        if strategy is env_fallback and entry.get("type") in _KINDS:
+            entry = {**entry, "fallback": (_typed_read(option, entry["type"], problems), list(fallback_names(entry)))}
+        typed[option] = entry
+    return typed
+
+
+def fallback_names(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The variables an argument spec entry falls back to, in the order they are read."""
+    entry = spec.get("fallback")
+    if not entry or len(entry) < 2 or not isinstance(entry[1], (list, tuple)):
+        return ()
+    return tuple(entry[1])
+
+
+def discovery_backend(value: str) -> str:
+    """discovery_backend's value in the option's spelling (``golem-base`` is ``golem_base``)."""
+    return DISCOVERY_BACKEND_SPELLINGS.get(value, value)
+
+
+def sources(spec: Mapping[str, Mapping[str, Any]], given: Collection[str],
+            environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """For each option whose value came from an environment variable, that variable.
+
+    ``given`` holds the options the task set (module_defaults included); AnsibleModule reads a variable
+    only for an option not given, in the order of its fallback, so the first one set is the source.
+    """
+    found: dict[str, str] = {}
+    for option, entry in spec.items():
+        if option in given:
+            continue
+        variable = next((n for n in fallback_names(entry) if env_value(n, environ) is not None), None)
+        if variable is not None:
+            found[option] = variable
+    return found
+
+
+def name_source(exc: GolemError, option_sources: Mapping[str, str]) -> GolemError:
+    """``exc`` naming the variable its value came from, when the option it names was read from one.
+
+    One place for every check: the checks name the option, as the user of an option expects, and
+    the value of a variable is named by the variable, where the user has to fix it.
+    """
+    variable = option_sources.get(exc.field or "")
+    if variable is None:
+        return exc
+    option = exc.field or ""
+    if exc.msg.startswith(option + " "):
+        exc.msg = f"{variable} (read for {option}){exc.msg[len(option):]}"
+    else:
+        exc.msg = f"{exc.msg} (the value of {option} came from {variable})"
+    exc.args = (exc.msg,)
+    exc.field = variable
+    return exc
 
 
 def _path(value: str) -> str:

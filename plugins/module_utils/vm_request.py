@@ -138,10 +138,12 @@ def resolve_key(params: dict[str, Any], local_dir: str, *, generate: bool, neede
     exists) the default pair is not read at all: a no-op run stays cheap.
     """
     private = params.get("ssh_private_key_path")
+    field = "ssh_private_key_path"  # what a message about the private key names: the option, or the variable
     if private is None and not (params.get("ssh_public_key") or params.get("ssh_public_key_path")):
         # The variable (an AWX credential's key file) stands in only when no key option is given:
         # beside a public key option it could name a key that does not match the one installed.
         private = settings.private_key_path(None)
+        field = settings.PRIVATE_KEY_ENV
     if not needed and not (params.get("ssh_public_key") or params.get("ssh_public_key_path")):
         return KeyInfo(None, None, private)
     # Imported here: sshpubkeys and cryptography cost more to import than a no-op run takes.
@@ -165,9 +167,9 @@ def resolve_key(params: dict[str, Any], local_dir: str, *, generate: bool, neede
     if private:
         # Only a private key (an AWX credential's key file, say): its .pub beside it, else derived.
         if os.path.isfile(private + ".pub"):
-            key = read_public_key(private + ".pub", field="ssh_private_key_path")
+            key = read_public_key(private + ".pub", field=field)
         else:
-            key = public_key_of_private(private, field="ssh_private_key_path")
+            key = public_key_of_private(private, field=field)
         return KeyInfo(key.text, key.fingerprint, private)
     directory = os.path.join(local_dir, "ssh")
     private_path = os.path.join(directory, DEFAULT_KEY_NAME)

@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - golem.vm.golem
   - golem.vm.vm_spec
   - golem.vm.payments
+  - golem.vm.group
 attributes:
   check_mode:
     support: full
@@ -59,10 +60,11 @@ options:
     required: true
   countries:
     description:
-      - Two-letter upper-case country codes of the providers to use, for example V([SE, US]).
-      - New VMs take these countries in turn, in this order. When not given, every country is used.
+      - Two-letter country codes (ISO 3166), in any case, of the providers to use, for example V([SE, US]).
+      - New VMs take these countries in turn, in this order. Empty means every country.
     type: list
     elements: str
+    default: []
   platform:
     description:
       - CPU platform of the providers to use, for example V(x86_64).
@@ -197,7 +199,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view,
 
 ARGUMENT_SPEC = vm_argument_spec(
     count={"type": "int", "required": True},
-    countries={"type": "list", "elements": "str"},
+    countries={"type": "list", "elements": "str", "default": []},
     platform={"type": "str"},
     parallelism={"type": "int", "default": 10},
     verify={"type": "bool", "default": True},
@@ -210,9 +212,7 @@ class GolemFleet(GolemModule):
 
     def execute(self) -> dict[str, Any]:
         p = self.params
-        countries = p["countries"] or None
-        check_fleet(p["name"], p["count"], countries, p["parallelism"])
-        countries = [c.strip().upper() for c in countries] if countries else None
+        countries = check_fleet(p["name"], p["count"], p["countries"] or None, p["parallelism"])
         # The per-VM checks run on the longest member name (the prefix alone need not be a valid name).
         task = prepare_task(p, name=member_name(p["name"], max(p["count"], 1), p["count"]), default_size="small")
         task.want.name = p["name"]

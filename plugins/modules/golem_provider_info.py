@@ -23,6 +23,7 @@ author:
   - golem.vm maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - golem.vm.golem
+  - golem.vm.group
 attributes:
   check_mode:
     support: full
@@ -64,8 +65,7 @@ options:
     choices: [small, medium, large, xlarge]
   country:
     description:
-      - Only providers in this country, as an ISO 3166-1 alpha-2 code such as V(SE).
-      - The match is exact and case-sensitive, as discovery does it.
+      - Only providers in this country, as an ISO 3166-1 alpha-2 code in any case, such as V(SE) or V(se).
     type: str
   platform:
     description:
@@ -292,13 +292,13 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationE
 from ansible_collections.golem.vm.plugins.module_utils.provider_terms import add_payment_terms, check_terms_timeout
 from ansible_collections.golem.vm.plugins.module_utils.providers import (
     SORT_KEYS,
-    check_country,
     check_selection,
     matches,
     represent_provider,
     select_providers,
 )
 from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES, resolve_resources
+from ansible_collections.golem.vm.plugins.module_utils.vm_fields import country_code
 
 
 class GolemProviderInfo(GolemModule):
@@ -309,11 +309,11 @@ class GolemProviderInfo(GolemModule):
             minimums = spec.as_dict()
         else:
             minimums = {key: p[key] for key in ("cpu", "memory", "storage")}
-        filters = dict(minimums, country=p["country"], platform=p["platform"])
+        # Before discovery is asked, so a typo costs no request; discovery stores codes in upper case.
+        filters = dict(minimums, country=country_code(p["country"]), platform=p["platform"])
 
         selection = {"sort": p["sort"], "limit": p["limit"], "max_price_usd_month": p["max_price_usd_month"]}
-        check_selection(**selection)  # before discovery is asked, so a typo costs no request
-        check_country(p["country"])
+        check_selection(**selection)
         check_terms_timeout(p["payment_terms_timeout"])
 
         ads = self.discovery.list_advertisements(**filters, on_invalid=self._skip)

@@ -48,8 +48,9 @@ options:
         schema, goes to libpq unchanged.
       - Never shown in the task's output, because it may hold the password. Messages name the server as
         C(user@host:port/dbname).
+      - If not set, the value of the E(GOLEM_REQUESTOR_STATE_URL) environment variable is used, as by every golem.vm
+        module and the inventory; one of the two is required.
     type: str
-    required: true
   state_path:
     description:
       - The SQLite state file, in the upstream C(golem) CLI's format.
@@ -155,19 +156,34 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils import settings
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state import check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.state_copy import ON_CONFLICT, copy_state
 from ansible_collections.golem.vm.plugins.module_utils.state_open import MissingLibraryError, open_store
 
 
+def locations(params: dict[str, Any]) -> tuple[settings.Setting, settings.Setting]:
+    """The database and the file, each with the option or variable it came from, by the modules' rules."""
+    if params["state_url"]:
+        url = settings.Setting(params["state_url"], "state_url")
+    else:
+        from_env = settings.env_value(settings.STATE_URL_ENV)
+        if from_env is None:
+            raise ValidationError(f"state_url is required: give it, or set {settings.STATE_URL_ENV}",
+                                  field="state_url", value=None)
+        url = settings.Setting(from_env, settings.STATE_URL_ENV)
+    return url, settings.state_path(params["state_path"])
+
+
 def copy(params: dict[str, Any], check_mode: bool, want_diff: bool) -> dict[str, Any]:
     stores: list[Any] = []
+    url, path = locations(params)
     try:
-        sqlite = open_store(None, params["state_path"])
+        sqlite = open_store(None, path.value)
         stores.append(sqlite)
-        check_state_path(sqlite.location)
-        postgres = open_store(params["state_url"], None)
+        check_state_path(sqlite.location, field=path.field)
+        postgres = open_store(url.value, None, url_field=url.field)
         stores.append(postgres)
         source, destination = (sqlite, postgres) if params["direction"] == "to_postgresql" else (postgres, sqlite)
         result = copy_state(source, destination, on_conflict=params["on_conflict"], dry_run=check_mode)
@@ -187,7 +203,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "direction": {"type": "str", "required": True, "choices": ["to_postgresql", "to_sqlite"]},
-            "state_url": {"type": "str", "required": True, "no_log": True},
+            "state_url": {"type": "str", "no_log": True},
             "state_path": {"type": "path"},
             "on_conflict": {"type": "str", "choices": list(ON_CONFLICT), "default": "fail"},
         },

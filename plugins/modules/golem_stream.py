@@ -29,6 +29,7 @@ author:
 extends_documentation_fragment:
   - golem.vm.golem
   - golem.vm.payments
+  - golem.vm.group
 attributes:
   check_mode:
     support: full
@@ -229,7 +230,7 @@ actions:
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils import settings
-from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
+from ansible_collections.golem.vm.plugins.module_utils._base import STATE_ARGUMENTS, GolemModule
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
@@ -292,8 +293,8 @@ def main() -> None:
             "runway_hours": {"type": "int"},
             "top_up_below_hours": {"type": "float"},
             "provider_ip": {"type": "str"},
-            "state_path": {"type": "path"},
-            "state_url": {"type": "str", "no_log": True},
+            "state_path": STATE_ARGUMENTS["state_path"],
+            "state_url": STATE_ARGUMENTS["state_url"],
             "wait_timeout": {"type": "int", "default": 120},
             **PAYMENT_ARGUMENTS,
         },

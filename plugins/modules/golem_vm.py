@@ -32,6 +32,7 @@ extends_documentation_fragment:
   - golem.vm.golem
   - golem.vm.vm_spec
   - golem.vm.payments
+  - golem.vm.group
 attributes:
   check_mode:
     support: full
@@ -82,7 +83,7 @@ options:
     type: str
   country:
     description:
-      - Two-letter upper-case country code (ISO 3166) of the provider to pick, for example V(SE).
+      - Two-letter country code (ISO 3166), in any case, of the provider to pick, for example V(SE).
     type: str
   platform:
     description:

@@ -29,6 +29,7 @@ author:
   - golem.vm maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - golem.vm.golem
+  - golem.vm.group
 attributes:
   check_mode:
     support: full
@@ -267,15 +268,14 @@ vms:
 
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils import settings
-from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
+from ansible_collections.golem.vm.plugins.module_utils._base import STATE_ARGUMENTS, GolemModule
+from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
 from ansible_collections.golem.vm.plugins.module_utils.state_open import open_store
 from ansible_collections.golem.vm.plugins.module_utils.vm_filters import VMFilter
 from ansible_collections.golem.vm.plugins.module_utils.vm_info import list_vms
 from ansible_collections.golem.vm.plugins.module_utils.vm_refresh import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT,
-    STREAM_PAYMENT_ADDRESS_ENV,
     refresh_options,
 )
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import resolve_paths
@@ -289,12 +289,10 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "refresh": {"type": "bool", "default": False},
     "refresh_timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
     "refresh_concurrency": {"type": "int", "default": DEFAULT_CONCURRENCY},
-    "payments_rpc_url": {"type": "str", "default": settings.DEFAULT_PAYMENTS_RPC_URL,
-                         "fallback": settings.fallback(*settings.PAYMENTS_RPC_ENVS)},
-    "stream_payment_address": {"type": "str", "fallback": settings.fallback(STREAM_PAYMENT_ADDRESS_ENV)},
-    "state_path": {"type": "path"},
-    "state_url": {"type": "str", "no_log": True},
-    "known_hosts_path": {"type": "path", "no_log": False},
+    # The refresh reads streams by the payment options' own rules; the group's other options are accepted only.
+    "payments_rpc_url": PAYMENT_ARGUMENTS["payments_rpc_url"],
+    "stream_payment_address": PAYMENT_ARGUMENTS["stream_payment_address"],
+    **STATE_ARGUMENTS,
 }
 
 

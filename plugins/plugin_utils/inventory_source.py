@@ -20,7 +20,7 @@ from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownH
 from ansible_collections.golem.vm.plugins.module_utils.provider_refresh import LiveStatus
 from ansible_collections.golem.vm.plugins.module_utils.state import VMRecord, check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.state_url import parse_state_url
-from ansible_collections.golem.vm.plugins.module_utils.vm_filters import VMFilter
+from ansible_collections.golem.vm.plugins.module_utils.vm_filters import FILTER_KEYS, VMFilter
 from ansible_collections.golem.vm.plugins.module_utils.vm_refresh import (
     STREAM_PAYMENT_ADDRESS_ENV,
     RefreshOptions,
@@ -102,18 +102,21 @@ class Query:
 
 
 def _filter(get_option: Callable[[str], Any], explicit: Callable[[str], Any]) -> VMFilter:
-    """``names``, ``statuses`` and ``providers``, then ``filters``, whose keys replace the options of their name.
+    """The top-level filters, golem_vm_info's options by name; then the deprecated ``filters``, whose keys
+    replace the options of their name.
 
-    Setting ``statuses`` (or ``providers``) both ways in the file is refused: one would silently lose.
+    A filter set both ways in the file is refused: one would silently lose.
     """
     filters = get_option("filters") or {}
-    for name in ("statuses", "providers"):
+    for name in FILTER_KEYS:
         if isinstance(filters, dict) and name in filters and explicit(name) is not None:
-            raise ValidationError(f"{name} and filters.{name} are both set; keep one of them", field=f"filters.{name}",
-                                  value=filters[name])
+            raise ValidationError(f"{name} and filters.{name} are both set; keep {name}, filters is deprecated",
+                                  field=f"filters.{name}", value=filters[name])
     base = VMFilter.parse(names=[str(n) for n in get_option("names") or ()],
                           providers=[str(p) for p in get_option("providers") or ()],
-                          statuses=[str(s) for s in get_option("statuses") or ()])
+                          countries=get_option("countries") or None,
+                          statuses=[str(s) for s in get_option("statuses") or ()],
+                          labels=get_option("labels"))
     return VMFilter.from_mapping(filters, base)
 
 
@@ -124,15 +127,23 @@ def _payment_options(options: RefreshOptions, get_option: Callable[[str], Any],
 
     The variables go by module_utils.settings' rules (an empty one is unset), as for the modules.
     """
-    url = explicit("payments_rpc_url") or next(
-        (v for v in (settings.env_value(n) for n in settings.PAYMENTS_RPC_ENVS) if v), settings.DEFAULT_PAYMENTS_RPC_URL)
-    address = explicit("stream_payment_address") or settings.env_value(STREAM_PAYMENT_ADDRESS_ENV)
+    given = {name for name in ("payments_rpc_url", "stream_payment_address") if explicit(name) is not None}
+    spec = {"payments_rpc_url": {"fallback": settings.fallback(*settings.PAYMENTS_RPC_ENVS)},
+            "stream_payment_address": {"fallback": settings.fallback(STREAM_PAYMENT_ADDRESS_ENV)}}
+    # The modules' rule: a message about a value read from a variable names the variable.
+    sources = settings.sources(spec, given)
+    url = explicit("payments_rpc_url") or settings.env_value(sources.get("payments_rpc_url", "")) \
+        or settings.DEFAULT_PAYMENTS_RPC_URL
+    address = explicit("stream_payment_address") or settings.env_value(sources.get("stream_payment_address", ""))
     hours = float(get_option("runway_threshold_hours"))
     # Written so that NaN fails too.
     if not hours > 0:  # pylint: disable=unnecessary-negation
         raise ValueError(f"runway_threshold_hours must be more than 0, got {hours:g}")
-    checked = refresh_options(timeout=options.timeout, concurrency=options.concurrency, payments_rpc_url=url,
-                              stream_payment_address=address, discovery_url=options.discovery_url)
+    try:
+        checked = refresh_options(timeout=options.timeout, concurrency=options.concurrency, payments_rpc_url=url,
+                                  stream_payment_address=address, discovery_url=options.discovery_url)
+    except ValidationError as exc:
+        raise settings.name_source(exc, sources) from None
     return checked, round(hours * 3600)
 
 

@@ -155,7 +155,7 @@ def test_the_inventory_filters_by_label_and_groups_by_labels(ansible: Ansible, l
     config.parent.mkdir()
     config.write_text(json.dumps({
         "plugin": "golem.vm.golem",
-        "filters": {"labels": {"role": "web", "team": team}},
+        "labels": {"role": "web", "team": team},
         "keyed_groups": [{"key": "golem_labels.role", "prefix": "role"}, {"key": "golem_labels", "prefix": "label"}],
     }))
     proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(config), "--list"], env=ansible.env,
@@ -168,7 +168,7 @@ def test_the_inventory_filters_by_label_and_groups_by_labels(ansible: Ansible, l
     assert listing[f"label_team_{team}"]["hosts"] == [web]
     assert "role_db" not in listing, f"{db} is filtered out"
 
-    config.write_text(json.dumps({"plugin": "golem.vm.golem", "filters": {"labels": {"team": team}},
+    config.write_text(json.dumps({"plugin": "golem.vm.golem", "labels": {"team": team},
                                   "keyed_groups": [{"key": "golem_labels.role", "prefix": "role"}]}))
     both = plain(json.loads(subprocess.run([str(BIN / "ansible-inventory"), "-i", str(config), "--list"],
                                            env=ansible.env, capture_output=True, text=True, timeout=120,

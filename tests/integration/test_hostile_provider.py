@@ -133,7 +133,7 @@ def test_ssh_config_playbook_writes_nothing_from_a_tampered_row(ansible, provide
                          (name, providers["se"]["ip"], name, json.dumps(config)))
         conn.commit()
     config = tmp_path / "golem.yml"
-    config.write_text(json.dumps({"plugin": "golem.vm.golem"}))
+    config.write_text(json.dumps({"plugin": "golem.vm.golem", "statuses": ["running"]}))
     ssh_config = tmp_path / "golem_ssh_config"
     proc = ansible.playbook("golem.vm.ssh_config", "-i", str(config), "-e", f"ssh_config_path={ssh_config}")
     assert proc.returncode == 0 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr

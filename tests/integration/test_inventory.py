@@ -44,6 +44,8 @@ def _config(directory: Path, **options: Any) -> Path:
     (the default is 10 s): a provider that is down refuses at once, so no verdict waits on the budget."""
     if options.get("refresh"):
         options.setdefault("refresh_timeout", 120)
+    # Written when [running] was the default (since issue #21 it is every status, as golem_vm_info's).
+    options.setdefault("statuses", ["running"])
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "golem.yml"
     path.write_text(json.dumps({"plugin": "golem.vm.golem", **options}, indent=2))  # JSON is YAML

@@ -77,8 +77,8 @@ def test_forty_vms_with_forty_forks_while_the_inventory_reads(ansible, providers
     where = {name: keys[i % 2] for i, name in enumerate(hosts, start=1)}
     config = tmp_path / "inventory" / "golem.yml"
     config.parent.mkdir()
-    # Running VMs only (the default): a VM still being created has no SSH port to list yet.
-    config.write_text(json.dumps({"plugin": "golem.vm.golem", "names": [f"{prefix}-*"]}))
+    # Running VMs only: a VM still being created has no SSH port to list yet.
+    config.write_text(json.dumps({"plugin": "golem.vm.golem", "names": [f"{prefix}-*"], "statuses": ["running"]}))
     # Discovery names each pinned provider's id and country: Golem Base (the default backend), two
     # requests a task and no per-address rate limit, as central discovery has, to share among 40 forks.
     figures: dict[str, Any] = {"vms": COUNT, "forks": COUNT}

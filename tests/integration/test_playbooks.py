@@ -65,7 +65,8 @@ def test_playbooks_create_configure_ssh_config_and_destroy_twice_each(
     inventory = tmp_path / "inventory" / "golem.yml"
     inventory.parent.mkdir()
     # JSON is YAML; the state file is the test's own, not GOLEM_REQUESTOR_DB_PATH's default.
-    inventory.write_text(json.dumps({"plugin": "golem.vm.golem", "state_path": str(ansible.state_path)}))
+    inventory.write_text(json.dumps({"plugin": "golem.vm.golem", "state_path": str(ansible.state_path),
+                                     "statuses": ["running"]}))
     ssh_config = tmp_path / "golem_ssh_config"
     known_hosts = ansible.state_dir / "known_hosts"
     vm: dict = {}

@@ -81,12 +81,22 @@ def state(tmp_path: Path) -> StateStore:
 @pytest.fixture
 def write_config(tmp_path: Path, state: StateStore) -> Callable[..., Path]:
     def write(options: dict[str, Any] | None = None, name: str = "golem.yml") -> Path:
-        config = {"plugin": "golem.vm.golem", "state_path": state.path, **(options or {})}
+        config = {"plugin": "golem.vm.golem", "state_path": state.path, **running_only(options or {})}
         path = tmp_path / name
         path.write_text(yaml.safe_dump(config))
         return path
 
     return write
+
+
+def running_only(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` listing only running VMs unless they name statuses: these tests were written when that was
+    the default (since issue #21 the default is every status, as golem_vm_info's; test_golem_settings checks it)."""
+    filters = options.get("filters")
+    if "statuses" in options or (isinstance(filters, dict) and "statuses" in filters) \
+            or os.environ.get("GOLEM_INVENTORY_STATUSES"):
+        return options
+    return {"statuses": ["running"], **options}
 
 
 @pytest.fixture
@@ -281,7 +291,7 @@ def test_state_path_from_the_same_variable_as_golem_vm(write_config: Callable[..
                                                        monkeypatch: pytest.MonkeyPatch, messages: Messages) -> None:
     monkeypatch.setenv("GOLEM_REQUESTOR_DB_PATH", fleet.path)
     path = write_config()
-    path.write_text("plugin: golem.vm.golem\n")
+    path.write_text("plugin: golem.vm.golem\nstatuses: [running]\n")
     inv = InventoryManager(loader=DataLoader(), sources=[str(path)])
     assert not messages.failures
     assert sorted(inv.hosts) == ["web-1", "web-2"]
@@ -296,7 +306,7 @@ def test_empty_state_path_variable_means_the_default(tmp_path: Path, monkeypatch
     monkeypatch.setenv("GOLEM_REQUESTOR_DB_PATH", "")
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "golem.yml"
-    path.write_text("plugin: golem.vm.golem\n")
+    path.write_text("plugin: golem.vm.golem\nstatuses: [running]\n")
     inv = InventoryManager(loader=DataLoader(), sources=[str(path)])
     assert not messages.failures
     assert sorted(inv.hosts) == ["web-1"]
@@ -720,7 +730,7 @@ def test_listing_needs_neither_requests_nor_pydantic(tmp_path: Path, fleet: Stat
     (tmp_path / "coll" / "ansible_collections" / "golem").mkdir(parents=True)
     (tmp_path / "coll" / "ansible_collections" / "golem" / "vm").symlink_to(COLLECTION_ROOT)
     config = tmp_path / "golem.yml"
-    config.write_text(f"plugin: golem.vm.golem\nstate_path: {fleet.path}\n")
+    config.write_text(f"plugin: golem.vm.golem\nstate_path: {fleet.path}\nstatuses: [running]\n")
     script = (
         "import sys\n"
         "class Block:\n"

@@ -49,7 +49,7 @@ def labelled(state: StateStore) -> StateStore:  # noqa: F811 - the fixture of te
 
 def test_a_label_filter_and_keyed_groups_on_labels(inventory: Build, labelled: StateStore,  # noqa: F811
                                                    messages: Messages) -> None:  # noqa: F811
-    inv = inventory({"filters": {"labels": {"role": "web"}},
+    inv = inventory({"labels": {"role": "web"},
                      "keyed_groups": [{"key": "golem_labels.tier", "prefix": "tier"},
                                       {"key": "golem_labels", "prefix": "label"}]})
     assert sorted(inv.hosts) == ["web-1", "web-2"], "running (the default statuses) and labelled role=web"

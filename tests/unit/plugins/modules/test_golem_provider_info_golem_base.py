@@ -85,7 +85,8 @@ def test_malformed_entities_are_warned_about_and_the_good_ones_listed(run: Any, 
 @pytest.mark.parametrize("env, args, field, shown", [
     ({"GOLEM_REQUESTOR_DISCOVERY_DRIVER": "ipfs"}, {}, "discovery_backend", "ipfs (from GOLEM_REQUESTOR_DISCOVERY_DRIVER)"),
     ({"GOLEM_REQUESTOR_NETWORK": "holesky"}, {}, "network", "holesky (from GOLEM_REQUESTOR_NETWORK)"),
-    ({}, {"discovery_backend": "golem-base"}, "discovery_backend", "golem-base"),
+    # golem-base (the CLI's spelling) is accepted since issue #21; a spelling of neither is still refused.
+    ({}, {"discovery_backend": "golembase"}, "discovery_backend", "golembase"),
     ({}, {"golem_base_rpc_url": "ws://127.0.0.60:1/rpc/ws"}, "golem_base_rpc_url", "'ws://127.0.0.60:1/rpc/ws'"),
     ({}, {"payments_network": 'l2" || golem_type="provider'}, "payments_network", "'l2\" || golem_type=\"provider'"),
     ({"GOLEM_REQUESTOR_PAYMENTS_NETWORK": "l2 holesky"}, {}, "payments_network", "'l2 holesky'"),
