@@ -151,8 +151,8 @@ class GolemBaseDiscovery:
     def _is_arkiv(self) -> bool:
         """Whether the node answers Arkiv's own read API: asked only once it has refused a golembase_ method."""
         try:
-            answer = self.http.request("POST", "", json_body={"jsonrpc": "2.0", "id": 0,
-                                                             "method": "arkiv_getBlockTiming", "params": []})
+            probe = {"jsonrpc": "2.0", "id": 0, "method": "arkiv_getBlockTiming", "params": []}
+            answer = self.http.request("POST", "", json_body=probe)
         except GolemError:
             return False  # the node's first refusal says more than this probe's failure would
         return isinstance(answer, dict) and answer.get("error") is None and "result" in answer

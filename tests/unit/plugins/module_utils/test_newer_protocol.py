@@ -16,7 +16,6 @@ import json
 from typing import Any, Callable
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -32,7 +31,6 @@ from ansible_collections.golem.vm.plugins.module_utils.models import build_creat
 from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.version import COLLECTION_VERSION
-from ansible_collections.golem.vm.plugins.modules import golem_provider_info
 
 Load = Callable[[str], Any]
 INFO = "/api/v1/provider/info"
@@ -183,17 +181,3 @@ def test_a_plain_chain_node_is_still_not_a_golem_base_node(httpserver: HTTPServe
     with pytest.raises(DiscoveryError) as err:
         GolemBaseDiscovery(url, retries=0).list_advertisements()
     assert not isinstance(err.value, UnsupportedDiscovery) and "it is not a Golem Base node" in err.value.msg
-
-
-# -- a module, end to end -----------------------------------------------------------------------------------------
-def test_golem_provider_info_fails_with_the_message_and_no_traceback(
-        httpserver: HTTPServer, capsys: pytest.CaptureFixture[str]) -> None:
-    httpserver.expect_request(ADS).respond_with_data("404 page not found\n", status=404)
-    httpserver.expect_request(WS).respond_with_data("Upgrade Required", status=426)
-    args = {"discovery_backend": "central", "discovery_url": httpserver.url_for("").rstrip("/"),
-            "payment_terms": False}
-    with patch_module_args(args), pytest.raises(SystemExit):
-        golem_provider_info.main()
-    result = json.loads(capsys.readouterr().out)
-    assert result["failed"] is True and NOT_YET in result["msg"]
-    assert result["failure"]["kind"] == "unsupported" and "exception" not in result
