@@ -68,8 +68,8 @@ def test_golem_vm_creates_nothing_on_a_newer_provider_and_says_what_to_do(
          "pricing": {"glm_per_core_month": 1.0, "glm_per_gb_ram_month": 1.0, "glm_per_gb_storage_month": 0.1}}])
     httpserver.expect_request(INFO).respond_with_json(NEWER_INFO)
     # Whether the name is taken there is asked first (a 404 with its JSON body: it is not).
-    httpserver.expect_request("/api/v1/vms/web-1", method="GET").respond_with_json({"detail": "VM not found"},
-                                                                                  status=404)
+    not_found = {"detail": "VM not found"}
+    httpserver.expect_request("/api/v1/vms/web-1", method="GET").respond_with_json(not_found, status=404)
     state = tmp_path / "vms.db"
     args = {"name": "web-1", "discovery_backend": "central", "discovery_url": httpserver.url_for("").rstrip("/"),
             "provider_port": httpserver.port, "state_path": str(state), "wait": False,
