@@ -15,7 +15,12 @@ from typing import Any
 from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.http import API_PREFIX, HttpClient, segment
 from ansible_collections.golem.vm.plugins.module_utils.models import Advertisement, parse_wire
+from ansible_collections.golem.vm.plugins.module_utils.newer_protocol import unsupported_central, websocket_answer
 from ansible_collections.golem.vm.plugins.module_utils.settings import DEFAULT_DISCOVERY_URL
+
+
+# Where upstream's newer, WebSocket-only discovery service takes requestors (reference §8).
+WEBSOCKET_ROUTE = f"{API_PREFIX}/discovery/requestors"
 
 
 class DiscoveryClient:
@@ -53,7 +58,10 @@ class DiscoveryClient:
         """
         params = {"cpu": cpu, "memory": memory, "storage": storage, "country": country, "platform": platform}
         path = f"{API_PREFIX}/advertisements"
-        data = self.http.get(path, params=params)
+        try:
+            data = self.http.get(path, params=params)
+        except DiscoveryError as exc:
+            raise self._newer(exc) or exc from None
         if not isinstance(data, list):
             raise DiscoveryError(
                 f"{self.source} answered GET {self.http.url(path)} with {type(data).__name__}, not a list of advertisements",
@@ -72,6 +80,28 @@ class DiscoveryClient:
                 provider_id = item.get("provider_id") if isinstance(item, dict) else None
                 on_invalid(provider_id if isinstance(provider_id, str) else None, exc)
         return ads
+
+    def _newer(self, exc: DiscoveryError) -> DiscoveryError | None:
+        """The failure of a list request as upstream's newer WebSocket-only discovery, when that is what answered.
+
+        That service has no HTTP route for adverts, so the list answers 404 (or, on a WebSocket route,
+        426 or 400); only a 404 is ambiguous, so its WebSocket route is asked once to tell.
+        """
+        if websocket_answer(exc.status, exc.response):
+            return unsupported_central(self.source, f"GET {exc.url} answered HTTP {exc.status} ({exc.response!r})",
+                                       url=exc.url or self.url, status=exc.status, response=exc.response)
+        if exc.status != 404:
+            return None
+        probe = self.http.url(WEBSOCKET_ROUTE)
+        try:
+            self.http.call("GET", WEBSOCKET_ROUTE, missing_ok=True)
+        except DiscoveryError as refused:
+            if not websocket_answer(refused.status, refused.response):
+                return None
+            seen = (f"GET {exc.url} answered HTTP 404, and its WebSocket route GET {probe} answered HTTP "
+                    f"{refused.status} ({refused.response!r})")
+            return unsupported_central(self.source, seen, url=probe, status=refused.status, response=refused.response)
+        return None  # a route that answers a plain GET with 2xx or 404 is no WebSocket-only service's
 
     def get_advertisement(self, provider_id: str) -> Advertisement | None:
         """One provider's ad, or None when discovery has none (404). Unlike the list, this does not hide expired ads."""

@@ -14,11 +14,12 @@ import re
 from collections.abc import Callable
 from typing import Any, Optional
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.golem_base_adverts import Entity, advertisement
 from ansible_collections.golem.vm.plugins.module_utils.http import HttpClient
 from ansible_collections.golem.vm.plugins.module_utils.jsonrpc import METHOD_NOT_FOUND, JsonRpc, RpcFault
 from ansible_collections.golem.vm.plugins.module_utils.models import Advertisement
+from ansible_collections.golem.vm.plugins.module_utils.newer_protocol import unsupported_arkiv
 from ansible_collections.golem.vm.plugins.module_utils.settings import DEFAULT_GOLEM_BASE_RPC_URL
 
 # Values go into double-quoted query strings. How the node unescapes is not documented, so
@@ -139,8 +140,19 @@ class GolemBaseDiscovery:
 
     def _refused(self, method: str, fault: RpcFault) -> DiscoveryError:
         if fault.code == METHOD_NOT_FOUND:
+            if method.startswith("golembase_") and self._is_arkiv():
+                return unsupported_arkiv(self.url, method)
             return DiscoveryError(
                 f"{self.url} does not know {method} ({fault}): it is not a Golem Base node. Point "
                 f"golem_base_rpc_url at a Golem Base RPC (upstream's is {DEFAULT_GOLEM_BASE_RPC_URL}), or set "
                 "discovery_backend=central to use a central discovery service", url=self.url, method="POST")
         return DiscoveryError(f"{self.source} refused {method}: {fault}", url=self.url, method="POST")
+
+    def _is_arkiv(self) -> bool:
+        """Whether the node answers Arkiv's own read API: asked only once it has refused a golembase_ method."""
+        try:
+            probe = {"jsonrpc": "2.0", "id": 0, "method": "arkiv_getBlockTiming", "params": []}
+            answer = self.http.request("POST", "", json_body=probe)
+        except GolemError:
+            return False  # the node's first refusal says more than this probe's failure would
+        return isinstance(answer, dict) and answer.get("error") is None and "result" in answer

@@ -81,6 +81,23 @@ class IdentityError(ProviderError):
     kind = "identity"
 
 
+class UnsupportedProvider(ProviderError):
+    """A provider answers as upstream's newer, unreleased protocol (lease quotes, GLM on Hoodi), which
+    this version cannot use yet; ``info`` is its /provider/info answer, when that is what showed it."""
+
+    kind = "unsupported"
+
+    def __init__(self, msg: str, *, info: Any = None, **kwargs: Any) -> None:
+        super().__init__(msg, **kwargs)
+        self.info = info
+
+
+class UnsupportedDiscovery(DiscoveryError):
+    """A discovery service or node answers as upstream's newer one (WebSocket-only discovery, Arkiv)."""
+
+    kind = "unsupported"
+
+
 class PaymentError(GolemError):
     """The chain refused, failed or could not be reached; the message names the RPC URL, account and amount."""
 

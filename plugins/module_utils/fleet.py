@@ -46,7 +46,7 @@ from ansible_collections.golem.vm.plugins.module_utils.resources import Resource
 from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm_fields import country_code
 from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want, check_create_inputs
 
 FLEET_LABEL = "golem.vm/fleet"
 # A worker freed late starts the next queued VM late; a few more GETs cost less (reference §6:
@@ -229,6 +229,9 @@ class Fleet:
             if record.status != "running":
                 self.warn(f"fleet member {record.name} is recorded with status {record.status}; it was left alone. "
                           "Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
+        if todo.create:
+            # Before the first provider or discovery call, whose errors would hide what the creates lack.
+            self._check_inputs(paying=not self.check_mode)
         if self.verify:
             self._verify(todo)
         if self.check_mode:
@@ -238,6 +241,7 @@ class Fleet:
         # Destroys first: they free capacity that the creates may need.
         self._in_threads("destroy", [(r.name, r, "absent", None) for r in todo.destroy])
         if todo.create or todo.repair:
+            self._check_inputs(paying=True)  # repairs too, before discovery is asked
             if self.payments is not None:
                 self.payments.warm_up()
             placements = self.placements()
@@ -283,6 +287,12 @@ class Fleet:
             elif answer.status.value != "running":
                 self.warn(f"fleet member {record.name} is {answer.status.value} on provider {where}; it was left "
                           "alone. Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
+
+    def _check_inputs(self, *, paying: bool) -> None:
+        """``paying``: a run that may pay (check mode pays nothing, so needs no chain libraries)."""
+        key = check_create_inputs(self.template, self.payments if paying else None)
+        if key is not None:
+            self.template = replace(self.template, public_key=key.text, key_fingerprint=key.fingerprint)
 
     def _load_key(self) -> None:
         if self.template.public_key is None and self.template.load_key is not None:

@@ -15,6 +15,7 @@ from ansible_collections.golem.vm.plugins.module_utils.http import (
     API_PREFIX,
     DEFAULT_PROVIDER_PORT,
     HttpClient,
+    HttpResponse,
     provider_url,
     segment,
 )
@@ -25,6 +26,11 @@ from ansible_collections.golem.vm.plugins.module_utils.models import (
     ProviderInfo,
     VMInfo,
     parse_wire,
+)
+from ansible_collections.golem.vm.plugins.module_utils.newer_protocol import (
+    provider_info_problem,
+    provider_refusal,
+    unsupported_provider,
 )
 
 
@@ -73,15 +79,35 @@ class ProviderClient:
     def _parse(self, model: Any, data: Any, what: str, request: str | None = None) -> Any:
         return parse_wire(model, data, source=self.source, what=what, request=request)
 
+    def _call(self, method: str, path: str, **kwargs: Any) -> HttpResponse:
+        """One request; a refusal only upstream's newer protocol gives becomes UnsupportedProvider."""
+        try:
+            return self.http.call(method, path, **kwargs)
+        except IdentityError:
+            raise
+        except ProviderError as exc:
+            newer = provider_refusal(exc, self.http.base_url)
+            if newer is None:
+                raise
+            raise newer from None
+
     def provider_info(self) -> ProviderInfo | None:
-        """Who this provider is; None from an MVP-era provider, whose API has no such route."""
+        """Who this provider is; None from an MVP-era provider, whose API has no such route.
+
+        Raises UnsupportedProvider (carrying the info) for a provider of upstream's newer protocol: every
+        caller but the identity proof would go on to pay or rent on terms this version cannot meet.
+        """
         if self.info_memo is not None:
-            return self.info_memo.get(self.http.base_url, self._ask_info)
-        return self._ask_info()
+            info = self.info_memo.get(self.http.base_url, self._ask_info)
+        else:
+            info = self._ask_info()
+        if info is not None and provider_info_problem(info) is not None:
+            raise unsupported_provider(info, self.http.base_url, self.http.url(f"{API_PREFIX}/provider/info"))
+        return info
 
     def _ask_info(self) -> ProviderInfo | None:
         path = f"{API_PREFIX}/provider/info"
-        data = self.http.call("GET", path, missing_ok=True).data
+        data = self._call("GET", path, missing_ok=True).data
         return None if data is None else self._parse(ProviderInfo, data, "provider info", f"GET {path}")
 
     def create_vm(self, request: CreateVMRequest, *, timeout: float | None = None) -> CreateJob | VMInfo:
@@ -91,9 +117,9 @@ class ProviderClient:
         answer with the finished VM, so the shape of the answer says which API this is.
         ``timeout`` can be longer than the usual one, for the synchronous kind.
         """
-        data = self.http.request(
+        data = self._call(
             "POST", f"{API_PREFIX}/vms", params={"async": "true"}, json_body=request.payload(), timeout=timeout
-        )
+        ).data
         sent = f"POST {API_PREFIX}/vms"
         if isinstance(data, dict) and "job_id" in data:
             return self._parse(CreateJob, data, "a create job", sent)
@@ -104,23 +130,23 @@ class ProviderClient:
 
     def get_job(self, job_id: str) -> CreateJob:
         path = f"{API_PREFIX}/vms/jobs/{segment(job_id)}"
-        return self._parse(CreateJob, self.http.get(path), "a create job", f"GET {path}")
+        return self._parse(CreateJob, self._call("GET", path).data, "a create job", f"GET {path}")
 
     def get_vm(self, name: str, *, missing_ok: bool = False) -> VMInfo | None:
         path = f"{API_PREFIX}/vms/{segment(name)}"
-        data = self.http.call("GET", path, missing_ok=missing_ok).data
+        data = self._call("GET", path, missing_ok=missing_ok).data
         return None if data is None else self._parse(VMInfo, data, "a VM", f"GET {path}")
 
     def get_access(self, name: str) -> AccessInfo:
         """SSH host and port; ssh_port is None (HTTP 202) while the provider has not assigned one yet."""
         path = f"{API_PREFIX}/vms/{segment(name)}/access"
-        return self._parse(AccessInfo, self.http.get(path), "access info", f"GET {path}")
+        return self._parse(AccessInfo, self._call("GET", path).data, "access info", f"GET {path}")
 
     def stop_vm(self, name: str) -> VMInfo:
         # Not idempotent by HTTP method, but stopping twice is harmless; still, POST is not retried.
         path = f"{API_PREFIX}/vms/{segment(name)}/stop"
-        return self._parse(VMInfo, self.http.request("POST", path), "a VM", f"POST {path}")
+        return self._parse(VMInfo, self._call("POST", path).data, "a VM", f"POST {path}")
 
     def delete_vm(self, name: str) -> None:
         """DELETE /vms/{name}; providers answer 200 even for a name they do not know."""
-        self.http.request("DELETE", f"{API_PREFIX}/vms/{segment(name)}")
+        self._call("DELETE", f"{API_PREFIX}/vms/{segment(name)}")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError
+from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError, UnsupportedProvider
 
 _ProofKey = tuple[str, str]
 
@@ -60,6 +60,11 @@ class ProviderIdentity:
             info = client.provider_info()
         except IdentityError as exc:
             return _cause(exc)
+        except UnsupportedProvider as exc:
+            # Who a provider is does not depend on the protocol it pays by: its own word still proves it.
+            if exc.info is None:
+                return exc.msg
+            info = exc.info
         if info is not None:
             if expected_id is None or info.provider_id.lower() == expected_id.lower():
                 return None

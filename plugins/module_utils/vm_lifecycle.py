@@ -41,7 +41,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_create import (
     Outcome,
 )
 from ansible_collections.golem.vm.plugins.module_utils.vm_payments import StreamPayments
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want, check_create_inputs
 from ansible_collections.golem.vm.plugins.module_utils.vm_waits import BannerProbe, VMWaiter, delete_verified
 
 
@@ -275,6 +275,10 @@ class Lifecycle:
         """Create under the name's lock: two runs (forks, controllers sharing a PostgreSQL state) that decide
         to create the same name at once create one VM; the second finds the first one's row. ``replacing`` is
         a row this run keeps for the create (its stream pays for it): that one is not another run's."""
+        # Before any call, whose errors would hide them: the given key and the libraries paying needs.
+        key = check_create_inputs(self.want, None if self.check_mode else self.payments)
+        if key is not None:
+            self.want.public_key, self.want.key_fingerprint = key.text, key.fingerprint
         if self.payments is not None and not self.check_mode:
             self.payments.warm_up()
         # Providers first: a discovery that fails or sends nonsense leaves no key pair (and no lock) behind.

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from importlib.util import find_spec
 from typing import Any, Callable, NamedTuple
 
 from ansible_collections.golem.vm.plugins.module_utils import settings
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.endpoints import ip_problem, user_problem
-from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
 from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
@@ -28,6 +29,9 @@ from ansible_collections.golem.vm.plugins.module_utils.vm_fields import check_la
 # Provider ids are Ethereum addresses upstream; anything that could add a URL path segment or
 # query ("/", "?", "#", "%", spaces) is refused before it reaches discovery's URL.
 PROVIDER_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:-]{0,127}")
+# What stream_chain imports to pay; looked up, not imported, so a check costs nothing (stream_chain.CHAIN_LIBRARY).
+CHAIN_MODULES = ("eth_account", "eth_abi", "eth_utils")
+CHAIN_LIBRARY = "eth-account >= 0.13 (with eth-abi)"
 
 
 class KeyInfo(NamedTuple):
@@ -180,6 +184,27 @@ def resolve_key(params: dict[str, Any], local_dir: str, *, generate: bool, neede
         key = read_public_key(private_path + ".pub", field="ssh_public_key_path")
         return KeyInfo(key.text, key.fingerprint, private or private_path)
     return KeyInfo(None, None, private or private_path)
+
+
+def check_create_inputs(want: Any, payments: Any = None) -> KeyInfo | None:
+    """Raise now what a create would fail on after asking discovery and providers, where their errors would
+    hide it: a given private key whose public half cannot be had (passphrase-protected, missing, not a key)
+    and, when the task has an account to pay from, the chain libraries.
+
+    Returns the key it loaded, for the caller to keep (it is the one a create would load), or None. The
+    default key pair is not touched: it is made only once discovery answered, so a failed one leaves none.
+    """
+    loaded = None
+    if want.public_key is None and want.private_key_path is not None and want.load_key is not None:
+        # A given key reads the same with or without ``generate``, which only makes the default pair.
+        loaded = want.load_key(generate=False)
+    if payments is not None and payments.can_pay and payments.given_stream is None:
+        missing = [name for name in CHAIN_MODULES if find_spec(name) is None]
+        if missing:
+            raise PaymentError(f"the Python library {CHAIN_LIBRARY} is required to pay providers (ethereum_private_key "
+                               f"is given), and {', '.join(missing)} cannot be imported; install the collection's "
+                               "requirements.txt. Nothing was asked of discovery or any provider yet")
+    return loaded
 
 
 @dataclass

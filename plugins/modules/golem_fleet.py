@@ -175,6 +175,53 @@ bill:
                         payment_hours: 1, deposit_wei: 43835616435600, stream_payment_address: "0xab..."}}
     glm_per_month: {description: What those members cost together a month in GLM., type: float, sample: 78.0}
     deposit_wei: {description: "What their streams would lock together, in wei.", type: int, sample: 106849315066800}
+failure:
+  description:
+    - Why the task failed, for a playbook to act on; C(msg) says it for people.
+    - Not returned when ansible-core itself refuses an argument, or when a Python library the module needs in
+      order to start is missing (C(msg) names it then).
+  returned: failure
+  type: dict
+  contains:
+    kind:
+      description:
+        - What failed. V(discovery), V(provider), V(identity) (something other than the VM's provider answered at
+          its address), V(payment), V(validation) (a value given, or sent by a server, broke a rule), V(state),
+          V(timeout), V(unsupported) (a server of upstream's newer protocol, which this version does not support
+          yet), V(missing_library), or V(golem) (anything else).
+      returned: always
+      type: str
+      sample: discovery
+    url:
+      description: The URL of the request that failed.
+      returned: when a server was involved
+      type: str
+      sample: http://195.201.39.101:9001/api/v1/advertisements?cpu=2
+    method:
+      description: The HTTP method of that request.
+      returned: when a server was involved
+      type: str
+      sample: GET
+    status:
+      description: The HTTP status the server answered with.
+      returned: when the server answered with an HTTP status
+      type: int
+      sample: 400
+    response:
+      description: The server's answer, cut to 500 characters.
+      returned: when the server's answer is part of the cause
+      type: str
+      sample: '{"detail": "stream_id required when payments are enabled"}'
+    field:
+      description: The option, or the field of a server's answer, whose value broke a rule.
+      returned: when a value is at fault
+      type: str
+      sample: cpu
+    value:
+      description: That value; null when it was missing.
+      returned: when RV(failure.field) is returned
+      type: raw
+      sample: 0
 """
 
 from typing import Any
