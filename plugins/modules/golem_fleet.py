@@ -213,7 +213,7 @@ failure:
       type: str
       sample: '{"detail": "stream_id required when payments are enabled"}'
     field:
-      description: The option, or the field of a server's answer, whose value broke a rule.
+      description: The option (or the environment variable it was read from), or the field of a server's answer, whose value broke a rule.
       returned: when a value is at fault
       type: str
       sample: cpu
