@@ -33,12 +33,11 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
-from ansible_collections.golem.vm.plugins.module_utils.payment_terms import stream_terms
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import bill_of, over_cap, stream_terms
 from ansible_collections.golem.vm.plugins.module_utils.placement import (
     Placement,
     candidates_for,
     fitting_providers,
-    over_cap,
     spread,
 )
 from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity, lookup
@@ -356,9 +355,7 @@ class Fleet:
         terms = stream_terms(pricing, spec, payments.hours)
         if terms is None:
             return None
-        return {"provider_id": where.provider_id, "glm_per_month": terms.glm_per_month,
-                "rate_wei_per_second": terms.rate_wei, "payment_hours": payments.hours,
-                "deposit_wei": terms.deposit_wei, "stream_payment_address": None}
+        return bill_of(terms, payments.hours, where.provider_id, None)
 
     def _in_threads(self, kind: str, jobs: list[tuple[str, VMRecord | None, str, list[Placement] | None]]) -> None:
         if not jobs:

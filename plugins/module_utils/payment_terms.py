@@ -67,9 +67,22 @@ def stream_terms(pricing: Mapping[str, Any] | None, spec: ResourceSpec, hours: i
     return StreamTerms(monthly, rate, rate * hours * 3600)
 
 
-def over_cap(terms: StreamTerms, cap: float | None) -> bool:
-    """Whether ``terms`` cost more a month than ``cap`` (None: no cap)."""
-    return cap is not None and terms.glm_per_month > cap
+def over_cap(pricing: Mapping[str, Any] | None, spec: ResourceSpec, cap: float | None) -> str | None:
+    """Why renting ``spec`` at an advert's GLM prices breaks ``cap`` (GLM a month), or None when it does not.
+
+    Adverts without GLM prices (the MVP era's providers, which take no payment) are never over it.
+    """
+    monthly = glm_per_month(pricing, spec)
+    if cap is None or monthly is None or monthly <= cap:
+        return None
+    return (f"it asks {monthly:g} GLM a month for {spec.cpu} CPU, {spec.memory} GB RAM and {spec.storage} GB disk, "
+            f"over max_glm_per_month {cap:g}")
+
+
+def bill_of(terms: StreamTerms, hours: int, provider_id: str | None, contract: str | None) -> dict[str, Any]:
+    """What a create pays, as check mode shows it."""
+    return {"provider_id": provider_id, "glm_per_month": terms.glm_per_month, "rate_wei_per_second": terms.rate_wei,
+            "payment_hours": hours, "deposit_wei": terms.deposit_wei, "stream_payment_address": contract}
 
 
 def check_cap(cap: Any, field: str = "max_glm_per_month") -> float | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, PaymentError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.payment_terms import glm_per_month
+from ansible_collections.golem.vm.plugins.module_utils.payment_terms import over_cap
 from ansible_collections.golem.vm.plugins.module_utils.providers import matches, price_key, represent_provider
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
 
@@ -40,18 +40,6 @@ def _order(providers: list[dict[str, Any]], strategy: str, spec: ResourceSpec) -
                                                 -p["resources"]["storage"], p["provider_id"]))
     # cheapest, by what is paid (providers.price_key); sorted() keeps discovery's order among equals
     return sorted(providers, key=lambda p: price_key(p, spec))
-
-
-def over_cap(pricing: dict[str, Any] | None, spec: ResourceSpec, cap: float | None) -> str | None:
-    """Why renting ``spec`` at an advert's GLM prices breaks ``cap`` (GLM a month), or None when it does not.
-
-    Adverts without GLM prices (the MVP era's providers, which take no payment) are never over it.
-    """
-    monthly = glm_per_month(pricing, spec)
-    if cap is None or monthly is None or monthly <= cap:
-        return None
-    return (f"it asks {monthly:g} GLM a month for {spec.cpu} CPU, {spec.memory} GB RAM and {spec.storage} GB disk, "
-            f"over max_glm_per_month {cap:g}")
 
 
 def fitting_providers(discovery: Any, spec: ResourceSpec, *, provider_port: int, countries: list[str] | None,

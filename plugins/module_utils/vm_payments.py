@@ -26,7 +26,7 @@ from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import (
     GolemError, IdentityError, NotSent, PaymentError, PaymentPending, TimeoutError_)
 from ansible_collections.golem.vm.plugins.module_utils.payment_terms import (
-    StreamTerms, over_cap, requires_payment, stream_terms, succeeded)
+    StreamTerms, bill_of, over_cap, requires_payment, stream_terms, succeeded)
 from ansible_collections.golem.vm.plugins.module_utils.payment_network import check_contract
 from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec
@@ -121,17 +121,17 @@ class StreamPayments(CreateHooks):
             # The recipient is who discovery said the provider is; never pay whoever answers instead.
             raise IdentityError(f"provider {placement.describe()} answers GET /api/v1/provider/info as "
                                 f"{info.provider_id}; no stream was opened to it", url=client.http.base_url)
-        terms = stream_terms(self.pricing_for(placement, info.provider_id), spec, self.hours)
+        pricing = self.pricing_for(placement, info.provider_id)
+        terms = stream_terms(pricing, spec, self.hours)
         if terms is None:
             raise PaymentError(f"provider {placement.describe()} ({info.provider_id}) requires payment, but no GLM "
                                "prices of it could be found in discovery, so no stream rate can be computed; give "
                                "stream_id of a stream you opened to it")
         check_contract(info.stream_payment_address, given=self.contract, provider=info.provider_id,
                        network=self.network)
-        if over_cap(terms, self.max_glm_per_month):
-            raise PaymentError(f"provider {placement.describe()} asks {terms.glm_per_month:g} GLM a month for "
-                               f"{spec.cpu} CPU, {spec.memory} GB RAM and {spec.storage} GB disk, over "
-                               f"max_glm_per_month {self.max_glm_per_month:g}; no stream was opened to it",
+        why = over_cap(pricing, spec, self.max_glm_per_month)
+        if why is not None:
+            raise PaymentError(f"provider {placement.describe()}: {why}; no stream was opened to it",
                                field="max_glm_per_month", value=self.max_glm_per_month)
         return info, terms
 
@@ -142,9 +142,7 @@ class StreamPayments(CreateHooks):
         if found is None:
             return None
         info, terms = found
-        return {"provider_id": info.provider_id, "glm_per_month": terms.glm_per_month,
-                "rate_wei_per_second": terms.rate_wei, "payment_hours": self.hours, "deposit_wei": terms.deposit_wei,
-                "stream_payment_address": info.stream_payment_address}
+        return bill_of(terms, self.hours, info.provider_id, info.stream_payment_address)
 
     def before_post(self, placement: Placement, client: Any, spec: ResourceSpec,
                     note: Callable[[dict[str, Any]], None], act: Callable[[str], None], name: str) -> dict[str, Any]:
