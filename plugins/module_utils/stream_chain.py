@@ -9,7 +9,9 @@ topUp(id, amount), terminate(id) and the 9-field streams(id). Native ETH only (t
 the 0.1.x network pays.
 
 Transactions from one account are numbered: the nonce is read and the transaction sent under a
-lock file beside the state, so forks and fleet threads paying at once never reuse a nonce. The
+lock file beside the state, so forks and fleet threads paying at once never reuse a nonce. Other
+controllers paying from the same account may still take one: a nonce refused as taken is tried again
+with the next, and each transaction carries a tag of its own, so two controllers' never coincide. The
 private key stays in this object; no message, result or exception carries it.
 
 Imported only when a task pays or reads a stream: eth-account and eth-abi cost more to import than a
@@ -59,6 +61,7 @@ NONCE_TRIES = 6
 # Unused gas is not charged, so the margin costs nothing.
 TRANSFER_GAS = 60_000  # blocks come every second or so; a late look costs a whole block
 READ_TRIES = 3
+CALL_TAG_BYTES = 16
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,10 @@ class StreamChain:
         if self._account is None:
             raise PaymentError(f"{what} needs ethereum_private_key (or GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY)",
                                field="ethereum_private_key")
-        data = "0x" + (_selector(signature) + abi_encode(types, args)).hex()
+        # A tag of its own after the arguments (the contract's decoder reads what it needs and ignores the rest):
+        # without it, two controllers sharing the account and paying the same provider the same terms at the same
+        # nonce sign the very same transaction, and both rows would record the one stream it opens.
+        data = "0x" + (_selector(signature) + abi_encode(types, args) + os.urandom(CALL_TAG_BYTES)).hex()
         call = {"from": self.address, "to": contract, "value": hex(value), "data": data}
         try:
             chain_id = self.chain_id()
@@ -319,7 +325,7 @@ class StreamChain:
                     raise NotSent(f"{what} was not sent: the task's time ran out first") from None
                 except PaymentError as exc:
                     if "already known" in exc.msg.lower():
-                        return tx_hash  # this very transaction is in the pool already
+                        return tx_hash  # these very bytes (its tag makes them this call's) are in the pool already
                     if _ambiguous(exc):
                         # It may have arrived: find it by its hash (sending it again is the same transaction).
                         return self._confirm_sent(tx_hash, raw, what)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils import keccak
 
 from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError, PaymentPending
@@ -106,6 +107,53 @@ def test_a_send_that_never_arrived_is_sent_again_as_the_very_same_transaction(tm
     tx = chain.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=lambda h, _n, _r: recorded.append(h))
     raws = node.sends()
     assert recorded == [tx] and len(raws) == 2 and raws[0] == raws[1], "the same signed bytes: one nonce, one payment"
+
+
+class Mempool(Node):
+    """One node two controllers pay through: it keeps transactions by hash and by nonce as geth and anvil do
+    (the same bytes again are "already known"; other bytes at a taken nonce are refused)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_nonce: dict[int, str] = {}
+
+    def __call__(self, method: str, *params: Any, read: bool = True) -> Any:
+        if method == "eth_getTransactionCount":
+            return hex(len(self.by_nonce))
+        if method == "eth_sendRawTransaction":
+            self.log.append((method, params[0]))
+            nonce = _decoded_nonce(params[0])
+            if self.by_nonce.get(nonce) == params[0]:
+                raise NodeRefused("payments RPC refused eth_sendRawTransaction: already known")
+            if nonce in self.by_nonce:
+                raise NodeRefused("payments RPC refused eth_sendRawTransaction: replacement transaction underpriced")
+            self.by_nonce[nonce] = params[0]
+            return "0xwhatever"
+        return super().__call__(method, *params, read=read)
+
+
+def _decoded_nonce(raw: str) -> int:
+    from eth_account.typed_transactions import TypedTransaction  # pylint: disable=import-outside-toplevel
+    from hexbytes import HexBytes  # pylint: disable=import-outside-toplevel
+    return TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["nonce"]
+
+
+def test_two_controllers_paying_the_same_terms_at_the_same_nonce_send_two_transactions(tmp_path):
+    # Two controllers (two lock files) share the account and pay the same provider the same deposit and
+    # rate. The second signs while the first holds its signed, unsent transaction at the same nonce.
+    node = Mempool()
+    first, second = chain_with(node, tmp_path / "one"), chain_with(node, tmp_path / "two")
+    recorded: dict[str, list[str]] = {"first": [], "second": []}
+
+    def meanwhile(tx: str, _nonce: int, _raw: str) -> None:
+        recorded["first"].append(tx)
+        if len(recorded["first"]) == 1:
+            recorded["second"].append(second.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9))
+
+    tx = first.open(CONTRACT, RECIPIENT, 10 ** 15, 10 ** 9, before_send=meanwhile)
+    assert tx != recorded["second"][0], "two payments, two transactions: never one stream for two VMs"
+    assert sorted(node.by_nonce) == [0, 1] and {tx, *recorded["second"]} == {
+        "0x" + keccak(hexstr=raw).hex() for raw in node.by_nonce.values()}
 
 
 def test_an_answer_lost_for_good_is_pending_with_its_hash(tmp_path):
