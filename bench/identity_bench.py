@@ -34,9 +34,9 @@ def main() -> None:
     sys.path.insert(0, str(install_collection()))
     # The collection as built and installed above.
     # pylint: disable=import-outside-toplevel
-    from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
-    from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
-    from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity, lookup
+    from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
+    from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient
+    from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity, lookup
 
     net = devnet()
     providers = {p["key"]: p for p in net["providers"]}

@@ -54,7 +54,7 @@ def collection_path(work: Path) -> Path:
 def write_state(path: Path, count: int, key_path: Path, collections: Path) -> None:
     """Rows as golem_vm writes them, in one transaction (one upsert per row would take minutes)."""
     sys.path.insert(0, str(collections))
-    from ansible_collections.golem.vm.plugins.module_utils.state import UPSTREAM_SCHEMA
+    from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import UPSTREAM_SCHEMA
 
     rows = []
     for i in range(count):

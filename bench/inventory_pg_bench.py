@@ -57,8 +57,8 @@ def main() -> int:
     try:
         collections = collection_path(work)
         sys.path.insert(0, str(collections))
-        from ansible_collections.golem.vm.plugins.module_utils.state_copy import copy_state
-        from ansible_collections.golem.vm.plugins.module_utils.state_open import open_store
+        from ansible_collections.golem.vm.plugins.module_utils.state.transfer import copy_state
+        from ansible_collections.golem.vm.plugins.module_utils.state.open_store import open_store
 
         env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_CONFIG": str(work / "ansible.cfg"),
                "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false", "ANSIBLE_NOCOLOR": "1"}

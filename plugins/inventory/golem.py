@@ -307,10 +307,10 @@ from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.vars import combine_vars
 
-from ansible_collections.golem.vm.plugins.module_utils.endpoints import show, word_problem
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
-from ansible_collections.golem.vm.plugins.module_utils.provider_refresh import effective_status
-from ansible_collections.golem.vm.plugins.module_utils.vm_filters import FILTER_KEYS
+from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import show, word_problem
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.vm.filters import FILTER_KEYS
+from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import effective_status
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     TOP_GROUP,
     HostBuilder,

@@ -9,13 +9,13 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.golem.vm.plugins.module_utils.endpoints import port_problem
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils import settings
-from ansible_collections.golem.vm.plugins.module_utils.discovery import Discovery, open_discovery
-from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
-from ansible_collections.golem.vm.plugins.module_utils.discovery_golem_base import check_query_value
-from ansible_collections.golem.vm.plugins.module_utils.http import (
+from ansible_collections.golem.vm.plugins.module_utils.discovery.backends import Discovery, open_discovery
+from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base import check_query_value
+from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
+from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import port_problem
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.http import (
     DEFAULT_PROVIDER_PORT,
     DEFAULT_TIMEOUT,
     HAS_REQUESTS,
@@ -23,8 +23,8 @@ from ansible_collections.golem.vm.plugins.module_utils.http import (
     REQUESTS_LIBRARY,
 )
 from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
-from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient, ProviderInfoMemo
-from ansible_collections.golem.vm.plugins.module_utils.models import HAS_PYDANTIC, PYDANTIC_IMPORT_ERROR
+from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient, ProviderInfoMemo
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import HAS_PYDANTIC, PYDANTIC_IMPORT_ERROR
 
 PYDANTIC_LIBRARY = "pydantic >= 2"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils import settings
-from ansible_collections.golem.vm.plugins.module_utils.payment_network import DEFAULT_MAX_FEE_PER_GAS_GWEI
+from ansible_collections.golem.vm.plugins.module_utils.chain.network import DEFAULT_MAX_FEE_PER_GAS_GWEI
+from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 
 PAYMENT_ARGUMENTS: dict[str, dict[str, Any]] = {
     "ethereum_private_key": {"type": "str", "no_log": True, "fallback": settings.fallback(settings.ETHEREUM_KEY_ENV)},

@@ -9,35 +9,25 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from importlib.util import find_spec
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils import settings
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.endpoints import ip_problem, user_problem
-from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.models import name_problem
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import DEFAULT_MAX_GLM_PER_MONTH, check_cap
+from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import ip_problem, user_problem
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec, resolve_resources
 from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
-from ansible_collections.golem.vm.plugins.module_utils.payment_terms import DEFAULT_MAX_GLM_PER_MONTH, check_cap
-from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
-from ansible_collections.golem.vm.plugins.module_utils.resources import ResourceSpec, resolve_resources
-from ansible_collections.golem.vm.plugins.module_utils.state import check_state_path
-from ansible_collections.golem.vm.plugins.module_utils.vm_fields import check_labels, country_code
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import name_problem
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.vm.fields import check_labels, country_code
+from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.want import KeyInfo, VMTask, Want
 
 # Provider ids are Ethereum addresses upstream; anything that could add a URL path segment or
 # query ("/", "?", "#", "%", spaces) is refused before it reaches discovery's URL.
 PROVIDER_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:-]{0,127}")
-# What stream_chain imports to pay; looked up, not imported, so a check costs nothing (stream_chain.CHAIN_LIBRARY).
-CHAIN_MODULES = ("eth_account", "eth_abi", "eth_utils")
-CHAIN_LIBRARY = "eth-account >= 0.13 (with eth-abi)"
-
-
-class KeyInfo(NamedTuple):
-    text: str | None
-    fingerprint: str | None
-    private_path: str | None
 
 
 def check_scalars(params: dict[str, Any]) -> None:
@@ -151,7 +141,7 @@ def resolve_key(params: dict[str, Any], local_dir: str, *, generate: bool, neede
     if not needed and not (params.get("ssh_public_key") or params.get("ssh_public_key_path")):
         return KeyInfo(None, None, private)
     # Imported here: sshpubkeys and cryptography cost more to import than a no-op run takes.
-    from ansible_collections.golem.vm.plugins.module_utils.ssh_keys import (
+    from ansible_collections.golem.vm.plugins.module_utils.vm.ssh_keys import (
         DEFAULT_KEY_NAME,
         ensure_default_keypair,
         parse_public_key,
@@ -186,63 +176,6 @@ def resolve_key(params: dict[str, Any], local_dir: str, *, generate: bool, neede
     return KeyInfo(None, None, private or private_path)
 
 
-def check_create_inputs(want: Any, payments: Any = None) -> KeyInfo | None:
-    """Raise now what a create would fail on after asking discovery and providers, where their errors would
-    hide it: a given private key whose public half cannot be had (passphrase-protected, missing, not a key)
-    and, when the task has an account to pay from, the chain libraries.
-
-    Returns the key it loaded, for the caller to keep (it is the one a create would load), or None. The
-    default key pair is not touched: it is made only once discovery answered, so a failed one leaves none.
-    """
-    loaded = None
-    if want.public_key is None and want.private_key_path is not None and want.load_key is not None:
-        # A given key reads the same with or without ``generate``, which only makes the default pair.
-        loaded = want.load_key(generate=False)
-    if payments is not None and payments.can_pay and payments.given_stream is None:
-        missing = [name for name in CHAIN_MODULES if find_spec(name) is None]
-        if missing:
-            raise PaymentError(f"the Python library {CHAIN_LIBRARY} is required to pay providers (ethereum_private_key "
-                               f"is given), and {', '.join(missing)} cannot be imported; install the collection's "
-                               "requirements.txt. Nothing was asked of discovery or any provider yet")
-    return loaded
-
-
-@dataclass
-class Want:
-    """What the user asked for, already validated."""
-
-    name: str
-    state: str
-    spec: ResourceSpec | None
-    size: str | None
-    image: str | None
-    stream_id: int | None
-    public_key: str | None  # None only in check mode, before the default key pair exists
-    key_fingerprint: str | None
-    private_key_path: str | None
-    ssh_user: str
-    pinned: Placement | None
-    country: str | None
-    adopt: bool
-    wait: bool
-    labels: dict[str, str] | None = None  # None: leave an existing VM's labels as they are
-    allow_foreign_ssh_host: bool = False
-    # Loads (generate=True: or makes) the default key pair; returns (text, fingerprint, private path).
-    load_key: Callable[..., KeyInfo] | None = None
-
-
-@dataclass
-class VMTask:
-    """One golem_vm or golem_fleet task: what is asked, where it is recorded, and its time budget."""
-
-    want: Want
-    store: Any  # a state_backend.StateBackend: SQLite or PostgreSQL
-    known_hosts: KnownHosts
-    deadline: Deadline
-    state: settings.StateLocation
-    known_hosts_path: str
-
-
 def prepare_task(params: dict[str, Any], *, name: str, state: str = "present", pinned: Placement | None = None,
                  country: str | None = None, adopt: bool = False, default_size: str | None = None) -> VMTask:
     """Check every option golem_vm and golem_fleet share, then set up the task; nothing is written.
@@ -263,7 +196,7 @@ def prepare_task(params: dict[str, Any], *, name: str, state: str = "present", p
         labels=check_labels(params.get("labels")), allow_foreign_ssh_host=params["allow_foreign_ssh_host"],
         load_key=lambda generate: resolve_key(params, where.local_dir, generate=generate))
     # Imported here: the PostgreSQL backend's module (and psycopg) only for a postgresql:// URL.
-    from ansible_collections.golem.vm.plugins.module_utils.state_open import open_store
+    from ansible_collections.golem.vm.plugins.module_utils.state.open_store import open_store
 
     store = open_store(where.url, where.path, url_field=where.field if where.url else "state_url",
                        path_field=where.field if where.path else "state_path")

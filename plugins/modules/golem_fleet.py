@@ -227,22 +227,22 @@ failure:
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
-from ansible_collections.golem.vm.plugins.module_utils.payment_options import build_payments
-from ansible_collections.golem.vm.plugins.module_utils.fleet import (
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
     Fleet,
     check_fleet,
     discover,
     failure_message,
     member_name,
 )
-from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
+from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import build_payments
+from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
     VM_MODULE_SETTINGS,
     prepare_task,
     vm_argument_spec,
 )
-from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
 ARGUMENT_SPEC = vm_argument_spec(
     count={"type": "int", "required": True},

@@ -335,17 +335,17 @@ failure:
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
-from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.provider_terms import add_payment_terms, check_terms_timeout
-from ansible_collections.golem.vm.plugins.module_utils.providers import (
+from ansible_collections.golem.vm.plugins.module_utils.discovery.listing import (
     SORT_KEYS,
     check_selection,
     matches,
     represent_provider,
     select_providers,
 )
-from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES, resolve_resources
-from ansible_collections.golem.vm.plugins.module_utils.vm_fields import country_code
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES, resolve_resources
+from ansible_collections.golem.vm.plugins.module_utils.provider.payment_info import add_payment_terms, check_terms_timeout
+from ansible_collections.golem.vm.plugins.module_utils.vm.fields import country_code
 
 
 class GolemProviderInfo(GolemModule):

@@ -203,11 +203,11 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.golem.vm.plugins.module_utils import settings
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.state import check_state_path
-from ansible_collections.golem.vm.plugins.module_utils.state_copy import ON_CONFLICT, copy_state
-from ansible_collections.golem.vm.plugins.module_utils.state_open import MissingLibraryError, open_store
+from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.state.open_store import MissingLibraryError, open_store
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state.transfer import ON_CONFLICT, copy_state
 
 
 def locations(params: dict[str, Any]) -> tuple[settings.Setting, settings.Setting]:

@@ -276,16 +276,16 @@ failure:
 
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils import settings
 from ansible_collections.golem.vm.plugins.module_utils._base import STATE_ARGUMENTS, GolemModule
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
-from ansible_collections.golem.vm.plugins.module_utils.payment_options import chain_factory
-from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
-from ansible_collections.golem.vm.plugins.module_utils.state import check_state_path
-from ansible_collections.golem.vm.plugins.module_utils.stream_target import check_stream_options, find_target
-from ansible_collections.golem.vm.plugins.module_utils.stream_task import StreamTask, provider_view, stream_result
+from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import chain_factory
+from ansible_collections.golem.vm.plugins.module_utils.vm.stream_target import check_stream_options, find_target
+from ansible_collections.golem.vm.plugins.module_utils.vm.stream_task import StreamTask, provider_view, stream_result
 
 # The provider's view is a courtesy: it gets a short, retry-free budget of its own.
 PROVIDER_VIEW_TIMEOUT = 10.0
@@ -299,7 +299,7 @@ class GolemStream(GolemModule):
         if where.path is not None:
             check_state_path(where.path, field=where.field)
         # Imported here: the PostgreSQL backend's module (and psycopg) only for a postgresql:// URL.
-        from ansible_collections.golem.vm.plugins.module_utils.state_open import open_store
+        from ansible_collections.golem.vm.plugins.module_utils.state.open_store import open_store
 
         store = self.closes(open_store(where.url, where.path, url_field=where.field if where.url else "state_url",
                                        path_field=where.field if where.path else "state_path"))

@@ -327,18 +327,18 @@ failure:
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.payment_options import build_payments
-from ansible_collections.golem.vm.plugins.module_utils.placement import STRATEGIES, Placement, Placer
-from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
-from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
-from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
+from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
+from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import build_payments
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import STRATEGIES, Placement, Placer
+from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
     VM_MODULE_SETTINGS,
     prepare_task,
     vm_argument_spec,
 )
-from ansible_collections.golem.vm.plugins.module_utils.vm_view import diff_view, represent_vm
 
 ARGUMENT_SPEC = vm_argument_spec(
     state={"type": "str", "default": "present", "choices": ["present", "started", "stopped", "absent"]},

@@ -317,10 +317,10 @@ from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils._base import STATE_ARGUMENTS, GolemModule
 from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
-from ansible_collections.golem.vm.plugins.module_utils.state_open import open_store
-from ansible_collections.golem.vm.plugins.module_utils.vm_filters import VMFilter
-from ansible_collections.golem.vm.plugins.module_utils.vm_info import list_vms
-from ansible_collections.golem.vm.plugins.module_utils.vm_refresh import (
+from ansible_collections.golem.vm.plugins.module_utils.state.open_store import open_store
+from ansible_collections.golem.vm.plugins.module_utils.vm.filters import VMFilter
+from ansible_collections.golem.vm.plugins.module_utils.vm.info import list_vms
+from ansible_collections.golem.vm.plugins.module_utils.vm.refresh import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT,
     refresh_options,

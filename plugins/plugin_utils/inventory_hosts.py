@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import RecordedEndpoints, host_pattern, keys_of
-from ansible_collections.golem.vm.plugins.module_utils.provider_refresh import LiveStatus, effective_status
-from ansible_collections.golem.vm.plugins.module_utils.state import VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm_refresh import refresh_fields, runway_low
-from ansible_collections.golem.vm.plugins.module_utils.vm_view import represent_vm, ssh_command
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import RecordedEndpoints, host_pattern, keys_of
+from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import LiveStatus, effective_status
+from ansible_collections.golem.vm.plugins.module_utils.vm.refresh import refresh_fields, runway_low
+from ansible_collections.golem.vm.plugins.module_utils.vm.view import represent_vm, ssh_command
 
 TOP_GROUP = "golem"
 UNREACHABLE_GROUP = "golem_unreachable"

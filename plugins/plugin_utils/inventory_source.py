@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils import settings
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts, RecordedEndpoints
-from ansible_collections.golem.vm.plugins.module_utils.provider_refresh import LiveStatus
-from ansible_collections.golem.vm.plugins.module_utils.state import VMRecord, check_state_path
-from ansible_collections.golem.vm.plugins.module_utils.state_url import parse_state_url
-from ansible_collections.golem.vm.plugins.module_utils.vm_filters import FILTER_KEYS, VMFilter
-from ansible_collections.golem.vm.plugins.module_utils.vm_refresh import (
+from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.state.postgres_url import parse_state_url
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord, check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.vm.filters import FILTER_KEYS, VMFilter
+from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts, RecordedEndpoints
+from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import LiveStatus
+from ansible_collections.golem.vm.plugins.module_utils.vm.refresh import (
     STREAM_PAYMENT_ADDRESS_ENV,
     RefreshOptions,
     refresh_options,
@@ -161,7 +161,7 @@ class Snapshot:
     @classmethod
     def read(cls, query: Query) -> Snapshot:
         # Imported here: the PostgreSQL backend (and psycopg) only for a postgresql:// URL.
-        from ansible_collections.golem.vm.plugins.module_utils.state_open import open_store
+        from ansible_collections.golem.vm.plugins.module_utils.state.open_store import open_store
 
         store = open_store(query.state_url, query.state_path or None)
         try:
@@ -178,7 +178,7 @@ class Snapshot:
         return snapshot
 
     def _refresh(self, query: Query) -> None:
-        from ansible_collections.golem.vm.plugins.module_utils.vm_refresh import refresh_vms
+        from ansible_collections.golem.vm.plugins.module_utils.vm.refresh import refresh_vms
 
         # Rows the filters drop, or that cannot become hosts (no SSH port), are not worth a request.
         selected = [r for r in self.records if query.filter.selects(r)]
@@ -236,6 +236,6 @@ def _streams_from_cache(data: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(data, Mapping):
         raise ValueError("cached stream runways are not a mapping")
-    from ansible_collections.golem.vm.plugins.module_utils.stream_runways import StreamRunway
+    from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import StreamRunway
 
     return {str(name): StreamRunway.from_list(value) for name, value in data.items()}

@@ -16,8 +16,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable
 
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
-from ansible_collections.golem.vm.plugins.module_utils.vm_record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
 
 from .ansible_runner import BIN, HostPlay
 from .devnet_helpers import http, plain, running_vms, state_rows

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import StateError
-from ansible_collections.golem.vm.plugins.module_utils.state import VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.state_copy import copy_state
-from ansible_collections.golem.vm.plugins.module_utils.state_postgres import PostgresStateStore
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError
+from ansible_collections.golem.vm.plugins.module_utils.state.postgres import PostgresStateStore
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.transfer import copy_state
 
 # Fixtures are used by name, which linters cannot see.
 from .postgres_helpers import (  # noqa: F401  pylint: disable=unused-import

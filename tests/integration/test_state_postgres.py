@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import StateError
-from ansible_collections.golem.vm.plugins.module_utils.state_postgres import PostgresStateStore
-from ansible_collections.golem.vm.plugins.module_utils.state_postgres_schema import MIGRATIONS, Migration
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError
+from ansible_collections.golem.vm.plugins.module_utils.state.postgres import PostgresStateStore
+from ansible_collections.golem.vm.plugins.module_utils.state.postgres_schema import MIGRATIONS, Migration
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
 
 # Fixtures are used by name, which linters cannot see.
 from .postgres_helpers import (  # noqa: F401  pylint: disable=unused-import

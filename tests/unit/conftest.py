@@ -41,7 +41,7 @@ def closed_port() -> int:
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the retry policy's shape but make its waits tiny."""
-    from ansible_collections.golem.vm.plugins.module_utils import http
+    from ansible_collections.golem.vm.plugins.module_utils.foundation import http
 
     monkeypatch.setattr(http, "DEFAULT_BACKOFF_FACTOR", 0.01)
     monkeypatch.setattr(http, "DEFAULT_BACKOFF_MAX", 0.05)

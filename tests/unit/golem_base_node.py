@@ -12,7 +12,7 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from ansible_collections.golem.vm.plugins.module_utils.discovery_golem_base import GolemBaseDiscovery
+from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base import GolemBaseDiscovery
 
 PATH = "/rpc"
 

@@ -29,9 +29,9 @@ from ansible.plugins.loader import inventory_loader
 from ansible.utils.display import Display
 from pytest_httpserver import HTTPServer
 
-from ansible_collections.golem.vm.plugins.module_utils import http
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.foundation import http
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import HostBuilder
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_source import Query
 

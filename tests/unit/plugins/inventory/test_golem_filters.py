@@ -33,7 +33,7 @@ from test_golem import (  # noqa: F401
 )
 
 from ansible_collections.golem.vm.plugins.inventory import golem as golem_inventory
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 
 
 @pytest.fixture

@@ -30,15 +30,15 @@ from test_golem import (  # noqa: F401
     write_config,
 )
 
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
-from ansible_collections.golem.vm.plugins.module_utils import stream_runways
-from ansible_collections.golem.vm.plugins.module_utils.stream_runways import (
+from ansible_collections.golem.vm.plugins.module_utils.chain import runway_reads as stream_runways
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import (
     STREAMS_SELECTOR,
     StreamRunway,
     call_data,
     decode,
     read_runways,
 )
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 ME = "0x" + "ab" * 20

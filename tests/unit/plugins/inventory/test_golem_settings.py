@@ -19,10 +19,10 @@ from ansible.utils.display import Display
 from test_golem import state  # noqa: F401
 from test_golem_filters import labelled  # noqa: F401  pylint: disable=unused-import
 
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
-from ansible_collections.golem.vm.plugins.module_utils.vm_filters import VMFilter
-from ansible_collections.golem.vm.plugins.module_utils.vm_info import list_vms
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
+from ansible_collections.golem.vm.plugins.module_utils.vm.filters import VMFilter
+from ansible_collections.golem.vm.plugins.module_utils.vm.info import list_vms
 from ansible_collections.golem.vm.plugins.modules.golem_vm_info import ARGUMENT_SPEC
 
 

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
-from ansible_collections.golem.vm.plugins.module_utils.discovery_golem_base import GolemBaseDiscovery
-from ansible_collections.golem.vm.plugins.module_utils.errors import TimeoutError_
-from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
-from ansible_collections.golem.vm.plugins.module_utils.stream_chain import StreamChain
-from ansible_collections.golem.vm.plugins.module_utils.stream_runways import _Batches
+from ansible_collections.golem.vm.plugins.module_utils.chain.contract import StreamChain
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import _Batches
+from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base import GolemBaseDiscovery
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import TimeoutError_
+from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient
 
 LOOPBACK = "127.0.0.61"
 

@@ -11,14 +11,14 @@ import pytest
 from golem_base_node import advert
 from pytest_httpserver import HTTPServer
 
-from ansible_collections.golem.vm.plugins.module_utils.discovery import open_discovery
-from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
-from ansible_collections.golem.vm.plugins.module_utils.discovery_golem_base import GolemBaseDiscovery
-from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.jsonrpc import BATCH_LIMIT
-from ansible_collections.golem.vm.plugins.module_utils.models import Advertisement
-from ansible_collections.golem.vm.plugins.module_utils.providers import represent_provider
-from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.discovery.backends import open_discovery
+from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base import GolemBaseDiscovery
+from ansible_collections.golem.vm.plugins.module_utils.discovery.listing import represent_provider
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.jsonrpc import BATCH_LIMIT
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import Advertisement
 
 BASE = 'golem_type="provider" && golem_network="mainnet" && golem_payments_network="l2.holesky"'
 Load = Callable[[str], Any]

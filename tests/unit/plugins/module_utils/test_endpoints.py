@@ -11,23 +11,23 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.endpoints import (
+from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import (
     check_host,
     check_port,
     host_problem,
     port_problem,
     ssh_host_of,
 )
-from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import (
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import AccessInfo, Advertisement, VMInfo, parse_wire
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import (
     HostKey,
     KnownHosts,
     scan_host_keys,
     wait_for_ssh_banner,
 )
-from ansible_collections.golem.vm.plugins.module_utils.models import AccessInfo, Advertisement, VMInfo, parse_wire
-from ansible_collections.golem.vm.plugins.module_utils.vm_record import VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm_view import represent_vm, ssh_command
+from ansible_collections.golem.vm.plugins.module_utils.vm.view import represent_vm, ssh_command
 
 HOSTILE_HOSTS = [
     '127.0.0.2\nMatch exec "touch /tmp/pwned"\nHost zz',

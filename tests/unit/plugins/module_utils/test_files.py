@@ -9,7 +9,7 @@ import stat
 import threading
 from pathlib import Path
 
-from ansible_collections.golem.vm.plugins.module_utils._files import ensure_private_dir
+from ansible_collections.golem.vm.plugins.module_utils.foundation.files import ensure_private_dir
 
 
 def test_many_threads_making_the_same_directory_at_once_all_succeed(tmp_path: Path) -> None:

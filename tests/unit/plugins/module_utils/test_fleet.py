@@ -12,13 +12,25 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import (
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
     DiscoveryError,
     ProviderError,
     ValidationError,
 )
-from ansible_collections.golem.vm.plugins.module_utils.fleet import (
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import (
+    AccessInfo,
+    Advertisement,
+    CreateJob,
+    ProviderInfo,
+    VMInfo,
+)
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import (
+    SQLiteStateStore,
+)
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
     Fleet,
     candidates_for,
     check_fleet,
@@ -28,20 +40,8 @@ from ansible_collections.golem.vm.plugins.module_utils.fleet import (
     member_name,
     plan,
 )
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.models import (
-    AccessInfo,
-    Advertisement,
-    CreateJob,
-    ProviderInfo,
-    VMInfo,
-)
-from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
-from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import (
-    SQLiteStateStore,
-)
+from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M test"
@@ -64,7 +64,7 @@ class FakeHttp:
 
 
 class FakeDiscovery:
-    """A discovery driver (module_utils/discovery.py's interface) listing ``ads``."""
+    """A discovery driver (module_utils/discovery/backends.py's interface) listing ``ads``."""
 
     backend = "central"
     source = "discovery http://127.0.0.1:9001"
@@ -429,7 +429,7 @@ def test_the_default_key_is_loaded_once_before_the_threads(store):
 
 
 def test_a_create_whose_answer_was_lost_is_a_failure_not_a_member(store, monkeypatch):
-    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle.SETTLE_UNKNOWN", 0.05)
+    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle.SETTLE_UNKNOWN", 0.05)
     net = Network()
     net.resetting.add(US1)
     res = fleet(store, net, 2, countries=["SE", "US"]).run()

@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.golem_base_adverts import Entity, advertisement
+from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base_entity import Entity, advertisement
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 
 
 def _strings(meta: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,18 +21,18 @@ from pytest_httpserver import HTTPServer
 from urllib3.util import connection as urllib3_connection
 from werkzeug import Request, Response
 
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import (
+from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
     DiscoveryError,
     IdentityError,
     ProviderError,
     ValidationError,
 )
-from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
-from ansible_collections.golem.vm.plugins.module_utils.http import HttpClient, error_reason, provider_url, user_agent
-from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient, ProviderInfoMemo
-from ansible_collections.golem.vm.plugins.module_utils.models import VMStatus, build_create_request
-from ansible_collections.golem.vm.plugins.module_utils.version import COLLECTION_VERSION
+from ansible_collections.golem.vm.plugins.module_utils.foundation.http import HttpClient, error_reason, provider_url, user_agent
+from ansible_collections.golem.vm.plugins.module_utils.foundation.version import COLLECTION_VERSION
+from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient, ProviderInfoMemo
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import VMStatus, build_create_request
 
 LOOPBACK = "127.0.0.60"
 ADS = "/api/v1/advertisements"

@@ -17,11 +17,11 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, ProviderError
-from ansible_collections.golem.vm.plugins.module_utils.http import HttpClient
-from ansible_collections.golem.vm.plugins.module_utils.http_limits import MAX_ANSWER_BYTES, Watch
-from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError, ProviderError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.http import HttpClient
+from ansible_collections.golem.vm.plugins.module_utils.foundation.http_limits import MAX_ANSWER_BYTES, Watch
+from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient
 
 LOOPBACK = "127.0.0.1"
 # The slow servers below would take this long to finish; every bound under test is far shorter.
@@ -235,8 +235,8 @@ def test_a_provider_that_drips_fails_naming_the_provider(raw: Any) -> None:
 
 def test_a_state_row_nested_however_deep_is_an_unreadable_row_not_a_crash(tmp_path: Any, high_limit: None) -> None:
     import sqlite3
-    from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
-    from ansible_collections.golem.vm.plugins.module_utils.vm_record import VMRecord
+    from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
+    from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 
     store = SQLiteStateStore(str(tmp_path / "vms.db"))
     store.upsert(VMRecord("ok-1", "127.0.0.2", "ok-1", "running", {"ssh_port": 20001}))

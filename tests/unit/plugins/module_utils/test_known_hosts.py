@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import ProviderError, TimeoutError_
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import (
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ProviderError, TimeoutError_
+from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import (
     HostKey,
     KnownHosts,
     host_pattern,

@@ -19,18 +19,18 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
-from ansible_collections.golem.vm.plugins.module_utils.discovery_golem_base import GolemBaseDiscovery
-from ansible_collections.golem.vm.plugins.module_utils.errors import (
+from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base import GolemBaseDiscovery
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
     DiscoveryError,
     ProviderError,
     UnsupportedDiscovery,
     UnsupportedProvider,
 )
-from ansible_collections.golem.vm.plugins.module_utils.models import build_create_request
-from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
-from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
-from ansible_collections.golem.vm.plugins.module_utils.version import COLLECTION_VERSION
+from ansible_collections.golem.vm.plugins.module_utils.foundation.version import COLLECTION_VERSION
+from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient
+from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import build_create_request
 
 Load = Callable[[str], Any]
 INFO = "/api/v1/provider/info"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError
-from ansible_collections.golem.vm.plugins.module_utils.placement import Placer
-from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
-from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placer
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 
 DOWN = DiscoveryError("discovery request GET http://127.0.0.1:9001/api/v1/advertisements failed: connection refused")
 

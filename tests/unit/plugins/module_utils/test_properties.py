@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.models import (
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ALLOWED_CPU, ALLOWED_MEMORY
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import (
     AccessInfo,
     Advertisement,
     CreateJob,
@@ -25,7 +26,6 @@ from ansible_collections.golem.vm.plugins.module_utils.models import (
     name_problem,
     parse_wire,
 )
-from ansible_collections.golem.vm.plugins.module_utils.resources import ALLOWED_CPU, ALLOWED_MEMORY
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import check_scalars
 
 SOURCE = "provider http://127.0.0.60:7466"

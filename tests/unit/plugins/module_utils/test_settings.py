@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils import settings
-from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 
 HOME = os.path.expanduser("~")
 

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.golem.vm.plugins.module_utils import ssh_keys
-from ansible_collections.golem.vm.plugins.module_utils.errors import StateError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.ssh_keys import (
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.vm import ssh_keys
+from ansible_collections.golem.vm.plugins.module_utils.vm.ssh_keys import (
     MissingLibraryError,
     ensure_default_keypair,
     parse_public_key,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import StateError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.state_backend import RawChange, RawRow
-from ansible_collections.golem.vm.plugins.module_utils.state_copy import copy_state, plan_copy
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.state.backend import RawChange, RawRow
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.state.transfer import copy_state, plan_copy
 
 
 def _row(name: str, updated: str | None = "2026-01-01T00:00:00Z", **config: object) -> RawRow:

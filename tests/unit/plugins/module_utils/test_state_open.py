@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.state_open import MissingLibraryError, open_store
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.state.open_store import MissingLibraryError, open_store
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
 
-PG = "ansible_collections.golem.vm.plugins.module_utils.state_postgres"
+PG = "ansible_collections.golem.vm.plugins.module_utils.state.postgres"
 
 
 def test_no_url_is_the_sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +56,7 @@ def test_missing_psycopg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.delitem(sys.modules, PG, raising=False)
     # `from package import module` would find the attribute without importing again.
-    monkeypatch.delattr(sys.modules[PG.rsplit(".", 1)[0]], "state_postgres", raising=False)
+    monkeypatch.delattr(sys.modules[PG.rsplit(".", 1)[0]], "postgres", raising=False)
     monkeypatch.setattr(builtins, "__import__", no_psycopg)  # monkeypatch puts all three back
     with pytest.raises(MissingLibraryError) as err:
         open_store("postgresql://golem@db.example.com/golem")

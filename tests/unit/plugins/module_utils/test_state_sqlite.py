@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import StateError
-from ansible_collections.golem.vm.plugins.module_utils.state import VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.state_backend import RawChange, RawRow
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError
+from ansible_collections.golem.vm.plugins.module_utils.state.backend import RawChange, RawRow
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
 
 RunInProcesses = Callable[..., list[Any]]
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from eth_utils import keccak
 
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError, PaymentPending
-from ansible_collections.golem.vm.plugins.module_utils.payment_network import GWEI, check_chain_id, check_fee_cap
-from ansible_collections.golem.vm.plugins.module_utils.stream_chain import NodeRefused, StreamChain
+from ansible_collections.golem.vm.plugins.module_utils.chain.contract import NodeRefused, StreamChain
+from ansible_collections.golem.vm.plugins.module_utils.chain.network import GWEI, check_chain_id, check_fee_cap
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import PaymentError, PaymentPending
 
 KEY = "0x" + "11" * 32
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

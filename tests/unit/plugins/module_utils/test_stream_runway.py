@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.stream_chain import ChainStream
-from ansible_collections.golem.vm.plugins.module_utils.stream_runway import (
+from ansible_collections.golem.vm.plugins.module_utils.chain.contract import ChainStream
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway import (
     RUNWAY_SLACK_SECONDS,
     diff_view,
     ended_reason,
@@ -21,6 +20,7 @@ from ansible_collections.golem.vm.plugins.module_utils.stream_runway import (
     remaining_seconds,
     threshold_seconds,
 )
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 
 ZERO = "0x" + "0" * 40
 ME, PROVIDER = "0x" + "ab" * 20, "0x" + "cd" * 20

@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, IdentityError, PaymentError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.models import ProviderInfo
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.stream_chain import ChainStream
-from ansible_collections.golem.vm.plugins.module_utils.stream_target import (
+from ansible_collections.golem.vm.plugins.module_utils.chain.contract import ChainStream
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, IdentityError, PaymentError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import ProviderInfo
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm.stream_target import (
     StreamTarget,
     check_stream_options,
     find_target,
 )
-from ansible_collections.golem.vm.plugins.module_utils.stream_task import StreamTask
+from ansible_collections.golem.vm.plugins.module_utils.vm.stream_task import StreamTask
 
 ZERO = "0x" + "0" * 40
 ME, OTHER, PROVIDER = "0x" + "ab" * 20, "0x" + "ef" * 20, "0x" + "cd" * 20

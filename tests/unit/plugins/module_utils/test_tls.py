@@ -18,8 +18,8 @@ from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError
-from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError
 
 LOOPBACK = "127.0.0.60"  # the address this suite binds (tests/unit/conftest.py)
 

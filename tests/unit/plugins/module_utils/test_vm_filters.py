@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.errors import ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.state import VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm_filters import VMFilter
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm.filters import VMFilter
 
 SE_ID = "0x41C54B3b0909a1E542D578321cD10063e1B6940f"
 US_ID = "0x88A3b8f73f7Ab2C8CE82CFcce69FbA604aB6B033"

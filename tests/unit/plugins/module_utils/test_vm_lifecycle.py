@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import (
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
     DiscoveryError,
     GolemError,
     IdentityError,
@@ -26,15 +26,15 @@ from ansible_collections.golem.vm.plugins.module_utils.errors import (
     TimeoutError_,
     ValidationError,
 )
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import HostKey, KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.models import AccessInfo, CreateJob, ProviderInfo, VMInfo, parse_wire
-from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
-from ansible_collections.golem.vm.plugins.module_utils.placement import Placement
-from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
-from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import AccessInfo, CreateJob, ProviderInfo, VMInfo, parse_wire
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import HostKey, KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M test"
 SE = Placement("127.0.0.2", 7466, "0xse", "SE")
@@ -152,7 +152,7 @@ class FakeProvider:
 
 @pytest.fixture(autouse=True)
 def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
-    for where in ("vm_lifecycle", "vm_create"):
+    for where in ("vm.lifecycle", "vm.create"):
         monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.SETTLE_SECONDS", 0.01)
         monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.SETTLE_UNKNOWN", 0.05)
 
@@ -328,7 +328,7 @@ def test_a_lost_create_answer_and_no_vm_in_sight_keeps_an_error_row_that_the_rer
 
 
 def test_failed_create_keeps_an_error_row_while_the_vm_cannot_be_deleted(store, providers, monkeypatch):
-    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm_create.CLEANUP_SECONDS", 0.3)
+    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm.create.CLEANUP_SECONDS", 0.3)
     se = providers["127.0.0.2"]
     se.lost_answer = ProviderError("could not talk to 127.0.0.2:7466: Connection reset by peer")
     se.pending_gets = 1000
@@ -926,7 +926,7 @@ def test_absent_of_a_tampered_row_deletes_and_forgets_it(store, providers):
 
 
 def test_a_row_s_provider_address_never_becomes_a_url_unchecked():
-    from ansible_collections.golem.vm.plugins.module_utils.provider_client import ProviderClient
+    from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient
 
     for ip, port in (("a@b.example", 7466), ("127.0.0.2/x", 7466), ("127.0.0.2", 0), ("127.0.0.2", 70000)):
         with pytest.raises(ValidationError):

@@ -15,19 +15,19 @@ from typing import Any
 import pytest
 from test_vm_lifecycle import KEY, SE, US, FakeProvider, recorded, vm
 
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError, NotSent, PaymentPending, ProviderError
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.models import ProviderInfo
-from ansible_collections.golem.vm.plugins.module_utils.payment_terms import stream_terms
-from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
-from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
-from ansible_collections.golem.vm.plugins.module_utils.stream_chain import ChainStream, PaymentError
-from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
-from ansible_collections.golem.vm.plugins.module_utils.vm_payments import StreamPayments
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
+from ansible_collections.golem.vm.plugins.module_utils.chain.contract import ChainStream, PaymentError
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import stream_terms
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, NotSent, PaymentPending, ProviderError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import ProviderInfo
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
+from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
+from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
+from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 ME = "0x" + "ab" * 20
@@ -119,7 +119,7 @@ class PayingProvider(FakeProvider):
 
 @pytest.fixture(autouse=True)
 def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
-    for where in ("vm_lifecycle", "vm_create"):
+    for where in ("vm.lifecycle", "vm.create"):
         monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.SETTLE_SECONDS", 0.01)
         monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.SETTLE_UNKNOWN", 0.05)
 

@@ -12,18 +12,18 @@ from test_fleet import SE1, SE2, US1, FakeDiscovery, Network, fleet
 from test_vm_lifecycle import KEY, SE
 from test_vm_payments import CONTRACT, PRICING, FakeChain, PayingProvider
 
-from ansible_collections.golem.vm.plugins.module_utils.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.errors import PaymentError
-from ansible_collections.golem.vm.plugins.module_utils.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.models import Advertisement, ProviderInfo
-from ansible_collections.golem.vm.plugins.module_utils.payment_terms import stream_terms
-from ansible_collections.golem.vm.plugins.module_utils.provider_identity import ProviderIdentity
-from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
-from ansible_collections.golem.vm.plugins.module_utils.state_sqlite import SQLiteStateStore
-from ansible_collections.golem.vm.plugins.module_utils.vm_create import CreateHooks
-from ansible_collections.golem.vm.plugins.module_utils.vm_lifecycle import Lifecycle
-from ansible_collections.golem.vm.plugins.module_utils.vm_payments import StreamPayments
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import stream_terms
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import PaymentError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import Advertisement, ProviderInfo
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
+from ansible_collections.golem.vm.plugins.module_utils.vm.create import CreateHooks
+from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
+from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 
 SMALL_TERMS = stream_terms(PRICING, SIZES["small"], 2)

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.discovery_central import DiscoveryClient
-from ansible_collections.golem.vm.plugins.module_utils.errors import DiscoveryError, PaymentError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.fleet import discover
-from ansible_collections.golem.vm.plugins.module_utils.golem_base_adverts import Entity, advertisement
-from ansible_collections.golem.vm.plugins.module_utils.models import Advertisement, parse_wire
-from ansible_collections.golem.vm.plugins.module_utils.payment_terms import DEFAULT_MAX_GLM_PER_MONTH
-from ansible_collections.golem.vm.plugins.module_utils.placement import Placement, Placer, fitting_providers
-from ansible_collections.golem.vm.plugins.module_utils.providers import represent_provider, select_providers
-from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES, ResourceSpec
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import DEFAULT_MAX_GLM_PER_MONTH
+from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base_entity import Entity, advertisement
+from ansible_collections.golem.vm.plugins.module_utils.discovery.listing import represent_provider, select_providers
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError, PaymentError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES, ResourceSpec
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import Advertisement, parse_wire
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import discover
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement, Placer, fitting_providers
 
 SMALL = SIZES["small"]
 # The local network's prices a month: SE 20/8/0.4 GLM a core/GB RAM/GB disk (small: 32), US 28/12/0.6 (46).

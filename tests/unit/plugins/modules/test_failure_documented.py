@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from ansible_collections.golem.vm.plugins import module_utils
-from ansible_collections.golem.vm.plugins.module_utils.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
 
 MODULES = sorted(p.stem for p in (Path(__file__).parents[4] / "plugins" / "modules").glob("golem_*.py"))
 

@@ -17,9 +17,9 @@ from ansible.module_utils.testing import patch_module_args
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from ansible_collections.golem.vm.plugins.module_utils.models import ProviderInfo
-from ansible_collections.golem.vm.plugins.module_utils.provider_terms import terms_of
-from ansible_collections.golem.vm.plugins.module_utils.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import ProviderInfo
+from ansible_collections.golem.vm.plugins.module_utils.provider.payment_info import terms_of
 from ansible_collections.golem.vm.plugins.modules import golem_provider_info
 
 ADS, INFO = "/api/v1/advertisements", "/api/v1/provider/info"

@@ -20,8 +20,8 @@ from ansible.module_utils.testing import patch_module_args
 from fake_rpc import FakeRPC
 from pytest_httpserver import HTTPServer
 
-from ansible_collections.golem.vm.plugins.module_utils.state import StateStore, VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm_view import represent_vm
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm.view import represent_vm
 from ansible_collections.golem.vm.plugins.modules import golem_vm_info
 
 LOOPBACK = "127.0.0.60"  # the unit suite's own address (tests/unit/conftest.py)

@@ -17,7 +17,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 from pytest_httpserver import HTTPServer
 
-from ansible_collections.golem.vm.plugins.module_utils import vm_request
+from ansible_collections.golem.vm.plugins.module_utils.vm import want as vm_want
 
 ADS = "/api/v1/advertisements"
 ACCOUNT = "0x" + "11" * 32
@@ -75,8 +75,8 @@ def test_a_passphrase_protected_key_is_named_before_discovery_is_asked(
 def test_missing_chain_libraries_are_named_before_discovery_is_asked(
         module: str, name_args: dict[str, Any], tmp_path: Path, broken_discovery: str, httpserver: HTTPServer,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    real = vm_request.find_spec
-    monkeypatch.setattr(vm_request, "find_spec", lambda name: None if name == "eth_account" else real(name))
+    real = vm_want.find_spec
+    monkeypatch.setattr(vm_want, "find_spec", lambda name: None if name == "eth_account" else real(name))
     result = run(module, {**common(tmp_path, broken_discovery, name_args), "ethereum_private_key": ACCOUNT}, capsys)
     assert result["failed"] is True, result
     assert "eth-account" in result["msg"] and "eth_account cannot be imported" in result["msg"], result["msg"]
@@ -102,12 +102,12 @@ def test_no_library_is_asked_for_when_a_stream_is_given() -> None:
     class Want:
         public_key, load_key = "ssh-ed25519 AAAA", None
 
-    real = vm_request.find_spec
+    real = vm_want.find_spec
     try:
-        vm_request.find_spec = lambda name: None  # type: ignore[assignment]
-        vm_request.check_create_inputs(Want(), Paying())  # the given stream pays: nothing is signed
+        vm_want.find_spec = lambda name: None  # type: ignore[assignment]
+        vm_want.check_create_inputs(Want(), Paying())  # the given stream pays: nothing is signed
     finally:
-        vm_request.find_spec = real
+        vm_want.find_spec = real
 
 
 def test_a_given_private_key_is_read_once_and_kept_for_the_create() -> None:
@@ -117,11 +117,11 @@ def test_a_given_private_key_is_read_once_and_kept_for_the_create() -> None:
         public_key, private_key_path = None, "/k/id"
 
         @staticmethod
-        def load_key(generate: bool) -> vm_request.KeyInfo:
+        def load_key(generate: bool) -> vm_want.KeyInfo:
             loads.append(generate)
-            return vm_request.KeyInfo("ssh-ed25519 AAAA", "SHA256:x", "/k/id")
+            return vm_want.KeyInfo("ssh-ed25519 AAAA", "SHA256:x", "/k/id")
 
-    assert vm_request.check_create_inputs(Want()) == ("ssh-ed25519 AAAA", "SHA256:x", "/k/id")
+    assert vm_want.check_create_inputs(Want()) == ("ssh-ed25519 AAAA", "SHA256:x", "/k/id")
     # Never generate=True here: that would make the default pair before discovery answered.
     assert loads == [False]
 
@@ -134,4 +134,4 @@ def test_the_default_key_pair_is_not_read_before_discovery() -> None:
         def load_key(generate: bool) -> None:
             raise AssertionError("the default pair is read (or made) only after discovery")
 
-    assert vm_request.check_create_inputs(Want()) is None
+    assert vm_want.check_create_inputs(Want()) is None

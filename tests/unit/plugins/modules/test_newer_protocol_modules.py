@@ -13,7 +13,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 from pytest_httpserver import HTTPServer
 
-from ansible_collections.golem.vm.plugins.module_utils.version import COLLECTION_VERSION
+from ansible_collections.golem.vm.plugins.module_utils.foundation.version import COLLECTION_VERSION
 from ansible_collections.golem.vm.plugins.modules import golem_provider_info
 
 ADS, INFO, WS = "/api/v1/advertisements", "/api/v1/provider/info", "/api/v1/discovery/requestors"
@@ -58,7 +58,7 @@ def test_golem_provider_info_lists_a_newer_provider_with_null_terms_and_says_why
 def test_golem_vm_creates_nothing_on_a_newer_provider_and_says_what_to_do(
         httpserver: HTTPServer, capsys: pytest.CaptureFixture[str], tmp_path: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible_collections.golem.vm.plugins.module_utils.state import StateStore
+    from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
     from ansible_collections.golem.vm.plugins.modules import golem_vm
 
     monkeypatch.delenv("GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY", raising=False)

@@ -13,7 +13,8 @@ import pytest
 import yaml
 from readers import GROUP, INVENTORY, MODULES, ROOT, Reader, readers
 
-from ansible_collections.golem.vm.plugins.module_utils import _base, settings
+from ansible_collections.golem.vm.plugins.module_utils import _base
+from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 
 TABLE = ROOT / "docs" / "settings.md"
 INVENTORY_ONLY = " (inventory only)"

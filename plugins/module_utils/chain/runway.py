@@ -1,0 +1,137 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What golem_stream decides about one stream, as plain arithmetic on the chain's view of it.
+
+No chain access here (the caller reads ``streams(id)`` and the block time), so every decision
+- is it over, how much a top-up pays, what a termination gives back - is a pure function of the
+numbers the contract stores, and the unit tests check it to the wei.
+
+The contract moves stopTime by ``amount // ratePerSecond`` on a top-up, so paying
+``rate * seconds`` adds exactly ``seconds`` of runway: a stream topped up to N hours stops
+exactly N hours after the block time it was read at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
+
+# With no top_up_below_hours, a stream is topped up once it has less than runway_hours minus this:
+# a run right after a top-up (the chain's clock has moved on a few seconds) changes nothing.
+RUNWAY_SLACK_SECONDS = 60
+
+
+class StreamView(Protocol):
+    """What is read from the chain (stream_chain.ChainStream has these; the tests' fakes too)."""
+
+    stream_id: int
+    sender: str
+    recipient: str
+    start_time: int
+    stop_time: int
+    rate: int
+    deposit: int
+    withdrawn: int
+    halted: bool
+    now: int
+
+    def vested_at(self, when: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class TopUp:
+    """A top-up to ``seconds_after`` of runway, as of block time ``now``."""
+
+    amount_wei: int
+    seconds_added: int
+    stop_time_before: int
+    stop_time_after: int
+    deposit_wei_before: int
+    deposit_wei_after: int
+    remaining_seconds_before: int
+    remaining_seconds_after: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def exists(stream: StreamView) -> bool:
+    """Unknown ids read as all zeros; a terminated stream keeps its sender."""
+    return int(stream.sender, 16) != 0
+
+
+def terminated(stream: StreamView) -> bool:
+    """terminate() zeroes the recipient (upstream's contract and ours alike)."""
+    return int(stream.recipient, 16) == 0
+
+
+def ended_reason(stream: StreamView) -> str | None:
+    """Why the stream pays nothing any more (terminated, halted, ran out), or None while it runs."""
+    if not exists(stream):
+        return "does not exist"
+    if terminated(stream):
+        return "was terminated"
+    if stream.halted:
+        return f"was halted (vesting stopped at chain time {stream.stop_time})"
+    if stream.stop_time <= stream.now:
+        return f"ran out at chain time {stream.stop_time}"
+    return None
+
+
+def remaining_seconds(stream: StreamView) -> int:
+    return 0 if ended_reason(stream) else stream.stop_time - stream.now
+
+
+def threshold_seconds(runway_hours: int, top_up_below_hours: float | None) -> int:
+    """The runway below which a stream is topped up; checked against ``runway_hours``."""
+    target = runway_hours * 3600
+    if top_up_below_hours is None:
+        return target - RUNWAY_SLACK_SECONDS
+    # Compared before rounding, so NaN and infinity are refused too; then at least a second must be left.
+    below = round(top_up_below_hours * 3600) if 0 < top_up_below_hours <= runway_hours else 0
+    if not 0 < below <= target:
+        raise ValidationError(
+            f"top_up_below_hours {top_up_below_hours:g} must be more than 0 and at most runway_hours "
+            f"({runway_hours}): a stream is topped up to runway_hours once its runway falls below it",
+            field="top_up_below_hours", value=top_up_below_hours)
+    return below
+
+
+def plan_top_up(stream: StreamView, runway_hours: int, below_seconds: int) -> TopUp | None:
+    """The top-up that brings a running stream to exactly ``runway_hours``; None when it has enough.
+
+    The caller has checked that the stream runs (``ended_reason`` is None): an ended stream
+    cannot be topped up.
+    """
+    remaining = stream.stop_time - stream.now
+    if remaining >= below_seconds:
+        return None
+    seconds = runway_hours * 3600 - remaining
+    amount = stream.rate * seconds
+    return TopUp(amount_wei=amount, seconds_added=seconds, stop_time_before=stream.stop_time,
+                 stop_time_after=stream.stop_time + seconds, deposit_wei_before=stream.deposit,
+                 deposit_wei_after=stream.deposit + amount, remaining_seconds_before=remaining,
+                 remaining_seconds_after=remaining + seconds)
+
+
+def refund_at(stream: StreamView, when: int) -> int:
+    """What terminating at block time ``when`` gives back to the sender: the deposit not vested by then."""
+    return stream.deposit - stream.vested_at(when)
+
+
+def diff_view(stream: StreamView | None, *, stop_time: int | None = None, deposit: int | None = None,
+              ended: bool | None = None) -> dict[str, Any]:
+    """What diff mode compares; the keyword arguments give the state after a change not made yet."""
+    if stream is None:
+        return {}
+    stop = stream.stop_time if stop_time is None else stop_time
+    is_ended = ended_reason(stream) is not None if ended is None else ended
+    return {
+        "stream_id": stream.stream_id,
+        "stop_time": stop,
+        "deposit_wei": stream.deposit if deposit is None else deposit,
+        "remaining_seconds": 0 if is_ended else max(0, stop - stream.now),
+        "ended": is_ended,
+    }

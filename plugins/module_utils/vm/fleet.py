@@ -1,0 +1,419 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""golem_fleet's logic: keep exactly ``count`` VMs named ``<prefix>-NN`` in the state file.
+
+* Membership is a label the fleet sets on its VMs (``golem.vm/fleet: <name>``), not the name alone:
+  a ``web-1`` that golem_vm created is not fleet ``web``'s to destroy. Rows written before labels
+  existed (no ``labels`` in their config) are adopted by the old rule, the name, once, with a warning.
+
+* Membership comes from the state file; with ``verify`` each running member is asked for by name
+  (``GET /vms/NAME``, never the list: listing a provider kills its pending creates, reference §6),
+  and a member the provider no longer has is created again. Without ``verify`` a re-run with
+  nothing to do makes no call at all.
+* Discovery is asked once per run (it rate-limits per client IP); every new VM is placed
+  round-robin over the matching providers, interleaved by country, and falls over to the rest.
+* Each create or destroy is one Lifecycle in its own thread with its own provider clients
+  (requests Sessions are not shared between threads); all share one Deadline and one
+  ProviderIdentity, so each provider proves who it is once, whatever the number of members.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import bill_of, over_cap, stream_terms
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
+    GolemError,
+    IdentityError,
+    PaymentError,
+    ValidationError,
+)
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
+from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity, lookup
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import name_problem
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm.fields import country_code
+from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import (
+    Placement,
+    candidates_for,
+    fitting_providers,
+    spread,
+)
+from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, check_create_inputs
+
+FLEET_LABEL = "golem.vm/fleet"
+# A worker freed late starts the next queued VM late; a few more GETs cost less (reference §6:
+# create -> running takes ~1 s).
+FLEET_POLL_MAX = 0.3
+
+
+def width_for(count: int) -> int:
+    """Digits of the index: two, more once the fleet passes 99."""
+    return max(2, len(str(count)))
+
+
+def member_name(prefix: str, index: int, count: int) -> str:
+    return f"{prefix}-{index:0{width_for(count)}d}"
+
+
+def member_index(prefix: str, name: str) -> int | None:
+    """The index of a fleet member's name, whatever its padding; None for other names."""
+    found = re.fullmatch(re.escape(prefix) + r"-(\d+)", name)
+    return int(found.group(1)) if found else None
+
+
+def check_fleet(prefix: str, count: int, countries: list[str] | None, parallelism: int) -> list[str] | None:
+    """Every bad value named before any call is made; the countries as discovery stores them (upper case)."""
+    if count < 0:
+        raise ValidationError(f"count {count} must not be negative", field="count", value=count)
+    if parallelism < 1:
+        raise ValidationError(f"parallelism {parallelism} must be at least 1", field="parallelism", value=parallelism)
+    # The longest member name is the one a provider could refuse.
+    longest = member_name(prefix, max(count, 1), count)
+    problem = name_problem(longest)
+    if problem:
+        raise ValidationError(
+            f"name {prefix!r} makes member names like {longest!r} that are not valid VM names: {problem}",
+            field="name", value=prefix)
+    codes = [country_code(country, field="countries") for country in countries or ()]
+    return [code for code in codes if code] or None
+
+
+@dataclass
+class Plan:
+    keep: dict[int, VMRecord]
+    create: list[int]  # indices, ascending
+    destroy: list[VMRecord]  # highest index first
+    # Members the state file has but their provider no longer does: created again, old placement first.
+    repair: dict[int, VMRecord] = field(default_factory=dict)
+
+    def rebuilt(self) -> list[tuple[int, VMRecord | None]]:
+        """Every index to create, ascending, with the record of a member being repaired."""
+        return sorted([(i, None) for i in self.create] + list(self.repair.items()), key=lambda item: item[0])
+
+
+def plan(prefix: str, count: int, records: list[VMRecord]) -> Plan:
+    """Which indices to create and which members to destroy; the rest is left alone."""
+    members: dict[int, VMRecord] = {}
+    extra: list[tuple[int, VMRecord]] = []
+    for record in records:
+        index = member_index(prefix, record.name)
+        if index is None:
+            continue
+        # Two rows for one index ("web-01" and "web-001"): the second is surplus.
+        if 1 <= index <= count and index not in members:
+            members[index] = record
+        else:
+            extra.append((index, record))
+    create = [i for i in range(1, count + 1) if i not in members]
+    destroy = [r for _i, r in sorted(extra, key=lambda item: (item[0], item[1].name), reverse=True)]
+    return Plan(members, create, destroy)
+
+
+def discover(discovery: Any, spec: ResourceSpec, *, provider_port: int, countries: list[str] | None,
+             platform: str | None, warn: Callable[[str], None],
+             max_glm_per_month: float | None = None) -> list[Placement]:
+    """One discovery call for the whole fleet, spread over providers and countries; providers over the
+    price cap are left out (with a warning) and never contacted."""
+    fitting = fitting_providers(discovery, spec, provider_port=provider_port, countries=countries,
+                                platform=platform, warn=warn, max_glm_per_month=max_glm_per_month)
+    return spread(fitting, countries, provider_port, spec)
+
+
+@dataclass
+class FleetResult:
+    changed: bool = False
+    created: list[str] = field(default_factory=list)
+    destroyed: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    attempted: int = 0
+    planned: dict[str, VMRecord] = field(default_factory=dict)  # check mode: what would be created
+    bills: dict[str, dict[str, Any]] = field(default_factory=dict)  # check mode: what each new member would pay
+
+    def bill(self) -> dict[str, Any]:
+        """The check-mode bill: each paying member's, and what they add up to."""
+        return {"members": dict(sorted(self.bills.items())),
+                "glm_per_month": round(sum(b["glm_per_month"] for b in self.bills.values()), 8),
+                "deposit_wei": sum(b["deposit_wei"] for b in self.bills.values())}
+
+
+class Fleet:
+    def __init__(
+        self,
+        prefix: str,
+        count: int,
+        *,
+        template: Want,
+        store: StateStore,
+        known_hosts: KnownHosts,
+        deadline: Deadline,
+        provider_client: Callable[[Placement], Any],
+        placements: Callable[[], list[Placement]],
+        parallelism: int,
+        check_mode: bool,
+        warn: Callable[[str], None],
+        verify: bool = True,
+        identity: ProviderIdentity | None = None,
+        payments: Any = None,
+    ) -> None:
+        """``template.labels`` are the labels the user asked (None: members keep theirs); the membership
+        label is added here."""
+        """``template`` is the Want of every member but its name; ``placements()`` asks discovery."""
+        self.prefix = prefix
+        self.count = count
+        self.template = template
+        self.store = store
+        self.known_hosts = known_hosts
+        self.deadline = deadline
+        self.provider_client = provider_client
+        self.placements = placements
+        self.parallelism = parallelism
+        self.check_mode = check_mode
+        self.warn = warn
+        self.verify = verify
+        self.identity = identity or ProviderIdentity()
+        self.payments = payments
+        self.user_labels = template.labels
+        self.template = replace(template, labels={**(template.labels or {}), FLEET_LABEL: prefix})
+        self.result = FleetResult()
+
+    def members(self) -> list[VMRecord]:
+        """Rows labelled as this fleet's, and rows from before labels whose name fits the old rule."""
+        found = []
+        for record in self.store.list():
+            if member_index(self.prefix, record.name) is None:
+                continue
+            labels = record.config.get("labels")
+            if not isinstance(labels, dict) or labels.get(FLEET_LABEL) == self.prefix:
+                found.append(record)
+        return found
+
+    def _adopt_unlabelled(self, members: list[VMRecord]) -> None:
+        """Rows of fleets from before labels: adopted by name once, and labelled from now on."""
+        for record in members:
+            if isinstance(record.config.get("labels"), dict):
+                continue
+            self.warn(f"VM {record.name} has no labels (it was recorded before golem.vm 0.2): it is taken as a "
+                      f"member of fleet {self.prefix} by its name, once, and labelled {FLEET_LABEL}={self.prefix}")
+            if not self.check_mode:
+                self.store.set_status(record.name, record.status, labels=dict(self.template.labels or {}))
+
+    def _relabel(self, kept: dict[int, VMRecord]) -> None:
+        """Labels asked for the fleet replace its members' (the membership label stays)."""
+        if self.user_labels is None:
+            return
+        wanted = dict(self.template.labels or {})
+        for record in kept.values():
+            if record.labels == wanted:
+                continue
+            self.result.changed = True
+            would = "would set" if self.check_mode else "set"
+            self.result.actions.append(f"{would} the labels of VM {record.name} to {wanted}")
+            if not self.check_mode:
+                self.store.set_status(record.name, record.status, labels=wanted)
+
+    def run(self) -> FleetResult:
+        current = self.members()
+        self._adopt_unlabelled(current)
+        todo = plan(self.prefix, self.count, current)
+        self._relabel(todo.keep)
+        for record in todo.keep.values():
+            if record.status != "running":
+                self.warn(f"fleet member {record.name} is recorded with status {record.status}; it was left alone. "
+                          "Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
+        if todo.create:
+            # Before the first provider or discovery call, whose errors would hide what the creates lack.
+            self._check_inputs(paying=not self.check_mode)
+        if self.verify:
+            self._verify(todo)
+        if self.check_mode:
+            if todo.create or todo.repair:
+                self._load_key()
+            return self._plan_only(todo)
+        # Destroys first: they free capacity that the creates may need.
+        self._in_threads("destroy", [(r.name, r, "absent", None) for r in todo.destroy])
+        if todo.create or todo.repair:
+            self._check_inputs(paying=True)  # repairs too, before discovery is asked
+            if self.payments is not None:
+                self.payments.warm_up()
+            placements = self.placements()
+            # After discovery: one that fails or sends nonsense leaves no key pair behind.
+            self._load_key()
+            jobs = [(record.name if record else member_name(self.prefix, i, self.count), record, "present",
+                     candidates_for(placements, i)) for i, record in todo.rebuilt()]
+            self._in_threads("create", jobs)
+        return self.result
+
+    def _verify(self, todo: Plan) -> None:
+        """Ask each running member's provider for it by name; move the ones it lacks to ``todo.repair``."""
+        running = {i: r for i, r in todo.keep.items() if r.status == "running"}
+        if not running:
+            return
+
+        def look(record: VMRecord) -> Any:
+            client = self.provider_client(Lifecycle.placement_of(record))
+            client.set_deadline(self.deadline)
+            try:
+                return lookup(client, record.name, record.provider_id, self.identity)
+            except GolemError as exc:
+                return exc
+            # Anything else is a warning too: one bad answer must not cost the whole fleet run.
+            except Exception as exc:  # pylint: disable=broad-except
+                return GolemError(f"{type(exc).__name__}: {exc}")
+
+        with ThreadPoolExecutor(max_workers=min(self.parallelism, len(running)),
+                                thread_name_prefix="golem-fleet-verify") as pool:
+            answers = dict(zip(running, pool.map(look, running.values())))
+        for index, answer in answers.items():
+            record = running[index]
+            where = Lifecycle.placement_of(record).describe()
+            if isinstance(answer, IdentityError):
+                # Not the provider it was rented from: never re-created on a foreign 404.
+                self.result.attempted += 1
+                self.result.failures[record.name] = answer.msg
+            elif isinstance(answer, GolemError):
+                self.warn(f"could not check fleet member {record.name} on provider {where}; it was left alone: "
+                          f"{answer.msg}")
+            elif answer is None:
+                todo.repair[index] = todo.keep.pop(index)
+            elif answer.status.value != "running":
+                self.warn(f"fleet member {record.name} is {answer.status.value} on provider {where}; it was left "
+                          "alone. Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
+
+    def _check_inputs(self, *, paying: bool) -> None:
+        """``paying``: a run that may pay (check mode pays nothing, so needs no chain libraries)."""
+        key = check_create_inputs(self.template, self.payments if paying else None)
+        if key is not None:
+            self.template = replace(self.template, public_key=key.text, key_fingerprint=key.fingerprint)
+
+    def _load_key(self) -> None:
+        if self.template.public_key is None and self.template.load_key is not None:
+            # Once, here: threads making the default key pair at the same time would race.
+            text, fingerprint, private = self.template.load_key(generate=not self.check_mode)
+            self.template = replace(self.template, public_key=text, key_fingerprint=fingerprint,
+                                    private_key_path=self.template.private_key_path or private)
+
+    def _plan_only(self, todo: Plan) -> FleetResult:
+        """Check mode: no provider call at all; discovery only when something would be created."""
+        res = self.result
+        for record in todo.destroy:
+            res.changed = True
+            res.destroyed.append(record.name)
+            res.actions.append(f"would destroy VM {record.name} on provider {Lifecycle.placement_of(record).describe()}")
+        if todo.create or todo.repair:
+            placements = self.placements()
+            for index, gone in todo.rebuilt():
+                name = member_name(self.prefix, index, self.count) if gone is None else gone.name
+                where = candidates_for(placements, index)[0] if gone is None else Lifecycle.placement_of(gone)
+                try:
+                    bill = self._bill(where)
+                except GolemError as exc:
+                    # As a real run would fail it (it would try the next provider; check mode does not).
+                    res.failures[name] = exc.msg
+                    res.attempted += 1
+                    continue
+                if bill is not None:
+                    res.bills[name] = bill
+                res.changed = True
+                res.created.append(name)
+                if gone is not None:
+                    res.actions.append(f"VM {name} is recorded but gone from provider {where.describe()}: "
+                                       "would create it again")
+                res.actions.append(f"would create VM {name} on provider {where.describe()}"
+                                   + (f", paying {bill['glm_per_month']:g} GLM a month ({bill['deposit_wei']} wei "
+                                      f"deposit for {bill['payment_hours']} h)" if bill else ""))
+                res.planned[name] = VMRecord(name, where.ip or "", name, "creating", {
+                    "provider_id": where.provider_id, "provider_port": where.port, "country": where.country,
+                    "cpu": (self.template.spec.cpu if self.template.spec else None),
+                    "memory": (self.template.spec.memory if self.template.spec else None),
+                    "storage": (self.template.spec.storage if self.template.spec else None),
+                    "size": self.template.size, "image": self.template.image, "ssh_user": self.template.ssh_user})
+        return res
+
+    def _bill(self, where: Placement) -> dict[str, Any] | None:
+        """What a member created on ``where`` would pay, at the advert's GLM prices, as a run would compute it.
+
+        Check mode of a fleet asks no provider anything (so not whether it takes payment: an advert with GLM
+        prices is billed, and the contract is not known); prices a placement lacks (a member being repaired)
+        come from discovery. Over the cap it raises as a run would.
+        """
+        payments, spec = self.payments, self.template.spec
+        if payments is None or spec is None or payments.given_stream is not None:
+            return None
+        pricing = where.pricing if where.pricing is not None else payments.pricing_for(where, where.provider_id or "")
+        why = over_cap(pricing, spec, payments.max_glm_per_month)
+        if why is not None:
+            raise PaymentError(f"provider {where.describe()} would not be paid: {why}", field="max_glm_per_month",
+                               value=payments.max_glm_per_month)
+        terms = stream_terms(pricing, spec, payments.hours)
+        if terms is None:
+            return None
+        return bill_of(terms, payments.hours, where.provider_id, None)
+
+    def _in_threads(self, kind: str, jobs: list[tuple[str, VMRecord | None, str, list[Placement] | None]]) -> None:
+        if not jobs:
+            return
+        self.result.attempted += len(jobs)
+        workers = min(self.parallelism, len(jobs))
+        # The SSH wait of a new VM runs in a pool of its own: a create slot is freed as soon as the
+        # provider has the VM running, so the next queued VM is not held up by the SSH handshake.
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="golem-fleet") as pool, \
+                ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="golem-fleet-ssh") as ssh_pool:
+            # Jobs are submitted in order, so with fewer workers than jobs the highest indices go first.
+            futures = [(name, pool.submit(self._one, name, record, state, candidates, ssh_pool))
+                       for name, record, state, candidates in jobs]
+            for name, future in futures:
+                life, error, ssh = future.result()
+                if ssh is not None:
+                    error = ssh.result()
+                self.result.actions.extend(life.out.actions)
+                self.result.changed = self.result.changed or life.out.changed
+                if error is not None:
+                    self.result.failures[name] = error
+                row = self.store.get(name) if kind == "create" else None
+                if row is not None and row.status != "error":
+                    self.result.created.append(name)  # it exists, even when its SSH wait failed
+                elif kind == "destroy" and error is None:
+                    self.result.destroyed.append(name)
+
+    def _one(self, name: str, record: VMRecord | None, state: str, candidates: list[Placement] | None,
+             ssh_pool: ThreadPoolExecutor) -> tuple[Lifecycle, str | None, Future[str | None] | None]:
+        """One member's create or destroy; never raises, so one failure does not hide the others."""
+        want = replace(self.template, name=name, state=state, wait=False)
+        life = Lifecycle(
+            want, store=self.store, known_hosts=self.known_hosts, deadline=self.deadline,
+            provider_client=self.provider_client,
+            candidates=lambda preferred: ([preferred] if preferred else []) + [
+                c for c in candidates or [] if preferred is None or c.ip != preferred.ip],
+            check_mode=False, warn=self.warn, identity=self.identity, payments=self.payments)
+        life.waiter.poll_max = FLEET_POLL_MAX
+        error = _guarded(lambda: life.run(record))
+        final = self.store.get(name) if error is None and state == "present" and self.template.wait else None
+        if final is None:
+            return life, error, None
+        return life, None, ssh_pool.submit(_guarded, lambda: life.wait_ssh(final))
+
+
+def _guarded(work: Callable[[], Any]) -> str | None:
+    """Run ``work``; the reason it failed, or None."""
+    try:
+        work()
+    except GolemError as exc:
+        return exc.msg
+    # Anything else is reported per VM too: one bug must not hide what the other threads did.
+    except Exception as exc:  # pylint: disable=broad-except
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def failure_message(result: FleetResult) -> str:
+    """One message naming each failed VM and why."""
+    return (f"{len(result.failures)} of {result.attempted} fleet operations failed: "
+            + "; ".join(f"{name}: {why}" for name, why in sorted(result.failures.items())))

@@ -1,0 +1,530 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What golem_vm does for each state, from our record and the provider's own answer.
+
+Rules that hold everywhere below:
+* a VM is looked up by name with GET /vms/NAME only: listing a provider's VMs while a
+  create is pending there makes upstream kill that create;
+* a row is forgotten only when the recorded provider itself says the VM is gone
+  (provider_identity.lookup); anything else at its address fails the task and changes nothing;
+* creating is one transaction (vm_create); check mode sends no write call and writes no
+  file; one Deadline bounds the whole task; every removal of a row or a host key is a change;
+* a row with a payment stream the collection opened is forgotten only after that stream is
+  terminated (vm_payments); destroying or stopping a VM terminates its stream once the VM is gone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
+    GolemError,
+    PaymentError,
+    ProviderError,
+    StateError,
+    ValidationError,
+)
+from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
+from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity, lookup
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import VMInfo
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm.create import (
+    CLEANUP_SECONDS,
+    SETTLE_SECONDS,
+    SETTLE_UNKNOWN,
+    CreateTransaction,
+    Outcome,
+)
+from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.waits import BannerProbe, VMWaiter, delete_verified
+from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, check_create_inputs
+
+
+class HalfMade(ProviderError):
+    """A VM of a create that failed, which its provider cannot give SSH access to."""
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        want: Want,
+        *,
+        store: StateStore,
+        known_hosts: KnownHosts,
+        deadline: Deadline,
+        provider_client: Any,
+        candidates: Any,
+        check_mode: bool,
+        warn: Any,
+        run_command: Any = None,
+        identity: ProviderIdentity | None = None,
+        payments: StreamPayments | None = None,
+    ) -> None:
+        """``provider_client(placement)`` builds a client; ``candidates(preferred)`` lists placements to try.
+
+        ``identity`` proves a provider's 404s are its own; tasks that share one (a fleet) prove
+        each provider once.
+        """
+        self.want = want
+        self.store = store
+        self.known_hosts = known_hosts
+        self.deadline = deadline
+        self._client_for = provider_client
+        self._candidates = candidates
+        self.check_mode = check_mode
+        self.warn = warn
+        self.identity = identity or ProviderIdentity()
+        self.payments = payments
+        self.out = Outcome()
+        self.waiter = VMWaiter(want.name, deadline=deadline, known_hosts=known_hosts, check_mode=check_mode,
+                               act=self._act, run_command=run_command, on_keys=self._share_keys)
+        self.creation = CreateTransaction(want, store=store, deadline=deadline, client_for=self.client,
+                                          waiter=self.waiter, out=self.out, check_mode=check_mode, hooks=payments)
+
+    # -- entry ---------------------------------------------------------------------------
+    def run(self, record: VMRecord | None) -> VMRecord | None:
+        handler = {
+            "present": self.present,
+            "started": self.started,
+            "stopped": self.stopped,
+            "absent": self.absent,
+        }[self.want.state]
+        return handler(record)
+
+    def _act(self, text: str) -> None:
+        self.out.actions.append(text)
+
+    def client(self, placement: Placement) -> Any:
+        client = self._client_for(placement)
+        client.set_deadline(self.deadline)
+        return client
+
+    @staticmethod
+    def placement_of(record: VMRecord) -> Placement:
+        return Placement(record.provider_ip, record.provider_port or 7466, record.provider_id, record.country)
+
+    def _lookup(self, record: VMRecord) -> tuple[Any, VMInfo | None]:
+        """The client of the record's provider, and the VM there (None: that provider says it has none)."""
+        placement = self.placement_of(record)
+        client = self.client(placement)
+        pinned = self.want.pinned
+        # The user's own provider_ip/provider_port vouch for an address no id was recorded for.
+        vouched = pinned is not None and pinned.provider_id is None and (pinned.ip, pinned.port) == (
+            placement.ip, placement.port)
+        remote = lookup(client, self.want.name, record.provider_id, self.identity, vouched=vouched)
+        job_id = record.config.get("job_id")
+        if remote is None and record.status == "creating" and job_id:
+            # Another run's create the provider has not reserved the name for yet reads as 404.
+            remote = self.waiter.appeared(client, str(job_id))
+        return client, remote
+
+    # -- present / started -------------------------------------------------------------------
+    def present(self, record: VMRecord | None, *, create: bool = True, again: bool = True) -> VMRecord | None:
+        preferred = replacing = None
+        carried = False
+        if record is not None:
+            placement = self.placement_of(record)
+            # The SSH check of a re-run overlaps the provider call instead of following it.
+            probe = BannerProbe(record) if self.want.wait and record.status == "running" else None
+            client, remote = self._lookup(record)
+            half_made = None
+            if remote is not None:
+                self._warn_differences(record)
+                record = self._set_labels(record)
+                try:
+                    return self._converge(record, client, remote, probe)
+                except HalfMade as exc:
+                    if not create:
+                        raise
+                    half_made = exc.msg
+            why = half_made or (self.payments.why_gone(record) if self.payments is not None else None)
+            if not create:
+                if record.status == "stopped":
+                    why = ("it was stopped, and a stopped VM cannot start again: VM on Golem providers have no start "
+                           "endpoint" + (f"; {why}" if why else ""))
+                raise ProviderError(
+                    f"VM {self.want.name} is recorded on provider {placement.describe()} but the provider no longer "
+                    f"has it{f' ({why})' if why else ''}; run with state=present to create it again, or state=absent "
+                    "to forget it", url=client.http.base_url)
+            gone = (f"VM {self.want.name} was recorded but is {'unusable on' if half_made else 'gone from'} "
+                    f"provider {placement.describe()}" + (f": {why}" if why else ""))
+            self._check_payable(record)
+            if self.check_mode:
+                self._act(gone)
+                self._forget(record)
+            else:
+                # Under the name's lock, and only if the row is still the one read: another run (a second
+                # controller) may hold the lock to create this VM right now, or have repaired it already.
+                with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())) as held:
+                    current = self.store.get(self.want.name)
+                    same = record.same_vm(current)
+                    if same:
+                        self._act(gone)
+                        self._settle_lost_create(record, client)
+                        held.verify()  # a lost lock (PostgreSQL) may already be another run's: change nothing
+                        # A create that paid and never finished: its stream pays for this one, the row keeps it.
+                        carried = self.payments is not None and self.payments.carry(record, self._act)
+                        if not carried:
+                            self._release(record)
+                            held.verify()
+                            self._forget(record)
+                if not same and current is not None:
+                    return self.present(self._changed(current, again), create=create, again=False)
+                replacing = record if carried else None
+            # Repair in place when the user did not pin a provider: the old one first.
+            preferred = placement
+        elif not create:
+            raise ValidationError(
+                f"VM {self.want.name} is not recorded in {self.store.location}; use state=present to create it",
+                field="name",
+                value=self.want.name,
+            )
+        return self._create(preferred, replacing)
+
+    def started(self, record: VMRecord | None) -> VMRecord | None:
+        return self.present(record, create=False)
+
+    def _converge(self, record: VMRecord, client: Any, remote: VMInfo, probe: BannerProbe | None = None) -> VMRecord:
+        status = remote.status.value
+        if status == "creating":
+            job_id = record.config.get("job_id")
+            if job_id and not self.check_mode:
+                self.waiter.job(client, job_id)
+            remote = self.waiter.running(client)
+            status = remote.status.value
+        if status in ("stopped", "stopping"):
+            self._sync_status(record, "stopped")
+            raise ProviderError(
+                f"VM {self.want.name} on provider {self.placement_of(record).describe()} is stopped, and VM on Golem "
+                "providers have no start endpoint: it cannot be started again. Destroy it (state=absent) and "
+                "create it anew (state=present)",
+                url=client.http.base_url,
+            )
+        if status in ("error", "deleted"):
+            self._sync_status(record, "error", error=remote.error_message or f"provider reports status {status}")
+            raise ProviderError(
+                f"provider {self.placement_of(record).describe()} reports VM {self.want.name} in status {status}"
+                + (f": {remote.error_message}" if remote.error_message else "")
+                + "; destroy it (state=absent) and create it anew",
+                url=client.http.base_url,
+            )
+        if record.status != "running":
+            # Not handed out yet (another run's create, or one that failed or was refused): its endpoint is
+            # checked as a new VM's is. An error the row recorded is over once its provider runs the VM.
+            port, host = self._endpoint(record, client)
+            record = self._sync_status(record, "running", ssh_port=port or remote.ssh_port, ssh_host=host,
+                                       error=None)
+        else:
+            port = remote.ssh_port or record.ssh_port or self.waiter.access(client).ssh_port
+            if record.ssh_port != port:
+                record = self._sync_status(record, "running", ssh_port=port)
+        if self.want.wait:
+            known = probe is not None and probe.answered(record) and self.known_hosts.keys_for(
+                record.ssh_host, record.ssh_port)
+            if not known:
+                self.waiter.ssh(record, new=False)
+        return record
+
+    def _endpoint(self, record: VMRecord, client: Any) -> tuple[int | None, str]:
+        try:
+            return self.waiter.endpoint(client, self.placement_of(record).ip or "",
+                                        allow_foreign=self.want.allow_foreign_ssh_host)
+        except ValidationError as exc:
+            self._sync_status(record, "error", error=exc.msg, ssh_host=None, ssh_port=None)
+            raise
+        except ProviderError as exc:
+            # A create of ours that failed half way (its provider killed in the middle) can leave a VM
+            # that runs with no SSH proxy, whose /access fails with 500 for good. Nobody was ever given it.
+            if record.status == "error" and exc.status == 500:
+                raise HalfMade(f"the create that failed left it with no SSH access ({exc.msg})",
+                               url=exc.url) from None
+            raise
+
+    def _set_labels(self, record: VMRecord) -> VMRecord:
+        """Labels are the one thing of an existing VM that can change: the ones asked replace the recorded."""
+        wanted = self.want.labels
+        if wanted is None or wanted == record.labels:
+            return record
+        self.out.changed = True
+        if self.check_mode:
+            self._act(f"would set the labels of VM {record.name} to {wanted}")
+            return replace(record, config={**record.config, "labels": dict(wanted)})
+        self._act(f"set the labels of VM {record.name} to {wanted}")
+        return self._write(record, record.status, labels=dict(wanted))
+
+    def _sync_status(self, record: VMRecord, status: str, **updates: Any) -> VMRecord:
+        """Bring our record in line with the provider's; a bookkeeping write, not a change."""
+        if self.check_mode:
+            return record
+        return self._write(record, status, **updates)
+
+    def _write(self, record: VMRecord, status: str, **updates: Any) -> VMRecord:
+        written = self.store.set_status(record.name, status, **updates)
+        if written is None:
+            # Another run (state=absent elsewhere) removed it meanwhile: say so, never report a row that is gone.
+            raise StateError(f"VM {record.name} vanished from {self.store.location} while this run updated it; "
+                             "another run removed it. Run again to see what is left")
+        return written
+
+    def _create(self, preferred: Placement | None, replacing: VMRecord | None = None) -> VMRecord | None:
+        """Create under the name's lock: two runs (forks, controllers sharing a PostgreSQL state) that decide
+        to create the same name at once create one VM; the second finds the first one's row. ``replacing`` is
+        a row this run keeps for the create (its stream pays for it): that one is not another run's."""
+        # Before any call, whose errors would hide them: the given key and the libraries paying needs.
+        key = check_create_inputs(self.want, None if self.check_mode else self.payments)
+        if key is not None:
+            self.want.public_key, self.want.key_fingerprint = key.text, key.fingerprint
+        if self.payments is not None and not self.check_mode:
+            self.payments.warm_up()
+        # Providers first: a discovery that fails or sends nonsense leaves no key pair (and no lock) behind.
+        placements = self._candidates(preferred)
+        if self.want.public_key is None and self.want.load_key is not None:
+            text, fingerprint, private = self.want.load_key(generate=not self.check_mode)
+            self.want.public_key, self.want.key_fingerprint = text, fingerprint
+            self.want.private_key_path = self.want.private_key_path or private
+        if self.check_mode:
+            return self.creation.run(placements, on_taken=self._taken)
+        with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())) as held:
+            theirs = self.store.get(self.want.name)
+            if theirs is not None and not (replacing is not None and replacing.same_vm(theirs)):
+                return self._recorded_meanwhile(theirs)
+            self.creation.guard = held.verify
+            try:
+                return self.creation.run(placements, on_taken=self._taken)
+            finally:
+                self.creation.guard = None
+
+    def _recorded_meanwhile(self, record: VMRecord) -> VMRecord:
+        """Another run recorded the name while this one waited for its lock: that VM is the one."""
+        self._act(f"VM {self.want.name} was recorded by another run meanwhile, on provider "
+                  f"{self.placement_of(record).describe()}")
+        client, remote = self._lookup(record)
+        if remote is None:
+            raise ProviderError(f"VM {self.want.name} was recorded by another run meanwhile (status {record.status}), "
+                                "but its provider does not show it yet; run again once that run has finished",
+                                url=client.http.base_url)
+        return self._converge(record, client, remote)
+
+    def _taken(self, placement: Placement, client: Any, remote: VMInfo) -> VMRecord:
+        """A VM of this name is on the provider but not in the state file: adopt it, or refuse."""
+        if not self.want.adopt:
+            raise ValidationError(
+                f"a VM named {self.want.name} already exists on provider {placement.describe()} but is not in the "
+                f"state {self.store.location}; creating it again would orphan it (upstream overwrites names). Set "
+                "adopt=true to take it over, or choose another name",
+                field="name",
+                value=self.want.name,
+            )
+        spec = ResourceSpec(remote.resources.cpu, remote.resources.memory, remote.resources.storage) \
+            if remote.resources else self.creation.spec
+        config = self.creation.config(placement, spec)
+        config.update(ssh_port=remote.ssh_port, ssh_key_fingerprint=None, ssh_public_key=None, size=None)
+        status = {"running": "running", "stopped": "stopped", "creating": "creating"}.get(remote.status.value, "error")
+        record = VMRecord(self.want.name, placement.ip or "", remote.id, status, config)
+        self.out.changed = True
+        self._act(f"adopted VM {self.want.name} found on provider {placement.describe()}")
+        if self.check_mode:
+            return record
+        record = self.store.upsert(record)
+        return self._converge(record, client, remote) if status != "stopped" else record
+
+    def _share_keys(self, record: VMRecord, keys: list[Any]) -> None:
+        """The host keys go into the row too: a controller sharing the state then checks them strictly."""
+        self.store.set_status(record.name, record.status, host_keys=[f"{k.key_type} {k.key}" for k in keys])
+
+    def wait_ssh(self, record: VMRecord) -> None:
+        """The SSH wait of a VM just created with wait=false (golem_fleet runs it apart from the create)."""
+        self.waiter.ssh(record, new=True)
+
+    # -- stopped / absent ---------------------------------------------------------------------
+    def stopped(self, record: VMRecord | None) -> VMRecord | None:
+        if record is None:
+            raise ValidationError(
+                f"VM {self.want.name} is not recorded in {self.store.location}: nothing to stop",
+                field="name",
+                value=self.want.name,
+            )
+        placement = self.placement_of(record)
+        client, remote = self._lookup(record)
+        if remote is None:
+            if record.status == "stopped":
+                # A paying provider deletes a stopped VM once we terminate its stream: stopped it stays.
+                self._act(f"VM {self.want.name} is stopped, and provider {placement.describe()} has deleted it since; "
+                          "state=absent forgets it")
+                return record
+            raise ProviderError(
+                f"VM {self.want.name} is recorded on provider {placement.describe()} but the provider no longer has "
+                "it; use state=absent to forget it, or state=present to create it again",
+                url=client.http.base_url,
+            )
+        if remote.status.value == "stopped":
+            return self._sync_status(record, "stopped")
+        self._check_payable(record)
+        self.out.changed = True
+        if self.check_mode:
+            self._act(f"would stop VM {self.want.name}")
+            return record
+        try:
+            client.stop_vm(self.want.name)
+        except ProviderError as exc:
+            if exc.status == 404:
+                raise ProviderError(
+                    f"provider {placement.describe()} cannot stop VMs: it speaks the MVP-era API, which has no "
+                    "stop endpoint; use state=absent to destroy the VM",
+                    url=exc.url, method=exc.method, status=exc.status, response=exc.response,
+                ) from None
+            raise
+        self._act(f"stopped VM {self.want.name}")
+        record = self.store.set_status(self.want.name, "stopped") or record
+        # A stopped VM cannot run again (no start endpoint upstream): what it has not used comes back.
+        self._release(record)
+        return self.store.get(self.want.name) or record
+
+    def absent(self, record: VMRecord | None, *, again: bool = True) -> VMRecord | None:
+        if record is None:
+            if self.want.pinned is not None:
+                self._absent_unrecorded()
+            return None
+        placement = self.placement_of(record)
+        client, remote = self._lookup(record)
+        self._check_payable(record)
+        if self.check_mode:
+            self.out.changed = True
+            self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}" if remote is None
+                      else f"would destroy VM {self.want.name} on provider {placement.describe()}")
+            self._forget(record)
+            return None
+        # Under the name's lock, and only if the row is still the one read: another run may be creating this
+        # VM again right now, and its new row and VM are what the user now asks to destroy.
+        with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())) as held:
+            current = self.store.get(self.want.name)
+            same = record.same_vm(current)
+            if same:
+                self.out.changed = True
+                if remote is None:
+                    self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}")
+                    self._settle_lost_create(record, client)
+                else:
+                    # A VM still being created would survive a plain DELETE, and then run unrecorded.
+                    delete_verified(client, self.want.name, self.deadline.end, settle=SETTLE_SECONDS)
+                    self._act(f"destroyed VM {self.want.name} on provider {placement.describe()}")
+                held.verify()  # a lost lock (PostgreSQL) may already be another run's: change nothing
+                self._release(record)
+                held.verify()
+                self._forget(record)
+        if current is None and not same:
+            self._act(f"VM {self.want.name} was removed from {self.store.location} by another run meanwhile")
+        elif not same:
+            return self.absent(self._changed(current, again), again=False)
+        return None
+
+    def _changed(self, current: VMRecord, again: bool) -> VMRecord:
+        """The row another run changed while this one waited for the name's lock: the one to act on now."""
+        if not again:
+            raise StateError(f"VM {self.want.name} changed in {self.store.location} while this run looked at it, "
+                             "twice; run again")
+        if not current.ok:
+            raise StateError(f"VM {self.want.name} changed in {self.store.location} while this run looked at it, "
+                             f"and now cannot be read: {current.config_error}")
+        self._act(f"VM {self.want.name} was changed by another run meanwhile; acting on its row as it is now")
+        return current
+
+    def _absent_unrecorded(self) -> None:
+        """``absent`` with a provider given for a VM the state file does not hold: delete it there."""
+        placement = self._candidates(None)[0]
+        client = self.client(placement)
+        # The same proof as before forgetting a row: a VM is deleted only on the provider named.
+        self.identity.prove(client, placement.provider_id, self.want.name)
+        remote = client.get_vm(self.want.name, missing_ok=True)
+        if remote is None:
+            return
+        self.out.changed = True
+        if self.check_mode:
+            self._act(f"would destroy VM {self.want.name} on provider {placement.describe()} (not in the state file)")
+            return
+        delete_verified(client, self.want.name, self.deadline.end, settle=SETTLE_SECONDS)
+        self._act(f"destroyed VM {self.want.name} on provider {placement.describe()} (it was not in the state file)")
+        if remote.ssh_port and placement.ip and self.known_hosts.remove(placement.ip, remote.ssh_port):
+            self._act(f"removed the host key of [{placement.ip}]:{remote.ssh_port} from {self.known_hosts.path}")
+
+    def _settle_lost_create(self, record: VMRecord, client: Any) -> None:
+        """A 404 for a row whose create may still be queued (status error or creating) is not proof.
+
+        Such a create can still finish after the row is gone, leaving a VM nobody records (and a
+        create of the same name overwrites it upstream). Delete it and watch until it has stayed
+        unseen for a while, as the cleanup of a create with no answer does.
+        """
+        if record.status not in ("error", "creating"):
+            return
+        delete_verified(client, self.want.name, min(self.deadline.end, time.monotonic() + CLEANUP_SECONDS),
+                        settle=SETTLE_UNKNOWN)
+
+    def _check_payable(self, record: VMRecord) -> None:
+        """Before a VM with a stream of ours is destroyed or stopped: can that stream be terminated after?"""
+        if self.payments is None or not self.payments.owns_stream(record):
+            return
+        if self.check_mode:
+            stream = record.config.get("stream_id", record.config.get("stream_tx"))
+            self._act(f"would terminate payment stream {stream} of VM {record.name} once the VM is gone")
+        elif not self.payments.can_pay:
+            raise PaymentError(
+                f"VM {record.name} is paid by stream {record.config.get('stream_id', record.config.get('stream_tx'))}, "
+                "which the collection opened and must terminate once the VM is gone; give ethereum_private_key "
+                "(or GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY) of the account that pays", field="ethereum_private_key")
+
+    def _release(self, record: VMRecord) -> None:
+        """Terminate the stream of a VM that is gone or stopped. If that fails, the row stays with status
+        error, recording the stream, and the task fails: the next run settles it before forgetting anything."""
+        if self.payments is None or not self.payments.owns_stream(record):
+            return
+        try:
+            self.payments.release(record, self._act)
+        except GolemError as exc:
+            self.store.set_status(record.name, "error", error=f"the VM is gone or stopped, but its payment stream "
+                                  f"is not settled yet: {exc.msg}")
+            raise
+        self.out.changed = True
+        # A stopped VM's row stays: it must not be terminated twice.
+        self.store.set_status(record.name, record.status, stream_terminated=True)
+
+    def _forget(self, record: VMRecord) -> None:
+        """Remove the row and the VM's host key: always a change, announced in check mode too."""
+        self.out.changed = True
+        would = "would remove" if self.check_mode else "removed"
+        if not self.check_mode:
+            self.store.delete(record.name)
+        self._act(f"{would} VM {record.name} from the state file")
+        if record.ssh_port and self.known_hosts.keys_for(record.ssh_host, record.ssh_port):
+            if not self.check_mode:
+                self.known_hosts.remove(record.ssh_host, record.ssh_port)
+            self._act(f"{would} the host key of VM {record.name} ([{record.ssh_host}]:{record.ssh_port})")
+
+    # -- warnings ---------------------------------------------------------------------------
+    def _warn_differences(self, record: VMRecord) -> None:
+        want, diffs = self.want, []
+        if want.spec is not None and (record.cpu, record.memory, record.storage) != tuple(want.spec):
+            diffs.append(
+                f"resources {want.spec.cpu}/{want.spec.memory}/{want.spec.storage} (cpu/GB/GB) asked, "
+                f"{record.cpu}/{record.memory}/{record.storage} in place"
+            )
+        if want.image is not None and record.image and want.image != record.image:
+            diffs.append(f"image {want.image!r} asked, {record.image!r} in place")
+        recorded_key = record.config.get("ssh_key_fingerprint")
+        if want.key_fingerprint and recorded_key and want.key_fingerprint != recorded_key:
+            diffs.append(f"SSH key {want.key_fingerprint} asked, {recorded_key} installed")
+        pinned = want.pinned
+        if pinned is not None and pinned.ip != record.provider_ip and pinned.provider_id != record.provider_id:
+            diffs.append(f"provider {pinned.describe()} asked, {self.placement_of(record).describe()} in place")
+        if want.country and record.country and want.country != record.country:
+            diffs.append(f"country {want.country} asked, {record.country} in place")
+        if diffs:
+            self.warn(
+                f"VM {want.name} exists and these can only be set at creation, so they were left as they are: "
+                + "; ".join(diffs)
+                + ". Destroy and re-create the VM to change them."
+            )

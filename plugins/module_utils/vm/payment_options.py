@@ -1,0 +1,109 @@
+# Copyright (c) golem.vm contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The payment options of golem_vm, golem_fleet and golem_stream (checked), and the chain client they build.
+
+Documented in the golem.vm.payments doc fragment. Nothing here imports the chain libraries: a
+task that never pays (an existing VM, a provider with payments off) never loads them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from ansible_collections.golem.vm.plugins.module_utils.chain.network import DEFAULT_MAX_FEE_PER_GAS_GWEI, check_fee_cap
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import DEFAULT_MAX_GLM_PER_MONTH, check_cap, check_hours
+from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
+from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def check_payment_options(params: dict[str, Any]) -> None:
+    """Every payment option checked before any call; the key only for its shape, never shown."""
+    url = params["payments_rpc_url"]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(f"payments_rpc_url {url!r} must be an http:// or https:// URL of the chain's JSON-RPC, "
+                              f"e.g. {settings.DEFAULT_PAYMENTS_RPC_URL}", field="payments_rpc_url", value=url)
+    if "payment_hours" in params:
+        check_hours(params["payment_hours"])
+    check_fee_cap(params.get("max_fee_per_gas_gwei", DEFAULT_MAX_FEE_PER_GAS_GWEI))
+    address = params.get("stream_payment_address")
+    if address is not None and not _ADDRESS.fullmatch(address):
+        raise ValidationError(f"stream_payment_address {address!r} is not a contract address (0x and 40 hexadecimal "
+                              "digits)", field="stream_payment_address", value=address)
+    key = params.get("ethereum_private_key")
+    if key is not None:
+        digits = key[2:] if key.startswith(("0x", "0X")) else key
+        if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise ValidationError("ethereum_private_key is not a private key: it must be 64 hexadecimal digits, with "
+                                  "or without 0x (the value is not shown)", field="ethereum_private_key")
+
+
+def recorded_chain_ids(store: Any, network: str | None) -> Callable[[], list[int]]:
+    """The chain ids earlier payments on ``network`` were made on, as the state's rows record them."""
+
+    def read() -> list[int]:
+        found = []
+        for record in store.list() if store is not None else ():
+            chain_id = record.config.get("stream_chain_id") if record.ok else None
+            if isinstance(chain_id, int) and not isinstance(chain_id, bool) \
+                    and record.config.get("payments_network") == network:
+                found.append(chain_id)
+        return found
+
+    return read
+
+
+def chain_factory(params: dict[str, Any], *, lock_dir: str, deadline: Deadline, store: Any = None
+                  ) -> Callable[[], Any]:
+    """What builds the chain client on first use; without a key it can read streams but pay nothing."""
+    key = params.get("ethereum_private_key") or None
+    network = params.get("payments_network")
+
+    def build() -> Any:
+        # Imported here: eth-account and eth-abi cost more to import than a no-op run takes.
+        from ansible_collections.golem.vm.plugins.module_utils.chain.contract import StreamChain
+
+        return StreamChain(params["payments_rpc_url"], key, lock_dir=lock_dir, deadline=deadline,
+                           timeout=params["timeout"], validate_certs=params["validate_certs"],
+                           chain_id=params.get("payments_chain_id"), network=network,
+                           recorded_chain_ids=recorded_chain_ids(store, network),
+                           max_fee_wei=check_fee_cap(params.get("max_fee_per_gas_gwei", DEFAULT_MAX_FEE_PER_GAS_GWEI)))
+
+    return build
+
+
+def pricing_lookup(discovery: Callable[[], Any]) -> Callable[[Placement, str], dict[str, Any] | None]:
+    """A placement's advertised prices: carried from discovery, or asked for by the id the provider gives."""
+
+    def pricing(placement: Placement, provider_id: str) -> dict[str, Any] | None:
+        if placement.pricing is not None:
+            return placement.pricing
+        try:
+            ad = discovery().get_advertisement(placement.provider_id or provider_id)
+        except GolemError:
+            return None
+        return ad.pricing.model_dump() if ad is not None and ad.pricing is not None else None
+
+    return pricing
+
+
+def build_payments(params: dict[str, Any], *, local_dir: str, deadline: Deadline, discovery: Callable[[], Any],
+                   warn: Callable[[str], None], store: Any = None) -> StreamPayments:
+    """golem_vm's and golem_fleet's payments: checked options, a lazy chain client, the adverts' prices.
+
+    ``local_dir`` holds this controller's nonce lock (beside the state file)."""
+    check_payment_options(params)
+    return StreamPayments(chain_factory(params, lock_dir=local_dir, deadline=deadline, store=store),
+                          can_pay=bool(params.get("ethereum_private_key")), hours=params["payment_hours"],
+                          deadline=deadline, pricing_for=pricing_lookup(discovery),
+                          given_stream=params.get("stream_id"), warn=warn,
+                          max_glm_per_month=check_cap(params.get("max_glm_per_month", DEFAULT_MAX_GLM_PER_MONTH)),
+                          network=params.get("payments_network"), contract=params.get("stream_payment_address"))
