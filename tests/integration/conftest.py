@@ -31,13 +31,19 @@ def ssh_key(tmp_path_factory) -> tuple:
 
 
 @pytest.fixture(scope="session")
-def collection(tmp_path_factory) -> Path:
-    """The collection built and installed from this tree, as users install it."""
+def collection_tarball(tmp_path_factory) -> Path:
+    """The tarball `ansible-galaxy collection build` makes of this tree (golem-vm-<version>.tar.gz)."""
     work = tmp_path_factory.mktemp("collection")
     subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(work), str(REPO)],
                    check=True, capture_output=True)
-    tarball = next(work.glob("golem-vm-*.tar.gz"))
-    installed = work / "installed"
+    return next(work.glob("golem-vm-*.tar.gz"))
+
+
+@pytest.fixture(scope="session")
+def collection(collection_tarball) -> Path:
+    """The collection built and installed from this tree, as users install it."""
+    tarball = collection_tarball
+    installed = tarball.parent / "installed"
     # --force: pytest-ansible puts this tree on ANSIBLE_COLLECTIONS_PATH, so galaxy would find
     # golem.vm "already installed" and install nothing.
     subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--force", "-p",

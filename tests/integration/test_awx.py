@@ -369,7 +369,8 @@ def test_a_job_pays_with_the_credential_and_never_shows_the_key(
 # --- the execution environment ---------------------------------------------------------------
 
 
-def test_execution_environment_requirements_reach_ansible_builder(collection: Path, tmp_path: Path) -> None:
+def test_execution_environment_requirements_reach_ansible_builder(collection: Path, collection_tarball: Path,
+                                                                  tmp_path: Path) -> None:
     # What ansible-builder gathers from the installed collection's meta/execution-environment.yml.
     proc = subprocess.run([str(BIN / "ansible-builder"), "introspect", "--sanitize", str(collection)],
                           capture_output=True, text=True, timeout=120, check=False)
@@ -380,13 +381,50 @@ def test_execution_environment_requirements_reach_ansible_builder(collection: Pa
     assert [line.split("#")[0].strip() for line in found["python"]] == wanted, found
     assert any(line.startswith("openssh-client ") for line in found["system"]), found
     # The EE definition shipped for AWX gives a complete build context (no container engine here to build it).
-    proc = subprocess.run([str(BIN / "ansible-builder"), "create", "-f",
-                           str(REPO / "extensions" / "awx" / "execution-environment.yml"), "-c", str(tmp_path / "ctx")],
-                          capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    # It installs golem.vm (not on Galaxy yet) from the tarball `ansible-galaxy collection build` writes into the
+    # repository's root; the tree here is that layout, the shipped definition beside this tree's tarball.
+    tree = tmp_path / "repo"
+    (tree / "extensions" / "awx").mkdir(parents=True)
+    (tree / "extensions" / "awx" / "execution-environment.yml").write_bytes(
+        (REPO / "extensions" / "awx" / "execution-environment.yml").read_bytes())
+    (tree / collection_tarball.name).write_bytes(collection_tarball.read_bytes())
+    ctx = tmp_path / "ctx"
+    proc = subprocess.run([str(BIN / "ansible-builder"), "create", "-f", "extensions/awx/execution-environment.yml",
+                           "-c", str(ctx)], capture_output=True, text=True, timeout=120, check=False, cwd=tree)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    containerfile = (tmp_path / "ctx" / "Dockerfile").read_text()
+    # ansible-builder only warns when additional_build_files finds nothing; the build would then fail in the image.
+    assert "No matches" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    containerfile = (ctx / "Dockerfile").read_text()
     assert "ansible-galaxy" in containerfile and "introspect" in containerfile, containerfile
-    assert "golem.vm" in (tmp_path / "ctx" / "_build" / "requirements.yml").read_text()
+    # The galaxy requirement is the copied tarball (type file), not a Galaxy name.
+    requirements = yaml.safe_load((ctx / "_build" / "requirements.yml").read_text())
+    assert not requirements.get("roles"), requirements
+    [requirement] = requirements["collections"]
+    assert requirement.get("type") == "file", requirements
+    assert requirement["name"].endswith("/" + collection_tarball.name), requirements
+    copied = ctx / "_build" / requirement["name"]
+    assert copied.is_file() and copied.read_bytes() == collection_tarball.read_bytes(), sorted(ctx.rglob("*"))
+    # The galaxy stage copies _build to /build and installs from there: relative names start in /build.
+    lines = containerfile.splitlines()
+    install = next(i for i, line in enumerate(lines) if "ansible-galaxy collection install" in line)
+    assert "-r requirements.yml" in lines[install], lines[install]
+    assert lines.index("COPY _build /build") < lines.index("WORKDIR /build") < install, containerfile
+    # That stage's install, run the same way in _build (offline: nothing may come from Galaxy), gives golem.vm
+    # of galaxy.yml's version, with the requirements the builder stage then finds in it.
+    installed = tmp_path / "ee-collections"
+    proc = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-r", "requirements.yml",
+                           "--collections-path", str(installed)],
+                          env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path / "home"), "LANG": "C.UTF-8",
+                               "ANSIBLE_GALAXY_DISABLE_GPG_VERIFY": "1"},
+                          capture_output=True, text=True, timeout=120, check=False, cwd=ctx / "_build")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = json.loads((installed / "ansible_collections" / "golem" / "vm" / "MANIFEST.json").read_text())
+    version = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
+    assert manifest["collection_info"]["version"] == version, manifest["collection_info"]
+    proc = subprocess.run([str(BIN / "ansible-builder"), "introspect", "--sanitize", str(installed)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert yaml.safe_load(proc.stdout.split("\n", 1)[1]) == found
     # meta/execution-environment.yml itself is an EE definition too: its paths are relative to the
     # collection root, so from there it gives a build context with exactly the collection's requirements.
     root = collection / "ansible_collections" / "golem" / "vm"
