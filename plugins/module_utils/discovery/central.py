@@ -12,8 +12,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from ansible_collections.golem.vm.plugins.module_utils.foundation import wire_json
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.foundation.http import API_PREFIX, HttpClient, segment
+from ansible_collections.golem.vm.plugins.module_utils.foundation.http import API_PREFIX, HttpClient, error_reason, segment
 from ansible_collections.golem.vm.plugins.module_utils.foundation.newer_protocol import unsupported_central, websocket_answer
 from ansible_collections.golem.vm.plugins.module_utils.foundation.settings import DEFAULT_DISCOVERY_URL
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import Advertisement, parse_wire
@@ -82,10 +83,10 @@ class DiscoveryClient:
         return ads
 
     def _newer(self, exc: DiscoveryError) -> DiscoveryError | None:
-        """The failure of a list request as upstream's newer WebSocket-only discovery, when that is what answered.
+        """The failure of an advert request as upstream's newer WebSocket-only discovery, when that is what answered.
 
-        That service has no HTTP route for adverts, so the list answers 404 (or, on a WebSocket route,
-        426 or 400); only a 404 is ambiguous, so its WebSocket route is asked once to tell.
+        That service has no HTTP route for adverts, so the list and one advert answer 404 (or, on a WebSocket
+        route, 426 or 400); only a 404 is ambiguous, so its WebSocket route is asked once to tell.
         """
         if websocket_answer(exc.status, exc.response):
             return unsupported_central(self.source, f"GET {exc.url} answered HTTP {exc.status} ({exc.response!r})",
@@ -106,7 +107,25 @@ class DiscoveryClient:
     def get_advertisement(self, provider_id: str) -> Advertisement | None:
         """One provider's ad, or None when discovery has none (404). Unlike the list, this does not hide expired ads."""
         path = f"{API_PREFIX}/advertisements/{segment(provider_id)}"
-        data = self.http.call("GET", path, missing_ok=True).data
+        try:
+            data = self.http.get(path)
+        except DiscoveryError as exc:
+            if exc.status == 404 and _error_body(exc.response):
+                return None  # the 0.1.x service's own "no such advertisement" (ADV_004): nothing more to ask
+            newer = self._newer(exc)
+            if newer is not None:
+                raise newer from None
+            if exc.status == 404:
+                return None
+            raise
         if data is None:
             return None
         return parse_wire(Advertisement, data, source=self.source, what="an advertisement", request=f"GET {path}")
+
+
+def _error_body(text: str | None) -> bool:
+    """Whether an answer's body is a JSON error, as the 0.1.x discovery service's FastAPI sends."""
+    try:
+        return error_reason(wire_json.loads(text or "")) is not None
+    except ValueError:
+        return False

@@ -19,8 +19,9 @@ import ssl
 import socket
 import time
 import traceback
-from collections.abc import Iterator
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator
+from http.client import BadStatusLine
+from typing import Any, NamedTuple, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation import wire_json
@@ -62,6 +63,14 @@ DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF_FACTOR = 0.5
 DEFAULT_BACKOFF_MAX = 10.0
 DEFAULT_BACKOFF_JITTER = 0.5
+
+# At most this long is spent asking, after a request got no answer, what the server at its address speaks.
+PROBE_TIMEOUT = 5.0
+
+# Told, once a request's tries are spent, that the server took its connection and closed or reset it without an
+# HTTP answer: (method, url, what was seen, a timeout); an error it returns is raised instead of the transport's.
+# Optional, not "X | None": this alias is evaluated at run time (see discovery.OnInvalid).
+Unanswered = Callable[[str, str, str, float], Optional[GolemError]]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -181,6 +190,7 @@ class HttpClient:
         foreign_error: type[GolemError] | None = None,
         posts_are_reads: bool = False,
         party: str | None = None,
+        unanswered: Unanswered | None = None,
     ) -> None:
         """Retry settings left at None take the module-level DEFAULT_* values.
 
@@ -190,6 +200,9 @@ class HttpClient:
 
         ``posts_are_reads``: every POST to this server only reads (a JSON-RPC node answering queries),
         so a POST is retried like a GET.
+
+        ``unanswered`` is asked about a request whose connection the server took and then closed or reset
+        without an HTTP answer (the provider client asks whether it speaks only TLS); see Unanswered.
 
         The n-th retry waits about backoff_factor * 2**(n-1) seconds plus up to backoff_jitter
         (the first retry is immediate), or what Retry-After asks, never more than backoff_max.
@@ -211,6 +224,7 @@ class HttpClient:
         self.backoff_jitter = backoff_jitter
         self.hint = hint
         self.foreign_error = foreign_error
+        self.unanswered = unanswered
         self.retried_methods = IDEMPOTENT_METHODS | ({"POST"} if posts_are_reads else set())
         # Set by a module that has one time budget for the task: no request outlives it.
         self.deadline: Deadline | None = None
@@ -407,6 +421,15 @@ class HttpClient:
             cause += f" (tried {self.retries + 1} times)"
         if self.hint:
             cause += f"; {self.hint}"
+        # No status line at all (not a body that broke off): the server took the request and said nothing HTTP.
+        if (self.unanswered is not None and not isinstance(exc, requests.exceptions.ChunkedEncodingError)
+                and not _has(causes, requests.exceptions.SSLError, ssl.SSLError)
+                and _has(causes, ConnectionResetError, BadStatusLine)):
+            probe = PROBE_TIMEOUT if self.deadline is None else min(PROBE_TIMEOUT, self.deadline.remaining())
+            if probe > 0:
+                instead = self.unanswered(method, url, _short(causes), min(probe, timeout))
+                if instead is not None:
+                    return instead
         return self._fail(method, url, cause)
 
 

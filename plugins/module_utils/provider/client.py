@@ -22,6 +22,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.http import (
 from ansible_collections.golem.vm.plugins.module_utils.foundation.newer_protocol import (
     provider_info_problem,
     provider_refusal,
+    tls_only_provider,
     unsupported_provider,
 )
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import (
@@ -66,10 +67,12 @@ class ProviderClient:
         check_port(port, field="provider_port", source="the provider's recorded address")
         self.info_memo = info_memo
         http_options.setdefault("hint", f"check that the provider runs and that port {port} is reachable")
-        http_options.setdefault("party", f"the provider at {provider_url(ip_address, port)}")
+        where = provider_url(ip_address, port)
+        http_options.setdefault("party", f"the provider at {where}")
+        # A request the server took and left unanswered: upstream's newer provider serves its API over HTTPS only.
+        http_options.setdefault("unanswered", lambda *request: tls_only_provider(where, *request))
         self.http = HttpClient(
-            provider_url(ip_address, port), service="provider", error_class=ProviderError,
-            foreign_error=IdentityError, **http_options
+            where, service="provider", error_class=ProviderError, foreign_error=IdentityError, **http_options
         )
         self.source = f"provider {self.http.base_url}"
 

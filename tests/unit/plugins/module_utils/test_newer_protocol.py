@@ -5,17 +5,32 @@ was seen and what to do, never a parse error; servers of the 0.1.x network are n
 
 The answers are the newer servers' shapes read in upstream's repository: a provider whose /provider/info names
 an ERC-20 GLM token (ProviderInfoService: glm_token_address and its alias eth_token_address, endpoint_url) and
-whose create refuses a request without a lease payment (StreamStatusService.require_valid_lease); a discovery
-service with no HTTP advert route whose WebSocket route refuses a plain GET; an Arkiv node, which knows
-arkiv_* and not golembase_* methods.
+whose create refuses a request without a lease payment (StreamStatusService.require_valid_lease); a provider
+that serves its API over HTTPS only (network_setup/edge.py: aiohttp on an asyncio TLS transport, port 443 by
+default), which closes a plain HTTP request's connection without a byte; a discovery service with no HTTP advert
+routes whose WebSocket route refuses a plain GET; an Arkiv node, which knows arkiv_* and not golembase_* methods.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime
+import ipaddress
 import json
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -112,6 +127,201 @@ def test_the_01x_providers_own_refusal_stays_what_it_is(httpserver: HTTPServer, 
     assert "stream_id required when payments are enabled" in err.value.msg
 
 
+# -- providers serving HTTPS only ---------------------------------------------------------------------------------
+LOOPBACK = "127.0.0.60"  # the address this suite binds (tests/unit/conftest.py)
+NGINX_400 = ("<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>\r\n"
+             "<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP request was sent to HTTPS port"
+             "</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+GO_400 = "Client sent an HTTP request to an HTTPS server.\n"  # Go's net/http, whose TLS servers answer this way
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for the test address (upstream's provider has an IP certificate), and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "golem-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class AsyncioTlsServer:
+    """TLS only, on an asyncio transport, as upstream's HTTPS edge serves the provider API (aiohttp's TCPSite with
+    an ssl context): a plain HTTP request fails the handshake and its connection is closed without a byte."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.handshakes = 0
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(lambda _loop, _context: None)  # "SSL handshake failed" is the point
+        self.server = self.loop.run_until_complete(asyncio.start_server(self._handle, LOOPBACK, 0, ssl=context))
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    async def _handle(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.handshakes += 1  # only a completed handshake gets here
+        writer.close()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class BlockingTlsServer:
+    """TLS only, on a blocking ssl socket: a plain HTTP request fails the handshake and its connection is reset."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.handshakes = 0
+        self.context = context
+        self.sock = socket.socket()
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                return
+            try:
+                conn.settimeout(5)
+                self.context.wrap_socket(conn, server_side=True).close()
+                self.handshakes += 1
+            except OSError:
+                conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class PlainDroppingServer:
+    """Plain TCP that takes the request and closes (``reset``: resets) without an answer, as a crashing server
+    does; it speaks no TLS, so it is not taken for an HTTPS-only provider."""
+
+    def __init__(self, reset: bool) -> None:
+        self.reset = reset
+        self.accepted = 0
+        self.sock = socket.socket()
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                return
+            self.accepted += 1
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+            except OSError:
+                pass
+            if self.reset:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(params=["asyncio", "blocking"])
+def tls_only(request: pytest.FixtureRequest, certificate: tuple[Path, Path]) -> Iterator[Any]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    server = AsyncioTlsServer(context) if request.param == "asyncio" else BlockingTlsServer(context)
+    yield server
+    server.close()
+
+
+def call_info(client: ProviderClient) -> Any:
+    return client.provider_info()
+
+
+def call_create(client: ProviderClient) -> Any:
+    return client.create_vm(build_create_request(name="vm-1", resources={"cpu": 1, "memory": 1, "storage": 10},
+                                                 ssh_key=KEY))
+
+
+@pytest.mark.parametrize("call, method, path", [(call_info, "GET", INFO), (call_create, "POST", "/api/v1/vms")])
+def test_a_provider_serving_https_only_is_named_unsupported(
+        tls_only: Any, call: Callable[[ProviderClient], Any], method: str, path: str) -> None:
+    base = f"http://{LOOPBACK}:{tls_only.port}"
+    with pytest.raises(UnsupportedProvider) as err:
+        call(ProviderClient(LOOPBACK, tls_only.port, retries=1, backoff_factor=0.01, backoff_jitter=0.01, timeout=5))
+    msg = err.value.msg
+    assert msg.startswith(f"provider at {base} serves its API over HTTPS only") and NOT_YET in msg
+    assert f"{method} {base}{path}" in msg and "got no HTTP answer" in msg
+    assert f"a TLS handshake with {LOOPBACK}:{tls_only.port} completes (TLSv1." in msg
+    assert "plain HTTP" in msg and "provider of the 0.1.x network" in msg and "provider_id or provider_ip" in msg
+    assert err.value.failure()["kind"] == "unsupported" and err.value.failure()["method"] == method
+    assert err.value.failure()["url"].startswith(f"{base}{path}") and err.value.status is None
+    for _wait in range(100):  # the server counts the handshake in its own thread
+        if tls_only.handshakes:
+            break
+        time.sleep(0.05)
+    assert tls_only.handshakes == 1, "one handshake tells, once the request's own tries are spent"
+
+
+@pytest.mark.parametrize("body, content_type", [(NGINX_400, "text/html"), (GO_400, "text/plain; charset=utf-8")])
+def test_an_https_server_refusing_plain_http_is_named_unsupported(
+        httpserver: HTTPServer, body: str, content_type: str) -> None:
+    # A TLS front (nginx, or Go's net/http) that answers a plain request on its HTTPS port with a 400 saying so.
+    httpserver.expect_request(INFO).respond_with_data(body, status=400, content_type=content_type)
+    with pytest.raises(UnsupportedProvider) as err:
+        provider(httpserver).provider_info()
+    msg = err.value.msg
+    assert "serves its API over HTTPS only" in msg and NOT_YET in msg
+    assert f"it answered GET {httpserver.url_for(INFO)} with HTTP 400" in msg and "HTTP request" in msg
+    assert err.value.status == 400 and err.value.failure()["kind"] == "unsupported"
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_a_plain_server_dropping_the_request_is_not_taken_for_an_https_one(reset: bool) -> None:
+    server = PlainDroppingServer(reset)
+    try:
+        with pytest.raises(ProviderError) as err:
+            ProviderClient(LOOPBACK, server.port, retries=0, timeout=5).provider_info()
+    finally:
+        server.close()
+    assert not isinstance(err.value, UnsupportedProvider)
+    assert f"could not talk to {LOOPBACK}:{server.port}" in err.value.msg and "HTTPS" not in err.value.msg
+    assert server.accepted == 2, "the request, then one TLS handshake that the server did not answer"
+
+
+def test_a_refused_connection_asks_no_tls_handshake(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    tried: list[Any] = []
+    monkeypatch.setattr(ssl.SSLContext, "wrap_socket", lambda *args, **kwargs: tried.append(args))
+    with pytest.raises(ProviderError) as err:
+        ProviderClient(LOOPBACK, closed_port, retries=0, timeout=5).provider_info()
+    assert not isinstance(err.value, UnsupportedProvider) and "connection refused" in err.value.msg
+    assert tried == []
+
+
+def test_an_01x_provider_answering_400_stays_what_it_is(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(INFO).respond_with_json({"detail": "Bad Request"}, status=400)
+    with pytest.raises(ProviderError) as err:
+        provider(httpserver).provider_info()
+    assert not isinstance(err.value, UnsupportedProvider) and "HTTP 400" in err.value.msg
+
+
 # -- central discovery --------------------------------------------------------------------------------------------
 GORILLA_400 = ("Bad Request\nwebsocket: the client is not using the websocket protocol: 'upgrade' token not found "
                "in 'Connection' header\n")
@@ -148,6 +358,42 @@ def test_a_404_from_something_else_is_not_taken_for_the_newer_discovery(httpserv
     with pytest.raises(DiscoveryError) as err:
         central(httpserver).list_advertisements()
     assert not isinstance(err.value, UnsupportedDiscovery) and "HTTP 404" in err.value.msg
+
+
+def test_a_websocket_only_discovery_is_named_unsupported_when_asked_for_one_advert(httpserver: HTTPServer) -> None:
+    # Identity proofs and pinned providers ask for one advert: Go's mux answers its route with a plain-text 404.
+    one = f"{ADS}/{PROVIDER}"
+    httpserver.expect_request(one).respond_with_data("404 page not found\n", status=404, content_type="text/plain")
+    httpserver.expect_request(WS).respond_with_data(GORILLA_400, status=400, content_type="text/plain")
+    with pytest.raises(UnsupportedDiscovery) as err:
+        central(httpserver).get_advertisement(PROVIDER)
+    msg = err.value.msg
+    assert "WebSocket-only discovery service" in msg and NOT_YET in msg
+    assert f"GET {httpserver.url_for(one)} answered HTTP 404" in msg
+    assert f"GET {httpserver.url_for(WS)} answered HTTP 400" in msg
+    assert "discovery_backend=golem_base" in msg and "discovery_url" in msg
+    assert err.value.failure()["kind"] == "unsupported" and err.value.failure()["status"] == 400
+
+
+def test_a_426_on_the_one_advert_route_is_named_unsupported(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(f"{ADS}/{PROVIDER}").respond_with_data("Upgrade Required", status=426)
+    with pytest.raises(UnsupportedDiscovery) as err:
+        central(httpserver).get_advertisement(PROVIDER)
+    assert "answered HTTP 426" in err.value.msg and "discovery_backend=golem_base" in err.value.msg
+
+
+def test_the_01x_discoverys_no_such_advert_is_still_none_asking_nothing_more(
+        httpserver: HTTPServer, fixture_json: Load) -> None:
+    httpserver.expect_request(f"{ADS}/{PROVIDER}").respond_with_json(
+        fixture_json("discovery_one_404.json"), status=404)
+    assert central(httpserver).get_advertisement(PROVIDER) is None
+    assert [entry[0].path for entry in httpserver.log] == [f"{ADS}/{PROVIDER}"]
+
+
+def test_a_404_for_one_advert_from_something_else_is_still_none(httpserver: HTTPServer) -> None:
+    for path in (f"{ADS}/{PROVIDER}", WS):
+        httpserver.expect_request(path).respond_with_data("404 page not found\n", status=404)
+    assert central(httpserver).get_advertisement(PROVIDER) is None
 
 
 # -- Golem Base / Arkiv -------------------------------------------------------------------------------------------
