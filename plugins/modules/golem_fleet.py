@@ -236,7 +236,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
     failure_message,
     member_name,
 )
-from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import build_payments
+from ansible_collections.golem.vm.plugins.module_utils.vm.payments import build_payments
 from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
     VM_MODULE_SETTINGS,

@@ -2,11 +2,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Where the modules find providers: one small interface, one driver per discovery backend.
 
-Drivers: ``central`` (a golem-vm-discovery server over HTTP, discovery_central.py) and
-``golem_base`` (adverts on chain, discovery_golem_base.py). Both give the same Advertisement
+Drivers: ``central`` (a golem-vm-discovery server over HTTP, central.py) and
+``golem_base`` (adverts on chain, golem_base.py). Both give the same Advertisement
 for the same advert, so placement, fleets and golem_provider_info do not know which one
 answered. A later backend (Arkiv, upstream's WebSocket discovery service) is one more class
-with these five members and one more line in ``open_discovery``.
+with these members and one more line in ``open_discovery``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.settings impor
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import Advertisement, parse_wire
 
 
-# Where upstream's newer, WebSocket-only discovery service takes requestors (reference §8).
+# Where upstream's newer, WebSocket-only discovery service takes requestors.
 WEBSOCKET_ROUTE = f"{API_PREFIX}/discovery/requestors"
 
 

@@ -5,7 +5,7 @@
 A lookup is two HTTP requests however many providers advertise: golembase_queryEntities with
 every filter in the query, then one JSON-RPC batch holding eth_blockNumber and each hit's
 golembase_getEntityMetaData (upstream's CLI makes 2 + N, through golem-base-sdk, which also opens
-a WebSocket). Reads need no key. The query is the one upstream's CLI builds (reference §1.2).
+a WebSocket). Reads need no key. The query is the one upstream's CLI builds.
 """
 
 from __future__ import annotations

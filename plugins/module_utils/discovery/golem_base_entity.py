@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A Golem Base entity's metadata made into the same Advertisement central discovery gives.
 
-Upstream's provider advertiser writes one entity per provider, signed with the provider's own key
-(reference §1.2): string annotations for its identity, address and prices (floats as strings),
+Upstream's provider advertiser writes one entity per provider, signed with the provider's own key:
+string annotations for its identity, address and prices (floats as strings),
 numeric ones for its free CPU, memory and storage. Anyone can write entities, so each is judged
 on its own: an entity that is not such an advert, or that its provider did not sign, is refused
 with a message naming its key and the annotation at fault; the caller skips it with a warning.

@@ -3,7 +3,7 @@
 """Recognising upstream's newer, unreleased protocol where the public network may already run it.
 
 This version speaks the 0.1.x protocol (native-ETH streams, Golem Base, HTTP discovery). Upstream's
-next one (reference §8) pays GLM as an ERC-20 token on Ethereum Hoodi against provider-signed lease
+next one pays GLM as an ERC-20 token on Ethereum Hoodi against provider-signed lease
 quotes, advertises on Arkiv (Golem Base renamed), runs its central discovery over WebSocket only and
 serves the provider API over HTTPS (its HTTPS edge, port 443 by default, with an IP certificate).
 A server that answers that way would otherwise surface as a refused stream, a "not a Golem Base node",

@@ -8,9 +8,10 @@ Invariants (each one a way a paid-for VM could otherwise be lost):
   status ``error`` when the VM may still exist (the next run settles it);
 * a placement whose create failed is left for the next one only when its VM is known gone.
 
-``CreateHooks`` are the two places the payment step plugs in: ``before_post`` (e.g. open a
-stream for this provider; what it returns goes into the request and the row) and
-``after_failure`` (e.g. terminate that stream once the VM is known not to exist).
+The payment step plugs in through ``CreateHooks`` (create_hooks.py): ``before_post`` (e.g. open a
+stream for this provider; what it returns goes into the request and the row), ``after_failure``
+(e.g. terminate that stream once the VM is known not to exist), the check-mode bill and a stream
+carried over from an unfinished create.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES, ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import DEFAULT_IMAGE, CreateJob, VMInfo, build_create_request
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.vm.create_hooks import CreateHooks
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.waits import JobFailed, VMWaiter, delete_verified
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want
@@ -48,35 +50,6 @@ class Outcome:
     request: dict[str, Any] | None = None
     # Check mode: what the create would pay (CreateHooks.bill); None when it pays nothing.
     bill: dict[str, Any] | None = None
-
-
-class CreateHooks:
-    """Extension points of the create transaction; the default does nothing."""
-
-    def bill(self, placement: Placement, client: Any, spec: ResourceSpec) -> dict[str, Any] | None:
-        """Check mode: what a create on ``placement`` would pay, or None when it pays nothing. Reads only;
-        raises as ``before_post`` would, so check mode refuses what a real run would refuse."""
-        return None
-
-    def before_post(self, placement: Placement, client: Any, spec: ResourceSpec,
-                    note: Callable[[dict[str, Any]], None], act: Callable[[str], None], name: str) -> dict[str, Any]:
-        """Runs after the row of VM ``name`` is written and before the POST; returns fields for the
-        request (``stream_id``) and the row (a None value removes a key). ``note(config)`` records
-        something at once (a transaction hash), so a failure right after it still leaves it in the row."""
-        return {}
-
-    def after_failure(self, placement: Placement, record: VMRecord | None, vm_gone: bool,
-                      act: Callable[[str], None]) -> None:
-        """Runs after a failed create on ``placement``; ``vm_gone`` when the VM is known not to exist.
-
-        ``record`` is the row as it stands (None if there was none). Raising a GolemError keeps
-        the row, with status error, for the next run to settle.
-        """
-
-    def carried(self, name: str, placement: Placement) -> dict[str, Any]:
-        """Config keys a new row for ``name`` on ``placement`` starts with (a stream an earlier, unfinished
-        create paid)."""
-        return {}
 
 
 class CreateTransaction:

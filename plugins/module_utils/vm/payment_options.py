@@ -14,12 +14,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.network import DEFAULT_MAX_FEE_PER_GAS_GWEI, check_fee_cap
-from ansible_collections.golem.vm.plugins.module_utils.chain.terms import DEFAULT_MAX_GLM_PER_MONTH, check_cap, check_hours
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import check_hours
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
-from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
@@ -78,32 +76,3 @@ def chain_factory(params: dict[str, Any], *, lock_dir: str, deadline: Deadline, 
                            max_fee_wei=check_fee_cap(params.get("max_fee_per_gas_gwei", DEFAULT_MAX_FEE_PER_GAS_GWEI)))
 
     return build
-
-
-def pricing_lookup(discovery: Callable[[], Any]) -> Callable[[Placement, str], dict[str, Any] | None]:
-    """A placement's advertised prices: carried from discovery, or asked for by the id the provider gives."""
-
-    def pricing(placement: Placement, provider_id: str) -> dict[str, Any] | None:
-        if placement.pricing is not None:
-            return placement.pricing
-        try:
-            ad = discovery().get_advertisement(placement.provider_id or provider_id)
-        except GolemError:
-            return None
-        return ad.pricing.model_dump() if ad is not None and ad.pricing is not None else None
-
-    return pricing
-
-
-def build_payments(params: dict[str, Any], *, local_dir: str, deadline: Deadline, discovery: Callable[[], Any],
-                   warn: Callable[[str], None], store: Any = None) -> StreamPayments:
-    """golem_vm's and golem_fleet's payments: checked options, a lazy chain client, the adverts' prices.
-
-    ``local_dir`` holds this controller's nonce lock (beside the state file)."""
-    check_payment_options(params)
-    return StreamPayments(chain_factory(params, lock_dir=local_dir, deadline=deadline, store=store),
-                          can_pay=bool(params.get("ethereum_private_key")), hours=params["payment_hours"],
-                          deadline=deadline, pricing_for=pricing_lookup(discovery),
-                          given_stream=params.get("stream_id"), warn=warn,
-                          max_glm_per_month=check_cap(params.get("max_glm_per_month", DEFAULT_MAX_GLM_PER_MONTH)),
-                          network=params.get("payments_network"), contract=params.get("stream_payment_address"))

@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any
 from ansible_collections.golem.vm.plugins.module_utils.chain.network import check_contract
 from ansible_collections.golem.vm.plugins.module_utils.chain.runway import refund_at
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import (
-    StreamTerms, bill_of, over_cap, requires_payment, stream_terms, succeeded)
+    DEFAULT_MAX_GLM_PER_MONTH, StreamTerms, bill_of, check_cap, over_cap, requires_payment, stream_terms, succeeded)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
     GolemError, IdentityError, NotSent, PaymentError, PaymentPending, TimeoutError_)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm.create import CreateHooks
+from ansible_collections.golem.vm.plugins.module_utils.vm.create_hooks import CreateHooks
+from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import check_payment_options, chain_factory
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 
 if TYPE_CHECKING:  # the chain's module imports eth-account: only a task that pays loads it
@@ -374,3 +375,32 @@ class StreamPayments(CreateHooks):
         self.warn(f"VM {record.name}'s stream transaction {tx} is unknown to payments RPC {chain.rpc_url}: it was "
                   "never mined, so it opened no stream")
         return None
+
+
+def pricing_lookup(discovery: Callable[[], Any]) -> Callable[[Placement, str], dict[str, Any] | None]:
+    """A placement's advertised prices: carried from discovery, or asked for by the id the provider gives."""
+
+    def pricing(placement: Placement, provider_id: str) -> dict[str, Any] | None:
+        if placement.pricing is not None:
+            return placement.pricing
+        try:
+            ad = discovery().get_advertisement(placement.provider_id or provider_id)
+        except GolemError:
+            return None
+        return ad.pricing.model_dump() if ad is not None and ad.pricing is not None else None
+
+    return pricing
+
+
+def build_payments(params: dict[str, Any], *, local_dir: str, deadline: Deadline, discovery: Callable[[], Any],
+                   warn: Callable[[str], None], store: Any = None) -> StreamPayments:
+    """golem_vm's and golem_fleet's payments: checked options, a lazy chain client, the adverts' prices.
+
+    ``local_dir`` holds this controller's nonce lock (beside the state file)."""
+    check_payment_options(params)
+    return StreamPayments(chain_factory(params, lock_dir=local_dir, deadline=deadline, store=store),
+                          can_pay=bool(params.get("ethereum_private_key")), hours=params["payment_hours"],
+                          deadline=deadline, pricing_for=pricing_lookup(discovery),
+                          given_stream=params.get("stream_id"), warn=warn,
+                          max_glm_per_month=check_cap(params.get("max_glm_per_month", DEFAULT_MAX_GLM_PER_MONTH)),
+                          network=params.get("payments_network"), contract=params.get("stream_payment_address"))

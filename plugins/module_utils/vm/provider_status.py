@@ -2,11 +2,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A refresh, providers' half: each VM's live status from its provider, concurrently, in one time budget.
 
-Used by the inventory's ``refresh: true`` and golem_vm_info's, through module_utils.vm_refresh.
+Used by the inventory's ``refresh: true`` and golem_vm_info's, through vm/refresh.py.
 
 Only ``GET /api/v1/vms/NAME`` is ever sent. The list endpoint ``GET /api/v1/vms`` would be one call
 per provider, but upstream providers drop the name mapping of every VM whose launch is still in
-flight while they answer it, killing those creates (reference §6).
+flight while they answer it, killing those creates.
 
 A provider that cannot be reached marks its VMs unreachable; the rest of its VMs are not asked,
 so a dead provider costs one connection attempt, not one per VM. A VM is reported missing only

@@ -99,7 +99,7 @@ class VMWaiter:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def access(self, client: Any) -> AccessInfo:
-        # Under load a VM can be running while /access still has no port (reference §6).
+        # Under load a VM can be running while /access still has no port.
         for _tick in self.poll(f"waiting for the SSH port of VM {self.name}"):
             access = client.get_access(self.name)
             if access.ssh_port:

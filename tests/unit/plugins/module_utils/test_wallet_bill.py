@@ -20,7 +20,7 @@ from ansible_collections.golem.vm.plugins.module_utils.provider.identity import 
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import Advertisement, ProviderInfo
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
-from ansible_collections.golem.vm.plugins.module_utils.vm.create import CreateHooks
+from ansible_collections.golem.vm.plugins.module_utils.vm.create_hooks import CreateHooks
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
