@@ -32,6 +32,8 @@ class Discovery(Protocol):
     source: str
     # The URL a failure's ``failure.url`` names.
     url: str
+    # Added to "provider X is not known to <source>": where else such a provider may advertise.
+    not_found_hint: str
 
     def set_deadline(self, deadline: Any) -> None:
         """No request made after this outlives ``deadline`` (the task's time budget)."""

@@ -28,6 +28,7 @@ class DiscoveryClient:
     """GET /api/v1/advertisements and /api/v1/advertisements/{provider_id} of a central discovery server."""
 
     backend = "central"
+    not_found_hint = ""
 
     def __init__(self, base_url: str = DEFAULT_DISCOVERY_URL, **http_options: Any) -> None:
         http_options.setdefault("hint", "check discovery_url and that the discovery service is up")

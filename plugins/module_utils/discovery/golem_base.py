@@ -41,6 +41,8 @@ class GolemBaseDiscovery:
     """Adverts of ``network`` (and ``payments_network``; None: any) on the Golem Base node at ``rpc_url``."""
 
     backend = "golem_base"
+    not_found_hint = (" (providers of the MVP era advertise only on the central discovery service: for one of them, "
+                      "set discovery_backend=central)")
 
     def __init__(self, rpc_url: str = DEFAULT_GOLEM_BASE_RPC_URL, *, network: str = "mainnet",
                  payments_network: str | None = "l2.holesky", **http_options: Any) -> None:

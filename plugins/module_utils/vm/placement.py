@@ -158,9 +158,7 @@ class Placer:
         if ad is None:
             raise ValidationError(
                 f"provider_id {pinned.provider_id} is not known to {self.discovery.source}"
-                + ("" if self.discovery.backend == "central" else
-                   " (providers of the MVP era advertise only on the central discovery service: for one of them, "
-                   "set discovery_backend=central)"),
+                f"{self.discovery.not_found_hint}",
                 field="provider_id",
                 value=pinned.provider_id,
             )

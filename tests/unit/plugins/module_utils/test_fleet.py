@@ -67,6 +67,7 @@ class FakeDiscovery:
     """A discovery driver (module_utils/discovery/backends.py's interface) listing ``ads``."""
 
     backend = "central"
+    not_found_hint = ""
     source = "discovery http://127.0.0.1:9001"
     url = "http://127.0.0.1:9001/api/v1/advertisements"
 

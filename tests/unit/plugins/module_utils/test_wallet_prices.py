@@ -51,6 +51,7 @@ class Discovery:
     """A discovery driver listing ``ads``; each list_advertisements call is counted."""
 
     backend = "central"
+    not_found_hint = ""
     source = "discovery http://127.0.0.1:9001"
     url = "http://127.0.0.1:9001/api/v1/advertisements"
 
