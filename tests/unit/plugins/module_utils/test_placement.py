@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError
+from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
+from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base import GolemBaseDiscovery
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placer
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
@@ -49,3 +51,19 @@ def test_without_an_address_discovery_down_fails_the_placement(pinned: Placement
     with pytest.raises(DiscoveryError) as err:
         placer(DownDiscovery(), pinned, []).candidates()
     assert err.value is DOWN
+
+
+@pytest.mark.parametrize("driver, hinted", [(DiscoveryClient, False), (GolemBaseDiscovery, True)])
+def test_an_unknown_provider_id_names_where_else_it_may_advertise(driver: type, hinted: bool) -> None:
+    class Empty(driver):  # the real driver's messages, with no adverts behind them
+        def __init__(self) -> None:  # pylint: disable=super-init-not-called
+            self.source = "discovery"
+
+        def get_advertisement(self, provider_id: str) -> None:
+            return None
+
+    with pytest.raises(ValidationError) as caught:
+        Placer(lambda: Empty(), spec=SIZES["small"], provider_port=7466, pinned=Placement(None, 7466, "0xabc", None),
+               country=None, platform=None, strategy="cheapest", warn=print).candidates()
+    assert caught.value.field == "provider_id" and "provider_id 0xabc is not known to discovery" in caught.value.msg
+    assert ("set discovery_backend=central" in caught.value.msg) is hinted
