@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import RecordedEndpoints, host_pattern, keys_of
 from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import LiveStatus, effective_status
 from ansible_collections.golem.vm.plugins.module_utils.vm.refresh import refresh_fields, runway_low

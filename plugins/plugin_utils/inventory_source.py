@@ -17,7 +17,8 @@ from typing import Any
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state.postgres_url import parse_state_url
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord, check_state_path
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import FILTER_KEYS, VMFilter
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts, RecordedEndpoints
 from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import LiveStatus

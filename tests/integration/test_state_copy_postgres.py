@@ -13,8 +13,8 @@ import pytest
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError
 from ansible_collections.golem.vm.plugins.module_utils.state.postgres import PostgresStateStore
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.state.transfer import copy_state
 
 # Fixtures are used by name, which linters cannot see.

@@ -123,7 +123,7 @@ class ValidationError(GolemError):
 
 
 class StateError(GolemError):
-    """The local state file could not be read or written."""
+    """The state (the SQLite file or the PostgreSQL database) could not be read or written."""
 
     kind = "state"
 

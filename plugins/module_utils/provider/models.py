@@ -26,6 +26,8 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.resources impo
     memory_problem,
     storage_problem,
 )
+# Defined with the state, so a row, the wire and the VM filters name statuses alike.
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import VMStatus
 
 try:
     from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -131,15 +133,6 @@ def _as_utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
-
-
-class VMStatus(str, Enum):
-    CREATING = "creating"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    ERROR = "error"
-    DELETED = "deleted"
 
 
 class JobStatus(str, Enum):

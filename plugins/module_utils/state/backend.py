@@ -2,15 +2,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one interface to the state, whoever stores it.
 
-Two implementations, picked by ``state_open.open_store``:
+Two implementations, picked by ``open_store.open_store``:
 
-* ``state_sqlite.SQLiteStateStore``: the upstream CLI's SQLite file (``state.StateStore``)
+* ``sqlite_backend.SQLiteStateStore``: the upstream CLI's SQLite file (``sqlite_file.StateStore``)
   plus a per-name lock, for one controller;
-* ``state_postgres.PostgresStateStore``: one PostgreSQL database a team shares.
+* ``postgres.PostgresStateStore``: one PostgreSQL database a team shares.
 
 Both keep the same rows (upstream's ``vms`` columns, ``config`` as JSON text, every key of
-ours in it) and raise ``StateError`` with a message naming the file or the server, never a
-password.
+ours in it; see ``rows.py``) and raise ``StateError`` with a message naming the file or the
+server, never a password.
 
 ``lock(name, timeout=...)`` is what makes two controllers asking for the same VM name at
 the same time create one VM: a create holds it from "is there a row?" to "the row says
@@ -23,30 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.rows import RawChange, RawRow
 
-# Long enough for a create (placement, provider job, SSH wait); callers pass their own budget.
-DEFAULT_NAME_LOCK_TIMEOUT = 600.0
-
-
-class RawRow(NamedTuple):
-    """One ``vms`` row exactly as stored (config unparsed), for copying between backends."""
-
-    name: str
-    provider_ip: str
-    vm_id: str
-    config: str
-    status: str
-    created_at: str | None
-
-
-class RawChange(NamedTuple):
-    """Write ``after``, provided the row is still ``before`` (None: still absent)."""
-
-    before: RawRow | None
-    after: RawRow
+# How long a call waits for another writer's lock, on either backend, before it gives up.
+BUSY_TIMEOUT = 30.0
 
 
 class NameLock(Protocol):
@@ -63,7 +46,7 @@ class NameLock(Protocol):
 
 
 class StateBackend(Protocol):
-    """The state store's interface; see ``state.StateStore`` for the semantics of each call."""
+    """The state store's interface; ``row_store.RowStore`` and ``sqlite_file.StateStore`` say what each call does."""
 
     @property
     def location(self) -> str:
@@ -99,29 +82,3 @@ class StateBackend(Protocol):
         """Write every change in one transaction, or none of them if any row is no longer ``before``."""
 
     def close(self) -> None: ...
-
-
-def text_or_none(value: Any) -> str | None:
-    """A column value as text: SQLite may hand back int or bytes for a TEXT column."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="surrogateescape")
-    return str(value)
-
-
-def raw_row(row: Sequence[Any]) -> RawRow:
-    name, provider_ip, vm_id, config, status, created_at = row
-    return RawRow(
-        name=text_or_none(name) or "",
-        provider_ip=text_or_none(provider_ip) or "",
-        vm_id=text_or_none(vm_id) or "",
-        config=text_or_none(config) or "",
-        status=text_or_none(status) or "",
-        created_at=text_or_none(created_at),
-    )
-
-
-def changed_under_us(location: str, name: str) -> str:
-    return (f"row {name!r} in {location} changed while it was being copied (another controller wrote it); "
-            "nothing was copied: run the copy again")

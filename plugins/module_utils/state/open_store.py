@@ -4,7 +4,7 @@
 
 A ``postgresql://`` URL gives the PostgreSQL store (and only then is psycopg imported);
 otherwise the SQLite file at ``state_path`` (or the default path). Both satisfy
-``state_backend.StateBackend``.
+``backend.StateBackend``.
 """
 
 from __future__ import annotations

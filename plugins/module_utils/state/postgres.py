@@ -1,12 +1,13 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The state in one PostgreSQL database, so a team's controllers share it (issue #16).
+"""The state in one PostgreSQL database, so a team's controllers share it.
 
-Same rows, same VMRecord, same guarantees as the SQLite file (state.py): every write is
+Same rows, same VMRecord, same guarantees as the SQLite file (sqlite_file.py): every write is
 one short transaction; ``set_status`` reads, merges and writes under a row lock so no
 concurrent writer's key is lost; readers never create anything; failures are StateError
 naming ``user@host:port/dbname`` and never the password (libpq's messages are scrubbed of
-it too). Schema and migrations: state_postgres_schema.py.
+it too). Schema and migrations: postgres_schema.py. ``get``, ``list``, ``raw_rows`` and
+``set_status`` are ``row_store.RowStore``'s, in PostgreSQL's SQL (``POSTGRES``).
 
 Connections: one per store object, opened on first use, reopened after an error, never
 shared across a fork. The password comes from the URL, ``PGPASSWORD`` or a passfile,
@@ -28,17 +29,12 @@ import os
 import re
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.state.backend import (
-    RawChange,
-    RawRow,
-    changed_under_us,
-    raw_row,
-)
+from ansible_collections.golem.vm.plugins.module_utils.state.backend import BUSY_TIMEOUT
 from ansible_collections.golem.vm.plugins.module_utils.state.postgres_schema import (
     MIGRATIONS,
     Migration,
@@ -48,15 +44,17 @@ from ansible_collections.golem.vm.plugins.module_utils.state.postgres_schema imp
     name_lock_key,
 )
 from ansible_collections.golem.vm.plugins.module_utils.state.postgres_url import environment_secrets, parse_state_url
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import (
-    BUSY_TIMEOUT,
-    VMRecord,
-    _as_list,
-    _check_status,
-    _dump_config,
-    _row_to_record,
-    utc_now,
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.row_store import Dialect, RowStore
+from ansible_collections.golem.vm.plugins.module_utils.state.rows import (
+    COLUMNS,
+    RawChange,
+    changed_under_us,
+    dump_config,
+    record_from_row,
+    stamped,
 )
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import check_status
 
 try:
     import psycopg
@@ -71,7 +69,15 @@ else:
 
 PSYCOPG_LIBRARY = "psycopg[binary] >= 3.1"
 CONNECT_TIMEOUT = 10
-_COLUMNS = "name, provider_ip, vm_id, config, status, created_at"
+POSTGRES = Dialect(
+    placeholder="%s",
+    # "C" compares bytes, as Python compares str; the database's default collation may not.
+    name_order='name COLLATE "C"',
+    # A second writer waits here, then merges into this one's result.
+    row_lock=" FOR UPDATE",
+    # Lists go as arrays (= ANY(%s)), so there is no IN-list cap.
+    max_in_list=None,
+)
 # How soon the server drops the session (and so the name lock) of a holder that vanished
 # from the network: idle 30 s, then 3 probes 10 s apart. Set per session; no effect on a socket.
 _LOCK_KEEPALIVES = (("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "3"))
@@ -97,10 +103,11 @@ class _PgNameLock:
             ) from None
 
 
-class PostgresStateStore:
+class PostgresStateStore(RowStore):
     """The ``vms`` table in a PostgreSQL database; see the module docstring."""
 
     backend = "postgresql"
+    dialect = POSTGRES
 
     def __init__(
         self,
@@ -142,39 +149,6 @@ class PostgresStateStore:
         return bool(self._run("read", lambda c: c.execute("SELECT to_regclass('vms') IS NOT NULL").fetchone()[0],
                               retry=True))
 
-    def get(self, name: str) -> VMRecord | None:
-        rows = self._select(f"SELECT {_COLUMNS} FROM vms WHERE name = %s", (name,))
-        return _row_to_record(rows[0]) if rows else None
-
-    def list(
-        self,
-        statuses: Iterable[str] | str | None = None,
-        names: Iterable[str] | str | None = None,
-        providers: Iterable[str] | str | None = None,
-    ) -> list[VMRecord]:
-        """As ``StateStore.list``; names and statuses go as arrays, so there is no IN-list cap."""
-        status_list = _as_list(statuses)
-        name_list = _as_list(names)
-        provider_set = set(_as_list(providers) or ()) if providers is not None else None
-        if status_list == [] or name_list == [] or provider_set == set():
-            return []
-        clauses: list[str] = []
-        params: list[Any] = []
-        if status_list is not None:
-            clauses.append("status = ANY(%s)")
-            params.append(status_list)
-        if name_list is not None:
-            clauses.append("name = ANY(%s)")
-            params.append(name_list)
-        sql = f"SELECT {_COLUMNS} FROM vms" + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        records = [_row_to_record(row) for row in self._select(sql + ' ORDER BY name COLLATE "C"', tuple(params))]
-        if provider_set is not None:
-            records = [r for r in records if r.provider_ip in provider_set or r.provider_id in provider_set]
-        return records
-
-    def raw_rows(self) -> list[RawRow]:
-        return [raw_row(r) for r in self._select(f'SELECT {_COLUMNS} FROM vms ORDER BY name COLLATE "C"', ())]
-
     # --- writing ---------------------------------------------------------------------
 
     def upsert(self, record: VMRecord) -> VMRecord:
@@ -183,51 +157,20 @@ class PostgresStateStore:
             value = getattr(record, attr)
             if not isinstance(value, str) or not value:
                 raise ValidationError(f"{attr} must be a non-empty string", field=attr, value=value)
-        _check_status(record.status)
-        config = dict(record.config)
-        config["updated_at"] = utc_now()
-        config_json = _dump_config(record.name, config)
+        check_status(record.status)
+        config_json = dump_config(record.name, stamped(record.config))
 
         def write(conn: Any) -> VMRecord:
             row = conn.execute(
-                f"INSERT INTO vms ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, "
+                f"INSERT INTO vms ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, "
                 "COALESCE(%s, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'))) "
                 "ON CONFLICT (name) DO UPDATE SET provider_ip = EXCLUDED.provider_ip, vm_id = EXCLUDED.vm_id, "
-                f"config = EXCLUDED.config, status = EXCLUDED.status RETURNING {_COLUMNS}",
+                f"config = EXCLUDED.config, status = EXCLUDED.status RETURNING {COLUMNS}",
                 (record.name, record.provider_ip, record.vm_id, config_json, record.status, record.created_at),
             ).fetchone()
-            return _row_to_record(row)
+            return record_from_row(row)
 
         return self._write(write, create=True)
-
-    def set_status(self, name: str, status: str, **config_updates: Any) -> VMRecord | None:
-        """As ``StateStore.set_status``: None when there is no row ``name`` (and nothing is created)."""
-        _check_status(status)
-
-        def write(conn: Any) -> VMRecord | None:
-            with conn.transaction():
-                # FOR UPDATE: a second writer waits here, then merges into this one's result.
-                row = conn.execute(f"SELECT {_COLUMNS} FROM vms WHERE name = %s FOR UPDATE", (name,)).fetchone()
-                if row is None:
-                    return None
-                current = _row_to_record(row)
-                if current.config_error is not None:
-                    raise StateError(f"{current.config_error}; fix or delete that row in PostgreSQL at "
-                                     f"{self.location} before updating it")
-                config = dict(current.config)
-                for key, value in config_updates.items():
-                    if value is None:
-                        config.pop(key, None)
-                    else:
-                        config[key] = value
-                config["updated_at"] = utc_now()
-                conn.execute("UPDATE vms SET status = %s, config = %s WHERE name = %s",
-                             (status, _dump_config(name, config), name))
-                current.status = status
-                current.config = config
-                return current
-
-        return self._write(write, create=False, absent=None)
 
     def delete(self, name: str) -> bool:
         """Remove the row ``name``; True if there was one. An empty database is left empty."""
@@ -244,16 +187,13 @@ class PostgresStateStore:
                     name = change.after.name
                     # Inserting a row that is not there yet cannot lock it: ON CONFLICT DO NOTHING
                     # plus the check below catches a concurrent insert instead.
-                    found = conn.execute(f"SELECT {_COLUMNS} FROM vms WHERE name = %s FOR UPDATE",
-                                         (name,)).fetchone()
-                    if (raw_row(found) if found is not None else None) != change.before:
-                        raise StateError(changed_under_us(f"PostgreSQL at {self.location}", name))
+                    self._check_unchanged(conn, change)
                     if change.before is None:
                         inserted = conn.execute(
-                            f"INSERT INTO vms ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                            f"INSERT INTO vms ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
                             tuple(change.after)).rowcount
                         if inserted != 1:
-                            raise StateError(changed_under_us(f"PostgreSQL at {self.location}", name))
+                            raise StateError(changed_under_us(self._where, name))
                     else:
                         conn.execute("UPDATE vms SET provider_ip = %s, vm_id = %s, config = %s, status = %s, "
                                      "created_at = %s WHERE name = %s", (*change.after[1:], name))
@@ -356,6 +296,10 @@ class PostgresStateStore:
                 self.close()  # the next call starts on a fresh connection
             raise self._state_error(exc, action, conn) from None
 
+    @property
+    def _where(self) -> str:
+        return f"PostgreSQL at {self.location}"
+
     def _select(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         def read(conn: Any) -> list[tuple[Any, ...]]:
             try:
@@ -364,6 +308,13 @@ class PostgresStateStore:
                 return []  # nothing created yet, as a missing state file reads as empty
 
         return self._run("read", read, retry=True)
+
+    def _update_existing(self, work: Callable[[Any], _T]) -> _T | None:
+        def in_transaction(conn: Any) -> _T:
+            with conn.transaction():
+                return work(conn)
+
+        return self._write(in_transaction, create=False, absent=None)
 
     def _write(self, work: Callable[[Any], _T], *, create: bool, absent: Any = None) -> _T:
         def run(conn: Any) -> _T:

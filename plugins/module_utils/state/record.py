@@ -3,7 +3,7 @@
 """One row of the state: a VM as recorded, with typed readers over its config JSON.
 
 The config keys the upstream CLI reads are ``cpu, memory, storage, ssh_port, stream_id``; the
-rest are ours (see state.py). Readers never trust a value's type: rows may come from the CLI,
+rest are ours (see sqlite_file.py). Readers never trust a value's type: rows may come from the CLI,
 an older collection, or a hand edit.
 """
 

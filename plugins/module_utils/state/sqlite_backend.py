@@ -1,8 +1,8 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The SQLite state file behind the backend interface: ``StateStore`` plus a name lock and raw rows.
+"""The SQLite state file behind the backend interface: ``StateStore`` plus a name lock and raw writes.
 
-``StateStore`` (state.py) is unchanged; this subclass adds what ``state_backend.StateBackend``
+``StateStore`` (sqlite_file.py) is unchanged; this subclass adds what ``backend.StateBackend``
 asks for beyond it, so code written against the interface runs on either backend.
 
 The name lock is an exclusive ``flock`` on a sidecar file per name, in ``<state file>.locks/``
@@ -10,7 +10,7 @@ The name lock is an exclusive ``flock`` on a sidecar file per name, in ``<state 
 the open file, not to the process, so two locks on one name conflict even inside one
 process, as two PostgreSQL sessions do; the kernel drops it when the holder dies. The lock
 files are never removed: unlinking one while another process waits on it would let two
-holders in at once (see ``_files.file_lock``). They are empty; one per name ever locked.
+holders in at once (see ``foundation.files.file_lock``). They are empty; one per name ever locked.
 """
 
 from __future__ import annotations
@@ -23,15 +23,8 @@ from contextlib import ExitStack, contextmanager
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.files import ensure_private_dir, file_lock
-from ansible_collections.golem.vm.plugins.module_utils.state.backend import (
-    RawChange,
-    RawRow,
-    changed_under_us,
-    raw_row,
-)
+from ansible_collections.golem.vm.plugins.module_utils.state.rows import COLUMNS, RawChange
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
-
-_RAW_COLUMNS = "name, provider_ip, vm_id, config, status, created_at"
 
 
 class _FileNameLock:
@@ -46,12 +39,6 @@ class _FileNameLock:
 
 
 class SQLiteStateStore(StateStore):
-    backend = "sqlite"
-
-    @property
-    def location(self) -> str:
-        return self.path
-
     def lock_path(self, name: str) -> str:
         digest = hashlib.sha256(name.encode("utf-8", errors="surrogatepass")).hexdigest()[:40]
         return os.path.join(self.path + ".locks", digest + ".lock")
@@ -74,11 +61,7 @@ class SQLiteStateStore(StateStore):
                 raise
             yield _FileNameLock(name, path)
 
-    # --- raw rows, for the copy tool ------------------------------------------------------
-
-    def raw_rows(self) -> list[RawRow]:
-        # SQLite's BINARY collation compares UTF-8 bytes, which orders as Python compares str.
-        return [raw_row(r) for r in self._read(f"SELECT {_RAW_COLUMNS} FROM vms ORDER BY name", ())]
+    # --- raw writes, for the copy tool ----------------------------------------------------
 
     def apply_raw(self, changes: Sequence[RawChange]) -> int:
         if not changes:
@@ -86,13 +69,10 @@ class SQLiteStateStore(StateStore):
 
         def write(conn: sqlite3.Connection) -> int:
             for change in changes:
-                name = change.after.name
-                found = conn.execute(f"SELECT {_RAW_COLUMNS} FROM vms WHERE name = ?", (name,)).fetchone()
-                if (raw_row(found) if found is not None else None) != change.before:
-                    raise StateError(changed_under_us(self.path, name))
+                self._check_unchanged(conn, change)
                 after = change.after
                 conn.execute(
-                    f"INSERT INTO vms ({_RAW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+                    f"INSERT INTO vms ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT(name) DO UPDATE SET provider_ip = excluded.provider_ip, vm_id = excluded.vm_id, "
                     "config = excluded.config, status = excluded.status, created_at = excluded.created_at",
                     tuple(after),

@@ -21,17 +21,14 @@ Readers never create anything; writers create the directory 0700 and the file 06
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation import wire_json
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.files import (
@@ -39,9 +36,11 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.files import (
     ensure_private_dir,
     tighten_mode,
 )
+from ansible_collections.golem.vm.plugins.module_utils.state.backend import BUSY_TIMEOUT
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
-
-__all__ = ["StateStore", "VMRecord", "check_state_path"]
+from ansible_collections.golem.vm.plugins.module_utils.state.row_store import Dialect, RowStore
+from ansible_collections.golem.vm.plugins.module_utils.state.rows import COLUMNS, dump_config, record_from_row, stamped
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import check_status
 
 # Byte-for-byte what we execute; upstream's own statement differs only in whitespace.
 UPSTREAM_SCHEMA = (
@@ -49,18 +48,18 @@ UPSTREAM_SCHEMA = (
     "vm_id TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'running', "
     "created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)"
 )
-STATUSES = ("creating", "running", "stopped", "error")
-BUSY_TIMEOUT = 30.0
 
-# Named columns, never SELECT *: some upstream versions added an ssh_key_name column.
-_COLUMNS = "name, provider_ip, vm_id, config, status, created_at"
-# Past this many names an IN (...) list stops paying off; filter in Python instead.
-_MAX_SQL_NAMES = 500
+SQLITE = Dialect(
+    placeholder="?",
+    # SQLite's BINARY collation compares UTF-8 bytes, which orders as Python compares str.
+    name_order="name",
+    # No row locks: every write runs in BEGIN IMMEDIATE, which already keeps other writers out.
+    row_lock="",
+    max_in_list=500,
+)
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 _T = TypeVar("_T")
-
-
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def check_state_path(path: str, field: str = "state_path") -> None:
@@ -96,59 +95,14 @@ def check_state_path(path: str, field: str = "state_path") -> None:
                               field=field, value=path)
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+class StateStore(RowStore):
+    """The ``vms`` table in one SQLite file; every call opens, uses and closes its own connection.
 
-
-def _row_to_record(row: tuple[Any, ...]) -> VMRecord:
-    name, provider_ip, vm_id, raw_config, status, created_at = row
-    record = VMRecord(
-        name=str(name),
-        provider_ip="" if provider_ip is None else str(provider_ip),
-        vm_id="" if vm_id is None else str(vm_id),
-        status="" if status is None else str(status),
-        created_at=None if created_at is None else str(created_at),
-    )
-    try:
-        config = wire_json.loads(raw_config)
-    except (TypeError, ValueError) as exc:
-        record.config_error = f"config of VM {record.name!r} is not valid JSON: {exc}"
-        return record
-    if not isinstance(config, dict):
-        record.config_error = f"config of VM {record.name!r} is JSON {type(config).__name__}, not an object"
-        return record
-    record.config = config
-    return record
-
-
-def _check_status(status: str) -> None:
-    if status not in STATUSES:
-        raise ValidationError(
-            f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status", value=status
-        )
-
-
-def _dump_config(name: str, config: Mapping[str, Any]) -> str:
-    try:
-        return json.dumps(dict(config), sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"config of VM {name!r} cannot be stored as JSON: {exc}", field="config", value=None
-        ) from exc
-
-
-def _as_list(values: Iterable[str] | str | None) -> list[str] | None:
-    if values is None:
-        return None
-    if isinstance(values, str):
-        return [values]
-    return [str(v) for v in values]
-
-
-class StateStore:
-    """The ``vms`` table in one SQLite file; every call opens, uses and closes its own connection."""
+    ``get``, ``list``, ``raw_rows`` and ``set_status`` come from ``RowStore``, in SQLite's SQL.
+    """
 
     backend = "sqlite"
+    dialect = SQLITE
 
     def __init__(self, path: str | None = None, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = os.path.abspath(os.path.expanduser(path)) if path else settings.state_path(None).value
@@ -159,50 +113,14 @@ class StateStore:
         """Where the rows are, for messages: the file's path."""
         return self.path
 
-    # --- reading ---------------------------------------------------------------------
+    @property
+    def _where(self) -> str:
+        return self.path
+
+    # --- reading (get, list and raw_rows are RowStore's) -------------------------------
 
     def exists(self) -> bool:
         return os.path.isfile(self.path)
-
-    def get(self, name: str) -> VMRecord | None:
-        """The row called ``name``, or None; a missing state file reads as empty."""
-        rows = self._read(f"SELECT {_COLUMNS} FROM vms WHERE name = ?", (name,))
-        return _row_to_record(rows[0]) if rows else None
-
-    def list(
-        self,
-        statuses: Iterable[str] | str | None = None,
-        names: Iterable[str] | str | None = None,
-        providers: Iterable[str] | str | None = None,
-    ) -> list[VMRecord]:
-        """Rows sorted by name, in one SELECT; unreadable configs come back flagged, not raised.
-
-        ``providers`` matches a row's ``provider_id`` (from config) or its ``provider_ip``.
-        """
-        status_list = _as_list(statuses)
-        name_list = _as_list(names)
-        provider_set = set(_as_list(providers) or ()) if providers is not None else None
-        if status_list == [] or name_list == [] or provider_set == set():
-            return []
-        clauses: list[str] = []
-        params: list[str] = []
-        if status_list is not None:
-            clauses.append(f"status IN ({', '.join('?' * len(status_list))})")
-            params.extend(status_list)
-        if name_list is not None and len(name_list) <= _MAX_SQL_NAMES:
-            clauses.append(f"name IN ({', '.join('?' * len(name_list))})")
-            params.extend(name_list)
-        sql = f"SELECT {_COLUMNS} FROM vms"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY name"
-        records = [_row_to_record(row) for row in self._read(sql, tuple(params))]
-        if name_list is not None and len(name_list) > _MAX_SQL_NAMES:
-            wanted = set(name_list)
-            records = [r for r in records if r.name in wanted]
-        if provider_set is not None:
-            records = [r for r in records if r.provider_ip in provider_set or r.provider_id in provider_set]
-        return records
 
     # --- writing ---------------------------------------------------------------------
 
@@ -211,55 +129,19 @@ class StateStore:
 
         The name and addresses were checked where the user gave them; they are trusted here.
         """
-        _check_status(record.status)
-        config = dict(record.config)
-        config["updated_at"] = utc_now()
-        config_json = _dump_config(record.name, config)
+        check_status(record.status)
+        config_json = dump_config(record.name, stamped(record.config))
 
         def write(conn: sqlite3.Connection) -> VMRecord:
             conn.execute(
-                "INSERT INTO vms (name, provider_ip, vm_id, config, status, created_at) "
+                f"INSERT INTO vms ({COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, COALESCE(?, CURRENT_TIMESTAMP)) "
                 "ON CONFLICT(name) DO UPDATE SET provider_ip = excluded.provider_ip, "
                 "vm_id = excluded.vm_id, config = excluded.config, status = excluded.status",
                 (record.name, record.provider_ip, record.vm_id, config_json, record.status, record.created_at),
             )
-            row = conn.execute(f"SELECT {_COLUMNS} FROM vms WHERE name = ?", (record.name,)).fetchone()
-            return _row_to_record(row)
-
-        return self._write(write)
-
-    def set_status(self, name: str, status: str, **config_updates: Any) -> VMRecord | None:
-        """Set ``status`` and merge ``config_updates`` into config (a None value removes the key).
-
-        Returns the updated row, or None when there is no row ``name``.
-        """
-        _check_status(status)
-        if not os.path.lexists(self.path):
-            self._check_not_directory()
-            return None  # nothing to update, and no reason to create the file
-
-        def write(conn: sqlite3.Connection) -> VMRecord | None:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM vms WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                return None
-            current = _row_to_record(row)
-            if current.config_error is not None:
-                raise StateError(f"{current.config_error}; fix or delete that row in {self.path} before updating it")
-            config = dict(current.config)
-            for key, value in config_updates.items():
-                if value is None:
-                    config.pop(key, None)
-                else:
-                    config[key] = value
-            config["updated_at"] = utc_now()
-            conn.execute(
-                "UPDATE vms SET status = ?, config = ? WHERE name = ?",
-                (status, _dump_config(name, config), name),
-            )
-            current.status = status
-            current.config = config
-            return current
+            row = conn.execute(self.dialect.select_row(), (record.name,)).fetchone()
+            return record_from_row(row)
 
         return self._write(write)
 
@@ -281,7 +163,7 @@ class StateStore:
         uri = f"file:{quote(self.path)}?mode={mode}"
         return sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
 
-    def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def _select(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         self._check_not_directory()
         if not os.path.exists(self.path):
             return []
@@ -308,6 +190,12 @@ class StateStore:
             create_private_file(self.path)
         except OSError as exc:
             raise StateError(f"cannot create state file {self.path}: {exc.strerror or exc}") from exc
+
+    def _update_existing(self, work: Callable[[sqlite3.Connection], _T]) -> _T | None:
+        if not os.path.lexists(self.path):
+            self._check_not_directory()
+            return None  # nothing to update, and no reason to create the file
+        return self._write(work)
 
     def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         self._prepare_for_write()

@@ -26,7 +26,8 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
     GolemError, PaymentPending, ProviderError, StateError, TimeoutError_, ValidationError)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES, ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import DEFAULT_IMAGE, CreateJob, VMInfo, build_create_request
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.create_hooks import CreateHooks
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.waits import JobFailed, VMWaiter, delete_verified
@@ -53,7 +54,7 @@ class Outcome:
 
 
 class CreateTransaction:
-    def __init__(self, want: Want, *, store: StateStore, deadline: Deadline, client_for: Callable[[Placement], Any],
+    def __init__(self, want: Want, *, store: StateBackend, deadline: Deadline, client_for: Callable[[Placement], Any],
                  waiter: VMWaiter, out: Outcome, check_mode: bool, hooks: CreateHooks | None = None) -> None:
         self.want = want
         self.store = store

@@ -18,14 +18,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import STATUSES, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import VMStatus
 from ansible_collections.golem.vm.plugins.module_utils.vm.fields import check_labels, country_code
 
-# The provider's VMStatus values beyond what the state records, and what a refresh reports for a VM
-# its provider no longer knows (HTTP 404). Hard-coded: importing the models would pull in pydantic.
-LIVE_ONLY_STATUSES = ("stopping", "deleted")
+# What a refresh reports for a VM its provider no longer knows (HTTP 404).
 MISSING = "missing"
-KNOWN_STATUSES = frozenset((*STATUSES, *LIVE_ONLY_STATUSES, MISSING))
+# Every status a provider reports (a row records some of them), and MISSING.
+KNOWN_STATUSES = frozenset((*(status.value for status in VMStatus), MISSING))
 _GLOB_CHARS = frozenset("*?[")
 
 

@@ -35,7 +35,8 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity, lookup
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import name_problem
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.fields import country_code
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
@@ -151,7 +152,7 @@ class Fleet:
         count: int,
         *,
         template: Want,
-        store: StateStore,
+        store: StateBackend,
         known_hosts: KnownHosts,
         deadline: Deadline,
         provider_client: Callable[[Placement], Any],

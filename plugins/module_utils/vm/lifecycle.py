@@ -30,7 +30,8 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity, lookup
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import VMInfo
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.create import (
     CLEANUP_SECONDS,
     SETTLE_SECONDS,
@@ -54,7 +55,7 @@ class Lifecycle:
         self,
         want: Want,
         *,
-        store: StateStore,
+        store: StateBackend,
         known_hosts: KnownHosts,
         deadline: Deadline,
         provider_client: Any,

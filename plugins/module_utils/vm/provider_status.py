@@ -31,7 +31,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
     ProviderError,
     TimeoutError_,
 )
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import MISSING
 
 Endpoint = tuple[str, int]

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import StreamRunway, read_runways
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import MISSING
 from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import (
     Endpoint,

@@ -28,7 +28,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline impor
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.http import API_PREFIX, segment
 from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import STATUSES
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import STATUSES
 from ansible_collections.golem.vm.plugins.module_utils.vm.stream_target import StreamTarget
 
 KEY_HINT = "ethereum_private_key (or GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 
 
 def ssh_command(

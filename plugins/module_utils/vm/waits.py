@@ -17,7 +17,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline impor
 from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import ssh_host_of
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ProviderError
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import AccessInfo, VMInfo
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import (
     HostKey,
     KnownHosts,

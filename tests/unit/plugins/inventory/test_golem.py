@@ -31,7 +31,8 @@ from pytest_httpserver import HTTPServer
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation import http
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import HostBuilder
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_source import Query
 

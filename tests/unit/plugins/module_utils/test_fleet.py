@@ -26,10 +26,11 @@ from ansible_collections.golem.vm.plugins.module_utils.provider.models import (
     ProviderInfo,
     VMInfo,
 )
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import (
     SQLiteStateStore,
 )
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
     Fleet,
     candidates_for,

@@ -18,7 +18,8 @@ import pytest
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.settings import state_path
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 
 # Upstream's statement as requestor/db/sqlite.py runs it, whitespace included. Kept as a literal
 # here (not imported from state.py) so a drift in our schema fails this test.

@@ -19,8 +19,8 @@ import pytest
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError
 from ansible_collections.golem.vm.plugins.module_utils.state.backend import RawChange, RawRow
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
 
 RunInProcesses = Callable[..., list[Any]]
 

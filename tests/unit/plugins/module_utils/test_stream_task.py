@@ -18,7 +18,8 @@ from ansible_collections.golem.vm.plugins.module_utils.chain.contract import Cha
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, IdentityError, PaymentError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import ProviderInfo
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 from ansible_collections.golem.vm.plugins.module_utils.vm.stream_target import (
     StreamTarget,
     check_stream_options,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import VMFilter
 
 SE_ID = "0x41C54B3b0909a1E542D578321cD10063e1B6940f"

@@ -29,8 +29,9 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import AccessInfo, CreateJob, ProviderInfo, VMInfo, parse_wire
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import HostKey, KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement

@@ -21,7 +21,8 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 from pytest_httpserver import HTTPServer
 
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 
 KEPT = "keep-1"  # the VM recorded in every case's state file
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFkq6ib9hU0KsdBPXHcbhsl6GbEQtwXZdSnxkQUz6CJ+"

@@ -17,7 +17,8 @@ from ansible.module_utils.testing import patch_module_args
 from fake_rpc import FakeRPC
 from pytest_httpserver import HTTPServer
 
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 from ansible_collections.golem.vm.plugins.modules import golem_stream
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

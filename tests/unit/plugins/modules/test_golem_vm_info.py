@@ -20,7 +20,8 @@ from ansible.module_utils.testing import patch_module_args
 from fake_rpc import FakeRPC
 from pytest_httpserver import HTTPServer
 
-from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore, VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 from ansible_collections.golem.vm.plugins.module_utils.vm.view import represent_vm
 from ansible_collections.golem.vm.plugins.modules import golem_vm_info
 
