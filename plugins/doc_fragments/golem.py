@@ -1,6 +1,7 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Connection and discovery options shared by the golem.vm modules (group/golem.vm.golem)."""
+"""Connection and discovery options shared by the golem.vm modules (group/golem.vm.golem); their argument spec is
+module_utils/arguments.py's CONNECTION_ARGUMENTS."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 """The options of group/golem.vm.golem that a member accepts without using them.
 
 Listed last in a module's extends_documentation_fragment: a module's own entry for an option it uses,
-or an earlier fragment's, wins over the one here.
+or an earlier fragment's, wins over the one here. Their argument spec is module_utils/arguments.py's
+GROUP_ARGUMENTS, each option taken as ``accepted_only`` by a member that does not use it (``member_spec``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The payment options: the account that pays providers and the chain it pays on."""
+"""The payment options: the account that pays providers and the chain it pays on; their argument spec is
+module_utils/arguments.py's PAYMENT_ARGUMENTS."""
 
 from __future__ import annotations
 

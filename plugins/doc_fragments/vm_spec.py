@@ -1,6 +1,7 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options of a VM's shape, its SSH key and the files where it is recorded, shared by golem_vm and golem_fleet."""
+"""Options of a VM's shape, its SSH key and the files where it is recorded, shared by golem_vm and golem_fleet;
+their argument spec is module_utils/arguments.py's VM_SPEC_ARGUMENTS (with VM_SPEC_EXCLUSIVE)."""
 
 from __future__ import annotations
 

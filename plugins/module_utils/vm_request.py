@@ -11,13 +11,12 @@ import os
 import re
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils.chain.terms import DEFAULT_MAX_GLM_PER_MONTH, check_cap
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import check_cap
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import ip_problem, user_problem
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec, resolve_resources
-from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import name_problem
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.vm.fields import check_labels, country_code
@@ -60,45 +59,6 @@ def check_scalars(params: dict[str, Any]) -> None:
     if image is not None and (not image.strip() or any(c.isspace() for c in image)):
         raise ValidationError(f"image {image!r} must be a non-empty name without spaces", field="image", value=image)
     check_cap(params.get("max_glm_per_month"))
-
-
-# The argument spec of a VM's shape, key, wait and files, shared by golem_vm and golem_fleet
-# (documented in the golem.vm.vm_spec doc fragment and in each module).
-VM_SPEC_ARGUMENTS: dict[str, dict[str, Any]] = {
-    "size": {"type": "str", "choices": ["small", "medium", "large", "xlarge"]},
-    "cpu": {"type": "int"},
-    "memory": {"type": "int"},
-    "storage": {"type": "int"},
-    "image": {"type": "str"},
-    "stream_id": {"type": "int"},
-    "payment_hours": {"type": "int", "default": 1},
-    "max_glm_per_month": {"type": "float", "default": DEFAULT_MAX_GLM_PER_MONTH,
-                          "fallback": settings.fallback(settings.MAX_GLM_PER_MONTH_ENV)},
-    "labels": {"type": "dict"},
-    "ssh_public_key": {"type": "str", "no_log": False},
-    "ssh_public_key_path": {"type": "path", "no_log": False},
-    "ssh_private_key_path": {"type": "path", "no_log": False},
-    "ssh_user": {"type": "str", "default": "root"},
-    "allow_foreign_ssh_host": {"type": "bool", "default": False},
-    "wait": {"type": "bool", "default": True},
-    "wait_timeout": {"type": "int", "default": 600},
-    "state_path": {"type": "path"},
-    "state_url": {"type": "str", "no_log": True},
-    "known_hosts_path": {"type": "path", "no_log": False},
-}
-
-
-def vm_argument_spec(**options: dict[str, Any]) -> dict[str, Any]:
-    """The argument spec of a module that manages VMs (golem_vm, golem_fleet): theirs and ``options``."""
-    return {**VM_SPEC_ARGUMENTS, **PAYMENT_ARGUMENTS, "name": {"type": "str", "required": True}, **options}
-
-
-# The other AnsibleModule settings they share; size against cpu/memory/storage is checked by
-# resolve_spec, whose message names the values.
-VM_MODULE_SETTINGS: dict[str, Any] = {
-    "supports_check_mode": True,
-    "mutually_exclusive": [("ssh_public_key", "ssh_public_key_path")],
-}
 
 
 def resolve_paths(params: dict[str, Any]) -> tuple[settings.StateLocation, str]:

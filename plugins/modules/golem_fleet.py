@@ -226,7 +226,14 @@ failure:
 
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
+from ansible_collections.golem.vm.plugins.module_utils._base import ConnectedModule
+from ansible_collections.golem.vm.plugins.module_utils.arguments import (
+    PAYMENT_ARGUMENTS,
+    VM_SPEC_ARGUMENTS,
+    VM_SPEC_EXCLUSIVE,
+    ArgumentSpec,
+    member_spec,
+)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
@@ -238,24 +245,24 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.vm.payments import build_payments
 from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
-    VM_MODULE_SETTINGS,
-    prepare_task,
-    vm_argument_spec,
-)
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task
 
-ARGUMENT_SPEC = vm_argument_spec(
+ARGUMENT_SPEC: ArgumentSpec = member_spec(
+    VM_SPEC_ARGUMENTS,
+    PAYMENT_ARGUMENTS,
+    name={"type": "str", "required": True},
     count={"type": "int", "required": True},
     countries={"type": "list", "elements": "str", "default": []},
     platform={"type": "str"},
     parallelism={"type": "int", "default": 10},
     verify={"type": "bool", "default": True},
 )
+MODULE_SETTINGS: dict[str, Any] = {"supports_check_mode": True, "mutually_exclusive": [*VM_SPEC_EXCLUSIVE]}
 
 
-class GolemFleet(GolemModule):
+class GolemFleet(ConnectedModule):
     def __init__(self) -> None:
-        super().__init__(ARGUMENT_SPEC, **VM_MODULE_SETTINGS)
+        super().__init__(ARGUMENT_SPEC, **MODULE_SETTINGS)
 
     def execute(self) -> dict[str, Any]:
         p = self.params

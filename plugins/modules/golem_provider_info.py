@@ -334,7 +334,8 @@ failure:
 
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
+from ansible_collections.golem.vm.plugins.module_utils._base import ConnectedModule
+from ansible_collections.golem.vm.plugins.module_utils.arguments import ArgumentSpec, member_spec
 from ansible_collections.golem.vm.plugins.module_utils.discovery.listing import (
     SORT_KEYS,
     check_selection,
@@ -347,8 +348,26 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.resources impo
 from ansible_collections.golem.vm.plugins.module_utils.provider.payment_info import add_payment_terms, check_terms_timeout
 from ansible_collections.golem.vm.plugins.module_utils.vm.fields import country_code
 
+ARGUMENT_SPEC: ArgumentSpec = member_spec(
+    cpu={"type": "int"},
+    memory={"type": "int"},
+    storage={"type": "int"},
+    size={"type": "str", "choices": list(SIZES)},
+    country={"type": "str"},
+    platform={"type": "str"},
+    max_price_usd_month={"type": "float"},
+    sort={"type": "str", "choices": list(SORT_KEYS), "default": "price"},
+    limit={"type": "int"},
+    payment_terms={"type": "bool", "default": True},
+    payment_terms_timeout={"type": "float", "default": 5.0},
+)
+MODULE_SETTINGS: dict[str, Any] = {"supports_check_mode": True}
 
-class GolemProviderInfo(GolemModule):
+
+class GolemProviderInfo(ConnectedModule):
+    def __init__(self) -> None:
+        super().__init__(ARGUMENT_SPEC, **MODULE_SETTINGS)
+
     def execute(self) -> dict[str, Any]:
         p = self.params
         spec = resolve_resources(p["size"], p["cpu"], p["memory"], p["storage"], for_create=False)
@@ -387,22 +406,7 @@ class GolemProviderInfo(GolemModule):
 
 
 def main() -> None:
-    GolemProviderInfo(
-        argument_spec={
-            "cpu": {"type": "int"},
-            "memory": {"type": "int"},
-            "storage": {"type": "int"},
-            "size": {"type": "str", "choices": list(SIZES)},
-            "country": {"type": "str"},
-            "platform": {"type": "str"},
-            "max_price_usd_month": {"type": "float"},
-            "sort": {"type": "str", "choices": list(SORT_KEYS), "default": "price"},
-            "limit": {"type": "int"},
-            "payment_terms": {"type": "bool", "default": True},
-            "payment_terms_timeout": {"type": "float", "default": 5.0},
-        },
-        supports_check_mode=True,
-    ).run()
+    GolemProviderInfo().run()
 
 
 if __name__ == "__main__":

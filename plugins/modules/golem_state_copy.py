@@ -201,13 +201,22 @@ failure:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
+from ansible_collections.golem.vm.plugins.module_utils.arguments import STATE_ARGUMENTS, ArgumentSpec
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.state.open_store import MissingLibraryError, open_store
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.state.open_store import open_store
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.state.transfer import ON_CONFLICT, copy_state
+
+# No member of group/golem.vm.golem: it asks no server, so it takes none of the connection options.
+ARGUMENT_SPEC: ArgumentSpec = {
+    "direction": {"type": "str", "required": True, "choices": ["to_postgresql", "to_sqlite"]},
+    "state_url": STATE_ARGUMENTS["state_url"],
+    "state_path": STATE_ARGUMENTS["state_path"],
+    "on_conflict": {"type": "str", "choices": list(ON_CONFLICT), "default": "fail"},
+}
+MODULE_SETTINGS: dict[str, Any] = {"supports_check_mode": True}
 
 
 def locations(params: dict[str, Any]) -> tuple[settings.Setting, settings.Setting]:
@@ -246,23 +255,16 @@ def copy(params: dict[str, Any], check_mode: bool, want_diff: bool) -> dict[str,
     return output
 
 
+class GolemStateCopy(GolemModule):
+    def __init__(self) -> None:
+        super().__init__(ARGUMENT_SPEC, **MODULE_SETTINGS)
+
+    def execute(self) -> dict[str, Any]:
+        return copy(self.params, self.module.check_mode, self.module._diff)
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "direction": {"type": "str", "required": True, "choices": ["to_postgresql", "to_sqlite"]},
-            "state_url": {"type": "str", "no_log": True},
-            "state_path": {"type": "path"},
-            "on_conflict": {"type": "str", "choices": list(ON_CONFLICT), "default": "fail"},
-        },
-        supports_check_mode=True,
-    )
-    try:
-        output = copy(module.params, module.check_mode, module._diff)
-    except MissingLibraryError as exc:
-        module.fail_json(msg=exc.msg, exception=exc.exception)
-    except GolemError as exc:
-        module.fail_json(msg=exc.msg, failure=exc.failure())
-    module.exit_json(**output)
+    GolemStateCopy().run()
 
 
 if __name__ == "__main__":

@@ -276,11 +276,17 @@ failure:
 
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils._base import STATE_ARGUMENTS, GolemModule
+from ansible_collections.golem.vm.plugins.module_utils._base import ConnectedModule
+from ansible_collections.golem.vm.plugins.module_utils.arguments import (
+    PAYMENT_ARGUMENTS,
+    STATE_ARGUMENTS,
+    ArgumentSpec,
+    member_spec,
+    only,
+)
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
-from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
 from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import chain_factory
@@ -290,8 +296,24 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.stream_task import Str
 # The provider's view is a courtesy: it gets a short, retry-free budget of its own.
 PROVIDER_VIEW_TIMEOUT = 10.0
 
+ARGUMENT_SPEC: ArgumentSpec = member_spec(
+    only(STATE_ARGUMENTS, "state_path", "state_url"),
+    PAYMENT_ARGUMENTS,
+    name={"type": "str"},
+    stream_id={"type": "int"},
+    state={"type": "str", "default": "present", "choices": ["present", "absent"]},
+    runway_hours={"type": "int"},
+    top_up_below_hours={"type": "float"},
+    provider_ip={"type": "str"},
+    wait_timeout={"type": "int", "default": 120},
+)
+MODULE_SETTINGS: dict[str, Any] = {"required_one_of": [("name", "stream_id")], "supports_check_mode": True}
 
-class GolemStream(GolemModule):
+
+class GolemStream(ConnectedModule):
+    def __init__(self) -> None:
+        super().__init__(ARGUMENT_SPEC, **MODULE_SETTINGS)
+
     def execute(self) -> dict[str, Any]:
         p = self.params
         below = check_stream_options(p)
@@ -324,30 +346,12 @@ class GolemStream(GolemModule):
         return result
 
     def _provider(self, ip: str, port: int, deadline: Deadline | None) -> ProviderClient:
-        client = ProviderClient(ip, port, timeout=min(self.params["timeout"], PROVIDER_VIEW_TIMEOUT), retries=0,
-                                validate_certs=self.params["validate_certs"])
-        client.set_deadline(deadline)
-        self._clients.append(client)
-        return client
+        return self.provider(ip, port, deadline=deadline, timeout=min(self.params["timeout"], PROVIDER_VIEW_TIMEOUT),
+                             retries=0)
 
 
 def main() -> None:
-    GolemStream(
-        argument_spec={
-            "name": {"type": "str"},
-            "stream_id": {"type": "int"},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-            "runway_hours": {"type": "int"},
-            "top_up_below_hours": {"type": "float"},
-            "provider_ip": {"type": "str"},
-            "state_path": STATE_ARGUMENTS["state_path"],
-            "state_url": STATE_ARGUMENTS["state_url"],
-            "wait_timeout": {"type": "int", "default": 120},
-            **PAYMENT_ARGUMENTS,
-        },
-        required_one_of=[("name", "stream_id")],
-        supports_check_mode=True,
-    ).run()
+    GolemStream().run()
 
 
 if __name__ == "__main__":

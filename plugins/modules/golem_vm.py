@@ -326,7 +326,14 @@ failure:
 
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils._base import GolemModule
+from ansible_collections.golem.vm.plugins.module_utils._base import ConnectedModule
+from ansible_collections.golem.vm.plugins.module_utils.arguments import (
+    PAYMENT_ARGUMENTS,
+    VM_SPEC_ARGUMENTS,
+    VM_SPEC_EXCLUSIVE,
+    ArgumentSpec,
+    member_spec,
+)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
@@ -334,13 +341,12 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifec
 from ansible_collections.golem.vm.plugins.module_utils.vm.payments import build_payments
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import STRATEGIES, Placement, Placer
 from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import (
-    VM_MODULE_SETTINGS,
-    prepare_task,
-    vm_argument_spec,
-)
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task
 
-ARGUMENT_SPEC = vm_argument_spec(
+ARGUMENT_SPEC: ArgumentSpec = member_spec(
+    VM_SPEC_ARGUMENTS,
+    PAYMENT_ARGUMENTS,
+    name={"type": "str", "required": True},
     state={"type": "str", "default": "present", "choices": ["present", "started", "stopped", "absent"]},
     provider_id={"type": "str"},
     provider_ip={"type": "str"},
@@ -349,13 +355,13 @@ ARGUMENT_SPEC = vm_argument_spec(
     provider_selection={"type": "str", "default": "cheapest", "choices": list(STRATEGIES)},
     adopt={"type": "bool", "default": False},
 )
+MODULE_SETTINGS: dict[str, Any] = {"supports_check_mode": True,
+                                   "mutually_exclusive": [*VM_SPEC_EXCLUSIVE, ("provider_id", "provider_ip")]}
 
 
-class GolemVM(GolemModule):
+class GolemVM(ConnectedModule):
     def __init__(self) -> None:
-        settings = {**VM_MODULE_SETTINGS,
-                    "mutually_exclusive": [*VM_MODULE_SETTINGS["mutually_exclusive"], ("provider_id", "provider_ip")]}
-        super().__init__(ARGUMENT_SPEC, **settings)
+        super().__init__(ARGUMENT_SPEC, **MODULE_SETTINGS)
 
     def execute(self) -> dict[str, Any]:
         p = self.params

@@ -315,8 +315,14 @@ failure:
 
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils._base import STATE_ARGUMENTS, GolemModule
-from ansible_collections.golem.vm.plugins.module_utils.payment_arguments import PAYMENT_ARGUMENTS
+from ansible_collections.golem.vm.plugins.module_utils._base import ConnectedModule
+from ansible_collections.golem.vm.plugins.module_utils.arguments import (
+    PAYMENT_ARGUMENTS,
+    STATE_ARGUMENTS,
+    ArgumentSpec,
+    member_spec,
+    only,
+)
 from ansible_collections.golem.vm.plugins.module_utils.state.open_store import open_store
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import VMFilter
 from ansible_collections.golem.vm.plugins.module_utils.vm.info import list_vms
@@ -327,23 +333,26 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.refresh import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import resolve_paths
 
-ARGUMENT_SPEC: dict[str, Any] = {
-    "names": {"type": "list", "elements": "raw", "default": []},
-    "providers": {"type": "list", "elements": "raw", "default": []},
-    "countries": {"type": "list", "elements": "raw", "default": []},
-    "statuses": {"type": "list", "elements": "raw", "default": []},
-    "labels": {"type": "dict"},
-    "refresh": {"type": "bool", "default": False},
-    "refresh_timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
-    "refresh_concurrency": {"type": "int", "default": DEFAULT_CONCURRENCY},
+ARGUMENT_SPEC: ArgumentSpec = member_spec(
+    STATE_ARGUMENTS,
     # The refresh reads streams by the payment options' own rules; the group's other options are accepted only.
-    "payments_rpc_url": PAYMENT_ARGUMENTS["payments_rpc_url"],
-    "stream_payment_address": PAYMENT_ARGUMENTS["stream_payment_address"],
-    **STATE_ARGUMENTS,
-}
+    only(PAYMENT_ARGUMENTS, "payments_rpc_url", "stream_payment_address"),
+    names={"type": "list", "elements": "raw", "default": []},
+    providers={"type": "list", "elements": "raw", "default": []},
+    countries={"type": "list", "elements": "raw", "default": []},
+    statuses={"type": "list", "elements": "raw", "default": []},
+    labels={"type": "dict"},
+    refresh={"type": "bool", "default": False},
+    refresh_timeout={"type": "float", "default": DEFAULT_TIMEOUT},
+    refresh_concurrency={"type": "int", "default": DEFAULT_CONCURRENCY},
+)
+MODULE_SETTINGS: dict[str, Any] = {"supports_check_mode": True}
 
 
-class GolemVMInfo(GolemModule):
+class GolemVMInfo(ConnectedModule):
+    def __init__(self) -> None:
+        super().__init__(ARGUMENT_SPEC, **MODULE_SETTINGS)
+
     def execute(self) -> dict[str, Any]:
         p = self.params
         # Every option is checked before the state is opened or anyone is asked.
@@ -363,7 +372,7 @@ class GolemVMInfo(GolemModule):
 
 
 def main() -> None:
-    GolemVMInfo(ARGUMENT_SPEC, supports_check_mode=True).run()
+    GolemVMInfo().run()
 
 
 if __name__ == "__main__":

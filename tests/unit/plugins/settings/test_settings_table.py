@@ -13,7 +13,7 @@ import pytest
 import yaml
 from readers import GROUP, INVENTORY, MODULES, ROOT, Reader, readers
 
-from ansible_collections.golem.vm.plugins.module_utils import _base
+from ansible_collections.golem.vm.plugins.module_utils import arguments
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 
 TABLE = ROOT / "docs" / "settings.md"
@@ -61,7 +61,7 @@ def every_reader() -> dict[str, Reader]:
         return readers(monkeypatch)
 
 
-GROUP_OPTIONS = sorted({**_base.golem_argument_spec(), **_base.group_argument_spec()})
+GROUP_OPTIONS = sorted({**arguments.CONNECTION_ARGUMENTS, **arguments.GROUP_ARGUMENTS})
 
 
 def _has_variable(reader: Reader, option: str) -> bool:
