@@ -23,18 +23,19 @@ from __future__ import annotations
 import os
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.network import GWEI, check_chain_id
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway import remaining_seconds
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import ZERO_ADDRESS, succeeded
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import NotSent, PaymentError, PaymentPending, TimeoutError_
 from ansible_collections.golem.vm.plugins.module_utils.foundation.files import ensure_private_dir, file_lock
 from ansible_collections.golem.vm.plugins.module_utils.foundation.http import HttpClient
+from ansible_collections.golem.vm.plugins.module_utils.foundation.jsonrpc import METHOD_NOT_FOUND, RpcFault, outcome, request
 
 CHAIN_LIBRARY = "eth-account >= 0.13 (with eth-abi)"
 try:
@@ -44,10 +45,8 @@ try:
     from eth_utils import keccak, to_checksum_address
 except ImportError:
     HAS_CHAIN_LIBS = False
-    CHAIN_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
     HAS_CHAIN_LIBS = True
-    CHAIN_IMPORT_ERROR = None
 
 _STREAM_FIELDS = ("token", "sender", "recipient", "start_time", "stop_time", "rate", "deposit", "withdrawn", "halted")
 _STREAM_TYPES = ["address", "address", "address", "uint128", "uint128", "uint128", "uint256", "uint256", "bool"]
@@ -81,12 +80,9 @@ class ChainStream:
     now: int
 
     @property
-    def exists(self) -> bool:
-        return self.sender != ZERO_ADDRESS
-
-    @property
     def remaining_seconds(self) -> int:
-        return 0 if self.halted else max(0, self.stop_time - self.now)
+        """Runway left at ``now``; 0 once the stream has ended (runway.ending decides, for every reader)."""
+        return remaining_seconds(self)
 
     def vested_at(self, when: int) -> int:
         end = min(max(when, self.start_time), self.stop_time)
@@ -200,8 +196,7 @@ class StreamChain:
         tries = READ_TRIES if read else 1
         for attempt in range(1, tries + 1):
             try:
-                answer = self._http().request("POST", "", json_body={"jsonrpc": "2.0", "id": 1, "method": method,
-                                                                     "params": list(params)})
+                answer = self._http().request("POST", "", json_body=request(1, method, params))
             except PaymentError as exc:
                 if attempt == tries or exc.status is not None or self.deadline.remaining() < 0.5:
                     raise
@@ -210,14 +205,14 @@ class StreamChain:
             if not isinstance(answer, dict):
                 raise PaymentError(f"payments RPC {self.rpc_url} answered {method} with {type(answer).__name__}, "
                                    "not a JSON-RPC response; is payments_rpc_url an Ethereum RPC endpoint?")
-            if "error" in answer:
-                error = answer["error"] if isinstance(answer["error"], dict) else {"message": str(answer["error"])}
-                if error.get("code") == -32601:
+            result = outcome(answer)
+            if isinstance(result, RpcFault):
+                if result.code == METHOD_NOT_FOUND:
                     raise PaymentError(f"payments RPC {self.rpc_url} does not know {method}; is payments_rpc_url an "
                                        "Ethereum RPC endpoint?")
-                raise NodeRefused(f"payments RPC {self.rpc_url} refused {method}: {error.get('message')}",
-                                  response=str(error.get("data") or "")[:300])
-            return answer.get("result")
+                raise NodeRefused(f"payments RPC {self.rpc_url} refused {method}: {result.message}",
+                                  response=result.data[:300])
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- chain facts ---------------------------------------------------------------------------

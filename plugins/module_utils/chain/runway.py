@@ -24,7 +24,7 @@ RUNWAY_SLACK_SECONDS = 60
 
 
 class StreamView(Protocol):
-    """What is read from the chain (stream_chain.ChainStream has these; the tests' fakes too)."""
+    """What is read from the chain (contract.ChainStream has these; the tests' fakes too)."""
 
     stream_id: int
     sender: str
@@ -57,31 +57,54 @@ class TopUp:
         return dict(self.__dict__)
 
 
+def _zero(address: str) -> bool:
+    """The zero address, however it is written: the contract's mark of an account never set or cleared."""
+    return not address.lower().removeprefix("0x").strip("0")
+
+
 def exists(stream: StreamView) -> bool:
     """Unknown ids read as all zeros; a terminated stream keeps its sender."""
-    return int(stream.sender, 16) != 0
+    return not _zero(stream.sender)
 
 
 def terminated(stream: StreamView) -> bool:
     """terminate() zeroes the recipient (upstream's contract and ours alike)."""
-    return int(stream.recipient, 16) == 0
+    return _zero(stream.recipient)
+
+
+def ending(*, found: bool, is_terminated: bool, halted: bool, stop_time: int, now: int,
+           brief: bool = False) -> tuple[int, str | None]:
+    """Whether a stream has ended, decided once for every reader of ``streams(id)``: its runway at block time
+    ``now`` and, once it pays nothing any more, why (else None).
+
+    ``brief`` words a halt as a refresh reports it, in a line the inventory quotes; golem_stream's refusal
+    to top up says what the halt stopped.
+    """
+    if not found:
+        return 0, "does not exist on the chain"
+    if is_terminated:
+        return 0, "was terminated"
+    if halted:
+        return 0, (f"was halted at chain time {stop_time}" if brief
+                   else f"was halted (vesting stopped at chain time {stop_time})")
+    if stop_time <= now:
+        return 0, f"ran out at chain time {stop_time}"
+    return stop_time - now, None
+
+
+def _ending(stream: StreamView) -> tuple[int, str | None]:
+    return ending(found=exists(stream), is_terminated=terminated(stream), halted=stream.halted,
+                  stop_time=stream.stop_time, now=stream.now)
 
 
 def ended_reason(stream: StreamView) -> str | None:
     """Why the stream pays nothing any more (terminated, halted, ran out), or None while it runs."""
-    if not exists(stream):
-        return "does not exist"
-    if terminated(stream):
-        return "was terminated"
-    if stream.halted:
-        return f"was halted (vesting stopped at chain time {stream.stop_time})"
-    if stream.stop_time <= stream.now:
-        return f"ran out at chain time {stream.stop_time}"
-    return None
+    return _ending(stream)[1]
 
 
 def remaining_seconds(stream: StreamView) -> int:
-    return 0 if ended_reason(stream) else stream.stop_time - stream.now
+    """Seconds of runway left at the stream's block time; 0 once it has ended."""
+    return _ending(stream)[0]
 
 
 def threshold_seconds(runway_hours: int, top_up_below_hours: float | None) -> int:

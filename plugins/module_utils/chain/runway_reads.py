@@ -22,8 +22,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway import ending
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.jsonrpc import (
+    Call,
+    RpcFault,
+    batch_answers,
+    batch_request,
+    fault,
+    is_answer,
+    outcome,
+)
 
 # keccak256("streams(uint256)")[:4]; tests/unit check it against eth-utils.
 STREAMS_SELECTOR = "64d60d91"
@@ -68,15 +78,9 @@ def decode(result: Any, now: int, stream_id: int) -> StreamRunway:
     except ValueError:
         return StreamRunway(stream_id, error=f"streams({stream_id}) answered something that is not hexadecimal")
     _token, sender, recipient, _start, stop, _rate, _deposit, _withdrawn, halted = words
-    if sender == 0:
-        return StreamRunway(stream_id, 0, "does not exist on the chain")
-    if recipient == 0:
-        return StreamRunway(stream_id, 0, "was terminated")
-    if halted:
-        return StreamRunway(stream_id, 0, f"was halted at chain time {stop}")
-    if stop <= now:
-        return StreamRunway(stream_id, 0, f"ran out at chain time {stop}")
-    return StreamRunway(stream_id, stop - now)
+    remaining, ended = ending(found=sender != 0, is_terminated=recipient == 0, halted=bool(halted),
+                              stop_time=stop, now=now, brief=True)
+    return StreamRunway(stream_id, remaining, ended)
 
 
 class _Batches:
@@ -99,37 +103,34 @@ class _Batches:
             http.close()
 
     def _read(self, http: Any, keys: list[StreamKey]) -> dict[StreamKey, StreamRunway]:
-        body: list[dict[str, Any]] = [{"jsonrpc": "2.0", "id": 0, "method": "eth_getBlockByNumber",
-                                       "params": ["latest", False]}]
-        body += [{"jsonrpc": "2.0", "id": i, "method": "eth_call",
-                  "params": [{"to": contract, "data": call_data(stream_id)}, "latest"]}
-                 for i, (contract, stream_id) in enumerate(keys, start=1)]
+        calls: list[Call] = [("eth_getBlockByNumber", ["latest", False])]
+        calls += [("eth_call", [{"to": contract, "data": call_data(stream_id)}, "latest"])
+                  for contract, stream_id in keys]
         try:
-            answer = http.request("POST", "", json_body=body)
+            answer = http.request("POST", "", json_body=batch_request(calls))
         except GolemError as exc:
             return {key: StreamRunway(key[1], error=exc.msg) for key in keys}
         if not isinstance(answer, list):
             # A JSON-RPC server that does not take batches answers with one error object.
-            why = answer.get("error", {}).get("message") if isinstance(answer, dict) else type(answer).__name__
+            why = (fault(answer["error"]).message if isinstance(answer, dict) and answer.get("error") is not None
+                   else type(answer).__name__)
             msg = f"payments RPC {self.url} did not answer a JSON-RPC batch ({why})"
             return {key: StreamRunway(key[1], error=msg) for key in keys}
-        by_id = {item.get("id"): item for item in answer if isinstance(item, dict)}
-        block = by_id.get(0, {}).get("result")
+        head, *items = batch_answers(answer, len(calls))
+        block = outcome(head) if is_answer(head) else None
         try:
             now = int(block["timestamp"], 16)
         except (KeyError, TypeError, ValueError):
-            msg = f"payments RPC {self.url} gave no latest block: {by_id.get(0, {}).get('error')}"
+            msg = f"payments RPC {self.url} gave no latest block: {(head or {}).get('error')}"
             return {key: StreamRunway(key[1], error=msg) for key in keys}
         found: dict[StreamKey, StreamRunway] = {}
-        for i, key in enumerate(keys, start=1):
-            item = by_id.get(i, {})
-            if "error" in item or "result" not in item:
-                error = item.get("error")
-                reason = error.get("message") if isinstance(error, dict) else "no answer"
+        for key, item in zip(keys, items):
+            result = outcome(item) if is_answer(item) else RpcFault(None, "no answer")
+            if isinstance(result, RpcFault):
                 found[key] = StreamRunway(key[1], error=f"payments RPC {self.url} refused streams({key[1]}) of "
-                                                        f"{key[0]}: {reason}")
+                                                        f"{key[0]}: {result.message}")
             else:
-                found[key] = decode(item["result"], now, key[1])
+                found[key] = decode(result, now, key[1])
         return found
 
 

@@ -331,7 +331,8 @@ class StreamPayments(CreateHooks):
             return None  # a reason is a courtesy; its absence must not fail the task
         if stream.halted:
             return f"its payment stream {stream_id} was halted"
-        if stream.remaining_seconds == 0:
+        # Its stop time, not its runway: upstream's terminate() leaves stopTime, and its provider runs the VM till then.
+        if stream.stop_time <= stream.now:
             return (f"its payment stream {stream_id} ran out at chain time {stream.stop_time}, and the provider "
                     "deletes a VM whose stream has ended")
         return None

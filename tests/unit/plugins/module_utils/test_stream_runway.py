@@ -9,23 +9,27 @@ devnet/contracts/StreamPayment.sol (topUp moves stopTime by amount // rate; term
 from __future__ import annotations
 
 import pytest
+from eth_abi import encode
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.contract import ChainStream
 from ansible_collections.golem.vm.plugins.module_utils.chain.runway import (
     RUNWAY_SLACK_SECONDS,
     diff_view,
     ended_reason,
+    ending,
     plan_top_up,
     refund_at,
     remaining_seconds,
     threshold_seconds,
 )
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import decode
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 
 ZERO = "0x" + "0" * 40
 ME, PROVIDER = "0x" + "ab" * 20, "0x" + "cd" * 20
 RATE = 12_176_560_121_765  # SE's rate for a small VM on the local network, wei a second
 START = 1_800_000_000
+STREAM_TYPES = ["address", "address", "address", "uint128", "uint128", "uint128", "uint256", "uint256", "bool"]
 
 
 def stream(*, left: int, rate: int = RATE, deposit: int | None = None, recipient: str = PROVIDER,
@@ -104,6 +108,26 @@ def test_ended_streams_say_why(kwargs: dict, reason: str) -> None:
 def test_a_running_stream_has_not_ended() -> None:
     s = stream(left=42)
     assert ended_reason(s) is None and remaining_seconds(s) == 42
+
+
+@pytest.mark.parametrize("kwargs", [{"left": 0}, {"left": 100, "recipient": ZERO}, {"left": 0, "halted": True},
+                                    {"left": 100, "sender": ZERO, "recipient": ZERO}, {"left": 42}])
+def test_the_chain_s_view_and_the_refresh_judge_a_stream_alike(kwargs: dict) -> None:
+    s = stream(**kwargs)
+    words = "0x" + encode(STREAM_TYPES, [ZERO, s.sender, s.recipient, s.start_time, s.stop_time, s.rate, s.deposit,
+                                         s.withdrawn, s.halted]).hex()
+    read = decode(words, s.now, s.stream_id)
+    assert read.remaining_seconds == remaining_seconds(s) == s.remaining_seconds == s.view()["remaining_seconds"]
+    assert (read.ended is None) is (ended_reason(s) is None)
+    if not s.halted:
+        assert read.ended == ended_reason(s)
+
+
+def test_a_halt_is_worded_briefly_for_the_refresh_and_in_full_for_golem_stream() -> None:
+    s = stream(left=0, halted=True)
+    assert ended_reason(s) == f"was halted (vesting stopped at chain time {s.stop_time})"
+    assert ending(found=True, is_terminated=False, halted=True, stop_time=s.stop_time, now=s.now,
+                  brief=True) == (0, f"was halted at chain time {s.stop_time}")
 
 
 def test_the_refund_is_the_deposit_that_has_not_vested() -> None:
