@@ -208,9 +208,10 @@ options:
         set.
     type: str
     default: https://l2.holesky.golemdb.io/rpc
+    # Ansible takes the last of the variables set: GOLEM_REQUESTOR_POLYGON_RPC_URL wins, as for the modules.
     env:
-      - name: GOLEM_REQUESTOR_POLYGON_RPC_URL
       - name: GOLEM_REQUESTOR_L2_RPC_URL
+      - name: GOLEM_REQUESTOR_POLYGON_RPC_URL
   stream_payment_address:
     description:
       - The StreamPayment contract of streams whose row records none (streams given to M(golem.vm.golem_vm) by id,
@@ -305,30 +306,24 @@ from typing import Any
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.template import trust_as_template
 from ansible.utils.vars import combine_vars
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import show, word_problem
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import FILTER_KEYS
-from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import effective_status
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import (
     TOP_GROUP,
     HostBuilder,
     HostEntry,
-    SkipHost,
+    Listing,
+    hostname_problem,
 )
+from ansible_collections.golem.vm.plugins.plugin_utils.inventory_options import option_reader
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_source import (
     Query,
     Snapshot,
     check_hostvars_prefix,
 )
-
-try:
-    from ansible.template import trust_as_template
-except ImportError:  # ansible-core < 2.19 has no trust model: every template is trusted.
-
-    def trust_as_template(value: str) -> str:  # type: ignore[misc]
-        return value
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -359,7 +354,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self.display.deprecated(f"{path}: filters is deprecated; give its keys ({', '.join(FILTER_KEYS)}) at the "
                                     "top level of the file instead", version="1.0.0", collection_name="golem.vm")
         try:
-            query = Query.from_options(self.get_option, self._explicit)
+            query = Query.from_options(option_reader(self))
             check_hostvars_prefix(self.get_option("hostvars_prefix") or "")
         except ValueError as exc:
             raise AnsibleParserError(f"{path}: {exc}") from None
@@ -367,27 +362,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             raise AnsibleParserError(f"{path}: {exc.msg}") from None
         snapshot = self._cached_snapshot(path, query) if cache and self.get_option("cache") else None
         if snapshot is None:
-            snapshot = self._read_snapshot(query)
+            try:
+                snapshot = Snapshot.read(query)
+            except (GolemError, OSError) as exc:  # a broken state file or refresh set-up: one clear parse error
+                raise AnsibleParserError(f"golem inventory: {exc}") from exc
             if self.get_option("cache"):
                 self._cache[self.get_cache_key(path)] = snapshot.to_cache(query)
         self._populate(query, snapshot)
-
-    def _explicit(self, name: str) -> Any:
-        """The option's value when the configuration file sets it, else None.
-
-        Variables and defaults are left to module_utils.settings, which the modules use too: one
-        set of rules ("an empty variable is unset") for every reader of the same settings.
-        """
-        value, origin = self.get_option_and_origin(name)
-        return None if str(origin).startswith("env:") or origin == "default" else value
-
-    # --- reading ---------------------------------------------------------------------
-
-    def _read_snapshot(self, query: Query) -> Snapshot:
-        try:
-            return Snapshot.read(query)
-        except (GolemError, OSError) as exc:  # a broken state file or refresh set-up: one clear parse error
-            raise AnsibleParserError(f"golem inventory: {exc}") from exc
 
     def _cached_snapshot(self, path: str, query: Query) -> Snapshot | None:
         try:
@@ -398,8 +379,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if snapshot is None:
             self.display.vvv("golem inventory: the cached entry is for other options or unreadable; reading again")
         return snapshot
-
-    # --- building --------------------------------------------------------------------
 
     def _populate(self, query: Query, snapshot: Snapshot) -> None:
         for message in snapshot.messages + [snapshot.known_hosts_message or ""]:
@@ -415,39 +394,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         # From the config file the template is trusted already; from the environment it is not, yet it is as
         # much the user's own setting. VM data stays untrusted, so a name like "{{ x }}" is never evaluated.
         template = trust_as_template(template) if template else None
-        hostnames: dict[str, str] = {}
-        listed = skipped = without_key = 0
-        for record in snapshot.records:
-            live = snapshot.live.get(record.name) if snapshot.live is not None else None
-            stream = snapshot.streams.get(record.name) if snapshot.streams is not None else None
-            # Filter first: a row nobody asked for is not worth a warning.
-            if not query.wants(record, effective_status(record, live)):
-                continue
-            try:
-                entry = builder.build(record, live, stream)
-            except SkipHost as exc:
-                skipped += 1
-                shown = record.name if word_problem(record.name) is None else show(record.name)
-                self.display.warning(f"golem inventory: skipped VM {shown}: {exc}")
-                continue
-            hostname = self._hostname(template, entry, strict) if template else entry.name
-            if hostname in hostnames:
-                self.display.warning(
-                    f"golem inventory: skipped VM {entry.name}: its host name {hostname!r} is already VM "
-                    f"{hostnames[hostname]}'s"
-                )
-                continue
-            hostnames[hostname] = entry.name
+        listing = Listing(builder, (lambda entry: self._hostname(template, entry, strict)) if template else None,
+                          self.display.warning)
+        for hostname, entry in listing.hosts(snapshot.records, snapshot.live, snapshot.streams, query.wants):
             self._add(hostname, entry, strict)
-            listed += 1
-            if builder.recorded is not None and not entry.hostvars[builder.prefix + "host_key_known"]:
-                without_key += 1
-        self.display.v(f"golem inventory: {listed} hosts from {query.location}, {skipped} rows skipped")
-        if without_key:
-            self.display.v(
-                f"golem inventory: {without_key} hosts have no host key in {query.known_hosts_path}; "
-                "ssh refuses them (StrictHostKeyChecking=yes) until golem_vm records their keys"
-            )
+        for line in listing.summary(query.location):
+            self.display.v(line)
 
     def _add(self, hostname: str, entry: HostEntry, strict: bool) -> None:
         # Runs 10,000 times for a large fleet: no templating unless compose/groups/keyed_groups ask for it.
@@ -474,10 +426,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self.templar.available_variables = variables
         try:
             hostname = self.templar.template(template)
-            problem = None if hostname not in (None, "") else "gave an empty host name"
-            if problem is None and word_problem(str(hostname)) is not None:
-                # A label or other row text in the template must not put a line into ssh_config.yml's file.
-                problem = f"gave {show(str(hostname))}, which {word_problem(str(hostname))}"
+            problem = hostname_problem(hostname)
         except Exception as exc:  # any template error: strict decides, as for compose
             problem = f"failed: {exc}"
         if problem is None:

@@ -1,6 +1,7 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the ``golem.vm.golem`` inventory makes of one recorded VM: its connection vars, hostvars and groups.
+"""What the ``golem.vm.golem`` inventory makes of the recorded VMs: each one's connection vars, hostvars and
+groups, and which of them become hosts under which names.
 
 Kept free of ansible imports so it stays cheap to import and easy to test. The hostvars reuse
 ``represent_vm``, so a host in the inventory shows the same fields as golem_vm's ``vm`` result.
@@ -9,10 +10,12 @@ Kept free of ansible imports so it stays cheap to import and easy to test. The h
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import StreamRunway
+from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import show, word_problem
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import RecordedEndpoints, host_pattern, keys_of
 from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import LiveStatus, effective_status
@@ -77,8 +80,8 @@ class HostBuilder:
             key = self._keys[name] = self.prefix + name
         return key
 
-    def build(self, record: VMRecord, live: LiveStatus | None = None, stream: Any = None) -> HostEntry:
-        """``live`` and ``stream`` (a stream_runways.StreamRunway) come from a refresh; None without one."""
+    def build(self, record: VMRecord, live: LiveStatus | None = None, stream: StreamRunway | None = None) -> HostEntry:
+        """``live`` and ``stream`` come from a refresh; None without one."""
         if not record.ok:
             raise SkipHost(record.config_error or "its config is unreadable")
         refused = record.endpoint_problem()
@@ -137,6 +140,64 @@ class HostBuilder:
         if runway_low(stream, status, self.runway_threshold):
             groups.append(RUNWAY_LOW_GROUP)
         return HostEntry(record.name, status, hostvars, tuple(groups))
+
+
+def hostname_problem(hostname: Any) -> str | None:
+    """Why what a hostname template gave cannot be a host name; None when it can."""
+    if hostname in (None, ""):
+        return "gave an empty host name"
+    problem = word_problem(str(hostname))
+    # A label or other row text in the template must not put a line into ssh_config.yml's file.
+    return None if problem is None else f"gave {show(str(hostname))}, which {problem}"
+
+
+class Listing:
+    """Which recorded VMs become hosts, under which host names, and the counts for the summary."""
+
+    def __init__(self, builder: HostBuilder, hostname: Callable[[HostEntry], str] | None,
+                 warn: Callable[[str], None]) -> None:
+        self.builder = builder
+        self.hostname = hostname  # the host name of an entry; without it, the VM name
+        self.warn = warn
+        self.listed = self.skipped = self.without_key = 0
+
+    def hosts(self, records: Iterable[VMRecord], live: Mapping[str, LiveStatus] | None,
+              streams: Mapping[str, StreamRunway] | None,
+              wants: Callable[[VMRecord, str], bool]) -> Iterator[tuple[str, HostEntry]]:
+        """``wants(record, status)``: the filters, given the effective status."""
+        builder = self.builder
+        names: dict[str, str] = {}  # host name -> the VM listed under it
+        for record in records:
+            found = live.get(record.name) if live is not None else None
+            stream = streams.get(record.name) if streams is not None else None
+            # Filter first: a row nobody asked for is not worth a warning.
+            if not wants(record, effective_status(record, found)):
+                continue
+            try:
+                entry = builder.build(record, found, stream)
+            except SkipHost as exc:
+                self.skipped += 1
+                shown = record.name if word_problem(record.name) is None else show(record.name)
+                self.warn(f"golem inventory: skipped VM {shown}: {exc}")
+                continue
+            hostname = self.hostname(entry) if self.hostname else entry.name
+            if hostname in names:
+                self.warn(f"golem inventory: skipped VM {entry.name}: its host name {hostname!r} is already VM "
+                          f"{names[hostname]}'s")
+                continue
+            names[hostname] = entry.name
+            self.listed += 1
+            if builder.recorded is not None and not entry.hostvars[builder.prefix + "host_key_known"]:
+                self.without_key += 1
+            yield hostname, entry
+
+    def summary(self, location: str) -> list[str]:
+        lines = [f"golem inventory: {self.listed} hosts from {location}, {self.skipped} rows skipped"]
+        if self.without_key:
+            lines.append(f"golem inventory: {self.without_key} hosts have no host key in "
+                         f"{self.builder.known_hosts_path}; ssh refuses them (StrictHostKeyChecking=yes) until "
+                         "golem_vm records their keys")
+        return lines
 
 
 def live_from_cache(data: Any) -> dict[str, LiveStatus] | None:

@@ -10,24 +10,27 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import StreamRunway
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.state.open_store import open_store
 from ansible_collections.golem.vm.plugins.module_utils.state.postgres_url import parse_state_url
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import FILTER_KEYS, VMFilter
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts, RecordedEndpoints
 from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import LiveStatus
-from ansible_collections.golem.vm.plugins.module_utils.vm.refresh import (
-    STREAM_PAYMENT_ADDRESS_ENV,
-    RefreshOptions,
-    refresh_options,
-)
+from ansible_collections.golem.vm.plugins.module_utils.vm.refresh import RefreshOptions, refresh_options, refresh_vms
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import live_from_cache
+from ansible_collections.golem.vm.plugins.plugin_utils.inventory_options import (
+    Reader,
+    known_hosts_path,
+    state_location,
+)
 
 CACHE_FORMAT = 1  # entries of older versions differ in their query fingerprint ("payments"), so they are read again
 HOSTVARS_PREFIX = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*)?")
@@ -55,35 +58,33 @@ class Query:
     runway_threshold: int = 3600  # seconds
 
     @classmethod
-    def from_options(cls, get_option: Callable[[str], Any], explicit: Callable[[str], Any]) -> Query:
-        """``explicit(name)`` is an option's value only when the configuration file sets it; the
-        environment and the defaults are applied by module_utils.settings, as for the modules."""
-        state = settings.state_location(explicit("state_url"), explicit("state_path"))
+    def from_options(cls, read: Reader) -> Query:
+        state = state_location(read)
         if state.path is not None:
             # A directory or a foreign file would otherwise read as "no VMs" or fail deep in SQLite.
             check_state_path(state.path, field=state.field)
             location = state.path
         else:
             location = parse_state_url(state.url or "", state.field).display()
-        known = settings.known_hosts_path(explicit("known_hosts_path"), state.local_dir)
+        known = known_hosts_path(read, state.local_dir)
         if os.path.isdir(known.value):
             raise ValueError(f"{known.field} {known.value!r} is a directory; give the path of a known_hosts file")
         # Checked even without a refresh, so a typo fails the same way whatever else is set.
-        options = refresh_options(timeout=get_option("refresh_timeout"),
-                                  concurrency=int(get_option("refresh_concurrency")),
-                                  discovery_url=settings.discovery_url(explicit("discovery_url")))
-        refresh = bool(get_option("refresh"))
+        options = refresh_options(timeout=read("refresh_timeout").value,
+                                  concurrency=int(read("refresh_concurrency").value),
+                                  discovery_url=read("discovery_url").value)
+        refresh = bool(read("refresh").value)
         threshold = 3600
         if refresh:
-            options, threshold = _payment_options(options, get_option, explicit)
+            options, threshold = _payment_options(options, read)
         return cls(
             state_path=state.path or "",
             state_url=state.url,
             location=location,
             known_hosts_path=known.value,
-            filter=_filter(get_option, explicit),
+            filter=_filter(read),
             refresh=refresh,
-            private_key_path=settings.private_key_path(explicit("ssh_private_key_path")),
+            private_key_path=read("ssh_private_key_path").value or None,
             refresh_options=options,
             runway_threshold=threshold,
         )
@@ -102,48 +103,40 @@ class Query:
         return self.filter.selects(record) and self.filter.status_ok(status)
 
 
-def _filter(get_option: Callable[[str], Any], explicit: Callable[[str], Any]) -> VMFilter:
+def _filter(read: Reader) -> VMFilter:
     """The top-level filters, golem_vm_info's options by name; then the deprecated ``filters``, whose keys
     replace the options of their name.
 
     A filter set both ways in the file is refused: one would silently lose.
     """
-    filters = get_option("filters") or {}
+    filters = read("filters").value or {}
     for name in FILTER_KEYS:
-        if isinstance(filters, dict) and name in filters and explicit(name) is not None:
+        if isinstance(filters, dict) and name in filters and read(name).given:
             raise ValidationError(f"{name} and filters.{name} are both set; keep {name}, filters is deprecated",
                                   field=f"filters.{name}", value=filters[name])
-    base = VMFilter.parse(names=[str(n) for n in get_option("names") or ()],
-                          providers=[str(p) for p in get_option("providers") or ()],
-                          countries=get_option("countries") or None,
-                          statuses=[str(s) for s in get_option("statuses") or ()],
-                          labels=get_option("labels"))
+    base = VMFilter.parse(names=[str(n) for n in read("names").value or ()],
+                          providers=[str(p) for p in read("providers").value or ()],
+                          countries=read("countries").value or None,
+                          statuses=[str(s) for s in read("statuses").value or ()],
+                          labels=read("labels").value)
     return VMFilter.from_mapping(filters, base)
 
 
-def _payment_options(options: RefreshOptions, get_option: Callable[[str], Any],
-                     explicit: Callable[[str], Any]) -> tuple[RefreshOptions, int]:
+def _payment_options(options: RefreshOptions, read: Reader) -> tuple[RefreshOptions, int]:
     """What a refresh needs to read the streams' runways, and the low-runway threshold in seconds; read only
-    when it refreshes, so listing stays lean.
-
-    The variables go by module_utils.settings' rules (an empty one is unset), as for the modules.
-    """
-    given = {name for name in ("payments_rpc_url", "stream_payment_address") if explicit(name) is not None}
-    spec = {"payments_rpc_url": {"fallback": settings.fallback(*settings.PAYMENTS_RPC_ENVS)},
-            "stream_payment_address": {"fallback": settings.fallback(STREAM_PAYMENT_ADDRESS_ENV)}}
-    # The modules' rule: a message about a value read from a variable names the variable.
-    sources = settings.sources(spec, given)
-    url = explicit("payments_rpc_url") or settings.env_value(sources.get("payments_rpc_url", "")) \
-        or settings.DEFAULT_PAYMENTS_RPC_URL
-    address = explicit("stream_payment_address") or settings.env_value(sources.get("stream_payment_address", ""))
-    hours = float(get_option("runway_threshold_hours"))
+    when it refreshes, so listing stays lean."""
+    url, address = read("payments_rpc_url"), read("stream_payment_address")
+    hours = float(read("runway_threshold_hours").value)
     # Written so that NaN fails too.
     if not hours > 0:  # pylint: disable=unnecessary-negation
         raise ValueError(f"runway_threshold_hours must be more than 0, got {hours:g}")
     try:
-        checked = refresh_options(timeout=options.timeout, concurrency=options.concurrency, payments_rpc_url=url,
-                                  stream_payment_address=address, discovery_url=options.discovery_url)
+        checked = refresh_options(timeout=options.timeout, concurrency=options.concurrency, payments_rpc_url=url.value,
+                                  stream_payment_address=address.value, discovery_url=options.discovery_url)
     except ValidationError as exc:
+        # The modules' rule: a message about a value read from a variable names the variable.
+        sources = {name: value.field for name, value in (("payments_rpc_url", url), ("stream_payment_address", address))
+                   if value.field != name}
         raise settings.name_source(exc, sources) from None
     return checked, round(hours * 3600)
 
@@ -156,14 +149,11 @@ class Snapshot:
     # known_hosts is read afresh on every run, cache hit or not, and never cached.
     recorded: RecordedEndpoints | None = None
     known_hosts_message: str | None = None
-    # name -> StreamRunway (module_utils.stream_runways) of each VM with a stream, after a refresh.
-    streams: dict[str, Any] | None = None
+    # By VM name, for each VM with a stream, after a refresh.
+    streams: dict[str, StreamRunway] | None = None
 
     @classmethod
     def read(cls, query: Query) -> Snapshot:
-        # Imported here: the PostgreSQL backend (and psycopg) only for a postgresql:// URL.
-        from ansible_collections.golem.vm.plugins.module_utils.state.open_store import open_store
-
         store = open_store(query.state_url, query.state_path or None)
         try:
             if not store.exists():
@@ -179,8 +169,6 @@ class Snapshot:
         return snapshot
 
     def _refresh(self, query: Query) -> None:
-        from ansible_collections.golem.vm.plugins.module_utils.vm.refresh import refresh_vms
-
         # Rows the filters drop, or that cannot become hosts (no SSH port), are not worth a request.
         selected = [r for r in self.records if query.filter.selects(r)]
         result = refresh_vms(selected, query.refresh_options, ask_provider=lambda r: bool(r.ssh_port))
@@ -237,6 +225,4 @@ def _streams_from_cache(data: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(data, Mapping):
         raise ValueError("cached stream runways are not a mapping")
-    from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import StreamRunway
-
     return {str(name): StreamRunway.from_list(value) for name, value in data.items()}

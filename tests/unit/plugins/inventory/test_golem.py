@@ -34,6 +34,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_hosts import HostBuilder
+from ansible_collections.golem.vm.plugins.plugin_utils.inventory_options import OptionValue
 from ansible_collections.golem.vm.plugins.plugin_utils.inventory_source import Query
 
 # This suite's own loopback address: the team shares the machine, other suites use others.
@@ -761,7 +762,7 @@ def test_query_rejects_a_budget_that_is_not_a_positive_number(budget: float) -> 
     options = {"state_path": "/x/vms.db", "known_hosts_path": None, "statuses": ["running"], "names": [],
                "providers": [], "filters": {}, "refresh": True, "refresh_timeout": budget, "refresh_concurrency": 4}
     with pytest.raises(GolemError, match="refresh_timeout must be more than 0 seconds"):
-        Query.from_options(options.__getitem__, options.get)
+        Query.from_options(lambda name: OptionValue(options.get(name), name, name in options))
 
 
 @pytest.mark.parametrize(("config", "field"), [
