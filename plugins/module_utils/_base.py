@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable, NoReturn
 from urllib.parse import urlsplit
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.golem.vm.plugins.module_utils.arguments import ArgumentSpec
 from ansible_collections.golem.vm.plugins.module_utils.discovery.backends import Discovery, open_discovery
@@ -17,16 +17,15 @@ from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base impo
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import port_problem
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, MissingLibraryError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.http import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     REQUESTS_LIBRARY,
 )
 from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient, ProviderInfoMemo
-from ansible_collections.golem.vm.plugins.module_utils.provider.models import HAS_PYDANTIC, PYDANTIC_IMPORT_ERROR
+from ansible_collections.golem.vm.plugins.module_utils.provider.models import HAS_PYDANTIC, PYDANTIC_IMPORT_ERROR, PYDANTIC_LIBRARY
 
-PYDANTIC_LIBRARY = "pydantic >= 2"
 
 
 def _check_url(field: str, url: str, example: str) -> None:
@@ -102,6 +101,8 @@ class GolemModule:
     def fail(self, exc: GolemError, **extra: Any) -> NoReturn:
         """Fail the task: ``msg`` for people, ``failure`` for code, plus what was done so far."""
         settings.name_source(exc, self.sources)
+        if isinstance(exc, MissingLibraryError) and exc.import_traceback:
+            extra.setdefault("exception", exc.import_traceback)
         self.module.fail_json(msg=exc.msg, failure=exc.failure(), **extra)
         raise AssertionError("fail_json returned")  # pragma: no cover - it always exits
 
@@ -141,9 +142,9 @@ class ConnectedModule(GolemModule):
 
     def _check_libraries(self) -> None:
         if not HAS_REQUESTS:
-            self.module.fail_json(msg=missing_required_lib(REQUESTS_LIBRARY), exception=REQUESTS_IMPORT_ERROR)
+            self.fail(MissingLibraryError(REQUESTS_LIBRARY, REQUESTS_IMPORT_ERROR))
         if not HAS_PYDANTIC:
-            self.module.fail_json(msg=missing_required_lib(PYDANTIC_LIBRARY), exception=PYDANTIC_IMPORT_ERROR)
+            self.fail(MissingLibraryError(PYDANTIC_LIBRARY, PYDANTIC_IMPORT_ERROR))
 
     def http_options(self) -> dict[str, Any]:
         return {"timeout": self.params["timeout"], "validate_certs": self.params["validate_certs"]}

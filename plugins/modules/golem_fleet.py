@@ -178,8 +178,7 @@ bill:
 failure:
   description:
     - Why the task failed, for a playbook to act on; C(msg) says it for people.
-    - Not returned when ansible-core itself refuses an argument, or when a Python library the module needs in
-      order to start is missing (C(msg) names it then).
+    - Not returned when ansible-core itself refuses an argument (C(msg) says why then).
   returned: failure
   type: dict
   contains:

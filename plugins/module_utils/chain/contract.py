@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ from ansible_collections.golem.vm.plugins.module_utils.chain.network import GWEI
 from ansible_collections.golem.vm.plugins.module_utils.chain.runway import remaining_seconds
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import ZERO_ADDRESS, succeeded
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import NotSent, PaymentError, PaymentPending, TimeoutError_
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
+    MissingLibraryError, NotSent, PaymentError, PaymentPending, TimeoutError_)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.files import ensure_private_dir, file_lock
 from ansible_collections.golem.vm.plugins.module_utils.foundation.http import HttpClient
 from ansible_collections.golem.vm.plugins.module_utils.foundation.jsonrpc import METHOD_NOT_FOUND, RpcFault, outcome, request
@@ -45,8 +47,10 @@ try:
     from eth_utils import keccak, to_checksum_address
 except ImportError:
     HAS_CHAIN_LIBS = False
+    CHAIN_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
     HAS_CHAIN_LIBS = True
+    CHAIN_IMPORT_ERROR = None
 
 _STREAM_FIELDS = ("token", "sender", "recipient", "start_time", "stop_time", "rate", "deposit", "withdrawn", "halted")
 _STREAM_TYPES = ["address", "address", "address", "uint128", "uint128", "uint128", "uint256", "uint256", "bool"]
@@ -145,8 +149,7 @@ class StreamChain:
         ``chain_id`` when given, else fit ``network`` and the ids ``recorded_chain_ids()`` gives (payment_network);
         no transaction is signed for a fee above ``max_fee_wei`` a gas."""
         if not HAS_CHAIN_LIBS:
-            raise PaymentError(f"the Python library {CHAIN_LIBRARY} is required to pay providers; install the "
-                               "collection's requirements.txt")
+            raise MissingLibraryError(CHAIN_LIBRARY, CHAIN_IMPORT_ERROR, reason="to pay providers")
         self._account: Any = None
         if private_key is not None:
             try:

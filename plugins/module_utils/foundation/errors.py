@@ -116,6 +116,27 @@ class NotSent(PaymentError):
     """A signed transaction that certainly never left, or that the node refused: nothing was paid."""
 
 
+# What a missing library's message adds: where the collection lists its libraries.
+INSTALL = "The collection's requirements.txt lists the libraries it needs."
+
+
+class MissingLibraryError(GolemError):
+    """A Python library the asked path needs cannot be imported on the controller: said in Ansible's own words
+    (missing_required_lib), with the import's traceback for ``fail_json(exception=...)``."""
+
+    kind = "missing_library"
+
+    def __init__(self, library: str, import_traceback: str | None, *, reason: str | None = None,
+                 note: str | None = None, **kwargs: Any) -> None:
+        # Imported here: only a failure needs it, and module_utils.basic is large.
+        from ansible.module_utils.basic import missing_required_lib  # pylint: disable=import-outside-toplevel
+
+        msg = missing_required_lib(library, reason=reason)
+        super().__init__(f"{msg} {note}" if note else msg, **kwargs)
+        self.library = library
+        self.import_traceback = import_traceback
+
+
 class ValidationError(GolemError):
     """User input, or data a server sent, broke a rule; ``field`` and ``value`` name it."""
 

@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from ansible_collections.golem.vm.plugins.module_utils.foundation import wire_json
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import show
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, MissingLibraryError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.http_limits import (
     MAX_ANSWER_BYTES,
     AnswerTooLarge,
@@ -208,7 +208,7 @@ class HttpClient:
         (the first retry is immediate), or what Retry-After asks, never more than backoff_max.
         """
         if not HAS_REQUESTS:
-            raise GolemError(f"the Python library {REQUESTS_LIBRARY} is required to talk to VM on Golem")
+            raise MissingLibraryError(REQUESTS_LIBRARY, REQUESTS_IMPORT_ERROR, reason="to talk to VM on Golem")
         retries = DEFAULT_RETRIES if retries is None else retries
         backoff_factor = DEFAULT_BACKOFF_FACTOR if backoff_factor is None else backoff_factor
         backoff_max = DEFAULT_BACKOFF_MAX if backoff_max is None else backoff_max

@@ -29,6 +29,8 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.resources impo
 # Defined with the state, so a row, the wire and the VM filters name statuses alike.
 from ansible_collections.golem.vm.plugins.module_utils.state.statuses import VMStatus
 
+PYDANTIC_LIBRARY = "pydantic >= 2"
+
 try:
     from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
     from pydantic import ValidationError as PydanticValidationError

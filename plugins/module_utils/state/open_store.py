@@ -9,23 +9,11 @@ otherwise the SQLite file at ``state_path`` (or the default path). Both satisfy
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import MissingLibraryError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
 from ansible_collections.golem.vm.plugins.module_utils.state.postgres_url import EXAMPLE_URL, is_postgres_url
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
-
-
-class MissingLibraryError(StateError):
-    """An optional Python library the asked-for backend needs is not installed.
-
-    ``exception`` is the import traceback, for ``fail_json(exception=...)``.
-    """
-
-    def __init__(self, msg: str, exception: str | None) -> None:
-        super().__init__(msg)
-        self.exception = exception
 
 
 def open_store(
@@ -53,8 +41,7 @@ def open_store(
         from ansible_collections.golem.vm.plugins.module_utils.state import postgres as state_postgres
 
         if not state_postgres.HAS_PSYCOPG:
-            raise MissingLibraryError(
-                missing_required_lib(state_postgres.PSYCOPG_LIBRARY, reason=f"for a postgresql:// {url_field}"),
-                state_postgres.PSYCOPG_IMPORT_ERROR)
+            raise MissingLibraryError(state_postgres.PSYCOPG_LIBRARY, state_postgres.PSYCOPG_IMPORT_ERROR,
+                                      reason=f"for a postgresql:// {url_field}")
         return state_postgres.PostgresStateStore(state_url, field_name=url_field)
     return SQLiteStateStore(state_path)

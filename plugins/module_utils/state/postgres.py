@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import MissingLibraryError, StateError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state.backend import BUSY_TIMEOUT
 from ansible_collections.golem.vm.plugins.module_utils.state.postgres_schema import (
     MIGRATIONS,
@@ -119,7 +119,7 @@ class PostgresStateStore(RowStore):
         field_name: str = "state_url",
     ) -> None:
         if not HAS_PSYCOPG:
-            raise StateError(f"the PostgreSQL state needs {PSYCOPG_LIBRARY}, which is not installed")
+            raise MissingLibraryError(PSYCOPG_LIBRARY, PSYCOPG_IMPORT_ERROR, reason="for the PostgreSQL state")
         self._url = parse_state_url(url, field_name)
         self.location = self._url.display()
         self.busy_timeout = busy_timeout

@@ -28,6 +28,8 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline impor
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
     GolemError,
     IdentityError,
+    INSTALL,
+    MissingLibraryError,
     ProviderError,
     TimeoutError_,
 )
@@ -67,19 +69,18 @@ class RefreshReport:
     seconds: float
 
 
-def missing_libraries() -> str | None:
-    """Why a refresh cannot run here, or None. Imported late: plain listing must not pay for requests."""
+def require_libraries() -> None:
+    """Raise MissingLibraryError when a refresh cannot run here. Imported late: plain listing must not pay for
+    requests."""
     from ansible_collections.golem.vm.plugins.module_utils.foundation import http
     from ansible_collections.golem.vm.plugins.module_utils.provider import models
 
-    missing = []
     if not http.HAS_REQUESTS:
-        missing.append(http.REQUESTS_LIBRARY)
+        raise MissingLibraryError(http.REQUESTS_LIBRARY, http.REQUESTS_IMPORT_ERROR, reason="to refresh",
+                                  note=INSTALL)
     if not models.HAS_PYDANTIC:
-        missing.append("pydantic >= 2")
-    if not missing:
-        return None
-    return f"refresh needs the Python libraries {' and '.join(missing)} on the controller (see requirements.txt)"
+        raise MissingLibraryError(models.PYDANTIC_LIBRARY, models.PYDANTIC_IMPORT_ERROR, reason="to refresh",
+                                  note=INSTALL)
 
 
 class _Refresher:

@@ -19,14 +19,14 @@ from urllib.parse import urlsplit
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import StreamRunway, read_runways
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import MISSING
 from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import (
     Endpoint,
     LiveStatus,
     effective_status,
-    missing_libraries,
+    require_libraries,
     refresh,
 )
 
@@ -92,9 +92,7 @@ def refresh_vms(records: Sequence[VMRecord], options: RefreshOptions, *,
                 ask_provider: Callable[[VMRecord], bool] | None = None) -> RefreshResult:
     """Refresh ``records`` (readable rows only; the caller has filtered them), asking a provider only for
     rows ``ask_provider`` accepts. Unreachable providers and unreadable streams are results, not errors."""
-    problem = missing_libraries()
-    if problem:
-        raise GolemError(problem)
+    require_libraries()
     # Imported here: pydantic's models only once a refresh is asked for.
     from ansible_collections.golem.vm.plugins.module_utils.provider.models import name_problem
 

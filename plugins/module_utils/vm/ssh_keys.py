@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
-    GolemError,
+    MissingLibraryError,
     StateError,
     ValidationError,
 )
@@ -58,17 +58,6 @@ _EXCERPT = 40
 _PRIVATE_MARKERS = ("PRIVATE KEY-----", "PRIVATE KEY ----", "PuTTY-User-Key-File-", "b3BlbnNzaC1rZXktdjE")
 _SSH2_HEADER = "---- BEGIN SSH2 PUBLIC KEY ----"
 _PRIVATE_SHOWN_AS = "<private key, not shown>"
-
-
-class MissingLibraryError(GolemError):
-    """A Python library the operation needs is not installed; ``library`` names it."""
-
-    kind = "missing_library"
-
-    def __init__(self, library: str, import_traceback: str | None) -> None:
-        super().__init__(f"the Python library {library} is required on the controller but is not installed")
-        self.library = library
-        self.import_traceback = import_traceback
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from importlib.util import find_spec
 from typing import Any, Callable, NamedTuple
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import PaymentError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import MissingLibraryError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.foundation.settings import StateLocation
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
@@ -77,7 +77,7 @@ def check_create_inputs(want: Any, payments: Any = None) -> KeyInfo | None:
     if payments is not None and payments.can_pay and payments.given_stream is None:
         missing = [name for name in CHAIN_MODULES if find_spec(name) is None]
         if missing:
-            raise PaymentError(f"the Python library {CHAIN_LIBRARY} is required to pay providers (ethereum_private_key "
-                               f"is given), and {', '.join(missing)} cannot be imported; install the collection's "
-                               "requirements.txt. Nothing was asked of discovery or any provider yet")
+            raise MissingLibraryError(CHAIN_LIBRARY, None, reason="to pay providers (ethereum_private_key is given)",
+                                      note=f"{', '.join(missing)} cannot be imported; install the collection's "
+                                      "requirements.txt. Nothing was asked of discovery or any provider yet.")
     return loaded

@@ -15,10 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import StateError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
+    MissingLibraryError,
+    StateError,
+    ValidationError,
+)
 from ansible_collections.golem.vm.plugins.module_utils.vm import ssh_keys
 from ansible_collections.golem.vm.plugins.module_utils.vm.ssh_keys import (
-    MissingLibraryError,
     ensure_default_keypair,
     parse_public_key,
     read_public_key,

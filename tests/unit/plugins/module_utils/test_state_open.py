@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.state.open_store import MissingLibraryError, open_store
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import MissingLibraryError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.state.open_store import open_store
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
 
 PG = "ansible_collections.golem.vm.plugins.module_utils.state.postgres"
@@ -61,6 +61,6 @@ def test_missing_psycopg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(MissingLibraryError) as err:
         open_store("postgresql://golem@db.example.com/golem")
     assert "psycopg[binary]" in err.value.msg and "postgresql:// state_url" in err.value.msg
-    assert err.value.exception and "ImportError" in err.value.exception
+    assert err.value.import_traceback and "ImportError" in err.value.import_traceback
     # The SQLite path never needs it.
     assert open_store(None, "/tmp/never-written.db").backend == "sqlite"

@@ -269,3 +269,17 @@ def test_missing_library_is_named(
     assert result["failed"] is True
     assert f"Failed to import the required Python library ({library}" in result["msg"]
     assert httpserver.log == []
+
+
+def test_a_missing_library_fails_like_any_other_error_with_its_traceback(
+    run: Any, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ansible_collections.golem.vm.plugins.module_utils import _base
+
+    monkeypatch.setattr(_base, "HAS_REQUESTS", False)
+    monkeypatch.setattr(_base, "REQUESTS_IMPORT_ERROR", "Traceback: ModuleNotFoundError: No module named 'requests'")
+    # As with ANSIBLE_DISPLAY_TRACEBACK=error: only then does a module's result carry ``exception``.
+    monkeypatch.setattr("ansible.module_utils._internal._traceback.is_traceback_enabled", lambda _event: True)
+    result = run()
+    assert result["failure"] == {"kind": "missing_library"}
+    assert "No module named 'requests'" in result["exception"] and httpserver.log == []

@@ -80,7 +80,7 @@ def test_missing_chain_libraries_are_named_before_discovery_is_asked(
     result = run(module, {**common(tmp_path, broken_discovery, name_args), "ethereum_private_key": ACCOUNT}, capsys)
     assert result["failed"] is True, result
     assert "eth-account" in result["msg"] and "eth_account cannot be imported" in result["msg"], result["msg"]
-    assert result["failure"]["kind"] == "payment" and httpserver.log == []
+    assert result["failure"]["kind"] == "missing_library" and httpserver.log == []
     # Still no default key pair: it is made only once discovery has answered.
     assert not (tmp_path / "requestor" / "ssh").exists()
 
