@@ -34,7 +34,7 @@ from ansible_collections.golem.vm.plugins.module_utils.chain.runway import remai
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import ZERO_ADDRESS, succeeded
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
-    MissingLibraryError, NotSent, PaymentError, PaymentPending, TimeoutError_)
+    MissingLibraryError, NotSent, PaymentError, PaymentPending, TaskTimeout)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.files import ensure_private_dir, file_lock
 from ansible_collections.golem.vm.plugins.module_utils.foundation.http import HttpClient
 from ansible_collections.golem.vm.plugins.module_utils.foundation.jsonrpc import METHOD_NOT_FOUND, RpcFault, outcome, request
@@ -318,7 +318,7 @@ class StreamChain:
                 try:
                     self.rpc("eth_sendRawTransaction", raw, read=False)
                     return tx_hash
-                except TimeoutError_:
+                except TaskTimeout:
                     # Raised before the request leaves: the task's time was up.
                     raise NotSent(f"{what} was not sent: the task's time ran out first") from None
                 except PaymentError as exc:
@@ -344,7 +344,7 @@ class StreamChain:
                 if self.rpc("eth_getTransactionByHash", tx_hash) is not None:
                     return tx_hash
                 self.rpc("eth_sendRawTransaction", raw, read=False)
-            except TimeoutError_:
+            except TaskTimeout:
                 break
             except PaymentError as exc:
                 last = exc.msg

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import TimeoutError_
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import TaskTimeout
 
 
 class Deadline:
@@ -22,7 +22,7 @@ class Deadline:
         """``party`` names who the task was waiting on and the setting that points at it, so the user
         knows whether to look at a provider, the payments node or a discovery backend."""
         if self.remaining() <= 0:
-            raise TimeoutError_(
+            raise TaskTimeout(
                 f"{self.option} of {self.seconds:g} s ran out while {doing}; "
                 f"raise {self.option} or check {party}"
             )

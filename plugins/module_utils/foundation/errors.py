@@ -149,7 +149,7 @@ class StateError(GolemError):
     kind = "state"
 
 
-class TimeoutError_(GolemError):
+class TaskTimeout(GolemError):
     """The task's time budget ran out."""
 
     kind = "timeout"

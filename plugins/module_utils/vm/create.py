@@ -23,7 +23,7 @@ from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
-    GolemError, PaymentPending, ProviderError, StateError, TimeoutError_, ValidationError)
+    GolemError, PaymentPending, ProviderError, StateError, TaskTimeout, ValidationError)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES, ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import DEFAULT_IMAGE, CreateJob, VMInfo, build_create_request
 from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
@@ -88,7 +88,7 @@ class CreateTransaction:
                 return self.plan(placement, client)
             try:
                 return self._create_on(placement, client)
-            except TimeoutError_:
+            except TaskTimeout:
                 raise
             except GolemError as exc:
                 if self.want.pinned is not None or self.store.get(self.want.name) is not None:
@@ -173,7 +173,7 @@ class CreateTransaction:
                 self.guard()  # the last moment another run could have taken the name over
             # A synchronous (MVP) provider answers only when the VM runs: give it the whole budget.
             answer = client.create_vm(request, timeout=max(self.deadline.remaining(), 1.0))
-        except TimeoutError_:
+        except TaskTimeout:
             # Only the budget check before sending raises this (a read timeout is a ProviderError):
             # the create never left, so there is nothing to look for.
             self._cleanup(client, placement, "wait_timeout ran out before the create call was sent", REJECTED)
@@ -186,7 +186,7 @@ class CreateTransaction:
             self._act(f"created VM {name} on provider {placement.describe()} (job {answer.job_id})")
             try:
                 self.waiter.job(client, answer.job_id)
-            except TimeoutError_:
+            except TaskTimeout:
                 raise  # the row says creating, with the job: a re-run picks it up
             except JobFailed as exc:
                 self._cleanup(client, placement, exc.msg, FINISHED)

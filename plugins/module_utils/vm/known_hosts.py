@@ -30,7 +30,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
     GolemError,
     ProviderError,
     StateError,
-    TimeoutError_,
+    TaskTimeout,
     excerpt,
 )
 from ansible_collections.golem.vm.plugins.module_utils.foundation.files import (
@@ -281,7 +281,7 @@ def _subprocess_runner(timeout: float) -> Runner:
             done = subprocess.run(  # pylint: disable=ansible-bad-function
                 command, capture_output=True, text=True, check=False, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
-            raise TimeoutError_(f"{command[0]} did not finish within {timeout:g} s") from exc
+            raise TaskTimeout(f"{command[0]} did not finish within {timeout:g} s") from exc
         return done.returncode, done.stdout, done.stderr
 
     return run
@@ -363,7 +363,7 @@ def wait_for_ssh_banner(
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError_(f"no SSH banner from {endpoint} before the deadline (last attempt: {last})")
+            raise TaskTimeout(f"no SSH banner from {endpoint} before the deadline (last attempt: {last})")
         try:
             with socket.create_connection((host, int(port)), timeout=min(remaining, connect_timeout)) as sock:
                 banner = _read_banner(sock, deadline, connect_timeout)

@@ -28,7 +28,7 @@ from ansible_collections.golem.vm.plugins.module_utils.chain.terms import (
     DEFAULT_MAX_GLM_PER_MONTH, StreamTerms, bill_of, check_cap, over_cap, requires_payment, stream_terms, succeeded)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
-    GolemError, IdentityError, NotSent, PaymentError, PaymentPending, TimeoutError_)
+    GolemError, IdentityError, NotSent, PaymentError, PaymentPending, TaskTimeout)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.create_hooks import CreateHooks
@@ -186,7 +186,7 @@ class StreamPayments(CreateHooks):
         try:
             receipt = chain.receipt(tx, self.deadline.end, check=False)
             stream_id = None if receipt is None or not succeeded(receipt) else chain.created_stream(receipt, contract)
-        except (PaymentError, TimeoutError_) as exc:
+        except (PaymentError, TaskTimeout) as exc:
             raise PaymentPending(f"the stream transaction {tx} to {info.provider_id} was sent, but what it did could "
                                  f"not be read: {exc.msg}; it is recorded, and the next run settles it without paying "
                                  "again", tx=tx) from None

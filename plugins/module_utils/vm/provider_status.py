@@ -31,7 +31,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
     INSTALL,
     MissingLibraryError,
     ProviderError,
-    TimeoutError_,
+    TaskTimeout,
 )
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import MISSING
@@ -144,7 +144,7 @@ class _Refresher:
             vm = lookup(self.client(endpoint), record.name, record.provider_id, self.identity)
         except IdentityError as exc:  # not the recorded provider: never "missing"
             return LiveStatus(False, None, exc.msg)
-        except TimeoutError_ as exc:
+        except TaskTimeout as exc:
             return self.mark_unreachable(endpoint, exc.msg)
         except ProviderError as exc:
             if exc.status is None:  # no HTTP answer at all: refused, timed out, unresolvable

@@ -21,7 +21,7 @@ from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import
 from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
 from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base import GolemBaseDiscovery
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import TimeoutError_
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import TaskTimeout
 from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient
 
 LOOPBACK = "127.0.0.61"
@@ -41,7 +41,7 @@ def spent(seconds: float = 10, option: str = "wait_timeout") -> Deadline:
 
 
 def _fails(call: Callable[[], Any]) -> str:
-    with pytest.raises(TimeoutError_) as caught:
+    with pytest.raises(TaskTimeout) as caught:
         call()
     return caught.value.msg
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ProviderError, TimeoutError_
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ProviderError, TaskTimeout
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import (
     HostKey,
     KnownHosts,
@@ -91,7 +91,7 @@ class SshdFactory:
         self.running.append(sshd)
         try:
             wait_for_ssh_banner(ADDR, port, time.monotonic() + 10)
-        except TimeoutError_:
+        except TaskTimeout:
             raise RuntimeError((home / "sshd.log").read_text()) from None
         return sshd
 
@@ -353,7 +353,7 @@ def _serve(handler: Callable[[socket.socket], None]) -> tuple[int, Callable[[], 
 def test_banner_wait_times_out_on_a_closed_port() -> None:
     port = _free_port()
     started = time.monotonic()
-    with pytest.raises(TimeoutError_) as err:
+    with pytest.raises(TaskTimeout) as err:
         wait_for_ssh_banner(ADDR, port, started + 1.0, interval=0.1)
     elapsed = time.monotonic() - started
     assert 1.0 <= elapsed < 10  # waited to the deadline, then gave up
@@ -363,7 +363,7 @@ def test_banner_wait_times_out_on_a_closed_port() -> None:
 def test_banner_wait_ignores_a_proxy_that_accepts_then_closes() -> None:
     port, shutdown = _serve(lambda conn: None)  # like a provider proxy with no VM behind it
     try:
-        with pytest.raises(TimeoutError_) as err:
+        with pytest.raises(TaskTimeout) as err:
             wait_for_ssh_banner(ADDR, port, time.monotonic() + 5.0, interval=0.1)
         assert "without an SSH banner" in err.value.msg
     finally:
@@ -383,7 +383,7 @@ def test_banner_wait_does_not_hang_on_a_silent_server() -> None:
     port, shutdown = _serve(lambda conn: release.wait(120))
     try:
         started = time.monotonic()
-        with pytest.raises(TimeoutError_):
+        with pytest.raises(TaskTimeout):
             wait_for_ssh_banner(ADDR, port, started + 1.0, connect_timeout=60)
         # Held to the 1 s deadline; a read that waited connect_timeout would take 60 s.
         assert time.monotonic() - started < 20

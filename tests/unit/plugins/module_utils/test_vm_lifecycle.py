@@ -23,7 +23,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
     IdentityError,
     ProviderError,
     StateError,
-    TimeoutError_,
+    TaskTimeout,
     ValidationError,
 )
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
@@ -383,7 +383,7 @@ def test_a_job_that_never_shows_its_vm_ends_with_the_budget_and_keeps_the_row(st
     se = providers["127.0.0.2"]
     se.vms["web-1"] = vm("web-1")
     se.hidden_gets = 10 ** 6
-    with pytest.raises(TimeoutError_) as err:
+    with pytest.raises(TaskTimeout) as err:
         run(store, providers, pinned=SE, deadline=0.5)
     assert "create job job-7" in err.value.msg
     assert se.writes() == [] and store.get("web-1").status == "creating"
@@ -421,7 +421,7 @@ def test_an_access_failure_of_a_vm_that_was_given_out_or_not_a_server_fault_is_n
 
 def test_timeout_while_the_job_runs_keeps_the_row_for_the_next_run(store, providers):
     providers["127.0.0.2"].job_status = "creating"
-    with pytest.raises(TimeoutError_) as err:
+    with pytest.raises(TaskTimeout) as err:
         run(store, providers, pinned=SE, deadline=0.5)
     assert "wait_timeout" in err.value.msg
     row = store.get("web-1")
@@ -663,8 +663,8 @@ def test_two_runs_repairing_the_same_lost_vm_at_once_create_it_once(tmp_path, pr
 
 def test_budget_gone_before_the_create_is_sent_leaves_no_row_and_no_delete(store, providers, monkeypatch):
     se = providers["127.0.0.2"]
-    se.create_error = TimeoutError_("wait_timeout of 1 s ran out while calling POST /api/v1/vms")
-    with pytest.raises(TimeoutError_):
+    se.create_error = TaskTimeout("wait_timeout of 1 s ran out while calling POST /api/v1/vms")
+    with pytest.raises(TaskTimeout):
         run(store, providers, pinned=SE)
     assert store.get("web-1") is None and se.writes() == [("create", "web-1")]
 
