@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import check_cap
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
@@ -17,12 +17,18 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline impor
 from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import ip_problem, user_problem
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec, resolve_resources
+from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import name_problem
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.vm.fields import check_labels, country_code
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import KeyInfo, VMTask, Want
+
+if TYPE_CHECKING:  # annotations only: golem_vm_info reads paths here and never pays
+    from ansible_collections.golem.vm.plugins.module_utils._base import ConnectedModule
+    from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
 
 # Provider ids are Ethereum addresses upstream; anything that could add a URL path segment or
 # query ("/", "?", "#", "%", spaces) is refused before it reaches discovery's URL.
@@ -162,3 +168,13 @@ def prepare_task(params: dict[str, Any], *, name: str, state: str = "present", p
                        path_field=where.field if where.path else "state_path")
     return VMTask(want, store, KnownHosts(known_hosts_path), Deadline(params["wait_timeout"]), where,
                   known_hosts_path)
+
+
+def vm_services(module: ConnectedModule, task: VMTask, payments: StreamPayments | None) -> VMServices:
+    """What golem_vm's and golem_fleet's VMs share: the task's state, known_hosts and time budget, a client per
+    call (each fleet thread gets its own requests Session), one identity proof per provider."""
+    return VMServices(task.store, task.known_hosts, task.deadline,
+                      provider_client=lambda placement: module.provider(placement.ip, placement.port),
+                      warn=module.warn, check_mode=module.module.check_mode,
+                      identity=ProviderIdentity(module.central_within(task.deadline)), payments=payments,
+                      run_command=module.module.run_command)

@@ -234,7 +234,6 @@ from ansible_collections.golem.vm.plugins.module_utils.arguments import (
     member_spec,
 )
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
-from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
     Fleet,
     check_fleet,
@@ -244,7 +243,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.vm.payments import build_payments
 from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_services
 
 ARGUMENT_SPEC: ArgumentSpec = member_spec(
     VM_SPEC_ARGUMENTS,
@@ -277,15 +276,10 @@ class GolemFleet(ConnectedModule):
             return discover(discovery(), spec, provider_port=p["provider_port"], countries=countries,
                             platform=p["platform"], warn=self.warn, max_glm_per_month=p["max_glm_per_month"])
 
-        fleet = Fleet(
-            p["name"], p["count"], template=task.want, store=task.store, known_hosts=task.known_hosts,
-            deadline=task.deadline,
-            # A client per call: each thread gets its own requests Session.
-            provider_client=lambda pl: self.provider(pl.ip, pl.port),
-            placements=placements, parallelism=p["parallelism"], check_mode=self.module.check_mode, warn=self.warn,
-            verify=p["verify"], identity=ProviderIdentity(self.central_within(task.deadline)),
-            payments=build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
-                                    warn=self.warn, store=task.store))
+        payments = build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
+                                  warn=self.warn, store=task.store)
+        fleet = Fleet(p["name"], p["count"], vm_services(self, task, payments), template=task.want,
+                      placements=placements, parallelism=p["parallelism"], verify=p["verify"])
         before = fleet.members()
         res = fleet.run()
         after = before if self.module.check_mode else fleet.members()

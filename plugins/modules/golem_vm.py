@@ -335,12 +335,11 @@ from ansible_collections.golem.vm.plugins.module_utils.arguments import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
-from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm.payments import build_payments
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import STRATEGIES, Placement, Placer
 from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
-from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task
+from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_services
 
 ARGUMENT_SPEC: ArgumentSpec = member_spec(
     VM_SPEC_ARGUMENTS,
@@ -386,11 +385,7 @@ class GolemVM(ConnectedModule):
             max_glm_per_month=p["max_glm_per_month"] if p["state"] == "present" else None)
         payments = build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
                                   warn=self.warn, store=task.store)
-        life = Lifecycle(
-            task.want, store=task.store, known_hosts=task.known_hosts, deadline=task.deadline,
-            provider_client=lambda pl: self.provider(pl.ip, pl.port), candidates=placer.candidates,
-            check_mode=self.module.check_mode, warn=self.warn, run_command=self.module.run_command,
-            identity=ProviderIdentity(self.central_within(task.deadline)), payments=payments)
+        life = Lifecycle(task.want, vm_services(self, task, payments), candidates=placer.candidates)
         try:
             final = life.run(record)
         except GolemError as exc:

@@ -26,10 +26,10 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
     GolemError, PaymentPending, ProviderError, StateError, TaskTimeout, ValidationError)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES, ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import DEFAULT_IMAGE, CreateJob, VMInfo, build_create_request
-from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.create_hooks import CreateHooks
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.waits import JobFailed, VMWaiter, delete_verified
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want
 
@@ -54,16 +54,14 @@ class Outcome:
 
 
 class CreateTransaction:
-    def __init__(self, want: Want, *, store: StateBackend, deadline: Deadline, client_for: Callable[[Placement], Any],
-                 waiter: VMWaiter, out: Outcome, check_mode: bool, hooks: CreateHooks | None = None) -> None:
+    def __init__(self, want: Want, services: VMServices, *, client_for: Callable[[Placement], Any], waiter: VMWaiter,
+                 out: Outcome) -> None:
         self.want = want
-        self.store = store
-        self.deadline = deadline
+        self.services = services
         self.client_for = client_for
         self.waiter = waiter
         self.out = out
-        self.check_mode = check_mode
-        self.hooks = hooks or CreateHooks()
+        self.hooks: CreateHooks = services.payments or CreateHooks()
         # Set while the name's lock is held: raises if the lock may have been lost (a dropped session).
         self.guard: Callable[[], None] | None = None
 
@@ -84,14 +82,14 @@ class CreateTransaction:
             existing = client.get_vm(self.want.name, missing_ok=True)
             if existing is not None:
                 return on_taken(placement, client, existing)
-            if self.check_mode:
+            if self.services.check_mode:
                 return self.plan(placement, client)
             try:
                 return self._create_on(placement, client)
             except TaskTimeout:
                 raise
             except GolemError as exc:
-                if self.want.pinned is not None or self.store.get(self.want.name) is not None:
+                if self.want.pinned is not None or self.services.store.get(self.want.name) is not None:
                     # A row still there means the VM may exist: trying elsewhere would reuse the name.
                     raise
                 failures.append(f"{placement.describe()}: {exc.msg}")
@@ -149,12 +147,12 @@ class CreateTransaction:
                                        image=self.want.image or DEFAULT_IMAGE, stream_id=self.want.stream_id)
         record = VMRecord(name, placement.ip or "", name, "creating", self.config(placement, spec))
         changed_before, actions_before = self.out.changed, len(self.out.actions)
-        self.store.upsert(record)
+        self.services.store.upsert(record)
         self.out.changed = True
         try:
             fields = self.hooks.before_post(placement, client, spec, self._note, self._act, name)
             if fields:
-                self.store.set_status(name, "creating", **fields)
+                self.services.store.set_status(name, "creating", **fields)
                 if fields.get("stream_id") is not None:
                     request = request.model_copy(update={"stream_id": fields["stream_id"]})
         except (PaymentPending, StateError) as exc:
@@ -164,7 +162,7 @@ class CreateTransaction:
             raise
         except GolemError as exc:
             self._cleanup(client, placement, exc.msg, REJECTED)  # nothing was sent to the provider
-            if len(self.out.actions) == actions_before and self.store.get(name) is None:
+            if len(self.out.actions) == actions_before and self.services.store.get(name) is None:
                 # Refused before any money moved or any call left (no key, no prices): the row came and went.
                 self.out.changed = changed_before
             raise
@@ -172,7 +170,7 @@ class CreateTransaction:
             if self.guard is not None:
                 self.guard()  # the last moment another run could have taken the name over
             # A synchronous (MVP) provider answers only when the VM runs: give it the whole budget.
-            answer = client.create_vm(request, timeout=max(self.deadline.remaining(), 1.0))
+            answer = client.create_vm(request, timeout=max(self.services.deadline.remaining(), 1.0))
         except TaskTimeout:
             # Only the budget check before sending raises this (a read timeout is a ProviderError):
             # the create never left, so there is nothing to look for.
@@ -182,7 +180,7 @@ class CreateTransaction:
             self._cleanup(client, placement, exc.msg, _create_outcome(exc))
             raise
         if isinstance(answer, CreateJob):
-            self.store.set_status(name, "creating", job_id=answer.job_id, api="jobs")
+            self.services.store.set_status(name, "creating", job_id=answer.job_id, api="jobs")
             self._act(f"created VM {name} on provider {placement.describe()} (job {answer.job_id})")
             try:
                 self.waiter.job(client, answer.job_id)
@@ -200,17 +198,17 @@ class CreateTransaction:
         else:
             self._act(f"created VM {name} on provider {placement.describe()} (synchronous API)")
             port = answer.ssh_port
-            self.store.set_status(name, "creating", api="sync")
+            self.services.store.set_status(name, "creating", api="sync")
         try:
             ssh_port, ssh_host = self.waiter.endpoint(client, placement.ip or "",
                                                       allow_foreign=self.want.allow_foreign_ssh_host)
         except ValidationError as exc:
             # The VM exists and may be paid for: it stays recorded, with no endpoint that Ansible or a file
             # could use, so state=absent deletes it.
-            self.store.set_status(name, "error", error=exc.msg, ssh_host=None, ssh_port=None, job_id=None)
+            self.services.store.set_status(name, "error", error=exc.msg, ssh_host=None, ssh_port=None, job_id=None)
             self._act(f"kept VM {name} recorded with status error: its provider's SSH endpoint was refused")
             raise
-        record = self.store.set_status(name, "running", ssh_port=ssh_port or port,
+        record = self.services.store.set_status(name, "running", ssh_port=ssh_port or port,
                                        ssh_host=ssh_host, job_id=None) or record
         if self.want.wait:
             self.waiter.ssh(record, new=True)
@@ -236,7 +234,7 @@ class CreateTransaction:
                            "status error")
                 return
             finally:
-                client.set_deadline(self.deadline)
+                client.set_deadline(self.services.deadline)
             if not seen and outcome == UNKNOWN:
                 # Never seen, but never proven absent either: the row stays until a run settles it.
                 self._keep(placement, f"{reason}; the provider does not show the VM, but the create may still be "
@@ -244,12 +242,12 @@ class CreateTransaction:
                            f"kept VM {name} recorded with status error: the provider may still create it")
                 return
         try:
-            self.hooks.after_failure(placement, self.store.get(name), vm_gone=True, act=self._act)
+            self.hooks.after_failure(placement, self.services.store.get(name), vm_gone=True, act=self._act)
         except GolemError as exc:
             self._keep(placement, f"{reason}; then {exc.msg}",
                        f"kept VM {name} recorded with status error: {exc.msg}")
             return
-        self.store.delete(name)
+        self.services.store.delete(name)
         if outcome != REJECTED:
             self._act(f"deleted the failed VM {name} on provider {placement.describe()}")
 
@@ -258,19 +256,19 @@ class CreateTransaction:
         this run's, and never into nothing, since what is noted may be money."""
         if self.guard is not None:
             self.guard()
-        if self.store.set_status(self.want.name, "creating", **updates) is None:
-            raise StateError(f"the row of VM {self.want.name} vanished from {self.store.location} while it was being "
+        if self.services.store.set_status(self.want.name, "creating", **updates) is None:
+            raise StateError(f"the row of VM {self.want.name} vanished from {self.services.store.location} while it was being "
                              "created; nothing more was sent")
 
     def _hold(self, exc: GolemError) -> None:
         try:
-            self.store.set_status(self.want.name, "error", error=exc.msg)
+            self.services.store.set_status(self.want.name, "error", error=exc.msg)
         except StateError:
             return  # the state is what failed: the row says what it said, which the next run settles
         self._act(f"kept VM {self.want.name} recorded with status error, with its payment not settled yet")
 
     def _keep(self, placement: Placement, error: str, action: str) -> None:
-        record = self.store.set_status(self.want.name, "error", error=error)
+        record = self.services.store.set_status(self.want.name, "error", error=error)
         self._act(action)
         try:
             self.hooks.after_failure(placement, record, vm_gone=False, act=self._act)

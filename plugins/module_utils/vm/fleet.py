@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import bill_of, over_cap, stream_terms
-from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
     GolemError,
     IdentityError,
@@ -33,12 +32,10 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
     ValidationError,
 )
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
-from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity, lookup
+from ansible_collections.golem.vm.plugins.module_utils.provider.identity import lookup
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import name_problem
-from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.fields import country_code
-from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import (
     Placement,
@@ -146,41 +143,16 @@ class FleetResult:
 
 
 class Fleet:
-    def __init__(
-        self,
-        prefix: str,
-        count: int,
-        *,
-        template: Want,
-        store: StateBackend,
-        known_hosts: KnownHosts,
-        deadline: Deadline,
-        provider_client: Callable[[Placement], Any],
-        placements: Callable[[], list[Placement]],
-        parallelism: int,
-        check_mode: bool,
-        warn: Callable[[str], None],
-        verify: bool = True,
-        identity: ProviderIdentity | None = None,
-        payments: Any = None,
-    ) -> None:
-        """``template.labels`` are the labels the user asked (None: members keep theirs); the membership
-        label is added here."""
-        """``template`` is the Want of every member but its name; ``placements()`` asks discovery."""
+    def __init__(self, prefix: str, count: int, services: VMServices, *, template: Want,
+                 placements: Callable[[], list[Placement]], parallelism: int, verify: bool = True) -> None:
+        """``template`` is the Want of every member but its name, and ``template.labels`` the labels the user
+        asked (None: members keep theirs; the membership label is added here); ``placements()`` asks discovery."""
         self.prefix = prefix
         self.count = count
-        self.template = template
-        self.store = store
-        self.known_hosts = known_hosts
-        self.deadline = deadline
-        self.provider_client = provider_client
+        self.services = services
         self.placements = placements
         self.parallelism = parallelism
-        self.check_mode = check_mode
-        self.warn = warn
         self.verify = verify
-        self.identity = identity or ProviderIdentity()
-        self.payments = payments
         self.user_labels = template.labels
         self.template = replace(template, labels={**(template.labels or {}), FLEET_LABEL: prefix})
         self.result = FleetResult()
@@ -188,7 +160,7 @@ class Fleet:
     def members(self) -> list[VMRecord]:
         """Rows labelled as this fleet's, and rows from before labels whose name fits the old rule."""
         found = []
-        for record in self.store.list():
+        for record in self.services.store.list():
             if member_index(self.prefix, record.name) is None:
                 continue
             labels = record.config.get("labels")
@@ -201,10 +173,10 @@ class Fleet:
         for record in members:
             if isinstance(record.config.get("labels"), dict):
                 continue
-            self.warn(f"VM {record.name} has no labels (it was recorded before golem.vm 0.2): it is taken as a "
+            self.services.warn(f"VM {record.name} has no labels (it was recorded before golem.vm 0.2): it is taken as a "
                       f"member of fleet {self.prefix} by its name, once, and labelled {FLEET_LABEL}={self.prefix}")
-            if not self.check_mode:
-                self.store.set_status(record.name, record.status, labels=dict(self.template.labels or {}))
+            if not self.services.check_mode:
+                self.services.store.set_status(record.name, record.status, labels=dict(self.template.labels or {}))
 
     def _relabel(self, kept: dict[int, VMRecord]) -> None:
         """Labels asked for the fleet replace its members' (the membership label stays)."""
@@ -215,10 +187,10 @@ class Fleet:
             if record.labels == wanted:
                 continue
             self.result.changed = True
-            would = "would set" if self.check_mode else "set"
+            would = "would set" if self.services.check_mode else "set"
             self.result.actions.append(f"{would} the labels of VM {record.name} to {wanted}")
-            if not self.check_mode:
-                self.store.set_status(record.name, record.status, labels=wanted)
+            if not self.services.check_mode:
+                self.services.store.set_status(record.name, record.status, labels=wanted)
 
     def run(self) -> FleetResult:
         current = self.members()
@@ -227,14 +199,14 @@ class Fleet:
         self._relabel(todo.keep)
         for record in todo.keep.values():
             if record.status != "running":
-                self.warn(f"fleet member {record.name} is recorded with status {record.status}; it was left alone. "
+                self.services.warn(f"fleet member {record.name} is recorded with status {record.status}; it was left alone. "
                           "Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
         if todo.create:
             # Before the first provider or discovery call, whose errors would hide what the creates lack.
-            self._check_inputs(paying=not self.check_mode)
+            self._check_inputs(paying=not self.services.check_mode)
         if self.verify:
             self._verify(todo)
-        if self.check_mode:
+        if self.services.check_mode:
             if todo.create or todo.repair:
                 self._load_key()
             return self._plan_only(todo)
@@ -242,8 +214,8 @@ class Fleet:
         self._in_threads("destroy", [(r.name, r, "absent", None) for r in todo.destroy])
         if todo.create or todo.repair:
             self._check_inputs(paying=True)  # repairs too, before discovery is asked
-            if self.payments is not None:
-                self.payments.warm_up()
+            if self.services.payments is not None:
+                self.services.payments.warm_up()
             placements = self.placements()
             # After discovery: one that fails or sends nonsense leaves no key pair behind.
             self._load_key()
@@ -259,10 +231,10 @@ class Fleet:
             return
 
         def look(record: VMRecord) -> Any:
-            client = self.provider_client(Lifecycle.placement_of(record))
-            client.set_deadline(self.deadline)
+            client = self.services.provider_client(Lifecycle.placement_of(record))
+            client.set_deadline(self.services.deadline)
             try:
-                return lookup(client, record.name, record.provider_id, self.identity)
+                return lookup(client, record.name, record.provider_id, self.services.identity)
             except GolemError as exc:
                 return exc
             # Anything else is a warning too: one bad answer must not cost the whole fleet run.
@@ -280,24 +252,24 @@ class Fleet:
                 self.result.attempted += 1
                 self.result.failures[record.name] = answer.msg
             elif isinstance(answer, GolemError):
-                self.warn(f"could not check fleet member {record.name} on provider {where}; it was left alone: "
+                self.services.warn(f"could not check fleet member {record.name} on provider {where}; it was left alone: "
                           f"{answer.msg}")
             elif answer is None:
                 todo.repair[index] = todo.keep.pop(index)
             elif answer.status.value != "running":
-                self.warn(f"fleet member {record.name} is {answer.status.value} on provider {where}; it was left "
+                self.services.warn(f"fleet member {record.name} is {answer.status.value} on provider {where}; it was left "
                           "alone. Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
 
     def _check_inputs(self, *, paying: bool) -> None:
         """``paying``: a run that may pay (check mode pays nothing, so needs no chain libraries)."""
-        key = check_create_inputs(self.template, self.payments if paying else None)
+        key = check_create_inputs(self.template, self.services.payments if paying else None)
         if key is not None:
             self.template = replace(self.template, public_key=key.text, key_fingerprint=key.fingerprint)
 
     def _load_key(self) -> None:
         if self.template.public_key is None and self.template.load_key is not None:
             # Once, here: threads making the default key pair at the same time would race.
-            text, fingerprint, private = self.template.load_key(generate=not self.check_mode)
+            text, fingerprint, private = self.template.load_key(generate=not self.services.check_mode)
             self.template = replace(self.template, public_key=text, key_fingerprint=fingerprint,
                                     private_key_path=self.template.private_key_path or private)
 
@@ -345,7 +317,7 @@ class Fleet:
         prices is billed, and the contract is not known); prices a placement lacks (a member being repaired)
         come from discovery. Over the cap it raises as a run would.
         """
-        payments, spec = self.payments, self.template.spec
+        payments, spec = self.services.payments, self.template.spec
         if payments is None or spec is None or payments.given_stream is not None:
             return None
         pricing = where.pricing if where.pricing is not None else payments.pricing_for(where, where.provider_id or "")
@@ -378,7 +350,7 @@ class Fleet:
                 self.result.changed = self.result.changed or life.out.changed
                 if error is not None:
                     self.result.failures[name] = error
-                row = self.store.get(name) if kind == "create" else None
+                row = self.services.store.get(name) if kind == "create" else None
                 if row is not None and row.status != "error":
                     self.result.created.append(name)  # it exists, even when its SSH wait failed
                 elif kind == "destroy" and error is None:
@@ -388,15 +360,14 @@ class Fleet:
              ssh_pool: ThreadPoolExecutor) -> tuple[Lifecycle, str | None, Future[str | None] | None]:
         """One member's create or destroy; never raises, so one failure does not hide the others."""
         want = replace(self.template, name=name, state=state, wait=False)
+        # A member's own run is never a check: the fleet answers check mode before it starts any.
         life = Lifecycle(
-            want, store=self.store, known_hosts=self.known_hosts, deadline=self.deadline,
-            provider_client=self.provider_client,
+            want, replace(self.services, check_mode=False),
             candidates=lambda preferred: ([preferred] if preferred else []) + [
-                c for c in candidates or [] if preferred is None or c.ip != preferred.ip],
-            check_mode=False, warn=self.warn, identity=self.identity, payments=self.payments)
+                c for c in candidates or [] if preferred is None or c.ip != preferred.ip])
         life.waiter.poll_max = FLEET_POLL_MAX
         error = _guarded(lambda: life.run(record))
-        final = self.store.get(name) if error is None and state == "present" and self.template.wait else None
+        final = self.services.store.get(name) if error is None and state == "present" and self.template.wait else None
         if final is None:
             return life, error, None
         return life, None, ssh_pool.submit(_guarded, lambda: life.wait_ssh(final))

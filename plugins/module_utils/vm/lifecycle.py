@@ -6,20 +6,20 @@ Rules that hold everywhere below:
 * a VM is looked up by name with GET /vms/NAME only: listing a provider's VMs while a
   create is pending there makes upstream kill that create;
 * a row is forgotten only when the recorded provider itself says the VM is gone
-  (provider_identity.lookup); anything else at its address fails the task and changes nothing;
-* creating is one transaction (vm_create); check mode sends no write call and writes no
+  (provider/identity.lookup); anything else at its address fails the task and changes nothing;
+* creating is one transaction (create.py); check mode sends no write call and writes no
   file; one Deadline bounds the whole task; every removal of a row or a host key is a change;
 * a row with a payment stream the collection opened is forgotten only after that stream is
-  terminated (vm_payments); destroying or stopping a VM terminates its stream once the VM is gone.
+  terminated (payments.py); destroying or stopping a VM terminates its stream once the VM is gone.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
     GolemError,
     PaymentError,
@@ -28,9 +28,8 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
     ValidationError,
 )
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
-from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity, lookup
+from ansible_collections.golem.vm.plugins.module_utils.provider.identity import lookup
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import VMInfo
-from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.create import (
     CLEANUP_SECONDS,
@@ -39,9 +38,8 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.create import (
     CreateTransaction,
     Outcome,
 )
-from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.waits import BannerProbe, VMWaiter, delete_verified
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, check_create_inputs
 
@@ -51,41 +49,17 @@ class HalfMade(ProviderError):
 
 
 class Lifecycle:
-    def __init__(
-        self,
-        want: Want,
-        *,
-        store: StateBackend,
-        known_hosts: KnownHosts,
-        deadline: Deadline,
-        provider_client: Any,
-        candidates: Any,
-        check_mode: bool,
-        warn: Any,
-        run_command: Any = None,
-        identity: ProviderIdentity | None = None,
-        payments: StreamPayments | None = None,
-    ) -> None:
-        """``provider_client(placement)`` builds a client; ``candidates(preferred)`` lists placements to try.
-
-        ``identity`` proves a provider's 404s are its own; tasks that share one (a fleet) prove
-        each provider once.
-        """
+    def __init__(self, want: Want, services: VMServices, *, candidates: Callable[[Placement | None], list[Placement]]
+                 ) -> None:
+        """``candidates(preferred)`` lists the placements to try, ``preferred`` first."""
         self.want = want
-        self.store = store
-        self.known_hosts = known_hosts
-        self.deadline = deadline
-        self._client_for = provider_client
+        self.services = services
         self._candidates = candidates
-        self.check_mode = check_mode
-        self.warn = warn
-        self.identity = identity or ProviderIdentity()
-        self.payments = payments
         self.out = Outcome()
-        self.waiter = VMWaiter(want.name, deadline=deadline, known_hosts=known_hosts, check_mode=check_mode,
-                               act=self._act, run_command=run_command, on_keys=self._share_keys)
-        self.creation = CreateTransaction(want, store=store, deadline=deadline, client_for=self.client,
-                                          waiter=self.waiter, out=self.out, check_mode=check_mode, hooks=payments)
+        self.waiter = VMWaiter(want.name, deadline=services.deadline, known_hosts=services.known_hosts,
+                               check_mode=services.check_mode, act=self._act, run_command=services.run_command,
+                               on_keys=self._share_keys)
+        self.creation = CreateTransaction(want, services, client_for=self.client, waiter=self.waiter, out=self.out)
 
     # -- entry ---------------------------------------------------------------------------
     def run(self, record: VMRecord | None) -> VMRecord | None:
@@ -101,8 +75,8 @@ class Lifecycle:
         self.out.actions.append(text)
 
     def client(self, placement: Placement) -> Any:
-        client = self._client_for(placement)
-        client.set_deadline(self.deadline)
+        client = self.services.provider_client(placement)
+        client.set_deadline(self.services.deadline)
         return client
 
     @staticmethod
@@ -117,7 +91,7 @@ class Lifecycle:
         # The user's own provider_ip/provider_port vouch for an address no id was recorded for.
         vouched = pinned is not None and pinned.provider_id is None and (pinned.ip, pinned.port) == (
             placement.ip, placement.port)
-        remote = lookup(client, self.want.name, record.provider_id, self.identity, vouched=vouched)
+        remote = lookup(client, self.want.name, record.provider_id, self.services.identity, vouched=vouched)
         job_id = record.config.get("job_id")
         if remote is None and record.status == "creating" and job_id:
             # Another run's create the provider has not reserved the name for yet reads as 404.
@@ -143,7 +117,7 @@ class Lifecycle:
                     if not create:
                         raise
                     half_made = exc.msg
-            why = half_made or (self.payments.why_gone(record) if self.payments is not None else None)
+            why = half_made or (self.services.payments.why_gone(record) if self.services.payments is not None else None)
             if not create:
                 if record.status == "stopped":
                     why = ("it was stopped, and a stopped VM cannot start again: VM on Golem providers have no start "
@@ -155,21 +129,21 @@ class Lifecycle:
             gone = (f"VM {self.want.name} was recorded but is {'unusable on' if half_made else 'gone from'} "
                     f"provider {placement.describe()}" + (f": {why}" if why else ""))
             self._check_payable(record)
-            if self.check_mode:
+            if self.services.check_mode:
                 self._act(gone)
                 self._forget(record)
             else:
                 # Under the name's lock, and only if the row is still the one read: another run (a second
                 # controller) may hold the lock to create this VM right now, or have repaired it already.
-                with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())) as held:
-                    current = self.store.get(self.want.name)
+                with self.services.store.lock(self.want.name, timeout=max(0.0, self.services.deadline.remaining())) as held:
+                    current = self.services.store.get(self.want.name)
                     same = record.same_vm(current)
                     if same:
                         self._act(gone)
                         self._settle_lost_create(record, client)
                         held.verify()  # a lost lock (PostgreSQL) may already be another run's: change nothing
                         # A create that paid and never finished: its stream pays for this one, the row keeps it.
-                        carried = self.payments is not None and self.payments.carry(record, self._act)
+                        carried = self.services.payments is not None and self.services.payments.carry(record, self._act)
                         if not carried:
                             self._release(record)
                             held.verify()
@@ -181,7 +155,7 @@ class Lifecycle:
             preferred = placement
         elif not create:
             raise ValidationError(
-                f"VM {self.want.name} is not recorded in {self.store.location}; use state=present to create it",
+                f"VM {self.want.name} is not recorded in {self.services.store.location}; use state=present to create it",
                 field="name",
                 value=self.want.name,
             )
@@ -194,7 +168,7 @@ class Lifecycle:
         status = remote.status.value
         if status == "creating":
             job_id = record.config.get("job_id")
-            if job_id and not self.check_mode:
+            if job_id and not self.services.check_mode:
                 self.waiter.job(client, job_id)
             remote = self.waiter.running(client)
             status = remote.status.value
@@ -225,7 +199,7 @@ class Lifecycle:
             if record.ssh_port != port:
                 record = self._sync_status(record, "running", ssh_port=port)
         if self.want.wait:
-            known = probe is not None and probe.answered(record) and self.known_hosts.keys_for(
+            known = probe is not None and probe.answered(record) and self.services.known_hosts.keys_for(
                 record.ssh_host, record.ssh_port)
             if not known:
                 self.waiter.ssh(record, new=False)
@@ -252,7 +226,7 @@ class Lifecycle:
         if wanted is None or wanted == record.labels:
             return record
         self.out.changed = True
-        if self.check_mode:
+        if self.services.check_mode:
             self._act(f"would set the labels of VM {record.name} to {wanted}")
             return replace(record, config={**record.config, "labels": dict(wanted)})
         self._act(f"set the labels of VM {record.name} to {wanted}")
@@ -260,15 +234,15 @@ class Lifecycle:
 
     def _sync_status(self, record: VMRecord, status: str, **updates: Any) -> VMRecord:
         """Bring our record in line with the provider's; a bookkeeping write, not a change."""
-        if self.check_mode:
+        if self.services.check_mode:
             return record
         return self._write(record, status, **updates)
 
     def _write(self, record: VMRecord, status: str, **updates: Any) -> VMRecord:
-        written = self.store.set_status(record.name, status, **updates)
+        written = self.services.store.set_status(record.name, status, **updates)
         if written is None:
             # Another run (state=absent elsewhere) removed it meanwhile: say so, never report a row that is gone.
-            raise StateError(f"VM {record.name} vanished from {self.store.location} while this run updated it; "
+            raise StateError(f"VM {record.name} vanished from {self.services.store.location} while this run updated it; "
                              "another run removed it. Run again to see what is left")
         return written
 
@@ -277,21 +251,21 @@ class Lifecycle:
         to create the same name at once create one VM; the second finds the first one's row. ``replacing`` is
         a row this run keeps for the create (its stream pays for it): that one is not another run's."""
         # Before any call, whose errors would hide them: the given key and the libraries paying needs.
-        key = check_create_inputs(self.want, None if self.check_mode else self.payments)
+        key = check_create_inputs(self.want, None if self.services.check_mode else self.services.payments)
         if key is not None:
             self.want.public_key, self.want.key_fingerprint = key.text, key.fingerprint
-        if self.payments is not None and not self.check_mode:
-            self.payments.warm_up()
+        if self.services.payments is not None and not self.services.check_mode:
+            self.services.payments.warm_up()
         # Providers first: a discovery that fails or sends nonsense leaves no key pair (and no lock) behind.
         placements = self._candidates(preferred)
         if self.want.public_key is None and self.want.load_key is not None:
-            text, fingerprint, private = self.want.load_key(generate=not self.check_mode)
+            text, fingerprint, private = self.want.load_key(generate=not self.services.check_mode)
             self.want.public_key, self.want.key_fingerprint = text, fingerprint
             self.want.private_key_path = self.want.private_key_path or private
-        if self.check_mode:
+        if self.services.check_mode:
             return self.creation.run(placements, on_taken=self._taken)
-        with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())) as held:
-            theirs = self.store.get(self.want.name)
+        with self.services.store.lock(self.want.name, timeout=max(0.0, self.services.deadline.remaining())) as held:
+            theirs = self.services.store.get(self.want.name)
             if theirs is not None and not (replacing is not None and replacing.same_vm(theirs)):
                 return self._recorded_meanwhile(theirs)
             self.creation.guard = held.verify
@@ -316,7 +290,7 @@ class Lifecycle:
         if not self.want.adopt:
             raise ValidationError(
                 f"a VM named {self.want.name} already exists on provider {placement.describe()} but is not in the "
-                f"state {self.store.location}; creating it again would orphan it (upstream overwrites names). Set "
+                f"state {self.services.store.location}; creating it again would orphan it (upstream overwrites names). Set "
                 "adopt=true to take it over, or choose another name",
                 field="name",
                 value=self.want.name,
@@ -329,14 +303,14 @@ class Lifecycle:
         record = VMRecord(self.want.name, placement.ip or "", remote.id, status, config)
         self.out.changed = True
         self._act(f"adopted VM {self.want.name} found on provider {placement.describe()}")
-        if self.check_mode:
+        if self.services.check_mode:
             return record
-        record = self.store.upsert(record)
+        record = self.services.store.upsert(record)
         return self._converge(record, client, remote) if status != "stopped" else record
 
     def _share_keys(self, record: VMRecord, keys: list[Any]) -> None:
         """The host keys go into the row too: a controller sharing the state then checks them strictly."""
-        self.store.set_status(record.name, record.status, host_keys=[f"{k.key_type} {k.key}" for k in keys])
+        self.services.store.set_status(record.name, record.status, host_keys=[f"{k.key_type} {k.key}" for k in keys])
 
     def wait_ssh(self, record: VMRecord) -> None:
         """The SSH wait of a VM just created with wait=false (golem_fleet runs it apart from the create)."""
@@ -346,7 +320,7 @@ class Lifecycle:
     def stopped(self, record: VMRecord | None) -> VMRecord | None:
         if record is None:
             raise ValidationError(
-                f"VM {self.want.name} is not recorded in {self.store.location}: nothing to stop",
+                f"VM {self.want.name} is not recorded in {self.services.store.location}: nothing to stop",
                 field="name",
                 value=self.want.name,
             )
@@ -367,7 +341,7 @@ class Lifecycle:
             return self._sync_status(record, "stopped")
         self._check_payable(record)
         self.out.changed = True
-        if self.check_mode:
+        if self.services.check_mode:
             self._act(f"would stop VM {self.want.name}")
             return record
         try:
@@ -381,10 +355,10 @@ class Lifecycle:
                 ) from None
             raise
         self._act(f"stopped VM {self.want.name}")
-        record = self.store.set_status(self.want.name, "stopped") or record
+        record = self.services.store.set_status(self.want.name, "stopped") or record
         # A stopped VM cannot run again (no start endpoint upstream): what it has not used comes back.
         self._release(record)
-        return self.store.get(self.want.name) or record
+        return self.services.store.get(self.want.name) or record
 
     def absent(self, record: VMRecord | None, *, again: bool = True) -> VMRecord | None:
         if record is None:
@@ -394,7 +368,7 @@ class Lifecycle:
         placement = self.placement_of(record)
         client, remote = self._lookup(record)
         self._check_payable(record)
-        if self.check_mode:
+        if self.services.check_mode:
             self.out.changed = True
             self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}" if remote is None
                       else f"would destroy VM {self.want.name} on provider {placement.describe()}")
@@ -402,8 +376,8 @@ class Lifecycle:
             return None
         # Under the name's lock, and only if the row is still the one read: another run may be creating this
         # VM again right now, and its new row and VM are what the user now asks to destroy.
-        with self.store.lock(self.want.name, timeout=max(0.0, self.deadline.remaining())) as held:
-            current = self.store.get(self.want.name)
+        with self.services.store.lock(self.want.name, timeout=max(0.0, self.services.deadline.remaining())) as held:
+            current = self.services.store.get(self.want.name)
             same = record.same_vm(current)
             if same:
                 self.out.changed = True
@@ -412,14 +386,14 @@ class Lifecycle:
                     self._settle_lost_create(record, client)
                 else:
                     # A VM still being created would survive a plain DELETE, and then run unrecorded.
-                    delete_verified(client, self.want.name, self.deadline.end, settle=SETTLE_SECONDS)
+                    delete_verified(client, self.want.name, self.services.deadline.end, settle=SETTLE_SECONDS)
                     self._act(f"destroyed VM {self.want.name} on provider {placement.describe()}")
                 held.verify()  # a lost lock (PostgreSQL) may already be another run's: change nothing
                 self._release(record)
                 held.verify()
                 self._forget(record)
         if current is None and not same:
-            self._act(f"VM {self.want.name} was removed from {self.store.location} by another run meanwhile")
+            self._act(f"VM {self.want.name} was removed from {self.services.store.location} by another run meanwhile")
         elif not same:
             return self.absent(self._changed(current, again), again=False)
         return None
@@ -427,10 +401,10 @@ class Lifecycle:
     def _changed(self, current: VMRecord, again: bool) -> VMRecord:
         """The row another run changed while this one waited for the name's lock: the one to act on now."""
         if not again:
-            raise StateError(f"VM {self.want.name} changed in {self.store.location} while this run looked at it, "
+            raise StateError(f"VM {self.want.name} changed in {self.services.store.location} while this run looked at it, "
                              "twice; run again")
         if not current.ok:
-            raise StateError(f"VM {self.want.name} changed in {self.store.location} while this run looked at it, "
+            raise StateError(f"VM {self.want.name} changed in {self.services.store.location} while this run looked at it, "
                              f"and now cannot be read: {current.config_error}")
         self._act(f"VM {self.want.name} was changed by another run meanwhile; acting on its row as it is now")
         return current
@@ -440,18 +414,18 @@ class Lifecycle:
         placement = self._candidates(None)[0]
         client = self.client(placement)
         # The same proof as before forgetting a row: a VM is deleted only on the provider named.
-        self.identity.prove(client, placement.provider_id, self.want.name)
+        self.services.identity.prove(client, placement.provider_id, self.want.name)
         remote = client.get_vm(self.want.name, missing_ok=True)
         if remote is None:
             return
         self.out.changed = True
-        if self.check_mode:
+        if self.services.check_mode:
             self._act(f"would destroy VM {self.want.name} on provider {placement.describe()} (not in the state file)")
             return
-        delete_verified(client, self.want.name, self.deadline.end, settle=SETTLE_SECONDS)
+        delete_verified(client, self.want.name, self.services.deadline.end, settle=SETTLE_SECONDS)
         self._act(f"destroyed VM {self.want.name} on provider {placement.describe()} (it was not in the state file)")
-        if remote.ssh_port and placement.ip and self.known_hosts.remove(placement.ip, remote.ssh_port):
-            self._act(f"removed the host key of [{placement.ip}]:{remote.ssh_port} from {self.known_hosts.path}")
+        if remote.ssh_port and placement.ip and self.services.known_hosts.remove(placement.ip, remote.ssh_port):
+            self._act(f"removed the host key of [{placement.ip}]:{remote.ssh_port} from {self.services.known_hosts.path}")
 
     def _settle_lost_create(self, record: VMRecord, client: Any) -> None:
         """A 404 for a row whose create may still be queued (status error or creating) is not proof.
@@ -462,17 +436,17 @@ class Lifecycle:
         """
         if record.status not in ("error", "creating"):
             return
-        delete_verified(client, self.want.name, min(self.deadline.end, time.monotonic() + CLEANUP_SECONDS),
+        delete_verified(client, self.want.name, min(self.services.deadline.end, time.monotonic() + CLEANUP_SECONDS),
                         settle=SETTLE_UNKNOWN)
 
     def _check_payable(self, record: VMRecord) -> None:
         """Before a VM with a stream of ours is destroyed or stopped: can that stream be terminated after?"""
-        if self.payments is None or not self.payments.owns_stream(record):
+        if self.services.payments is None or not self.services.payments.owns_stream(record):
             return
-        if self.check_mode:
+        if self.services.check_mode:
             stream = record.config.get("stream_id", record.config.get("stream_tx"))
             self._act(f"would terminate payment stream {stream} of VM {record.name} once the VM is gone")
-        elif not self.payments.can_pay:
+        elif not self.services.payments.can_pay:
             raise PaymentError(
                 f"VM {record.name} is paid by stream {record.config.get('stream_id', record.config.get('stream_tx'))}, "
                 "which the collection opened and must terminate once the VM is gone; give ethereum_private_key "
@@ -481,28 +455,28 @@ class Lifecycle:
     def _release(self, record: VMRecord) -> None:
         """Terminate the stream of a VM that is gone or stopped. If that fails, the row stays with status
         error, recording the stream, and the task fails: the next run settles it before forgetting anything."""
-        if self.payments is None or not self.payments.owns_stream(record):
+        if self.services.payments is None or not self.services.payments.owns_stream(record):
             return
         try:
-            self.payments.release(record, self._act)
+            self.services.payments.release(record, self._act)
         except GolemError as exc:
-            self.store.set_status(record.name, "error", error=f"the VM is gone or stopped, but its payment stream "
+            self.services.store.set_status(record.name, "error", error=f"the VM is gone or stopped, but its payment stream "
                                   f"is not settled yet: {exc.msg}")
             raise
         self.out.changed = True
         # A stopped VM's row stays: it must not be terminated twice.
-        self.store.set_status(record.name, record.status, stream_terminated=True)
+        self.services.store.set_status(record.name, record.status, stream_terminated=True)
 
     def _forget(self, record: VMRecord) -> None:
         """Remove the row and the VM's host key: always a change, announced in check mode too."""
         self.out.changed = True
-        would = "would remove" if self.check_mode else "removed"
-        if not self.check_mode:
-            self.store.delete(record.name)
+        would = "would remove" if self.services.check_mode else "removed"
+        if not self.services.check_mode:
+            self.services.store.delete(record.name)
         self._act(f"{would} VM {record.name} from the state file")
-        if record.ssh_port and self.known_hosts.keys_for(record.ssh_host, record.ssh_port):
-            if not self.check_mode:
-                self.known_hosts.remove(record.ssh_host, record.ssh_port)
+        if record.ssh_port and self.services.known_hosts.keys_for(record.ssh_host, record.ssh_port):
+            if not self.services.check_mode:
+                self.services.known_hosts.remove(record.ssh_host, record.ssh_port)
             self._act(f"{would} the host key of VM {record.name} ([{record.ssh_host}]:{record.ssh_port})")
 
     # -- warnings ---------------------------------------------------------------------------
@@ -524,7 +498,7 @@ class Lifecycle:
         if want.country and record.country and want.country != record.country:
             diffs.append(f"country {want.country} asked, {record.country} in place")
         if diffs:
-            self.warn(
+            self.services.warn(
                 f"VM {want.name} exists and these can only be set at creation, so they were left as they are: "
                 + "; ".join(diffs)
                 + ". Destroy and re-create the VM to change them."

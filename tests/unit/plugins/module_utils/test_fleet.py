@@ -43,6 +43,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M test"
@@ -200,12 +201,11 @@ def fleet(store: StateStore, net: Network, count: int, *, check: bool = False, c
                 public_key=KEY, key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=None,
                 country=None, adopt=False, wait=False)
     warnings: list[str] = []
-    made = Fleet("web", count, template=want, store=store,
-                 known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")), deadline=Deadline(deadline),
-                 provider_client=net.client,
-                 placements=lambda: discover(disc, SIZES["small"], provider_port=7466, countries=countries,
-                                             platform=None, warn=warnings.append),
-                 parallelism=parallelism, check_mode=check, warn=warnings.append, verify=verify)
+    made = Fleet("web", count, VMServices(
+            store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
+            deadline=Deadline(deadline), provider_client=net.client, warn=warnings.append, check_mode=check),
+            template=want, placements=lambda: discover(disc, SIZES["small"], provider_port=7466, countries=countries,
+                                             platform=None, warn=warnings.append), parallelism=parallelism, verify=verify)
     made.warnings = warnings  # type: ignore[attr-defined]
     made.disc = disc  # type: ignore[attr-defined]
     return made

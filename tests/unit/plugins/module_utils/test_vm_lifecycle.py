@@ -35,6 +35,7 @@ from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import 
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import HostKey, KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M test"
@@ -176,11 +177,11 @@ def run(store: StateStore, providers: dict[str, FakeProvider], *, state: str = "
                 key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=pinned, country=None,
                 adopt=adopt, wait=False)
     warnings: list[str] = []
-    life = Lifecycle(
-        want, store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
-        deadline=Deadline(deadline), provider_client=lambda p: providers[p.ip],
-        candidates=lambda preferred: ([preferred] if preferred else []) + (candidates or [pinned or SE]),
-        check_mode=check, warn=warnings.append)
+    life = Lifecycle(want, VMServices(
+            store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
+            deadline=Deadline(deadline), provider_client=lambda p: providers[p.ip], warn=warnings.append,
+            check_mode=check),
+            candidates=lambda preferred: ([preferred] if preferred else []) + (candidates or [pinned or SE]))
     life.warnings = warnings  # type: ignore[attr-defined]
     return life, life.run(store.get(name))
 
@@ -496,9 +497,9 @@ def test_creation_only_differences_are_a_warning(store, providers):
         Want(name="web-1", state="present", spec=want_medium, size="medium", image="22.04", stream_id=None,
              public_key=KEY, key_fingerprint="SHA256:other", private_key_path=None, ssh_user="root",
              pinned=None, country=None, adopt=False, wait=False),
-        store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "kh")), deadline=Deadline(5),
-        provider_client=lambda p: providers[p.ip], candidates=lambda preferred: [SE], check_mode=False,
-        warn=(warnings := []).append)
+        VMServices(store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "kh")), deadline=Deadline(5),
+                   provider_client=lambda p: providers[p.ip], warn=(warnings := []).append, check_mode=False),
+        candidates=lambda preferred: [SE])
     life.run(store.get("web-1"))
     assert not life.out.changed and len(warnings) == 1
     assert "2/4/20" in warnings[0] and "SHA256:other" in warnings[0]
@@ -692,10 +693,10 @@ def run_with(store, providers, identity, **kwargs):
     want = Want(name="web-1", state=kwargs.pop("state", "present"), spec=None, size=None, image=None,
                 stream_id=None, public_key=KEY, key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root",
                 pinned=kwargs.pop("pinned", None), country=None, adopt=False, wait=False)
-    life = Lifecycle(want, store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
-                     deadline=Deadline(30), provider_client=lambda p: providers[p.ip],
-                     candidates=kwargs.pop("candidates", lambda preferred: [preferred or SE]),
-                     check_mode=kwargs.pop("check", False), warn=lambda _m: None, identity=identity)
+    life = Lifecycle(want, VMServices(
+            store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")), deadline=Deadline(30),
+            provider_client=lambda p: providers[p.ip], warn=lambda _m: None, check_mode=kwargs.pop("check", False),
+            identity=identity), candidates=kwargs.pop("candidates", lambda preferred: [preferred or SE]))
     return life, life.run(store.get("web-1"))
 
 
@@ -787,9 +788,10 @@ def test_removing_the_row_is_a_change_even_when_the_new_create_fails(store, prov
         want = Want(name="web-1", state="present", spec=None, size=None, image=None, stream_id=None,
                     public_key=KEY, key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root",
                     pinned=None, country=None, adopt=False, wait=False)
-        life = Lifecycle(want, store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "kh")),
-                         deadline=Deadline(5), provider_client=lambda p: providers[p.ip], candidates=no_providers,
-                         check_mode=False, warn=lambda _m: None)
+        life = Lifecycle(want, VMServices(
+                store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "kh")), deadline=Deadline(5),
+                provider_client=lambda p: providers[p.ip], warn=lambda _m: None, check_mode=False),
+                candidates=no_providers)
         life.run(store.get("web-1"))
     assert life.out.changed is True and store.get("web-1") is None
     assert "removed VM web-1 from the state file" in life.out.actions

@@ -27,6 +27,7 @@ from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import 
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
+from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -149,10 +150,10 @@ def life(store: StateStore, providers: dict[str, Any], chain: FakeChain | None, 
     want = Want(name="web-1", state=state, spec=None, size=None, image=None, stream_id=None, public_key=KEY,
                 key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=None, country=None,
                 adopt=False, wait=False)
-    lc = Lifecycle(want, store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
-                   deadline=timer, provider_client=lambda p: providers[p.ip],
-                   candidates=lambda preferred: candidates or [SE], check_mode=False, warn=warnings.append,
-                   identity=ProviderIdentity(), payments=payments)
+    lc = Lifecycle(want, VMServices(
+            store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")), deadline=timer,
+            provider_client=lambda p: providers[p.ip], warn=warnings.append, check_mode=False,
+            identity=ProviderIdentity(), payments=payments), candidates=lambda preferred: candidates or [SE])
     lc.warnings = warnings  # type: ignore[attr-defined]
     return lc, payments
 
