@@ -27,7 +27,6 @@ from ansible_collections.golem.vm.plugins.module_utils.provider.client import Pr
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import HAS_PYDANTIC, PYDANTIC_IMPORT_ERROR, PYDANTIC_LIBRARY
 
 
-
 def _check_url(field: str, url: str, example: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

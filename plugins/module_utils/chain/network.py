@@ -10,6 +10,7 @@ user set or what is documented for the network, before anything is signed. Pure:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import NamedTuple
@@ -42,6 +43,8 @@ NEXT_PROTOCOL_CHAINS: dict[int, str] = {560048: "Ethereum Hoodi"}
 # a congested one through while a node asking thousands (a lie, or the wrong chain) is refused. At the
 # ~200,000 gas a createStream takes, 100 gwei is at most 0.02 ETH of gas.
 DEFAULT_MAX_FEE_PER_GAS_GWEI = 100.0
+# An account or contract address, as the options, a row and a provider's info give it.
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 GWEI = 10 ** 9
 
 

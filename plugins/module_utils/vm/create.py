@@ -209,7 +209,7 @@ class CreateTransaction:
             self._act(f"kept VM {name} recorded with status error: its provider's SSH endpoint was refused")
             raise
         record = self.services.store.set_status(name, "running", ssh_port=ssh_port or port,
-                                       ssh_host=ssh_host, job_id=None) or record
+                                                ssh_host=ssh_host, job_id=None) or record
         if self.want.wait:
             self.waiter.ssh(record, new=True)
         return record

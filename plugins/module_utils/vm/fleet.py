@@ -43,6 +43,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.placement import (
     fitting_providers,
     spread,
 )
+from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, check_create_inputs
 
 FLEET_LABEL = "golem.vm/fleet"
@@ -174,7 +175,7 @@ class Fleet:
             if isinstance(record.config.get("labels"), dict):
                 continue
             self.services.warn(f"VM {record.name} has no labels (it was recorded before golem.vm 0.2): it is taken as a "
-                      f"member of fleet {self.prefix} by its name, once, and labelled {FLEET_LABEL}={self.prefix}")
+                               f"member of fleet {self.prefix} by its name, once, and labelled {FLEET_LABEL}={self.prefix}")
             if not self.services.check_mode:
                 self.services.store.set_status(record.name, record.status, labels=dict(self.template.labels or {}))
 
@@ -200,7 +201,7 @@ class Fleet:
         for record in todo.keep.values():
             if record.status != "running":
                 self.services.warn(f"fleet member {record.name} is recorded with status {record.status}; it was left alone. "
-                          "Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
+                                   "Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
         if todo.create:
             # Before the first provider or discovery call, whose errors would hide what the creates lack.
             self._check_inputs(paying=not self.services.check_mode)
@@ -253,12 +254,12 @@ class Fleet:
                 self.result.failures[record.name] = answer.msg
             elif isinstance(answer, GolemError):
                 self.services.warn(f"could not check fleet member {record.name} on provider {where}; it was left alone: "
-                          f"{answer.msg}")
+                                   f"{answer.msg}")
             elif answer is None:
                 todo.repair[index] = todo.keep.pop(index)
             elif answer.status.value != "running":
                 self.services.warn(f"fleet member {record.name} is {answer.status.value} on provider {where}; it was left "
-                          "alone. Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
+                                   "alone. Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
 
     def _check_inputs(self, *, paying: bool) -> None:
         """``paying``: a run that may pay (check mode pays nothing, so needs no chain libraries)."""

@@ -461,7 +461,7 @@ class Lifecycle:
             self.services.payments.release(record, self._act)
         except GolemError as exc:
             self.services.store.set_status(record.name, "error", error=f"the VM is gone or stopped, but its payment stream "
-                                  f"is not settled yet: {exc.msg}")
+                                           f"is not settled yet: {exc.msg}")
             raise
         self.out.changed = True
         # A stopped VM's row stays: it must not be terminated twice.

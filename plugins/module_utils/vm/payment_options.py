@@ -8,34 +8,40 @@ task that never pays (an existing VM, a provider with payments off) never loads 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from ansible_collections.golem.vm.plugins.module_utils.chain.network import DEFAULT_MAX_FEE_PER_GAS_GWEI, check_fee_cap
+from ansible_collections.golem.vm.plugins.module_utils.chain.network import ADDRESS, DEFAULT_MAX_FEE_PER_GAS_GWEI, check_fee_cap
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import check_hours
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def check_rpc_url(url: Any) -> None:
+    """payments_rpc_url: an http(s) URL, whoever reads it (the modules, the inventory's refresh)."""
+    parts = urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(f"payments_rpc_url {url!r} must be an http:// or https:// URL of the chain's JSON-RPC, "
+                              f"e.g. {settings.DEFAULT_PAYMENTS_RPC_URL}", field="payments_rpc_url", value=url)
+
+
+def check_contract_address(address: Any) -> None:
+    """stream_payment_address, when given: a contract address."""
+    if address is not None and not ADDRESS.fullmatch(str(address)):
+        raise ValidationError(f"stream_payment_address {address!r} is not a contract address (0x and 40 hexadecimal "
+                              "digits)", field="stream_payment_address", value=address)
 
 
 def check_payment_options(params: dict[str, Any]) -> None:
     """Every payment option checked before any call; the key only for its shape, never shown."""
-    url = params["payments_rpc_url"]
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(f"payments_rpc_url {url!r} must be an http:// or https:// URL of the chain's JSON-RPC, "
-                              f"e.g. {settings.DEFAULT_PAYMENTS_RPC_URL}", field="payments_rpc_url", value=url)
+    check_rpc_url(params["payments_rpc_url"])
     if "payment_hours" in params:
         check_hours(params["payment_hours"])
     check_fee_cap(params.get("max_fee_per_gas_gwei", DEFAULT_MAX_FEE_PER_GAS_GWEI))
-    address = params.get("stream_payment_address")
-    if address is not None and not _ADDRESS.fullmatch(address):
-        raise ValidationError(f"stream_payment_address {address!r} is not a contract address (0x and 40 hexadecimal "
-                              "digits)", field="stream_payment_address", value=address)
+    check_contract_address(params.get("stream_payment_address"))
     key = params.get("ethereum_private_key")
     if key is not None:
         digits = key[2:] if key.startswith(("0x", "0X")) else key

@@ -210,14 +210,11 @@ class StreamPayments(CreateHooks):
         if record.status not in ("creating", "error") or not self.owns_stream(record) or not self._can_pay:
             return False
         chain = self.chain()
-        contract = str(record.config.get("stream_contract") or "")
         with chain.budget(max(self.deadline.remaining(), SETTLE_SECONDS)):
-            stream_id = record.config.get("stream_id")
-            if stream_id is None:
-                stream_id = self._settle_opening(record, chain, contract)
-                if stream_id is None:
-                    return False
-            stream = chain.read(contract, int(stream_id))
+            stream = self._row_stream(record, chain)
+        if stream is None:
+            return False
+        stream_id = stream.stream_id
         provider = str(record.config.get("provider_id") or "")
         if stream.sender.lower() != chain.address.lower() or stream.recipient.lower() != provider.lower() \
                 or stream.halted or stream.remaining_seconds < CARRY_MIN_SECONDS:
@@ -291,14 +288,23 @@ class StreamPayments(CreateHooks):
         with chain.budget(max(self.deadline.remaining(), SETTLE_SECONDS)):
             return self._terminate(record, chain, act)
 
-    def _terminate(self, record: VMRecord, chain: StreamChain, act: Callable[[str], None]) -> int | None:
+    def _row_stream(self, record: VMRecord, chain: StreamChain) -> ChainStream | None:
+        """The stream the row records, as the chain has it; its opening transaction settled first when the row
+        has only that (None: it opened no stream)."""
         contract = str(record.config.get("stream_contract") or "")
         stream_id = record.config.get("stream_id")
         if stream_id is None:
             stream_id = self._settle_opening(record, chain, contract)
             if stream_id is None:
                 return None
-        stream = chain.read(contract, int(stream_id))
+        return chain.read(contract, int(stream_id))
+
+    def _terminate(self, record: VMRecord, chain: StreamChain, act: Callable[[str], None]) -> int | None:
+        contract = str(record.config.get("stream_contract") or "")
+        stream = self._row_stream(record, chain)
+        if stream is None:
+            return None
+        stream_id = stream.stream_id
         if stream.sender.lower() != chain.address.lower():
             self.warn(f"VM {record.name}'s stream {stream_id} was opened by {stream.sender}, not by this account "
                       f"{chain.address}; it was left as it is")

@@ -10,18 +10,18 @@ sum, and all of it within one time budget. Nothing is written: the state stays a
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
+from ansible_collections.golem.vm.plugins.module_utils.chain.network import ADDRESS
 from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import StreamRunway, read_runways
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import MISSING
+from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import check_contract_address, check_rpc_url
 from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import (
     Endpoint,
     LiveStatus,
@@ -30,7 +30,6 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import
     refresh,
 )
 
-ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 # Upstream's CLI reads the contract from this variable; rows the collection wrote record their own.
 STREAM_PAYMENT_ADDRESS_ENV = settings.STREAM_PAYMENT_ADDRESS_ENV
 # A VM its provider no longer has is not worth paying for, whatever its stream's runway.
@@ -68,13 +67,8 @@ def refresh_options(*, timeout: Any = DEFAULT_TIMEOUT, concurrency: Any = DEFAUL
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValidationError(f"refresh_concurrency must be a whole number of at least 1, got {concurrency!r}",
                               field="refresh_concurrency", value=concurrency)
-    parts = urlsplit(str(payments_rpc_url))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(f"payments_rpc_url {payments_rpc_url!r} must be an http:// or https:// URL of the "
-                              "chain's JSON-RPC", field="payments_rpc_url", value=payments_rpc_url)
-    if stream_payment_address is not None and not ADDRESS.fullmatch(str(stream_payment_address)):
-        raise ValidationError(f"stream_payment_address {stream_payment_address!r} is not a contract address (0x and "
-                              "40 hexadecimal digits)", field="stream_payment_address", value=stream_payment_address)
+    check_rpc_url(payments_rpc_url)
+    check_contract_address(stream_payment_address)
     return RefreshOptions(timeout=budget, concurrency=concurrency, payments_rpc_url=str(payments_rpc_url),
                           stream_payment_address=stream_payment_address, **rest)
 

@@ -10,12 +10,11 @@ VM's provider (or of ``provider_ip``): the address a provider checks its streams
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.golem.vm.plugins.module_utils.chain.network import check_contract
+from ansible_collections.golem.vm.plugins.module_utils.chain.network import ADDRESS, check_contract
 from ansible_collections.golem.vm.plugins.module_utils.chain.runway import threshold_seconds
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import check_hours, requires_payment
 from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import ip_problem
@@ -25,7 +24,6 @@ from ansible_collections.golem.vm.plugins.module_utils.state.backend import Stat
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import check_payment_options
 
-ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 @dataclass(frozen=True)
@@ -52,10 +50,6 @@ def check_stream_options(params: dict[str, Any]) -> int | None:
     if stream_id is not None and stream_id < 1:
         raise ValidationError(f"stream_id {stream_id} is not a stream id: ids start at 1", field="stream_id",
                               value=stream_id)
-    address = params.get("stream_payment_address")
-    if address is not None and not ADDRESS.fullmatch(address):
-        raise ValidationError(f"stream_payment_address {address!r} is not a contract address (0x and 40 hexadecimal "
-                              "digits)", field="stream_payment_address", value=address)
     ip = params.get("provider_ip")
     if ip is not None:
         if name is not None:

@@ -201,11 +201,13 @@ def fleet(store: StateStore, net: Network, count: int, *, check: bool = False, c
                 public_key=KEY, key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=None,
                 country=None, adopt=False, wait=False)
     warnings: list[str] = []
-    made = Fleet("web", count, VMServices(
-            store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
-            deadline=Deadline(deadline), provider_client=net.client, warn=warnings.append, check_mode=check),
-            template=want, placements=lambda: discover(disc, SIZES["small"], provider_port=7466, countries=countries,
-                                             platform=None, warn=warnings.append), parallelism=parallelism, verify=verify)
+    services = VMServices(store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
+                          deadline=Deadline(deadline), provider_client=net.client, warn=warnings.append,
+                          check_mode=check)
+    made = Fleet("web", count, services, template=want,
+                 placements=lambda: discover(disc, SIZES["small"], provider_port=7466, countries=countries,
+                                             platform=None, warn=warnings.append),
+                 parallelism=parallelism, verify=verify)
     made.warnings = warnings  # type: ignore[attr-defined]
     made.disc = disc  # type: ignore[attr-defined]
     return made

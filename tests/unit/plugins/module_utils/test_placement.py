@@ -63,7 +63,7 @@ def test_an_unknown_provider_id_names_where_else_it_may_advertise(driver: type, 
             return None
 
     with pytest.raises(ValidationError) as caught:
-        Placer(lambda: Empty(), spec=SIZES["small"], provider_port=7466, pinned=Placement(None, 7466, "0xabc", None),
+        Placer(Empty, spec=SIZES["small"], provider_port=7466, pinned=Placement(None, 7466, "0xabc", None),
                country=None, platform=None, strategy="cheapest", warn=print).candidates()
     assert caught.value.field == "provider_id" and "provider_id 0xabc is not known to discovery" in caught.value.msg
     assert ("set discovery_backend=central" in caught.value.msg) is hinted

@@ -177,11 +177,11 @@ def run(store: StateStore, providers: dict[str, FakeProvider], *, state: str = "
                 key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=pinned, country=None,
                 adopt=adopt, wait=False)
     warnings: list[str] = []
-    life = Lifecycle(want, VMServices(
-            store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
-            deadline=Deadline(deadline), provider_client=lambda p: providers[p.ip], warn=warnings.append,
-            check_mode=check),
-            candidates=lambda preferred: ([preferred] if preferred else []) + (candidates or [pinned or SE]))
+    services = VMServices(store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
+                          deadline=Deadline(deadline), provider_client=lambda p: providers[p.ip],
+                          warn=warnings.append, check_mode=check)
+    life = Lifecycle(want, services,
+                     candidates=lambda preferred: ([preferred] if preferred else []) + (candidates or [pinned or SE]))
     life.warnings = warnings  # type: ignore[attr-defined]
     return life, life.run(store.get(name))
 
@@ -693,10 +693,10 @@ def run_with(store, providers, identity, **kwargs):
     want = Want(name="web-1", state=kwargs.pop("state", "present"), spec=None, size=None, image=None,
                 stream_id=None, public_key=KEY, key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root",
                 pinned=kwargs.pop("pinned", None), country=None, adopt=False, wait=False)
-    life = Lifecycle(want, VMServices(
-            store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")), deadline=Deadline(30),
-            provider_client=lambda p: providers[p.ip], warn=lambda _m: None, check_mode=kwargs.pop("check", False),
-            identity=identity), candidates=kwargs.pop("candidates", lambda preferred: [preferred or SE]))
+    services = VMServices(store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
+                          deadline=Deadline(30), provider_client=lambda p: providers[p.ip], warn=lambda _m: None,
+                          check_mode=kwargs.pop("check", False), identity=identity)
+    life = Lifecycle(want, services, candidates=kwargs.pop("candidates", lambda preferred: [preferred or SE]))
     return life, life.run(store.get("web-1"))
 
 
@@ -788,10 +788,9 @@ def test_removing_the_row_is_a_change_even_when_the_new_create_fails(store, prov
         want = Want(name="web-1", state="present", spec=None, size=None, image=None, stream_id=None,
                     public_key=KEY, key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root",
                     pinned=None, country=None, adopt=False, wait=False)
-        life = Lifecycle(want, VMServices(
-                store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "kh")), deadline=Deadline(5),
-                provider_client=lambda p: providers[p.ip], warn=lambda _m: None, check_mode=False),
-                candidates=no_providers)
+        services = VMServices(store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "kh")),
+                              deadline=Deadline(5), provider_client=lambda p: providers[p.ip], warn=lambda _m: None)
+        life = Lifecycle(want, services, candidates=no_providers)
         life.run(store.get("web-1"))
     assert life.out.changed is True and store.get("web-1") is None
     assert "removed VM web-1 from the state file" in life.out.actions

@@ -150,10 +150,10 @@ def life(store: StateStore, providers: dict[str, Any], chain: FakeChain | None, 
     want = Want(name="web-1", state=state, spec=None, size=None, image=None, stream_id=None, public_key=KEY,
                 key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=None, country=None,
                 adopt=False, wait=False)
-    lc = Lifecycle(want, VMServices(
-            store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")), deadline=timer,
-            provider_client=lambda p: providers[p.ip], warn=warnings.append, check_mode=False,
-            identity=ProviderIdentity(), payments=payments), candidates=lambda preferred: candidates or [SE])
+    services = VMServices(store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
+                          deadline=timer, provider_client=lambda p: providers[p.ip], warn=warnings.append,
+                          identity=ProviderIdentity(), payments=payments)
+    lc = Lifecycle(want, services, candidates=lambda preferred: candidates or [SE])
     lc.warnings = warnings  # type: ignore[attr-defined]
     return lc, payments
 

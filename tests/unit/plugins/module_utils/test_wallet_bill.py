@@ -47,10 +47,10 @@ def check_run(store: StateStore, provider: Any, paying: StreamPayments | None) -
     want = Want(name="web-1", state="present", spec=None, size=None, image=None, stream_id=None, public_key=KEY,
                 key_fingerprint="SHA256:x", private_key_path=None, ssh_user="root", pinned=None, country=None,
                 adopt=False, wait=False)
-    return Lifecycle(want, VMServices(
-            store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")), deadline=Deadline(30),
-            provider_client=lambda _p: provider, warn=print, check_mode=True, identity=ProviderIdentity(),
-            payments=paying), candidates=lambda _pref: [SE])
+    services = VMServices(store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
+                          deadline=Deadline(30), provider_client=lambda _p: provider, warn=print, check_mode=True,
+                          identity=ProviderIdentity(), payments=paying)
+    return Lifecycle(want, services, candidates=lambda _pref: [SE])
 
 
 def test_the_default_hook_bills_nothing() -> None:
