@@ -19,7 +19,6 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline impor
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 
 
-
 def check_rpc_url(url: Any) -> None:
     """payments_rpc_url: an http(s) URL, whoever reads it (the modules, the inventory's refresh)."""
     parts = urlsplit(str(url))

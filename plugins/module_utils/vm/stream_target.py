@@ -25,7 +25,6 @@ from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRec
 from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import check_payment_options
 
 
-
 @dataclass(frozen=True)
 class StreamTarget:
     stream_id: int
