@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from loopback_servers import LOOPBACK, AcceptLoop
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from ansible.module_utils.ansible_release import __version__ as core_version
@@ -34,7 +34,6 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.version import
 from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient, ProviderInfoMemo
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import VMStatus, build_create_request
 
-LOOPBACK = "127.0.0.60"
 ADS = "/api/v1/advertisements"
 Load = Callable[[str], Any]
 
@@ -195,33 +194,19 @@ def test_post_is_never_retried_even_on_503(httpserver: HTTPServer) -> None:
     assert err.value.status == 503 and "attempts" not in err.value.msg
 
 
-class DroppingServer:
+class DroppingServer(AcceptLoop):
     """Accepts TCP connections and closes them at once: the request may have arrived, no answer came."""
 
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(16)
-        self.accepted = 0
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn = self.sock.accept()[0]
-            except OSError:
-                return
-            self.accepted += 1
-            conn.recv(65536)
-            conn.close()
+    def handle(self, conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.close()
 
 
 @pytest.fixture
 def dropping() -> Iterator[DroppingServer]:
     server = DroppingServer()
     yield server
-    server.sock.close()
+    server.close()
 
 
 def test_dropped_connection_is_retried_for_get_but_not_for_post(dropping: DroppingServer) -> None:
@@ -509,29 +494,23 @@ def test_ids_cannot_add_path_segments(httpserver: HTTPServer, provider: Provider
 # --- faults seen through the fault proxy --------------------------------------------------------
 
 
-class TruncatingServer(DroppingServer):
+class TruncatingServer(AcceptLoop):
     """Answers 200 with a Content-Length of 100 bytes, sends 10 and closes; ``whole_after`` answers later are whole."""
 
     def __init__(self, whole_after: int = 1000) -> None:
         self.whole_after = whole_after
         super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn = self.sock.accept()[0]
-            except OSError:
-                return
-            self.accepted += 1
-            conn.recv(65536)
-            if self.accepted > self.whole_after:
-                body = b'{"job_id": "j1", "status": "ready"}'
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-            else:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-                             b'{"job_id":')
-            conn.close()
+    def handle(self, conn: socket.socket) -> None:
+        conn.recv(65536)
+        if self.accepted > self.whole_after:
+            body = b'{"job_id": "j1", "status": "ready"}'
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                         b'{"job_id":')
+        conn.close()
 
 
 def _truncating_client(server: TruncatingServer) -> HttpClient:
@@ -544,7 +523,7 @@ def test_a_get_whose_answer_broke_off_is_sent_again() -> None:
     try:
         assert _truncating_client(server).get("/api/v1/vms/jobs/j1") == {"job_id": "j1", "status": "ready"}
     finally:
-        server.sock.close()
+        server.close()
     assert server.accepted == 2
 
 
@@ -561,7 +540,7 @@ def test_a_body_that_always_breaks_off_says_so_and_how_often_it_was_tried() -> N
             _truncating_client(server).request("POST", "/api/v1/vms", json_body={})
         assert server.accepted == 4 and "tried" not in err.value.msg
     finally:
-        server.sock.close()
+        server.close()
 
 
 def test_a_get_answered_with_html_is_sent_again_but_a_post_is_not(httpserver: HTTPServer) -> None:
@@ -598,5 +577,5 @@ def test_a_broken_answer_is_not_sent_again_past_the_task_budget() -> None:
         with pytest.raises(ProviderError) as err:
             http.get("/api/v1/vms/jobs/j1")
     finally:
-        server.sock.close()
+        server.close()
     assert server.accepted == 1 and "broke off" in err.value.msg

@@ -14,8 +14,6 @@ routes whose WebSocket route refuses a plain GET; an Arkiv node, which knows ark
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import json
 import socket
 import ssl
@@ -27,10 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from loopback_servers import LOOPBACK, AcceptLoop, self_signed
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -128,7 +123,6 @@ def test_the_01x_providers_own_refusal_stays_what_it_is(httpserver: HTTPServer, 
 
 
 # -- providers serving HTTPS only ---------------------------------------------------------------------------------
-LOOPBACK = "127.0.0.60"  # the address this suite binds (tests/unit/conftest.py)
 NGINX_400 = ("<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>\r\n"
              "<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP request was sent to HTTPS port"
              "</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
@@ -137,23 +131,7 @@ GO_400 = "Client sent an HTTP request to an HTTPS server.\n"  # Go's net/http, w
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for the test address (upstream's provider has an IP certificate), and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "golem-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    directory = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 class AsyncioTlsServer:
@@ -180,66 +158,40 @@ class AsyncioTlsServer:
         self.loop.close()
 
 
-class BlockingTlsServer:
+class BlockingTlsServer(AcceptLoop):
     """TLS only, on a blocking ssl socket: a plain HTTP request fails the handshake and its connection is reset."""
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self.handshakes = 0
         self.context = context
-        self.sock = socket.socket()
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn = self.sock.accept()[0]
-            except OSError:
-                return
-            try:
-                conn.settimeout(5)
-                self.context.wrap_socket(conn, server_side=True).close()
-                self.handshakes += 1
-            except OSError:
-                conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
+    def handle(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(5)
+            self.context.wrap_socket(conn, server_side=True).close()
+            self.handshakes += 1
+        except OSError:
+            conn.close()
 
 
-class PlainDroppingServer:
+class PlainDroppingServer(AcceptLoop):
     """Plain TCP that takes the request and closes (``reset``: resets) without an answer, as a crashing server
     does; it speaks no TLS, so it is not taken for an HTTPS-only provider."""
 
     def __init__(self, reset: bool) -> None:
         self.reset = reset
-        self.accepted = 0
-        self.sock = socket.socket()
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn = self.sock.accept()[0]
-            except OSError:
-                return
-            self.accepted += 1
-            conn.settimeout(5)
-            try:
-                conn.recv(65536)
-            except OSError:
-                pass
-            if self.reset:
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        try:
+            conn.recv(65536)
+        except OSError:
+            pass
+        if self.reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
 
 
 @pytest.fixture(params=["asyncio", "blocking"])
