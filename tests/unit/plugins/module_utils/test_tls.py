@@ -17,7 +17,6 @@ from ansible_collections.golem.vm.plugins.module_utils.discovery.central import 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError
 
 
-
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return self_signed(tmp_path_factory.mktemp("tls"))
