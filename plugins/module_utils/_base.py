@@ -5,15 +5,13 @@ connection options' checks, library checks and clients."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.golem.vm.plugins.module_utils.arguments import ArgumentSpec
-from ansible_collections.golem.vm.plugins.module_utils.discovery.backends import Discovery, open_discovery
-from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
-from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base import check_query_value
+from ansible_collections.golem.vm.plugins.module_utils.discovery.query import check_query_value
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import port_problem
@@ -25,6 +23,10 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.http import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient, ProviderInfoMemo
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import HAS_PYDANTIC, PYDANTIC_IMPORT_ERROR, PYDANTIC_LIBRARY
+
+if TYPE_CHECKING:  # the drivers are imported when first asked: a run on an existing VM asks none
+    from ansible_collections.golem.vm.plugins.module_utils.discovery.backends import Discovery
+    from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
 
 
 def _check_url(field: str, url: str, example: str) -> None:
@@ -155,6 +157,8 @@ class ConnectedModule(GolemModule):
             if self.params["discovery_backend"] == "central":
                 self._discovery = self.central_discovery
             else:
+                from ansible_collections.golem.vm.plugins.module_utils.discovery.backends import open_discovery
+
                 self._discovery = self.closes(open_discovery(self.params, **self.http_options()))
         return self._discovery
 
@@ -163,6 +167,8 @@ class ConnectedModule(GolemModule):
         """The central discovery server, whatever the backend: MVP-era providers advertise only there,
         so only it can vouch for their addresses."""
         if self._central is None:
+            from ansible_collections.golem.vm.plugins.module_utils.discovery.central import DiscoveryClient
+
             self._central = self.closes(DiscoveryClient(self.params["discovery_url"], **self.http_options()))
         return self._central
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import check_cap
@@ -22,6 +23,7 @@ from ansible_collections.golem.vm.plugins.module_utils.provider.models import na
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import check_state_path
 from ansible_collections.golem.vm.plugins.module_utils.vm.fields import check_labels, country_code
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
+from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import check_payment_options
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import KeyInfo, VMTask, Want
@@ -151,6 +153,7 @@ def prepare_task(params: dict[str, Any], *, name: str, state: str = "present", p
     a VM is created.
     """
     check_scalars({**params, "name": name})
+    check_payment_options(params)
     spec = resolve_spec(params, default=default_size)
     where, known_hosts_path = resolve_paths(params)
     explicit_key = bool(params["ssh_public_key"] or params["ssh_public_key_path"])
@@ -170,11 +173,13 @@ def prepare_task(params: dict[str, Any], *, name: str, state: str = "present", p
                   known_hosts_path)
 
 
-def vm_services(module: ConnectedModule, task: VMTask, payments: StreamPayments | None) -> VMServices:
+def vm_services(module: ConnectedModule, task: VMTask,
+                build_payments: Callable[[], StreamPayments] | None) -> VMServices:
     """What golem_vm's and golem_fleet's VMs share: the task's state, known_hosts and time budget, a client per
-    call (each fleet thread gets its own requests Session), one identity proof per provider."""
+    call (each fleet thread gets its own requests Session), one identity proof per provider, the payments
+    (built on first use)."""
     return VMServices(task.store, task.known_hosts, task.deadline,
                       provider_client=lambda placement: module.provider(placement.ip, placement.port),
                       warn=module.warn, check_mode=module.module.check_mode,
-                      identity=ProviderIdentity(module.central_within(task.deadline)), payments=payments,
+                      identity=ProviderIdentity(module.central_within(task.deadline)), build_payments=build_payments,
                       run_command=module.module.run_command)

@@ -276,9 +276,10 @@ class GolemFleet(ConnectedModule):
             return discover(discovery(), spec, provider_port=p["provider_port"], countries=countries,
                             platform=p["platform"], warn=self.warn, max_glm_per_month=p["max_glm_per_month"])
 
-        payments = build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
-                                  warn=self.warn, store=task.store)
-        fleet = Fleet(p["name"], p["count"], vm_services(self, task, payments), template=task.want,
+        services = vm_services(self, task, lambda: build_payments(
+            p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery, warn=self.warn,
+            store=task.store))
+        fleet = Fleet(p["name"], p["count"], services, template=task.want,
                       placements=placements, parallelism=p["parallelism"], verify=p["verify"])
         before = fleet.members()
         res = fleet.run()

@@ -336,8 +336,7 @@ from ansible_collections.golem.vm.plugins.module_utils.arguments import (
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
-from ansible_collections.golem.vm.plugins.module_utils.vm.payments import build_payments
-from ansible_collections.golem.vm.plugins.module_utils.vm.placement import STRATEGIES, Placement, Placer
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import STRATEGIES, Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_services
 
@@ -377,27 +376,40 @@ class GolemVM(ConnectedModule):
                 "fix or remove that row before managing the VM",
                 field="name", value=p["name"])
         discovery = self.discovery_within(task.deadline)
-        placer = Placer(
-            discovery, spec=task.want.spec or SIZES["small"], provider_port=p["provider_port"],
-            pinned=pinned, country=task.want.country, platform=p["platform"], strategy=p["provider_selection"],
-            warn=self.warn,
-            # Only a create pays: a VM already on a dear provider must still be found and deleted.
-            max_glm_per_month=p["max_glm_per_month"] if p["state"] == "present" else None)
-        payments = build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
+
+        def candidates(preferred: Placement | None = None) -> list[Placement]:
+            # Imported here: only a create places a VM, and placing reads discovery's listing.
+            from ansible_collections.golem.vm.plugins.module_utils.vm.placer import Placer
+
+            return Placer(
+                discovery, spec=task.want.spec or SIZES["small"], provider_port=p["provider_port"],
+                pinned=pinned, country=task.want.country, platform=p["platform"], strategy=p["provider_selection"],
+                warn=self.warn,
+                # Only a create pays: a VM already on a dear provider must still be found and deleted.
+                max_glm_per_month=p["max_glm_per_month"] if p["state"] == "present" else None,
+            ).candidates(preferred)
+
+        def payments() -> Any:
+            # Imported here: only a create, or a stream to terminate, pays.
+            from ansible_collections.golem.vm.plugins.module_utils.vm.payments import build_payments
+
+            return build_payments(p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery,
                                   warn=self.warn, store=task.store)
-        life = Lifecycle(task.want, vm_services(self, task, payments), candidates=placer.candidates)
+
+        services = vm_services(self, task, payments)
+        life = Lifecycle(task.want, services, candidates=candidates)
         try:
             final = life.run(record)
         except GolemError as exc:
             now = task.store.get(p["name"]) if not self.module.check_mode else None
             self.fail(exc, changed=life.out.changed, actions=life.out.actions,
                       vm=represent_vm(now, known_hosts_path=task.known_hosts_path) if now else {},
-                      stream=payments.report.get(p["name"], {}))
+                      stream=services.stream_report(p["name"]))
         result: dict[str, Any] = {
             "changed": life.out.changed,
             "actions": life.out.actions,
             "vm": represent_vm(final, known_hosts_path=task.known_hosts_path) if final else {},
-            "stream": payments.report.get(p["name"], {}),
+            "stream": services.stream_report(p["name"]),
         }
         if life.out.request is not None:
             result["request"] = life.out.request

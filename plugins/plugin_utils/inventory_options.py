@@ -19,7 +19,6 @@ from ansible import constants as C
 from ansible.plugins import AnsiblePlugin
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 
 # Their variables are the modules' GOLEM_REQUESTOR_* ones.
 SHARED = frozenset(("state_path", "state_url", "known_hosts_path", "ssh_private_key_path", "discovery_url",
@@ -82,19 +81,12 @@ def _variable(definition: Mapping[str, Any]) -> tuple[str, str] | None:
 def state_location(read: Reader) -> settings.StateLocation:
     """The state the options name: what the file sets, else the variables, else the default state file.
 
-    The precedence and the refusals of settings.state_location, over what Ansible read.
+    settings.choose_state's precedence and refusals, over what Ansible read.
     """
     url, path = read("state_url"), read("state_path")
-    if url.given and path.given:
-        raise ValidationError("state_url and state_path are mutually exclusive: the state is either in PostgreSQL or "
-                              "in an SQLite file", field="state_url", value=None)
-    if url.value and (url.given or not path.given):
-        if not url.given and path.field != "state_path":
-            raise ValidationError(f"{url.field} and {path.field} are both set: the state is either in PostgreSQL or "
-                                  "in an SQLite file; unset one", field=url.field, value=None)
-        # This controller's own files then go where the upstream CLI keeps them: beside its default state file.
-        return settings.StateLocation(url.value, None, url.field, os.path.dirname(path.default))
-    return settings.StateLocation(None, path.value, path.field, os.path.dirname(path.value))
+    return settings.choose_state(settings.Chosen(url.value, url.field, url.given),
+                                 settings.Chosen(path.value, path.field, path.given),
+                                 os.path.dirname(path.default or path.value))
 
 
 def known_hosts_path(read: Reader, local_dir: str) -> settings.Setting:

@@ -1,6 +1,6 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a VM costs on a paying provider, in wei, as the 0.1.x network computes it (reference §7.3).
+"""What a VM costs on a paying provider, in wei, as the 0.1.x network computes it.
 
 Pure arithmetic, no chain: golem_provider_info shows these terms and golem_vm pays them. The
 formula and its float steps are upstream's CLI's own (requestor 0.1.58: the monthly GLM price

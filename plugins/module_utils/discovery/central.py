@@ -14,7 +14,8 @@ from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation import wire_json
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError, ValidationError
-from ansible_collections.golem.vm.plugins.module_utils.foundation.http import API_PREFIX, HttpClient, error_reason, segment
+from ansible_collections.golem.vm.plugins.module_utils.foundation.http import API_PREFIX, HttpClient, segment
+from ansible_collections.golem.vm.plugins.module_utils.foundation.http_answers import error_reason
 from ansible_collections.golem.vm.plugins.module_utils.foundation.newer_protocol import unsupported_central, websocket_answer
 from ansible_collections.golem.vm.plugins.module_utils.foundation.settings import DEFAULT_DISCOVERY_URL
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import Advertisement, parse_wire

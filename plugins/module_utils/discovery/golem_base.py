@@ -10,11 +10,11 @@ a WebSocket). Reads need no key. The query is the one upstream's CLI builds.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, Optional
 
 from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base_entity import Entity, advertisement
+from ansible_collections.golem.vm.plugins.module_utils.discovery.query import check_query_value
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError, GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.http import HttpClient
 from ansible_collections.golem.vm.plugins.module_utils.foundation.jsonrpc import METHOD_NOT_FOUND, JsonRpc, RpcFault
@@ -22,19 +22,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.newer_protocol
 from ansible_collections.golem.vm.plugins.module_utils.foundation.settings import DEFAULT_GOLEM_BASE_RPC_URL
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import Advertisement
 
-# Values go into double-quoted query strings. How the node unescapes is not documented, so
-# only characters that need no escaping are let in: every network, platform, country and
-# provider id upstream writes is made of them.
-SAFE_VALUE = re.compile(r"[A-Za-z0-9._:-]+")
-OnInvalid = Callable[[Optional[str], ValidationError], None]  # evaluated at run time: see discovery.py
-
-
-def check_query_value(field: str, value: str) -> str:
-    """``value`` if it can go into a query as it is; else a ValidationError naming ``field``."""
-    if not isinstance(value, str) or not SAFE_VALUE.fullmatch(value):
-        raise ValidationError(f"{field} {value!r} may hold only letters, digits, '.', ':', '_' and '-'",
-                              field=field, value=value)
-    return value
+OnInvalid = Callable[[Optional[str], ValidationError], None]  # evaluated at run time: see backends.py
 
 
 class GolemBaseDiscovery:

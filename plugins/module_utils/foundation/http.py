@@ -13,21 +13,21 @@ the caller's error class with a message naming the URL and the cause.
 from __future__ import annotations
 
 import ipaddress
-import json
 import random
 import ssl
 import socket
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.client import BadStatusLine
 from typing import Any, NamedTuple, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation import wire_json
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import show
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, MissingLibraryError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.http_answers import (
+    causes, error_body, has_cause, innermost, parse_json)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.http_limits import (
     MAX_ANSWER_BYTES,
     AnswerTooLarge,
@@ -93,49 +93,6 @@ def provider_url(ip_address: str, port: int = DEFAULT_PROVIDER_PORT) -> str:
     except ValueError:
         pass
     return f"http://{host}:{port}"
-
-
-def error_reason(body: Any) -> str | None:
-    """A readable reason from an upstream error body, or None if the body has no known shape.
-
-    Shapes seen upstream: {"detail": "..."} (route errors), {"detail": {"code", "message"}}
-    (discovery), {"detail": [{loc, msg, type}]} (FastAPI validation) and {"message": ...}
-    (provider exception handlers, discovery's rate limiter).
-    """
-    if not isinstance(body, dict):
-        return None
-    if "detail" in body:
-        return _detail_reason(body["detail"])
-    if "message" in body and body["message"] is not None:
-        return _with_code(str(body["message"]), body.get("code"))
-    return None
-
-
-def _with_code(message: str, code: Any) -> str:
-    return f"{message} ({code})" if code else message
-
-
-def _detail_reason(detail: Any) -> str | None:
-    if detail is None:
-        return None
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, dict):
-        message = detail.get("message") or detail.get("msg")
-        if message:
-            return _with_code(str(message), detail.get("code"))
-        return json.dumps(detail, sort_keys=True)[:300]
-    if isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = ".".join(str(p) for p in item.get("loc") or ())
-                msg = str(item.get("msg", "invalid value"))
-                parts.append(f"{loc}: {msg}" if loc else msg)
-            else:
-                parts.append(str(item))
-        return "; ".join(parts) or None
-    return str(detail)
 
 
 class _IdempotentRetry(Retry):  # type: ignore[misc,valid-type]
@@ -318,7 +275,7 @@ class HttpClient:
                     raise self._fail(method, url, f"{redirect}, which was not followed: {why}",
                                      status=resp.status_code)
                 if missing_ok and resp.status_code == 404:
-                    if self.foreign_error is not None and _error_body(resp) is None:
+                    if self.foreign_error is not None and error_body(resp) is None:
                         raise self._foreign(method, url, resp, "HTTP 404 answer has no JSON error body, "
                                             f"which a VM on Golem {self.service} always sends")
                     return HttpResponse(404, None, url)
@@ -365,13 +322,13 @@ class HttpClient:
         if not resp.content.strip():
             return None
         try:
-            return _parse(resp)
+            return parse_json(resp)
         except ValueError as exc:
             deep = " (it nests too deeply)" if "nests" in str(exc) else ""
             raise self._foreign(method, url, resp, f"HTTP {resp.status_code} answer is not JSON{deep}", tries) from None
 
     def _http_error(self, method: str, url: str, resp: Any) -> GolemError:
-        reason = _error_body(resp)
+        reason = error_body(resp)
         cause = f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
         if reason:
             cause += f": {reason}"
@@ -389,90 +346,54 @@ class HttpClient:
         timeout = round(self.timeout if timeout is None else timeout, 1)
         parts = urlsplit(url)
         where = parts.netloc
-        causes = list(_causes(exc))
+        chain = list(causes(exc))
         # Only these failures go through urllib3's connect/read retry counters.
         retried = True
-        if _has(causes, requests.exceptions.SSLError, ssl.SSLError):
+        if has_cause(chain, requests.exceptions.SSLError, ssl.SSLError):
             retried = False
             cause = (
-                f"TLS verification failed for {where} ({_short(causes)}); fix the server certificate, "
+                f"TLS verification failed for {where} ({innermost(chain)}); fix the server certificate, "
                 "or set validate_certs=false only for a server you trust"
             )
-        elif _has(causes, NameResolutionError, socket.gaierror):
+        elif has_cause(chain, NameResolutionError, socket.gaierror):
             cause = f"the host name {parts.hostname!r} could not be resolved"
-        elif _has(causes, ConnectionRefusedError):
+        elif has_cause(chain, ConnectionRefusedError):
             cause = f"connection refused by {where}: nothing listens there"
         elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
             # The status line came, the body broke off: urllib3 retries nothing past the headers.
             retried = False
-            cause = f"the answer from {where} broke off before its end ({_short(causes)})"
+            cause = f"the answer from {where} broke off before its end ({innermost(chain)})"
             if tries > 1:
                 cause += f" (tried {tries} times)"
-        elif _has(causes, requests.exceptions.ConnectTimeout):
+        elif has_cause(chain, requests.exceptions.ConnectTimeout):
             cause = f"could not connect to {where} within {timeout:g} s"
-        elif _has(causes, requests.exceptions.ReadTimeout, ReadTimeoutError, socket.timeout):
+        elif has_cause(chain, requests.exceptions.ReadTimeout, ReadTimeoutError, socket.timeout):
             cause = f"{where} did not answer within {timeout:g} s (timeout)"
         elif isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
             retried = False
             cause = f"the URL is not valid ({exc})"
         else:
-            cause = f"could not talk to {where}: {_short(causes)}"
+            cause = f"could not talk to {where}: {innermost(chain)}"
         if retried and method in self.retried_methods and self.retries:
             cause += f" (tried {self.retries + 1} times)"
         if self.hint:
             cause += f"; {self.hint}"
         # No status line at all (not a body that broke off): the server took the request and said nothing HTTP.
         if (self.unanswered is not None and not isinstance(exc, requests.exceptions.ChunkedEncodingError)
-                and not _has(causes, requests.exceptions.SSLError, ssl.SSLError)
-                and _has(causes, ConnectionResetError, BadStatusLine)):
+                and not has_cause(chain, requests.exceptions.SSLError, ssl.SSLError)
+                and has_cause(chain, ConnectionResetError, BadStatusLine)):
             probe = PROBE_TIMEOUT if self.deadline is None else min(PROBE_TIMEOUT, self.deadline.remaining())
             if probe > 0:
-                instead = self.unanswered(method, url, _short(causes), min(probe, timeout))
+                instead = self.unanswered(method, url, innermost(chain), min(probe, timeout))
                 if instead is not None:
                     return instead
         return self._fail(method, url, cause)
-
-
-def _error_body(resp: Any) -> str | None:
-    """The reason in a JSON error body, or None when the body is not one."""
-    try:
-        return error_reason(_parse(resp))
-    except ValueError:
-        return None
-
-
-def _parse(resp: Any) -> Any:
-    """The JSON of an answer; ValueError for anything else, however deeply nested."""
-    return wire_json.loads(resp.content)
 
 
 def _attempts(resp: Any) -> int:
     retries = getattr(getattr(resp, "raw", None), "retries", None)
     history = getattr(retries, "history", None) or ()
     return len(history) + 1
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """exc and everything it wraps: requests and urllib3 nest the real cause in args and reason."""
-    seen: set[int] = set()
-    todo: list[Any] = [exc]
-    while todo:
-        item = todo.pop(0)
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        todo.extend(item.args)
-        todo.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
-
-
-def _has(causes: list[BaseException], *kinds: type) -> bool:
-    return any(isinstance(c, kinds) for c in causes)
-
-
-def _short(causes: list[BaseException]) -> str:
-    # The innermost cause usually reads best; urllib3's outer messages repeat the pool details.
-    return str(causes[-1]) if causes else "unknown error"
 
 
 def segment(value: str) -> str:

@@ -245,23 +245,36 @@ class StateLocation(NamedTuple):
     local_dir: str
 
 
+class Chosen(NamedTuple):
+    """A state option as read: its value, the option or variable it came from, and whether the task (or the
+    inventory's file) set the option itself rather than a variable or the default."""
+
+    value: str | None
+    field: str
+    given: bool
+
+
+def choose_state(url: Chosen, path: Chosen, default_dir: str) -> StateLocation:
+    """The one rule for the modules and the inventory: options first, then the variables, else the default
+    state file; the two options, or the two variables, never both."""
+    if url.given and path.given:
+        raise ValidationError("state_url and state_path are mutually exclusive: the state is either in PostgreSQL or "
+                              "in an SQLite file", field="state_url", value=None)
+    if url.value and (url.given or not path.given):
+        if not url.given and path.field != "state_path":
+            raise ValidationError(f"{url.field} and {path.field} are both set: the state is either in PostgreSQL or "
+                                  "in an SQLite file; unset one", field=url.field, value=None)
+        # This controller's own files then go where the upstream CLI keeps them: beside its default state file.
+        return StateLocation(url.value, None, url.field, default_dir)
+    if path.value is None:
+        raise ValueError("choose_state() needs the state path, or its default")
+    return StateLocation(None, path.value, path.field, os.path.dirname(path.value))
+
+
 def state_location(url_option: str | None, path_option: str | None,
                    environ: Mapping[str, str] | None = None) -> StateLocation:
     """The state the user asked for: options first, then GOLEM_REQUESTOR_STATE_URL / GOLEM_REQUESTOR_DB_PATH."""
-    if url_option and path_option:
-        raise ValidationError("state_url and state_path are mutually exclusive: the state is either in PostgreSQL or "
-                              "in an SQLite file", field="state_url", value=None)
-    default_dir = os.path.dirname(_path(DEFAULT_STATE_PATH))
-    if url_option:
-        return StateLocation(url_option, None, "state_url", default_dir)
-    if path_option:
-        path = _path(path_option)
-        return StateLocation(None, path, "state_path", os.path.dirname(path))
-    url = env_value(STATE_URL_ENV, environ)
-    if url:
-        if env_value(STATE_PATH_ENV, environ):
-            raise ValidationError(f"{STATE_URL_ENV} and {STATE_PATH_ENV} are both set: the state is either in "
-                                  "PostgreSQL or in an SQLite file; unset one", field=STATE_URL_ENV, value=None)
-        return StateLocation(url, None, STATE_URL_ENV, default_dir)
-    path, field = state_path(None, environ)
-    return StateLocation(None, path, field, os.path.dirname(path))
+    from_env = env_value(STATE_URL_ENV, environ)
+    path = state_path(path_option, environ)
+    return choose_state(Chosen(url_option or from_env, "state_url" if url_option else STATE_URL_ENV, bool(url_option)),
+                        Chosen(path.value, path.field, bool(path_option)), os.path.dirname(_path(DEFAULT_STATE_PATH)))

@@ -9,10 +9,8 @@ otherwise the SQLite file at ``state_path`` (or the default path). Both satisfy
 
 from __future__ import annotations
 
-
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import MissingLibraryError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
-from ansible_collections.golem.vm.plugins.module_utils.state.postgres_url import EXAMPLE_URL, is_postgres_url
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
 
 
@@ -29,6 +27,9 @@ def open_store(
     psycopg is not installed. Opening connects to nothing: the first call does.
     """
     if state_url:
+        # Imported here, as the backend below: an SQLite run loads no PostgreSQL code.
+        from ansible_collections.golem.vm.plugins.module_utils.state.postgres_url import EXAMPLE_URL, is_postgres_url
+
         if state_path:
             raise ValidationError(
                 f"{url_field} and {path_field} are mutually exclusive: the state is either in PostgreSQL or "
@@ -37,7 +38,7 @@ def open_store(
             # value=None: even a mistyped URL may carry a password.
             raise ValidationError(f"{url_field} must be a postgresql:// URL such as {EXAMPLE_URL}",
                                   field=url_field, value=None)
-        # Imported here, not above: psycopg is optional and only this path needs it.
+        # psycopg is optional and only this path needs it.
         from ansible_collections.golem.vm.plugins.module_utils.state import postgres as state_postgres
 
         if not state_postgres.HAS_PSYCOPG:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
@@ -28,29 +27,15 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.resources impo
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import DEFAULT_IMAGE, CreateJob, VMInfo, build_create_request
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.create_hooks import CreateHooks
+from ansible_collections.golem.vm.plugins.module_utils.vm.outcome import Outcome
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
-from ansible_collections.golem.vm.plugins.module_utils.vm.waits import JobFailed, VMWaiter, delete_verified
+from ansible_collections.golem.vm.plugins.module_utils.vm.waits import (
+    CLEANUP_SECONDS, SETTLE_SECONDS, SETTLE_UNKNOWN, JobFailed, VMWaiter, delete_verified)
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want
 
-# Seconds a failed create may spend deleting what it made (the task's own budget may be spent): a
-# provider busy launching may take minutes before its VM can be deleted (upstream launches time out at 300 s).
-CLEANUP_SECONDS = 120.0
-# How long a VM must stay unseen after a DELETE to count as gone: when the provider has finished
-# with the create, and when the create's answer was lost (it may sit in the provider's queue).
-SETTLE_SECONDS = 1.0
-SETTLE_UNKNOWN = 4.0
 # What a failed create call tells about the VM (see CreateTransaction._cleanup).
 REJECTED, FINISHED, UNKNOWN = "rejected", "finished", "unknown"
-
-
-@dataclass
-class Outcome:
-    changed: bool = False
-    actions: list[str] = field(default_factory=list)
-    request: dict[str, Any] | None = None
-    # Check mode: what the create would pay (CreateHooks.bill); None when it pays nothing.
-    bill: dict[str, Any] | None = None
 
 
 class CreateTransaction:

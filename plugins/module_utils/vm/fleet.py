@@ -7,7 +7,7 @@
   existed (no ``labels`` in their config) are adopted by the old rule, the name, once, with a warning.
 
 * Membership comes from the state file; with ``verify`` each running member is asked for by name
-  (``GET /vms/NAME``, never the list: listing a provider kills its pending creates, reference §6),
+  (``GET /vms/NAME``, never the list: listing a provider kills its pending creates),
   and a member the provider no longer has is created again. Without ``verify`` a re-run with
   nothing to do makes no call at all.
 * Discovery is asked once per run (it rate-limits per client IP); every new VM is placed
@@ -37,18 +37,14 @@ from ansible_collections.golem.vm.plugins.module_utils.provider.models import na
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.fields import country_code
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
-from ansible_collections.golem.vm.plugins.module_utils.vm.placement import (
-    Placement,
-    candidates_for,
-    fitting_providers,
-    spread,
-)
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.placer import candidates_for, fitting_providers, spread
 from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, check_create_inputs
 
 FLEET_LABEL = "golem.vm/fleet"
-# A worker freed late starts the next queued VM late; a few more GETs cost less (reference §6:
-# create -> running takes ~1 s).
+# A worker freed late starts the next queued VM late; a few more GETs cost less (a create is running
+# after ~1 s).
 FLEET_POLL_MAX = 0.3
 
 

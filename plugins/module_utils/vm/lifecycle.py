@@ -15,14 +15,11 @@ Rules that hold everywhere below:
 
 from __future__ import annotations
 
-import time
-from dataclasses import replace
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
-    GolemError,
-    PaymentError,
     ProviderError,
     StateError,
     ValidationError,
@@ -31,17 +28,15 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.resources impo
 from ansible_collections.golem.vm.plugins.module_utils.provider.identity import lookup
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import VMInfo
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm.create import (
-    CLEANUP_SECONDS,
-    SETTLE_SECONDS,
-    SETTLE_UNKNOWN,
-    CreateTransaction,
-    Outcome,
-)
+from ansible_collections.golem.vm.plugins.module_utils.vm.outcome import Outcome
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.retire import Retirement
 from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
-from ansible_collections.golem.vm.plugins.module_utils.vm.waits import BannerProbe, VMWaiter, delete_verified
-from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, check_create_inputs
+from ansible_collections.golem.vm.plugins.module_utils.vm.waits import SETTLE_SECONDS, BannerProbe, VMWaiter, delete_verified
+from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, check_create_inputs, creation_only_differences
+
+if TYPE_CHECKING:
+    from ansible_collections.golem.vm.plugins.module_utils.vm.create import CreateTransaction
 
 
 class HalfMade(ProviderError):
@@ -59,7 +54,18 @@ class Lifecycle:
         self.waiter = VMWaiter(want.name, deadline=services.deadline, known_hosts=services.known_hosts,
                                check_mode=services.check_mode, act=self._act, run_command=services.run_command,
                                on_keys=self._share_keys)
-        self.creation = CreateTransaction(want, services, client_for=self.client, waiter=self.waiter, out=self.out)
+        self.retire = Retirement(services, self.out)
+        self._creation: CreateTransaction | None = None
+
+    @property
+    def creation(self) -> CreateTransaction:
+        if self._creation is None:
+            # Imported here: a run that finds its VM as asked never loads the create path.
+            from ansible_collections.golem.vm.plugins.module_utils.vm.create import CreateTransaction
+
+            self._creation = CreateTransaction(self.want, self.services, client_for=self.client, waiter=self.waiter,
+                                               out=self.out)
+        return self._creation
 
     # -- entry ---------------------------------------------------------------------------
     def run(self, record: VMRecord | None) -> VMRecord | None:
@@ -109,7 +115,10 @@ class Lifecycle:
             client, remote = self._lookup(record)
             half_made = None
             if remote is not None:
-                self._warn_differences(record)
+                diffs = creation_only_differences(self.want, record, self.placement_of(record).describe())
+                if diffs:
+                    self.services.warn(f"VM {self.want.name} exists and these can only be set at creation, so they were "
+                                       f"left as they are: {'; '.join(diffs)}. Destroy and re-create the VM to change them.")
                 record = self._set_labels(record)
                 try:
                     return self._converge(record, client, remote, probe)
@@ -128,10 +137,10 @@ class Lifecycle:
                     "to forget it", url=client.http.base_url)
             gone = (f"VM {self.want.name} was recorded but is {'unusable on' if half_made else 'gone from'} "
                     f"provider {placement.describe()}" + (f": {why}" if why else ""))
-            self._check_payable(record)
+            self.retire.check_payable(record)
             if self.services.check_mode:
                 self._act(gone)
-                self._forget(record)
+                self.retire.forget(record)
             else:
                 # Under the name's lock, and only if the row is still the one read: another run (a second
                 # controller) may hold the lock to create this VM right now, or have repaired it already.
@@ -140,14 +149,14 @@ class Lifecycle:
                     same = record.same_vm(current)
                     if same:
                         self._act(gone)
-                        self._settle_lost_create(record, client)
+                        self.retire.settle_lost_create(record, client)
                         held.verify()  # a lost lock (PostgreSQL) may already be another run's: change nothing
                         # A create that paid and never finished: its stream pays for this one, the row keeps it.
                         carried = self.services.payments is not None and self.services.payments.carry(record, self._act)
                         if not carried:
-                            self._release(record)
+                            self.retire.release(record)
                             held.verify()
-                            self._forget(record)
+                            self.retire.forget(record)
                 if not same and current is not None:
                     return self.present(self._changed(current, again), create=create, again=False)
                 replacing = record if carried else None
@@ -339,7 +348,7 @@ class Lifecycle:
             )
         if remote.status.value == "stopped":
             return self._sync_status(record, "stopped")
-        self._check_payable(record)
+        self.retire.check_payable(record)
         self.out.changed = True
         if self.services.check_mode:
             self._act(f"would stop VM {self.want.name}")
@@ -357,7 +366,7 @@ class Lifecycle:
         self._act(f"stopped VM {self.want.name}")
         record = self.services.store.set_status(self.want.name, "stopped") or record
         # A stopped VM cannot run again (no start endpoint upstream): what it has not used comes back.
-        self._release(record)
+        self.retire.release(record)
         return self.services.store.get(self.want.name) or record
 
     def absent(self, record: VMRecord | None, *, again: bool = True) -> VMRecord | None:
@@ -367,12 +376,12 @@ class Lifecycle:
             return None
         placement = self.placement_of(record)
         client, remote = self._lookup(record)
-        self._check_payable(record)
+        self.retire.check_payable(record)
         if self.services.check_mode:
             self.out.changed = True
             self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}" if remote is None
                       else f"would destroy VM {self.want.name} on provider {placement.describe()}")
-            self._forget(record)
+            self.retire.forget(record)
             return None
         # Under the name's lock, and only if the row is still the one read: another run may be creating this
         # VM again right now, and its new row and VM are what the user now asks to destroy.
@@ -383,15 +392,15 @@ class Lifecycle:
                 self.out.changed = True
                 if remote is None:
                     self._act(f"VM {self.want.name} was already gone from provider {placement.describe()}")
-                    self._settle_lost_create(record, client)
+                    self.retire.settle_lost_create(record, client)
                 else:
                     # A VM still being created would survive a plain DELETE, and then run unrecorded.
                     delete_verified(client, self.want.name, self.services.deadline.end, settle=SETTLE_SECONDS)
                     self._act(f"destroyed VM {self.want.name} on provider {placement.describe()}")
                 held.verify()  # a lost lock (PostgreSQL) may already be another run's: change nothing
-                self._release(record)
+                self.retire.release(record)
                 held.verify()
-                self._forget(record)
+                self.retire.forget(record)
         if current is None and not same:
             self._act(f"VM {self.want.name} was removed from {self.services.store.location} by another run meanwhile")
         elif not same:
@@ -426,80 +435,3 @@ class Lifecycle:
         self._act(f"destroyed VM {self.want.name} on provider {placement.describe()} (it was not in the state file)")
         if remote.ssh_port and placement.ip and self.services.known_hosts.remove(placement.ip, remote.ssh_port):
             self._act(f"removed the host key of [{placement.ip}]:{remote.ssh_port} from {self.services.known_hosts.path}")
-
-    def _settle_lost_create(self, record: VMRecord, client: Any) -> None:
-        """A 404 for a row whose create may still be queued (status error or creating) is not proof.
-
-        Such a create can still finish after the row is gone, leaving a VM nobody records (and a
-        create of the same name overwrites it upstream). Delete it and watch until it has stayed
-        unseen for a while, as the cleanup of a create with no answer does.
-        """
-        if record.status not in ("error", "creating"):
-            return
-        delete_verified(client, self.want.name, min(self.services.deadline.end, time.monotonic() + CLEANUP_SECONDS),
-                        settle=SETTLE_UNKNOWN)
-
-    def _check_payable(self, record: VMRecord) -> None:
-        """Before a VM with a stream of ours is destroyed or stopped: can that stream be terminated after?"""
-        if self.services.payments is None or not self.services.payments.owns_stream(record):
-            return
-        if self.services.check_mode:
-            stream = record.config.get("stream_id", record.config.get("stream_tx"))
-            self._act(f"would terminate payment stream {stream} of VM {record.name} once the VM is gone")
-        elif not self.services.payments.can_pay:
-            raise PaymentError(
-                f"VM {record.name} is paid by stream {record.config.get('stream_id', record.config.get('stream_tx'))}, "
-                "which the collection opened and must terminate once the VM is gone; give ethereum_private_key "
-                "(or GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY) of the account that pays", field="ethereum_private_key")
-
-    def _release(self, record: VMRecord) -> None:
-        """Terminate the stream of a VM that is gone or stopped. If that fails, the row stays with status
-        error, recording the stream, and the task fails: the next run settles it before forgetting anything."""
-        if self.services.payments is None or not self.services.payments.owns_stream(record):
-            return
-        try:
-            self.services.payments.release(record, self._act)
-        except GolemError as exc:
-            self.services.store.set_status(record.name, "error", error=f"the VM is gone or stopped, but its payment stream "
-                                           f"is not settled yet: {exc.msg}")
-            raise
-        self.out.changed = True
-        # A stopped VM's row stays: it must not be terminated twice.
-        self.services.store.set_status(record.name, record.status, stream_terminated=True)
-
-    def _forget(self, record: VMRecord) -> None:
-        """Remove the row and the VM's host key: always a change, announced in check mode too."""
-        self.out.changed = True
-        would = "would remove" if self.services.check_mode else "removed"
-        if not self.services.check_mode:
-            self.services.store.delete(record.name)
-        self._act(f"{would} VM {record.name} from the state file")
-        if record.ssh_port and self.services.known_hosts.keys_for(record.ssh_host, record.ssh_port):
-            if not self.services.check_mode:
-                self.services.known_hosts.remove(record.ssh_host, record.ssh_port)
-            self._act(f"{would} the host key of VM {record.name} ([{record.ssh_host}]:{record.ssh_port})")
-
-    # -- warnings ---------------------------------------------------------------------------
-    def _warn_differences(self, record: VMRecord) -> None:
-        want, diffs = self.want, []
-        if want.spec is not None and (record.cpu, record.memory, record.storage) != tuple(want.spec):
-            diffs.append(
-                f"resources {want.spec.cpu}/{want.spec.memory}/{want.spec.storage} (cpu/GB/GB) asked, "
-                f"{record.cpu}/{record.memory}/{record.storage} in place"
-            )
-        if want.image is not None and record.image and want.image != record.image:
-            diffs.append(f"image {want.image!r} asked, {record.image!r} in place")
-        recorded_key = record.config.get("ssh_key_fingerprint")
-        if want.key_fingerprint and recorded_key and want.key_fingerprint != recorded_key:
-            diffs.append(f"SSH key {want.key_fingerprint} asked, {recorded_key} installed")
-        pinned = want.pinned
-        if pinned is not None and pinned.ip != record.provider_ip and pinned.provider_id != record.provider_id:
-            diffs.append(f"provider {pinned.describe()} asked, {self.placement_of(record).describe()} in place")
-        if want.country and record.country and want.country != record.country:
-            diffs.append(f"country {want.country} asked, {record.country} in place")
-        if diffs:
-            self.services.warn(
-                f"VM {want.name} exists and these can only be set at creation, so they were left as they are: "
-                + "; ".join(diffs)
-                + ". Destroy and re-create the VM to change them."
-            )

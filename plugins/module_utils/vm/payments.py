@@ -32,7 +32,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.create_hooks import CreateHooks
-from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import check_payment_options, chain_factory
+from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import chain_factory
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 
 if TYPE_CHECKING:  # the chain's module imports eth-account: only a task that pays loads it
@@ -401,10 +401,8 @@ def pricing_lookup(discovery: Callable[[], Any]) -> Callable[[Placement, str], d
 
 def build_payments(params: dict[str, Any], *, local_dir: str, deadline: Deadline, discovery: Callable[[], Any],
                    warn: Callable[[str], None], store: Any = None) -> StreamPayments:
-    """golem_vm's and golem_fleet's payments: checked options, a lazy chain client, the adverts' prices.
-
-    ``local_dir`` holds this controller's nonce lock (beside the state file)."""
-    check_payment_options(params)
+    """golem_vm's and golem_fleet's payments (their options checked by prepare_task): a lazy chain client, the
+    adverts' prices. ``local_dir`` holds this controller's nonce lock (beside the state file)."""
     return StreamPayments(chain_factory(params, lock_dir=local_dir, deadline=deadline, store=store),
                           can_pay=bool(params.get("ethereum_private_key")), hours=params["payment_hours"],
                           deadline=deadline, pricing_for=pricing_lookup(discovery),

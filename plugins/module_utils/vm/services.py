@@ -5,6 +5,7 @@ each Lifecycle and its create transaction share it rather than each taking the s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,8 @@ if TYPE_CHECKING:  # payments are built only by a task that may pay
 @dataclass(frozen=True)
 class VMServices:
     """``provider_client(placement)`` builds a provider's client; ``identity`` proves a provider's 404s are its
-    own (shared, each provider is proved once a task); ``payments`` pays a create (None: nothing is paid)."""
+    own (shared, each provider is proved once a task); ``build_payments()`` makes what pays a create (None:
+    nothing is paid), on first use, so a run that finds its VM as asked never imports the payment code."""
 
     store: StateBackend
     known_hosts: KnownHosts
@@ -31,5 +33,21 @@ class VMServices:
     warn: Callable[[str], None]
     check_mode: bool = False
     identity: ProviderIdentity = field(default_factory=ProviderIdentity)
-    payments: StreamPayments | None = None
+    build_payments: Callable[[], StreamPayments] | None = None
     run_command: Callable[..., Any] | None = None
+    _built: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    @property
+    def payments(self) -> StreamPayments | None:
+        if self.build_payments is None:
+            return None
+        with self._lock:  # a fleet's members ask from their own threads; one chain client serves them all
+            if "payments" not in self._built:
+                self._built["payments"] = self.build_payments()
+            return self._built["payments"]
+
+    def stream_report(self, name: str) -> dict[str, Any]:
+        """What was paid for ``name`` this run; {} when nothing was (payments never built included)."""
+        payments = self._built.get("payments")
+        return payments.report.get(name, {}) if payments is not None else {}

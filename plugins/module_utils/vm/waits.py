@@ -148,6 +148,15 @@ class VMWaiter:
         self.act(f"recorded the host key of VM {record.name} ([{host}]:{port})")
 
 
+# Seconds a failed create may spend deleting what it made (the task's own budget may be spent): a
+# provider busy launching may take minutes before its VM can be deleted (upstream launches time out at 300 s).
+CLEANUP_SECONDS = 120.0
+# How long a VM must stay unseen after a DELETE to count as gone: when the provider has finished
+# with the create, and when the create's answer was lost (it may sit in the provider's queue).
+SETTLE_SECONDS = 1.0
+SETTLE_UNKNOWN = 4.0
+
+
 def delete_verified(client: Any, name: str, until: float, *, settle: float) -> bool:
     """DELETE the VM and look until the provider no longer shows it; True if it was ever seen.
 

@@ -12,6 +12,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline impor
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import MissingLibraryError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.foundation.settings import StateLocation
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 
@@ -81,3 +82,22 @@ def check_create_inputs(want: Any, payments: Any = None) -> KeyInfo | None:
                                       note=f"{', '.join(missing)} cannot be imported; install the collection's "
                                       "requirements.txt. Nothing was asked of discovery or any provider yet.")
     return loaded
+
+
+def creation_only_differences(want: Want, record: VMRecord, in_place: str) -> list[str]:
+    """What ``want`` asks of an existing VM that only a create could set (``in_place``: its provider)."""
+    diffs = []
+    if want.spec is not None and (record.cpu, record.memory, record.storage) != tuple(want.spec):
+        diffs.append(f"resources {want.spec.cpu}/{want.spec.memory}/{want.spec.storage} (cpu/GB/GB) asked, "
+                     f"{record.cpu}/{record.memory}/{record.storage} in place")
+    if want.image is not None and record.image and want.image != record.image:
+        diffs.append(f"image {want.image!r} asked, {record.image!r} in place")
+    recorded_key = record.config.get("ssh_key_fingerprint")
+    if want.key_fingerprint and recorded_key and want.key_fingerprint != recorded_key:
+        diffs.append(f"SSH key {want.key_fingerprint} asked, {recorded_key} installed")
+    pinned = want.pinned
+    if pinned is not None and pinned.ip != record.provider_ip and pinned.provider_id != record.provider_id:
+        diffs.append(f"provider {pinned.describe()} asked, {in_place} in place")
+    if want.country and record.country and want.country != record.country:
+        diffs.append(f"country {want.country} asked, {record.country} in place")
+    return diffs

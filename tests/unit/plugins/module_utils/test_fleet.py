@@ -433,7 +433,7 @@ def test_the_default_key_is_loaded_once_before_the_threads(store):
 
 
 def test_a_create_whose_answer_was_lost_is_a_failure_not_a_member(store, monkeypatch):
-    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle.SETTLE_UNKNOWN", 0.05)
+    monkeypatch.setattr("ansible_collections.golem.vm.plugins.module_utils.vm.retire.SETTLE_UNKNOWN", 0.05)
     net = Network()
     net.resetting.add(US1)
     res = fleet(store, net, 2, countries=["SE", "US"]).run()

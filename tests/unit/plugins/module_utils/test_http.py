@@ -29,7 +29,8 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
     ProviderError,
     ValidationError,
 )
-from ansible_collections.golem.vm.plugins.module_utils.foundation.http import HttpClient, error_reason, provider_url, user_agent
+from ansible_collections.golem.vm.plugins.module_utils.foundation.http import HttpClient, provider_url, user_agent
+from ansible_collections.golem.vm.plugins.module_utils.foundation.http_answers import error_reason
 from ansible_collections.golem.vm.plugins.module_utils.foundation.version import COLLECTION_VERSION
 from ansible_collections.golem.vm.plugins.module_utils.provider.client import ProviderClient, ProviderInfoMemo
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import VMStatus, build_create_request

@@ -12,7 +12,7 @@ from ansible_collections.golem.vm.plugins.module_utils.discovery.central import 
 from ansible_collections.golem.vm.plugins.module_utils.discovery.golem_base import GolemBaseDiscovery
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import DiscoveryError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
-from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placer
+from ansible_collections.golem.vm.plugins.module_utils.vm.placer import Placer
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 
 DOWN = DiscoveryError("discovery request GET http://127.0.0.1:9001/api/v1/advertisements failed: connection refused")

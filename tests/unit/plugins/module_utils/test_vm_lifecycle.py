@@ -154,9 +154,9 @@ class FakeProvider:
 
 @pytest.fixture(autouse=True)
 def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
-    for where in ("vm.lifecycle", "vm.create"):
-        monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.SETTLE_SECONDS", 0.01)
-        monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.SETTLE_UNKNOWN", 0.05)
+    for where, name, seconds in (("vm.lifecycle", "SETTLE_SECONDS", 0.01), ("vm.create", "SETTLE_SECONDS", 0.01),
+                                 ("vm.create", "SETTLE_UNKNOWN", 0.05), ("vm.retire", "SETTLE_UNKNOWN", 0.05)):
+        monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.{name}", seconds)
 
 
 @pytest.fixture

@@ -120,9 +120,9 @@ class PayingProvider(FakeProvider):
 
 @pytest.fixture(autouse=True)
 def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
-    for where in ("vm.lifecycle", "vm.create"):
-        monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.SETTLE_SECONDS", 0.01)
-        monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.SETTLE_UNKNOWN", 0.05)
+    for where, name, seconds in (("vm.lifecycle", "SETTLE_SECONDS", 0.01), ("vm.create", "SETTLE_SECONDS", 0.01),
+                                 ("vm.create", "SETTLE_UNKNOWN", 0.05), ("vm.retire", "SETTLE_UNKNOWN", 0.05)):
+        monkeypatch.setattr(f"ansible_collections.golem.vm.plugins.module_utils.{where}.{name}", seconds)
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def life(store: StateStore, providers: dict[str, Any], chain: FakeChain | None, 
                 adopt=False, wait=False)
     services = VMServices(store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
                           deadline=timer, provider_client=lambda p: providers[p.ip], warn=warnings.append,
-                          identity=ProviderIdentity(), payments=payments)
+                          identity=ProviderIdentity(), build_payments=lambda: payments)
     lc = Lifecycle(want, services, candidates=lambda preferred: candidates or [SE])
     lc.warnings = warnings  # type: ignore[attr-defined]
     return lc, payments

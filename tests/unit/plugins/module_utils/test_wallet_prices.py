@@ -19,7 +19,8 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES, ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import Advertisement, parse_wire
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import discover
-from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement, Placer, fitting_providers
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.placer import Placer, fitting_providers
 
 SMALL = SIZES["small"]
 # The local network's prices a month: SE 20/8/0.4 GLM a core/GB RAM/GB disk (small: 32), US 28/12/0.6 (46).
