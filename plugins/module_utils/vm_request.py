@@ -25,7 +25,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.fields import check_la
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import check_payment_options
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
-from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
+from ansible_collections.golem.vm.plugins.module_utils.vm.services import Lazy, VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import KeyInfo, VMTask, Want
 
 if TYPE_CHECKING:  # annotations only: golem_vm_info reads paths here and never pays
@@ -181,5 +181,5 @@ def vm_services(module: ConnectedModule, task: VMTask,
     return VMServices(task.store, task.known_hosts, task.deadline,
                       provider_client=lambda placement: module.provider(placement.ip, placement.port),
                       warn=module.warn, check_mode=module.module.check_mode,
-                      identity=ProviderIdentity(module.central_within(task.deadline)), build_payments=build_payments,
+                      identity=ProviderIdentity(module.central_within(task.deadline)), lazy_payments=Lazy(build_payments) if build_payments else None,
                       run_command=module.module.run_command)

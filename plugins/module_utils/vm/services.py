@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
@@ -19,12 +19,35 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Place
 if TYPE_CHECKING:  # payments are built only by a task that may pay
     from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
 
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A value built on first use, once, whichever thread asks first; every copy of the services that holds
+    this object (a fleet's members each get one) shares the one value."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._done = False
+
+    def get(self) -> T:
+        with self._lock:
+            if not self._done:
+                self._value, self._done = self._build(), True
+            return self._value  # type: ignore[return-value]
+
+    def peek(self) -> T | None:
+        """The value if it was built; None otherwise, and nothing is built."""
+        return self._value
+
 
 @dataclass(frozen=True)
 class VMServices:
     """``provider_client(placement)`` builds a provider's client; ``identity`` proves a provider's 404s are its
-    own (shared, each provider is proved once a task); ``build_payments()`` makes what pays a create (None:
-    nothing is paid), on first use, so a run that finds its VM as asked never imports the payment code."""
+    own (shared, each provider is proved once a task); ``lazy_payments`` makes what pays a create (None: nothing
+    is paid) on first use, so a run that finds its VM as asked never imports the payment code."""
 
     store: StateBackend
     known_hosts: KnownHosts
@@ -33,21 +56,14 @@ class VMServices:
     warn: Callable[[str], None]
     check_mode: bool = False
     identity: ProviderIdentity = field(default_factory=ProviderIdentity)
-    build_payments: Callable[[], StreamPayments] | None = None
+    lazy_payments: Lazy[StreamPayments | None] | None = None
     run_command: Callable[..., Any] | None = None
-    _built: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @property
     def payments(self) -> StreamPayments | None:
-        if self.build_payments is None:
-            return None
-        with self._lock:  # a fleet's members ask from their own threads; one chain client serves them all
-            if "payments" not in self._built:
-                self._built["payments"] = self.build_payments()
-            return self._built["payments"]
+        return self.lazy_payments.get() if self.lazy_payments is not None else None
 
     def stream_report(self, name: str) -> dict[str, Any]:
         """What was paid for ``name`` this run; {} when nothing was (payments never built included)."""
-        payments = self._built.get("payments")
+        payments = self.lazy_payments.peek() if self.lazy_payments is not None else None
         return payments.report.get(name, {}) if payments is not None else {}

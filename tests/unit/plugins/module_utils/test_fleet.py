@@ -43,7 +43,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
-from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
+from ansible_collections.golem.vm.plugins.module_utils.vm.services import Lazy, VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsArHYqp3DEoafCMRhr6m96DdPxz30Qa+D2zW7+sI/M test"
@@ -500,3 +500,25 @@ def test_labels_asked_for_the_fleet_are_set_on_its_members(store):
     labelled.user_labels = {"tier": "web"}
     res = labelled.run()
     assert res.changed and store.get("web-01").labels == {"golem.vm/fleet": "web", "tier": "web"}
+
+
+def test_a_fleets_members_share_one_payments_built_once_on_first_use(store: StateStore) -> None:
+    built: list[object] = []
+
+    def build() -> Any:
+        time.sleep(0.01)  # a slow build: every thread asks while the first is still building
+        built.append(object())
+        return built[-1]
+
+    run = fleet(store, Network(), 0)
+    services = replace(run.services, lazy_payments=Lazy(build))
+    assert services.stream_report("web-01") == {} and built == []  # asking what was paid builds nothing
+    members = [replace(services, check_mode=False) for _ in range(8)]  # as Fleet._one copies them
+    seen: list[Any] = []
+    threads = [threading.Thread(target=lambda m=m: seen.append(m.payments)) for m in members]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1 and all(p is built[0] for p in seen) and services.payments is built[0]
+

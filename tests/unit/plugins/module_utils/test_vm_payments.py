@@ -27,7 +27,7 @@ from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import 
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
-from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
+from ansible_collections.golem.vm.plugins.module_utils.vm.services import Lazy, VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -152,7 +152,7 @@ def life(store: StateStore, providers: dict[str, Any], chain: FakeChain | None, 
                 adopt=False, wait=False)
     services = VMServices(store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
                           deadline=timer, provider_client=lambda p: providers[p.ip], warn=warnings.append,
-                          identity=ProviderIdentity(), build_payments=lambda: payments)
+                          identity=ProviderIdentity(), lazy_payments=Lazy(lambda: payments))
     lc = Lifecycle(want, services, candidates=lambda preferred: candidates or [SE])
     lc.warnings = warnings  # type: ignore[attr-defined]
     return lc, payments

@@ -25,7 +25,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.create_hooks import Cr
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
-from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
+from ansible_collections.golem.vm.plugins.module_utils.vm.services import Lazy, VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import Want
 
 SMALL_TERMS = stream_terms(PRICING, SIZES["small"], 2)
@@ -49,7 +49,7 @@ def check_run(store: StateStore, provider: Any, paying: StreamPayments | None) -
                 adopt=False, wait=False)
     services = VMServices(store=store, known_hosts=KnownHosts(str(Path(store.path).parent / "known_hosts")),
                           deadline=Deadline(30), provider_client=lambda _p: provider, warn=print, check_mode=True,
-                          identity=ProviderIdentity(), build_payments=lambda: paying)
+                          identity=ProviderIdentity(), lazy_payments=Lazy(lambda: paying))
     return Lifecycle(want, services, candidates=lambda _pref: [SE])
 
 
@@ -113,7 +113,7 @@ def glm_ads(priced: bool = True) -> list[Advertisement]:
 def test_fleet_check_mode_bills_each_member_and_totals_them(store: StateStore) -> None:
     net, chain = Network(), FakeChain()
     run = fleet(store, net, 4, check=True, countries=["SE", "US"], discovery=FakeDiscovery(glm_ads()))
-    run.services = replace(run.services, build_payments=lambda: payments(chain, pricing=lambda _placement, _pid: None))
+    run.services = replace(run.services, lazy_payments=Lazy(lambda: payments(chain, pricing=lambda _placement, _pid: None)))
     res = run.run()
     # SE1, US1, SE2 (no GLM prices: no bill), SE1 again.
     assert sorted(res.bills) == ["web-01", "web-02", "web-04"]
@@ -134,8 +134,8 @@ def test_fleet_check_mode_over_the_cap_fails_the_members_a_run_would_fail(store:
     # Placements carry no prices here (as for a member being repaired): the bill asks discovery, then checks the cap.
     net = Network()
     run = fleet(store, net, 2, check=True, countries=["SE", "US"], discovery=FakeDiscovery(glm_ads(priced=False)))
-    run.services = replace(run.services, build_payments=lambda: payments(
-        None, cap=40.0, pricing=lambda placement, _pid: US_PRICING if placement.ip == US1 else PRICING))
+    run.services = replace(run.services, lazy_payments=Lazy(lambda: payments(
+        None, cap=40.0, pricing=lambda placement, _pid: US_PRICING if placement.ip == US1 else PRICING)))
     res = run.run()
     assert list(res.failures) == ["web-02"] and "46 GLM a month" in res.failures["web-02"]
     assert "max_glm_per_month 40" in res.failures["web-02"]
@@ -145,5 +145,5 @@ def test_fleet_check_mode_over_the_cap_fails_the_members_a_run_would_fail(store:
 
 def test_a_fleet_without_anything_to_create_has_an_empty_bill(store: StateStore) -> None:
     run = fleet(store, Network(), 0, check=True)
-    run.services = replace(run.services, build_payments=lambda: payments(None))
+    run.services = replace(run.services, lazy_payments=Lazy(lambda: payments(None)))
     assert run.run().bill() == {"members": {}, "glm_per_month": 0, "deposit_wei": 0}
