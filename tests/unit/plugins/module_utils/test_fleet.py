@@ -521,4 +521,3 @@ def test_a_fleets_members_share_one_payments_built_once_on_first_use(store: Stat
     for thread in threads:
         thread.join()
     assert len(built) == 1 and all(p is built[0] for p in seen) and services.payments is built[0]
-
