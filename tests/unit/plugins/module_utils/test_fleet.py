@@ -513,7 +513,7 @@ def test_a_fleets_members_share_one_payments_built_once_on_first_use(store: Stat
     run = fleet(store, Network(), 0)
     services = replace(run.services, lazy_payments=Lazy(build))
     assert services.stream_report("web-01") == {} and built == []  # asking what was paid builds nothing
-    members = [replace(services, check_mode=False) for _ in range(8)]  # as Fleet._one copies them
+    members = [replace(services, check_mode=False) for _member in range(8)]  # as Fleet._one copies them
     seen: list[Any] = []
     threads = [threading.Thread(target=lambda m=m: seen.append(m.payments)) for m in members]
     for thread in threads:
