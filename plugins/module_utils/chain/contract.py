@@ -26,11 +26,10 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.network import GWEI, check_chain_id
-from ansible_collections.golem.vm.plugins.module_utils.chain.runway import remaining_seconds
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway import ChainStream
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import ZERO_ADDRESS, succeeded
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
@@ -65,39 +64,6 @@ NONCE_TRIES = 6
 TRANSFER_GAS = 60_000  # blocks come every second or so; a late look costs a whole block
 READ_TRIES = 3
 CALL_TAG_BYTES = 16
-
-
-@dataclass(frozen=True)
-class ChainStream:
-    """streams(id) as the contract stores it, and what follows from it at block time ``now``."""
-
-    stream_id: int
-    token: str
-    sender: str
-    recipient: str
-    start_time: int
-    stop_time: int
-    rate: int
-    deposit: int
-    withdrawn: int
-    halted: bool
-    now: int
-
-    @property
-    def remaining_seconds(self) -> int:
-        """Runway left at ``now``; 0 once the stream has ended (runway.ending decides, for every reader)."""
-        return remaining_seconds(self)
-
-    def vested_at(self, when: int) -> int:
-        end = min(max(when, self.start_time), self.stop_time)
-        return max(self.withdrawn, min(self.deposit, (end - self.start_time) * self.rate))
-
-    def view(self) -> dict[str, Any]:
-        """The chain's view, JSON-safe (wei as int; they fit Python ints, and YAML/JSON carry them)."""
-        return {"stream_id": self.stream_id, "token": self.token, "sender": self.sender,
-                "recipient": self.recipient, "start_time": self.start_time, "stop_time": self.stop_time,
-                "rate_wei_per_second": self.rate, "deposit_wei": self.deposit, "withdrawn_wei": self.withdrawn,
-                "halted": self.halted, "chain_time": self.now, "remaining_seconds": self.remaining_seconds}
 
 
 class NodeRefused(PaymentError):

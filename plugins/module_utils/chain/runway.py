@@ -14,7 +14,7 @@ exactly N hours after the block time it was read at.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 
@@ -23,10 +23,12 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
 RUNWAY_SLACK_SECONDS = 60
 
 
-class StreamView(Protocol):
-    """What is read from the chain (contract.ChainStream has these; the tests' fakes too)."""
+@dataclass(frozen=True)
+class ChainStream:
+    """streams(id) as the contract stores it, and what follows from it at block time ``now``."""
 
     stream_id: int
+    token: str
     sender: str
     recipient: str
     start_time: int
@@ -37,7 +39,21 @@ class StreamView(Protocol):
     halted: bool
     now: int
 
-    def vested_at(self, when: int) -> int: ...
+    @property
+    def remaining_seconds(self) -> int:
+        """Runway left at ``now``; 0 once the stream has ended (runway.ending decides, for every reader)."""
+        return remaining_seconds(self)
+
+    def vested_at(self, when: int) -> int:
+        end = min(max(when, self.start_time), self.stop_time)
+        return max(self.withdrawn, min(self.deposit, (end - self.start_time) * self.rate))
+
+    def view(self) -> dict[str, Any]:
+        """The chain's view, JSON-safe (wei as int; they fit Python ints, and YAML/JSON carry them)."""
+        return {"stream_id": self.stream_id, "token": self.token, "sender": self.sender,
+                "recipient": self.recipient, "start_time": self.start_time, "stop_time": self.stop_time,
+                "rate_wei_per_second": self.rate, "deposit_wei": self.deposit, "withdrawn_wei": self.withdrawn,
+                "halted": self.halted, "chain_time": self.now, "remaining_seconds": self.remaining_seconds}
 
 
 @dataclass(frozen=True)
@@ -62,12 +78,12 @@ def _zero(address: str) -> bool:
     return not address.lower().removeprefix("0x").strip("0")
 
 
-def exists(stream: StreamView) -> bool:
+def exists(stream: ChainStream) -> bool:
     """Unknown ids read as all zeros; a terminated stream keeps its sender."""
     return not _zero(stream.sender)
 
 
-def terminated(stream: StreamView) -> bool:
+def terminated(stream: ChainStream) -> bool:
     """terminate() zeroes the recipient (upstream's contract and ours alike)."""
     return _zero(stream.recipient)
 
@@ -92,17 +108,17 @@ def ending(*, found: bool, is_terminated: bool, halted: bool, stop_time: int, no
     return stop_time - now, None
 
 
-def _ending(stream: StreamView) -> tuple[int, str | None]:
+def _ending(stream: ChainStream) -> tuple[int, str | None]:
     return ending(found=exists(stream), is_terminated=terminated(stream), halted=stream.halted,
                   stop_time=stream.stop_time, now=stream.now)
 
 
-def ended_reason(stream: StreamView) -> str | None:
+def ended_reason(stream: ChainStream) -> str | None:
     """Why the stream pays nothing any more (terminated, halted, ran out), or None while it runs."""
     return _ending(stream)[1]
 
 
-def remaining_seconds(stream: StreamView) -> int:
+def remaining_seconds(stream: ChainStream) -> int:
     """Seconds of runway left at the stream's block time; 0 once it has ended."""
     return _ending(stream)[0]
 
@@ -122,7 +138,7 @@ def threshold_seconds(runway_hours: int, top_up_below_hours: float | None) -> in
     return below
 
 
-def plan_top_up(stream: StreamView, runway_hours: int, below_seconds: int) -> TopUp | None:
+def plan_top_up(stream: ChainStream, runway_hours: int, below_seconds: int) -> TopUp | None:
     """The top-up that brings a running stream to exactly ``runway_hours``; None when it has enough.
 
     The caller has checked that the stream runs (``ended_reason`` is None): an ended stream
@@ -139,12 +155,12 @@ def plan_top_up(stream: StreamView, runway_hours: int, below_seconds: int) -> To
                  remaining_seconds_after=remaining + seconds)
 
 
-def refund_at(stream: StreamView, when: int) -> int:
+def refund_at(stream: ChainStream, when: int) -> int:
     """What terminating at block time ``when`` gives back to the sender: the deposit not vested by then."""
     return stream.deposit - stream.vested_at(when)
 
 
-def diff_view(stream: StreamView | None, *, stop_time: int | None = None, deposit: int | None = None,
+def diff_view(stream: ChainStream | None, *, stop_time: int | None = None, deposit: int | None = None,
               ended: bool | None = None) -> dict[str, Any]:
     """What diff mode compares; the keyword arguments give the state after a change not made yet."""
     if stream is None:

@@ -36,7 +36,8 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 
 if TYPE_CHECKING:  # the chain's module imports eth-account: only a task that pays loads it
-    from ansible_collections.golem.vm.plugins.module_utils.chain.contract import ChainStream, StreamChain
+    from ansible_collections.golem.vm.plugins.module_utils.chain.contract import StreamChain
+    from ansible_collections.golem.vm.plugins.module_utils.chain.runway import ChainStream
 
 # How long settling a stream may take when the task's own budget is gone (a failed create's cleanup).
 SETTLE_SECONDS = 20.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from eth_abi import encode
 
-from ansible_collections.golem.vm.plugins.module_utils.chain.contract import ChainStream
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway import ChainStream
 from ansible_collections.golem.vm.plugins.module_utils.chain.runway import (
     RUNWAY_SLACK_SECONDS,
     diff_view,

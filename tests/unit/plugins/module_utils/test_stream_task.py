@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.golem.vm.plugins.module_utils.chain.contract import ChainStream
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway import ChainStream
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, IdentityError, PaymentError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import ProviderInfo

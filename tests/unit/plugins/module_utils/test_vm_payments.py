@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from test_vm_lifecycle import KEY, SE, US, FakeProvider, recorded, vm
 
-from ansible_collections.golem.vm.plugins.module_utils.chain.contract import ChainStream, PaymentError
+from ansible_collections.golem.vm.plugins.module_utils.chain.contract import PaymentError
+from ansible_collections.golem.vm.plugins.module_utils.chain.runway import ChainStream
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import stream_terms
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, NotSent, PaymentPending, ProviderError
