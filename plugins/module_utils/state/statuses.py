@@ -24,10 +24,14 @@ class VMStatus(str, Enum):
     DELETED = "deleted"
 
 
+# A row-only status, never a provider's: golem_fleet gave up on the member (its provider stopped answering and
+# its advert left discovery), terminated its stream and replaced it; the row stays until the provider's own
+# word settles it (a proven 404, or the VM deleted there).
+ABANDONED = "abandoned"
 # What a row's status may hold. A provider's passing "stopping" and final "deleted" are only ever
 # reported live: a row says "stopped" once the VM has stopped, and a VM's row goes with the VM.
-STATUSES: tuple[str, ...] = tuple(
-    status.value for status in (VMStatus.CREATING, VMStatus.RUNNING, VMStatus.STOPPED, VMStatus.ERROR))
+STATUSES: tuple[str, ...] = (
+    *(status.value for status in (VMStatus.CREATING, VMStatus.RUNNING, VMStatus.STOPPED, VMStatus.ERROR)), ABANDONED)
 
 
 def check_status(status: str) -> None:

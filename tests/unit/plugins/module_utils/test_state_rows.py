@@ -20,7 +20,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
 from ansible_collections.golem.vm.plugins.module_utils.provider import models
 from ansible_collections.golem.vm.plugins.module_utils.state.rows import COLUMNS, RawChange, RawRow
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import SQLITE
-from ansible_collections.golem.vm.plugins.module_utils.state.statuses import STATUSES, VMStatus, check_status
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED, STATUSES, VMStatus, check_status
 from ansible_collections.golem.vm.plugins.module_utils.vm import filters
 
 ROW = ("web-1", "192.0.2.1", "vm-1", json.dumps({"cpu": 1, "gone": "x"}), "running", "2026-01-01 00:00:00")
@@ -29,11 +29,12 @@ SELECT = f"SELECT {COLUMNS} FROM vms"
 
 def test_statuses_are_defined_once() -> None:
     assert models.VMStatus is VMStatus
-    assert STATUSES == ("creating", "running", "stopped", "error")
-    assert set(STATUSES) < {s.value for s in VMStatus}
+    assert STATUSES == ("creating", "running", "stopped", "error", "abandoned")
+    # Every status a row holds is a provider's, but the one golem_fleet gives a member it gave up on.
+    assert set(STATUSES) - {ABANDONED} < {s.value for s in VMStatus} and ABANDONED not in {s.value for s in VMStatus}
     assert filters.KNOWN_STATUSES == {"creating", "running", "stopping", "stopped", "error", "deleted", "missing"}
     check_status("stopped")
-    with pytest.raises(ValidationError, match="status must be one of creating, running, stopped, error"):
+    with pytest.raises(ValidationError, match="status must be one of creating, running, stopped, error, abandoned"):
         check_status("stopping")
 
 
