@@ -96,6 +96,27 @@ options:
       - V(false) trusts the state file, and a run with nothing to do then makes no call at all.
     type: bool
     default: true
+  replace_unreachable_after:
+    description:
+      - Give up on a member whose provider has not answered for longer than this, and replace it. A duration, in
+        seconds or as a number with V(s), V(m), V(h) or V(d), for example V(30m). Unset (the default), no member
+        is ever given up on. Needs O(verify).
+      - The first time a member's provider does not answer (connection refused or reset, no answer in time, a
+        gateway's 502, 503 or 504), the time is recorded on its row; any answer clears it. A 404 is an answer, and
+        a member its provider proves gone is created again, as without this option.
+      - A member silent for longer than this B(and) whose provider's advert is gone from discovery is
+        C(abandoned). Its row stays, with status V(abandoned), so the VM is never forgotten without its
+        provider's word; the payment stream the collection opened for it is terminated (the deposit not yet
+        vested comes back; the provider keeps what vested); it no longer counts toward O(count); and a stand-in
+        is created on another provider, in parallel with the rest of the run's work, within
+        O(max_glm_per_month). The stand-in takes the lowest free index, over O(count) if need be, and keeps
+        the label C(golem.vm/replaces).
+      - A provider that still advertises, or one discovery cannot tell about, is never given up on.
+      - An abandoned row is settled by a later run once its provider answers again. A VM it proves gone is
+        forgotten; a VM still there is deleted (it was replaced), then forgotten. See RV(abandoned) and RV(settled),
+        and each row's C(history).
+    type: str
+    version_added: 0.3.0
 notes:
   - Membership is read from the state file. With O(verify) each running member is looked up by name; a
     provider's VM list is never read, because upstream providers kill creates that are pending while it is.
@@ -156,6 +177,26 @@ actions:
   type: list
   elements: str
   sample: ["created VM web-03 on provider 0x12... (203.0.113.7) (job 5f0c...)"]
+abandoned:
+  description:
+    - The members given up on this run (in check mode, that would be), each with why, the stream terminated and
+      the wei that came back, and its stand-in. Each is also in its row's C(history).
+  returned: always
+  type: list
+  elements: dict
+  version_added: 0.3.0
+  sample: [{name: web-03, provider: "0x88... (127.0.0.3)", why: "provider 0x88... (127.0.0.3) has not answered for
+            95 s (replace_unreachable_after 60 s) and its advert is gone from discovery", replaced_by: web-05,
+            stream_id: 7, refund_wei: 40822368421052}]
+settled:
+  description:
+    - Abandoned rows whose provider answered again this run (in check mode, would be settled), each forgotten;
+      C(vm_deleted) says whether its VM was still there and was deleted.
+  returned: always
+  type: list
+  elements: dict
+  version_added: 0.3.0
+  sample: [{name: web-03, provider: "0x88... (127.0.0.3)", stream_id: 7, refund_wei: null, vm_deleted: true}]
 bill:
   description:
     - In check mode, what the VMs that would be created would pay at their providers' advertised GLM prices,
@@ -233,14 +274,10 @@ from ansible_collections.golem.vm.plugins.module_utils.arguments import (
     ArgumentSpec,
     member_spec,
 )
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
-from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
-    Fleet,
-    check_fleet,
-    discover,
-    failure_message,
-    member_name,
-)
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import Fleet, discover, failure_message
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_healing import Healing, check_duration
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_plan import check_fleet, member_name
 from ansible_collections.golem.vm.plugins.module_utils.vm.payments import build_payments
 from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_services
@@ -254,6 +291,7 @@ ARGUMENT_SPEC: ArgumentSpec = member_spec(
     platform={"type": "str"},
     parallelism={"type": "int", "default": 10},
     verify={"type": "bool", "default": True},
+    replace_unreachable_after={"type": "str"},
 )
 MODULE_SETTINGS: dict[str, Any] = {"supports_check_mode": True, "mutually_exclusive": [*VM_SPEC_EXCLUSIVE]}
 
@@ -265,6 +303,10 @@ class GolemFleet(ConnectedModule):
     def execute(self) -> dict[str, Any]:
         p = self.params
         countries = check_fleet(p["name"], p["count"], p["countries"] or None, p["parallelism"])
+        replace_after = check_duration(p["replace_unreachable_after"], "replace_unreachable_after")
+        if replace_after is not None and not p["verify"]:
+            raise ValidationError("replace_unreachable_after needs verify=true: only a member looked up can be found "
+                                  "unreachable", field="replace_unreachable_after", value=p["replace_unreachable_after"])
         # The per-VM checks run on the longest member name (the prefix alone need not be a valid name).
         task = prepare_task(p, name=member_name(p["name"], max(p["count"], 1), p["count"]), default_size="small")
         task.want.name = p["name"]
@@ -279,8 +321,22 @@ class GolemFleet(ConnectedModule):
         services = vm_services(self, task, lambda: build_payments(
             p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery, warn=self.warn,
             store=task.store))
+        listed: list[set[str]] = []
+
+        def advertised(record: Any) -> bool | None:
+            """Whether discovery still lists the member's provider; None when it cannot tell. Asked once a run."""
+            if not listed:
+                try:
+                    ads = discovery().list_advertisements(on_invalid=lambda _pid, _exc: None)
+                except GolemError as exc:
+                    self.warn(f"discovery could not list the providers, so no member was given up on: {exc.msg}")
+                    return None
+                listed.append({(ad.provider_id or "").lower() for ad in ads} | {ad.ip_address for ad in ads})
+            return (record.provider_id.lower() if record.provider_id else record.provider_ip) in listed[0]
+
         fleet = Fleet(p["name"], p["count"], services, template=task.want,
-                      placements=placements, parallelism=p["parallelism"], verify=p["verify"])
+                      placements=placements, parallelism=p["parallelism"], verify=p["verify"],
+                      healing=Healing(services, replace_after=replace_after, advertised=advertised))
         before = fleet.members()
         res = fleet.run()
         after = before if self.module.check_mode else fleet.members()
@@ -294,6 +350,8 @@ class GolemFleet(ConnectedModule):
             "created": sorted(res.created),
             "destroyed": res.destroyed,
             "actions": res.actions,
+            "abandoned": res.abandoned,
+            "settled": res.settled,
         }
         if self.module.check_mode:
             result["bill"] = res.bill()

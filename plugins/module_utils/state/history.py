@@ -17,7 +17,7 @@ from typing import Any
 
 HISTORY_KEY = "history"
 MAX_EVENTS = 50
-EVENTS = ("unreachable", "answered", "abandoned", "replaced", "replacement", "settled", "topped_up")
+EVENTS = ("unreachable", "answered", "abandoned", "stream_terminated", "replacement", "settled", "topped_up")
 _TX = re.compile(r"0x[0-9a-fA-F]{64}")
 _DETAIL_MAX = 500
 

@@ -19,96 +19,36 @@
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import bill_of, over_cap, stream_terms
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
-    GolemError,
-    IdentityError,
-    PaymentError,
-    ValidationError,
-)
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, IdentityError, PaymentError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import ResourceSpec
 from ansible_collections.golem.vm.plugins.module_utils.provider.identity import lookup
-from ansible_collections.golem.vm.plugins.module_utils.provider.models import name_problem
+from ansible_collections.golem.vm.plugins.module_utils.state.history import event, with_event
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.vm.fields import country_code
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_healing import Healing, unanswered
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_plan import (
+    FLEET_LABEL,
+    REPLACES_LABEL,
+    Plan,
+    member_index,
+    member_name,
+    plan,
+)
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
+from ansible_collections.golem.vm.plugins.module_utils.vm.outcome import Outcome
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.placer import candidates_for, fitting_providers, spread
 from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, check_create_inputs
 
-FLEET_LABEL = "golem.vm/fleet"
 # A worker freed late starts the next queued VM late; a few more GETs cost less (a create is running
 # after ~1 s).
 FLEET_POLL_MAX = 0.3
-
-
-def width_for(count: int) -> int:
-    """Digits of the index: two, more once the fleet passes 99."""
-    return max(2, len(str(count)))
-
-
-def member_name(prefix: str, index: int, count: int) -> str:
-    return f"{prefix}-{index:0{width_for(count)}d}"
-
-
-def member_index(prefix: str, name: str) -> int | None:
-    """The index of a fleet member's name, whatever its padding; None for other names."""
-    found = re.fullmatch(re.escape(prefix) + r"-(\d+)", name)
-    return int(found.group(1)) if found else None
-
-
-def check_fleet(prefix: str, count: int, countries: list[str] | None, parallelism: int) -> list[str] | None:
-    """Every bad value named before any call is made; the countries as discovery stores them (upper case)."""
-    if count < 0:
-        raise ValidationError(f"count {count} must not be negative", field="count", value=count)
-    if parallelism < 1:
-        raise ValidationError(f"parallelism {parallelism} must be at least 1", field="parallelism", value=parallelism)
-    # The longest member name is the one a provider could refuse.
-    longest = member_name(prefix, max(count, 1), count)
-    problem = name_problem(longest)
-    if problem:
-        raise ValidationError(
-            f"name {prefix!r} makes member names like {longest!r} that are not valid VM names: {problem}",
-            field="name", value=prefix)
-    codes = [country_code(country, field="countries") for country in countries or ()]
-    return [code for code in codes if code] or None
-
-
-@dataclass
-class Plan:
-    keep: dict[int, VMRecord]
-    create: list[int]  # indices, ascending
-    destroy: list[VMRecord]  # highest index first
-    # Members the state file has but their provider no longer does: created again, old placement first.
-    repair: dict[int, VMRecord] = field(default_factory=dict)
-
-    def rebuilt(self) -> list[tuple[int, VMRecord | None]]:
-        """Every index to create, ascending, with the record of a member being repaired."""
-        return sorted([(i, None) for i in self.create] + list(self.repair.items()), key=lambda item: item[0])
-
-
-def plan(prefix: str, count: int, records: list[VMRecord]) -> Plan:
-    """Which indices to create and which members to destroy; the rest is left alone."""
-    members: dict[int, VMRecord] = {}
-    extra: list[tuple[int, VMRecord]] = []
-    for record in records:
-        index = member_index(prefix, record.name)
-        if index is None:
-            continue
-        # Two rows for one index ("web-01" and "web-001"): the second is surplus.
-        if 1 <= index <= count and index not in members:
-            members[index] = record
-        else:
-            extra.append((index, record))
-    create = [i for i in range(1, count + 1) if i not in members]
-    destroy = [r for _i, r in sorted(extra, key=lambda item: (item[0], item[1].name), reverse=True)]
-    return Plan(members, create, destroy)
 
 
 def discover(discovery: Any, spec: ResourceSpec, *, provider_port: int, countries: list[str] | None,
@@ -131,6 +71,8 @@ class FleetResult:
     attempted: int = 0
     planned: dict[str, VMRecord] = field(default_factory=dict)  # check mode: what would be created
     bills: dict[str, dict[str, Any]] = field(default_factory=dict)  # check mode: what each new member would pay
+    abandoned: list[dict[str, Any]] = field(default_factory=list)  # members given up on: why, refund, stand-in
+    settled: list[dict[str, Any]] = field(default_factory=list)  # abandoned rows whose provider answered again
 
     def bill(self) -> dict[str, Any]:
         """The check-mode bill: each paying member's, and what they add up to."""
@@ -141,9 +83,11 @@ class FleetResult:
 
 class Fleet:
     def __init__(self, prefix: str, count: int, services: VMServices, *, template: Want,
-                 placements: Callable[[], list[Placement]], parallelism: int, verify: bool = True) -> None:
+                 placements: Callable[[], list[Placement]], parallelism: int, verify: bool = True,
+                 healing: Healing | None = None) -> None:
         """``template`` is the Want of every member but its name, and ``template.labels`` the labels the user
-        asked (None: members keep theirs; the membership label is added here); ``placements()`` asks discovery."""
+        asked (None: members keep theirs; the membership label is added here); ``placements()`` asks discovery;
+        ``healing`` abandons and settles members whose provider stopped answering (None: never)."""
         self.prefix = prefix
         self.count = count
         self.services = services
@@ -153,6 +97,8 @@ class Fleet:
         self.user_labels = template.labels
         self.template = replace(template, labels={**(template.labels or {}), FLEET_LABEL: prefix})
         self.result = FleetResult()
+        self.healing = healing or Healing(services, replace_after=None, advertised=lambda _record: None)
+        self._replacing: dict[str, str] = {}  # a new member's name -> the abandoned member it replaces
 
     def members(self) -> list[VMRecord]:
         """Rows labelled as this fleet's, and rows from before labels whose name fits the old rule."""
@@ -179,8 +125,8 @@ class Fleet:
         """Labels asked for the fleet replace its members' (the membership label stays)."""
         if self.user_labels is None:
             return
-        wanted = dict(self.template.labels or {})
         for record in kept.values():
+            wanted = self._labels_of(record.name, record)
             if record.labels == wanted:
                 continue
             self.result.changed = True
@@ -189,10 +135,24 @@ class Fleet:
             if not self.services.check_mode:
                 self.services.store.set_status(record.name, record.status, labels=wanted)
 
+    def _labels_of(self, name: str, record: VMRecord | None) -> dict[str, str]:
+        """The fleet's labels, and on a stand-in for an abandoned member the label that keeps it a member."""
+        labels = dict(self.template.labels or {})
+        replaced = self._replacing.get(name) or (record.labels.get(REPLACES_LABEL) if record is not None else None)
+        index = member_index(self.prefix, name)
+        if replaced and index is not None and index > self.count:
+            labels[REPLACES_LABEL] = replaced
+        return labels
+
     def run(self) -> FleetResult:
         current = self.members()
         self._adopt_unlabelled(current)
-        todo = plan(self.prefix, self.count, current)
+        abandoned = [r for r in current if r.status == ABANDONED]
+        todo = plan(self.prefix, self.count, [r for r in current if r.status != ABANDONED], abandoned)
+        for index in todo.create:
+            replaced = todo.replaces(index, self.count)
+            if replaced:
+                self._replacing[member_name(self.prefix, index, self.count)] = replaced
         self._relabel(todo.keep)
         for record in todo.keep.values():
             if record.status != "running":
@@ -203,26 +163,71 @@ class Fleet:
             self._check_inputs(paying=not self.services.check_mode)
         if self.verify:
             self._verify(todo)
+        heal: list[tuple[VMRecord, str | None]] = [*todo.abandon, *((r, None) for r in abandoned if self.verify)]
         if self.services.check_mode:
             if todo.create or todo.repair:
+                self._check_inputs(paying=False)
                 self._load_key()
+            self._heal(heal)
             return self._plan_only(todo)
         # Destroys first: they free capacity that the creates may need.
         self._in_threads("destroy", [(r.name, r, "absent", None) for r in todo.destroy])
-        if todo.create or todo.repair:
-            self._check_inputs(paying=True)  # repairs too, before discovery is asked
-            if self.services.payments is not None:
-                self.services.payments.warm_up()
-            placements = self.placements()
-            # After discovery: one that fails or sends nonsense leaves no key pair behind.
-            self._load_key()
-            jobs = [(record.name if record else member_name(self.prefix, i, self.count), record, "present",
-                     candidates_for(placements, i)) for i, record in todo.rebuilt()]
-            self._in_threads("create", jobs)
+        # Abandoned members are given up on (their streams terminated) while their stand-ins are created.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="golem-fleet-heal") as heal_pool:
+            healing = heal_pool.submit(self._heal, heal) if heal else None
+            if todo.create or todo.repair:
+                self._check_inputs(paying=True)  # repairs too, before discovery is asked
+                if self.services.payments is not None:
+                    self.services.payments.warm_up()
+                placements = self.placements()
+                # After discovery: one that fails or sends nonsense leaves no key pair behind.
+                self._load_key()
+                jobs = [(record.name if record else member_name(self.prefix, i, self.count), record, "present",
+                         candidates_for(placements, i)) for i, record in todo.rebuilt()]
+                self._in_threads("create", jobs)
+            if healing is not None:
+                healing.result()
         return self.result
 
+    def _heal(self, heal: list[tuple[VMRecord, str | None]]) -> None:
+        """Abandon the members given up on this run (``why``) and settle abandoned rows (``why`` None), in
+        parallel; one failure is reported for its member and does not stop the others."""
+        if not heal:
+            return
+
+        def one(record: VMRecord, why: str | None) -> tuple[Outcome, dict[str, Any] | None, str | None]:
+            out = Outcome()
+            done: list[dict[str, Any] | None] = [None]
+
+            def work() -> None:
+                if why is None:
+                    done[0] = self.healing.settle(record, out)
+                else:
+                    done[0] = self.healing.abandon(record, why, self._replacement_of(record.name), out)
+
+            error = _guarded(work)
+            return out, done[0], error
+
+        with ThreadPoolExecutor(max_workers=min(self.parallelism, len(heal)),
+                                thread_name_prefix="golem-fleet-settle") as pool:
+            answers = list(pool.map(lambda item: one(*item), heal))
+        for (record, why), (out, entry, error) in zip(heal, answers):
+            self.result.actions.extend(out.actions)
+            self.result.changed = self.result.changed or out.changed
+            if error is not None:
+                self.result.attempted += 1
+                self.result.failures[record.name] = error
+            if why is not None:
+                self.result.abandoned.append(entry or {"name": record.name, "why": why})
+            elif entry is not None:
+                self.result.settled.append(entry)
+
+    def _replacement_of(self, name: str) -> str:
+        return next((new for new, old in self._replacing.items() if old == name), "a new member")
+
     def _verify(self, todo: Plan) -> None:
-        """Ask each running member's provider for it by name; move the ones it lacks to ``todo.repair``."""
+        """Ask each running member's provider for it by name; move the ones it lacks to ``todo.repair``, and
+        the ones given up on (fleet_healing.py) to ``todo.abandon``, with a stand-in to create for each."""
         running = {i: r for i, r in todo.keep.items() if r.status == "running"}
         if not running:
             return
@@ -249,13 +254,30 @@ class Fleet:
                 self.result.attempted += 1
                 self.result.failures[record.name] = answer.msg
             elif isinstance(answer, GolemError):
-                self.services.warn(f"could not check fleet member {record.name} on provider {where}; it was left alone: "
-                                   f"{answer.msg}")
-            elif answer is None:
-                todo.repair[index] = todo.keep.pop(index)
-            elif answer.status.value != "running":
-                self.services.warn(f"fleet member {record.name} is {answer.status.value} on provider {where}; it was left "
-                                   "alone. Destroy it with golem.vm.golem_vm state=absent and run again to replace it")
+                why = self.healing.due(record, answer) if unanswered(answer) else None
+                if why is None:
+                    self.services.warn(f"could not check fleet member {record.name} on provider {where}; it was left "
+                                       f"alone: {answer.msg}")
+                else:
+                    self._give_up(todo, index, why)
+            else:
+                self.healing.answered(record)
+                if answer is None:
+                    todo.repair[index] = todo.keep.pop(index)
+                elif answer.status.value != "running":
+                    self.services.warn(f"fleet member {record.name} is {answer.status.value} on provider {where}; it "
+                                       "was left alone. Destroy it with golem.vm.golem_vm state=absent and run again to "
+                                       "replace it")
+
+    def _give_up(self, todo: Plan, index: int, why: str) -> None:
+        """Member ``index`` is abandoned: its index stays held by its row, a stand-in takes the lowest free one."""
+        record = todo.keep.pop(index)
+        todo.reserved[member_index(self.prefix, record.name) or index] = record.name
+        todo.abandon.append((record, why))
+        before = set(todo.create)
+        todo.add_creates(self.count)
+        for new in sorted(set(todo.create) - before):
+            self._replacing[member_name(self.prefix, new, self.count)] = record.name
 
     def _check_inputs(self, *, paying: bool) -> None:
         """``paying``: a run that may pay (check mode pays nothing, so needs no chain libraries)."""
@@ -356,7 +378,7 @@ class Fleet:
     def _one(self, name: str, record: VMRecord | None, state: str, candidates: list[Placement] | None,
              ssh_pool: ThreadPoolExecutor) -> tuple[Lifecycle, str | None, Future[str | None] | None]:
         """One member's create or destroy; never raises, so one failure does not hide the others."""
-        want = replace(self.template, name=name, state=state, wait=False)
+        want = replace(self.template, name=name, state=state, wait=False, labels=self._labels_of(name, record))
         # A member's own run is never a check: the fleet answers check mode before it starts any.
         life = Lifecycle(
             want, replace(self.services, check_mode=False),
@@ -364,6 +386,11 @@ class Fleet:
                 c for c in candidates or [] if preferred is None or c.ip != preferred.ip])
         life.waiter.poll_max = FLEET_POLL_MAX
         error = _guarded(lambda: life.run(record))
+        replaced = self._replacing.get(name) if state == "present" and record is None else None
+        row = self.services.store.get(name) if error is None and replaced else None
+        if row is not None:
+            self.services.store.set_status(name, row.status, history=with_event(row.config, event(
+                "replacement", f"created to replace abandoned member {replaced}")))
         final = self.services.store.get(name) if error is None and state == "present" and self.template.wait else None
         if final is None:
             return life, error, None

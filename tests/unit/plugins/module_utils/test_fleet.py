@@ -31,12 +31,9 @@ from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend impo
     SQLiteStateStore,
 )
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
-from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import (
-    Fleet,
-    candidates_for,
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import Fleet, candidates_for, discover, failure_message
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_plan import (
     check_fleet,
-    discover,
-    failure_message,
     member_index,
     member_name,
     plan,
