@@ -18,7 +18,7 @@ from .devnet_helpers import control, payment_chain, running_vms, wait_until
 from .golem_base_helpers import chain, golem_base, head
 from .payment_chain import ZERO, words
 
-TERMINATED = "Terminated(uint256,uint256,uint256)"
+TERMINATED = "Terminated"
 
 
 def _adverts_of(provider_id: str) -> list[dict]:
