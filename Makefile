@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help install install-system install-tools install-devnet collection devnet-up devnet-down \
         devnet-status demo test sanity units integration test-leg clean bench bench-inventory bench-fleet \
-        bench-inventory-pg bench-payments bench-discovery bench-identity docs
+        bench-inventory-pg bench-payments bench-discovery bench-identity bench-heal docs
 
 help:
 	@echo "make demo         set up everything, start the local network, run playbooks/create_vm.yml"
@@ -87,6 +87,9 @@ bench-fleet:
 
 # golem_vm creating on the paying SE provider vs the same create given a stream_id (median of 5, interleaved);
 # e.g. BENCH_ARGS="7" (rounds). Exits 1 if paying costs more than one block time + 0.5 s.
+bench-heal:
+	@cd bench && ../$(VENV)/bin/python heal_bench.py $(BENCH_ARGS)
+
 bench-payments:
 	@cd bench && ../$(VENV)/bin/python payment_bench.py $(BENCH_ARGS)
 
