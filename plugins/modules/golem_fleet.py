@@ -35,7 +35,8 @@ attributes:
     support: full
     description: Makes no write call to any provider and writes no file; returns the plan and what it would
       pay (RV(bill)). Discovery is asked when VMs would be created, to show where; with O(verify), members are
-      looked up (read only). Nothing is signed or sent to the chain.
+      looked up (read only). With O(runway_hours), each paid member's stream is read from the chain and the top-ups
+      are billed (RV(top_up_bill)). Nothing is signed or sent to the chain.
   diff_mode:
     support: full
     description: Shows the fleet's members (placement, resources, status) before and after; never key material.
@@ -117,6 +118,31 @@ options:
         and each row's C(history).
     type: str
     version_added: 0.3.0
+  runway_hours:
+    description:
+      - Keep each paid member's payment stream funded. After creating and destroying, every running member whose
+        stream this collection opened and has less than O(top_up_below_hours) of runway left is topped up to exactly
+        this many hours of runway, by M(golem.vm.golem_stream)'s rule (the stream's rate times the missing seconds,
+        to the wei). A member with enough runway is left as it is, so a second run pays nothing.
+      - A whole number of hours from 1 to 8784. V(null) (the default) tops up nothing.
+      - Only members with status V(running) are paid; a stopped, failed or abandoned member never is. A stream whose
+        rate costs more than O(max_glm_per_month) a month is not topped up, and the task fails naming the member.
+        A member whose stream cannot be read or paid fails the task after the others were topped up.
+      - Each top-up is in RV(topped_up) and in the member's row history (event C(topped_up), with the wei and the
+        transaction). Paying needs O(ethereum_private_key), the account that opened the streams.
+      - New members are paid for O(payment_hours) when created; with O(payment_hours) below O(top_up_below_hours)
+        they are topped up in the same run. Run the fleet from a scheduled job more often than
+        O(runway_hours) minus O(top_up_below_hours) hours, for example with C(playbooks/fleet.yml).
+    type: int
+    version_added: 0.3.0
+  top_up_below_hours:
+    description:
+      - Top up only streams with less than this many hours of runway left; at most O(runway_hours).
+      - By default, O(runway_hours) less one minute. A larger gap (for example V(6) with O(runway_hours=24)) means
+        fewer, larger top-ups, so fewer transactions and less gas.
+      - Only with O(runway_hours).
+    type: float
+    version_added: 0.3.0
 notes:
   - Membership is read from the state file. With O(verify) each running member is looked up by name; a
     provider's VM list is never read, because upstream providers kill creates that are pending while it is.
@@ -143,6 +169,18 @@ EXAMPLES = r"""
   golem.vm.golem_fleet:
     name: web
     count: 2
+
+- name: Keep four VMs, each paid a day ahead, topping up once less than 6 hours are left (a scheduled job)
+  golem.vm.golem_fleet:
+    name: web
+    count: 4
+    runway_hours: 24
+    top_up_below_hours: 6
+  register: fleet
+
+- name: Show what the top-ups paid
+  ansible.builtin.debug:
+    msg: "{{ fleet.topped_up | map(attribute='name') | zip(fleet.topped_up | map(attribute='wei')) | list }}"
 
 - name: Destroy the whole fleet
   golem.vm.golem_fleet:
@@ -216,6 +254,49 @@ bill:
                         payment_hours: 1, deposit_wei: 43835616435600, stream_payment_address: "0xab..."}}
     glm_per_month: {description: What those members cost together a month in GLM., type: float, sample: 78.0}
     deposit_wei: {description: "What their streams would lock together, in wei.", type: int, sample: 106849315066800}
+topped_up:
+  description:
+    - With O(runway_hours), the members whose stream was topped up (in check mode, would be), sorted by name; empty
+      when none was low, or without O(runway_hours).
+    - In check mode, a member that would be created and topped up in the same run (O(payment_hours) below
+      O(top_up_below_hours)) is in it too, with RV(topped_up[].stream_id) V(null) and the amount as of its creation.
+  returned: always
+  type: list
+  elements: dict
+  version_added: 0.3.0
+  contains:
+    name: {description: The member., type: str, sample: web-01}
+    stream_id: {description: Its stream., type: int, sample: 7}
+    contract: {description: The StreamPayment contract of the stream., type: str}
+    remaining_seconds_before: {description: Runway left when the stream was read., type: int, sample: 3600}
+    remaining_seconds_after: {description: "Runway right after, as of the same block time: O(runway_hours) in seconds.",
+                              type: int, sample: 86400}
+    seconds_added: {description: Seconds of runway the top-up adds., type: int, sample: 82800}
+    hours_added: {description: The same in hours., type: float, sample: 23.0}
+    wei: {description: "The amount paid in: the stream's rate times RV(topped_up[].seconds_added).", type: int,
+          sample: 1008219177966000}
+    rate_wei_per_second: {description: The stream's rate., type: int, sample: 12176560121}
+    glm_per_month: {description: "What that rate costs a month in GLM; at most O(max_glm_per_month).", type: float,
+                    sample: 32.0}
+    tx: {description: "Hash of the top-up transaction; V(null) in check mode.", type: str}
+top_up_bill:
+  description:
+    - In check mode with O(runway_hours), what the top-ups would pay; nothing is signed or sent. The streams' rates
+      are held to O(max_glm_per_month); a member over it is not topped up and fails the task.
+    - Separate from RV(bill), which is what the members that would be created lock in their new streams.
+  returned: in check mode with O(runway_hours)
+  type: dict
+  version_added: 0.3.0
+  contains:
+    members:
+      description: Name of each member that would be topped up, to its top-up, as in RV(topped_up) without C(name)
+        and C(tx).
+      type: dict
+      sample: {web-01: {stream_id: 7, seconds_added: 82800, hours_added: 23.0, wei: 1008219177966000,
+                        glm_per_month: 32.0}}
+    wei: {description: What the top-ups would pay together., type: int, sample: 1008219177966000}
+    max_glm_per_month: {description: The cap the streams' rates were held to (O(max_glm_per_month))., type: float,
+                        sample: 500.0}
 failure:
   description:
     - Why the task failed, for a playbook to act on; C(msg) says it for people.
@@ -278,7 +359,9 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import Fleet, discover, failure_message
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_healing import Healing, check_duration
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_plan import check_fleet, member_name
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_runway import top_up_fleet
 from ansible_collections.golem.vm.plugins.module_utils.vm.payments import build_payments
+from ansible_collections.golem.vm.plugins.module_utils.vm.stream_target import check_runway_options
 from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_services
 
@@ -292,6 +375,8 @@ ARGUMENT_SPEC: ArgumentSpec = member_spec(
     parallelism={"type": "int", "default": 10},
     verify={"type": "bool", "default": True},
     replace_unreachable_after={"type": "str"},
+    runway_hours={"type": "int"},
+    top_up_below_hours={"type": "float"},
 )
 MODULE_SETTINGS: dict[str, Any] = {"supports_check_mode": True, "mutually_exclusive": [*VM_SPEC_EXCLUSIVE]}
 
@@ -307,6 +392,7 @@ class GolemFleet(ConnectedModule):
         if replace_after is not None and not p["verify"]:
             raise ValidationError("replace_unreachable_after needs verify=true: only a member looked up can be found "
                                   "unreachable", field="replace_unreachable_after", value=p["replace_unreachable_after"])
+        below = check_runway_options(p)
         # The per-VM checks run on the longest member name (the prefix alone need not be a valid name).
         task = prepare_task(p, name=member_name(p["name"], max(p["count"], 1), p["count"]), default_size="small")
         task.want.name = p["name"]
@@ -355,13 +441,30 @@ class GolemFleet(ConnectedModule):
         }
         if self.module.check_mode:
             result["bill"] = res.bill()
+        # After the run, so its new members are seen; they were paid for payment_hours when created.
+        # A member given up on this run is never paid more (in check mode its row still says running).
+        given_up = {entry["name"] for entry in res.abandoned}
+        paid = [r for r in after if r.name not in given_up]
+        runway = None if below is None else top_up_fleet(services, p, paid, below, local_dir=task.state.local_dir,
+                                                         bills=res.bills)
+        result["topped_up"] = runway.topped_up if runway is not None else []
+        if runway is not None:
+            result["changed"] = result["changed"] or runway.changed
+            result["actions"] = res.actions + runway.actions
+            if self.module.check_mode:
+                result["top_up_bill"] = runway.bill()
         if self.module._diff:
             result["diff"] = {"before": {r.name: diff_view(r) for r in before},
                               "after": {r.name: diff_view(r) for r in after}}
             for name, bill in res.bills.items():
                 result["diff"]["after"][name]["bill"] = bill
-        if res.failures:
-            self.fail(GolemError(failure_message(res)), **result)
+            for line in result["topped_up"]:
+                if line["name"] in result["diff"]["after"]:
+                    result["diff"]["after"][line["name"]]["top_up"] = line
+        failures = ([failure_message(res)] if res.failures else []) + (
+            [runway.failure_message()] if runway is not None and runway.failures else [])
+        if failures:
+            self.fail(GolemError("; ".join(failures)), **result)
         return result
 
 

@@ -47,8 +47,8 @@ def payments(devnet):
     return payment_chain()
 
 
-def test_a_vanished_provider_is_abandoned_replaced_and_settled_when_it_returns(ansible: Ansible, providers,
-                                                                                payments) -> None:
+def test_a_vanished_provider_is_abandoned_replaced_and_settled_when_it_returns(
+        ansible: Ansible, providers, payments) -> None:
     se, us = providers["se"], providers["us"]
     name = f"heal-{uuid.uuid4().hex[:6]}"
     args = {"name": name, "count": 4, "countries": ["SE", "US"], "replace_unreachable_after": "1s"}

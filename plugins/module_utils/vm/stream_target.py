@@ -60,13 +60,19 @@ def check_stream_options(params: dict[str, Any]) -> int | None:
         raise ValidationError(f"wait_timeout {params['wait_timeout']} must be more than 0 seconds",
                               field="wait_timeout", value=params["wait_timeout"])
     check_payment_options(params)
-    hours, below = params.get("runway_hours"), params.get("top_up_below_hours")
     if params["state"] == "absent":
         for field in ("runway_hours", "top_up_below_hours"):
             if params.get(field) is not None:
                 raise ValidationError(f"{field} is for state=present; state=absent terminates the stream",
                                       field=field, value=params[field])
         return None
+    return check_runway_options(params)
+
+
+def check_runway_options(params: dict[str, Any]) -> int | None:
+    """runway_hours and top_up_below_hours, as golem_stream and golem_fleet take them: the top-up threshold in
+    seconds, or None when no runway is asked."""
+    hours, below = params.get("runway_hours"), params.get("top_up_below_hours")
     if hours is None:
         if below is not None:
             raise ValidationError("top_up_below_hours needs runway_hours, the runway a top-up brings the stream to",
@@ -100,15 +106,22 @@ def find_target(params: dict[str, Any], store: StateBackend,
     if not record.ok:
         raise ValidationError(f"the record of VM {name} in the {where} is unreadable ({record.config_error}); fix "
                               "or remove that row first", field="name", value=name)
-    stream_id = record.stream_id
-    given = params.get("stream_id")
-    if stream_id is None:
-        if record.config.get("stream_tx"):
-            raise ValidationError(f"VM {name}'s stream is still being opened (transaction {record.config['stream_tx']} "
-                                  "was not seen mined); run golem_vm for the VM first, which settles it",
-                                  field="name", value=name)
-        raise ValidationError(f"VM {name} has no payment stream recorded (its provider did not ask for payment, or "
-                              "the VM was created without one)", field="name", value=name)
+    found = row_target(record, given=params.get("stream_id"), address=address)
+    if found is not None:
+        return found
+    port = record.provider_port or params["provider_port"]
+    client = provider(record.provider_ip, port)
+    stream_id = recorded_stream_id(record)
+    return StreamTarget(stream_id, _contract_of(client, record.provider_id, f"VM {name}'s stream {stream_id}",
+                                                params.get("payments_network")), record,
+                        f"provider {record.provider_ip}:{port}")
+
+
+def row_target(record: VMRecord, *, given: int | None = None, address: str | None = None) -> StreamTarget | None:
+    """The stream a VM's row records, at the contract the row (or ``address``) names; None when neither names
+    one (its provider is asked then). Raises when the row has no stream, or not ``given``."""
+    name = record.name
+    stream_id = recorded_stream_id(record)
     if given is not None and given != stream_id:
         raise ValidationError(f"stream_id {given} is not VM {name}'s stream, which is {stream_id}; give one of them",
                               field="stream_id", value=given)
@@ -120,11 +133,21 @@ def find_target(params: dict[str, Any], store: StateBackend,
         return StreamTarget(stream_id, recorded, record, "the state file")
     if address:
         return StreamTarget(stream_id, address, record, "stream_payment_address")
-    port = record.provider_port or params["provider_port"]
-    client = provider(record.provider_ip, port)
-    return StreamTarget(stream_id, _contract_of(client, record.provider_id, f"VM {name}'s stream {stream_id}",
-                                                params.get("payments_network")), record,
-                        f"provider {record.provider_ip}:{port}")
+    return None
+
+
+def recorded_stream_id(record: VMRecord) -> int:
+    """The stream id the row records; raises naming why there is none."""
+    name = record.name
+    stream_id = record.stream_id
+    if stream_id is None:
+        if record.config.get("stream_tx"):
+            raise ValidationError(f"VM {name}'s stream is still being opened (transaction {record.config['stream_tx']} "
+                                  "was not seen mined); run golem_vm for the VM first, which settles it",
+                                  field="name", value=name)
+        raise ValidationError(f"VM {name} has no payment stream recorded (its provider did not ask for payment, or "
+                              "the VM was created without one)", field="name", value=name)
+    return stream_id
 
 
 def _contract_of(client: Any, provider_id: str | None, what: str, network: str | None) -> str:

@@ -23,12 +23,12 @@ from ansible_collections.golem.vm.plugins.module_utils.chain.runway import (
     remaining_seconds,
     terminated,
 )
-from ansible_collections.golem.vm.plugins.module_utils.chain.terms import ZERO_ADDRESS
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import SECONDS_PER_MONTH, ZERO_ADDRESS
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, PaymentError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.http import API_PREFIX, segment
 from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
-from ansible_collections.golem.vm.plugins.module_utils.state.statuses import STATUSES
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED, STATUSES
 from ansible_collections.golem.vm.plugins.module_utils.vm.stream_target import StreamTarget
 
 KEY_HINT = "ethereum_private_key (or GOLEM_REQUESTOR_ETHEREUM_PRIVATE_KEY)"
@@ -41,6 +41,12 @@ def stream_result(stream: Any, contract: str) -> dict[str, Any]:
     view["remaining_seconds"] = remaining_seconds(stream)
     view["ended"] = ended_reason(stream) is not None
     return view
+
+
+def glm_per_month_of(rate_wei: int) -> float:
+    """What a stream paying ``rate_wei`` a second costs a month in GLM (paid 1:1 in native ETH on 0.1.x), rounded as
+    chain.terms rounds an advert's price, so a stream opened at a price within a cap is within it here too."""
+    return round(rate_wei * SECONDS_PER_MONTH / 10 ** 18, 8)
 
 
 def provider_view(client: Any, name: str) -> dict[str, Any]:
@@ -63,8 +69,10 @@ class StreamTask:
     """One golem_stream run. ``chain`` is a StreamChain (reads without a key; pays with one)."""
 
     def __init__(self, target: StreamTarget, chain: Any, *, store: StateBackend, check_mode: bool,
-                 deadline: Deadline, warn: Callable[[str], None]) -> None:
+                 deadline: Deadline, warn: Callable[[str], None], max_glm_per_month: float | None = None) -> None:
+        """A stream whose rate costs more than ``max_glm_per_month`` a month is not topped up (None: no cap)."""
         self.target = target
+        self.max_glm_per_month = max_glm_per_month
         self.chain = chain
         self.store = store
         self.check_mode = check_mode
@@ -95,7 +103,7 @@ class StreamTask:
         self.before = diff_view(stream)
         return stream
 
-    def _need_sender(self, stream: Any, doing: str) -> None:
+    def _need_sender(self, stream: Any, doing: str, verb: str) -> None:
         """Only the sender tops a stream up; only sender or recipient terminate it. Checked before paying."""
         me = self.chain.address
         if me == ZERO_ADDRESS:
@@ -105,7 +113,7 @@ class StreamTask:
             return
         if stream.sender.lower() != me.lower():
             raise ValidationError(f"{self.target.describe} was opened by {stream.sender}; only that account can "
-                                  f"{doing.lower()} it, and {KEY_HINT} is the key of {me}",
+                                  f"{verb} it, and {KEY_HINT} is the key of {me}",
                                   field="ethereum_private_key")
 
     def _mined(self, tx: str, what: str) -> dict[str, Any]:
@@ -118,6 +126,12 @@ class StreamTask:
 
     # -- state=present ---------------------------------------------------------------------------
     def present(self, runway_hours: int | None, below_seconds: int | None) -> Any:
+        record = self.target.record
+        if runway_hours is not None and record is not None and record.status == ABANDONED:
+            # golem_fleet terminated its stream and replaced it: a member given up on is never paid more.
+            raise ValidationError(f"VM {record.name} has status {ABANDONED}: golem_fleet gave up on it and replaced "
+                                  f"it, so its stream {self.target.stream_id} is not topped up; remove its row, or "
+                                  "create the VM again", field="name", value=record.name)
         stream = self.read()
         if runway_hours is None or below_seconds is None:
             self.after = self.before
@@ -132,7 +146,12 @@ class StreamTask:
         if plan is None:
             self.after = self.before
             return stream
-        self._need_sender(stream, "Topping up")
+        monthly = glm_per_month_of(stream.rate)
+        if self.max_glm_per_month is not None and monthly > self.max_glm_per_month:
+            raise PaymentError(f"{self.target.describe} pays {stream.rate} wei/s, {monthly:g} GLM a month, over "
+                               f"max_glm_per_month {self.max_glm_per_month:g}; it was not topped up",
+                               field="max_glm_per_month", value=self.max_glm_per_month)
+        self._need_sender(stream, "Topping up", "top up")
         self.changed = True
         what = (f"{self.target.describe} by {plan.amount_wei} wei ({plan.seconds_added} s at {stream.rate} wei/s): "
                 f"{plan.remaining_seconds_before} s of runway were left, {runway_hours} h after")
@@ -161,7 +180,7 @@ class StreamTask:
             self.after = self.before
             self.result["refunded_wei"] = 0
             return stream
-        self._need_sender(stream, "Terminating")
+        self._need_sender(stream, "Terminating", "terminate")
         self.changed = True
         estimate = refund_at(stream, stream.now)
         if self.check_mode:

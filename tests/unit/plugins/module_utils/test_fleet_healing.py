@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from test_fleet import ADS, SE1, SE2, US1, FakeDiscovery, Network, fleet, record
-from test_fleet import store  # noqa: F401  pylint: disable=unused-import  (a fixture its tests use)
+from test_fleet import store  # noqa: F401  pylint: disable=unused-import
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import PaymentError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state.history import read_history

@@ -131,3 +131,13 @@ def test_bad_input_fails_naming_the_field_before_any_call(run: Any, chain: FakeR
 def test_name_or_stream_id_is_required(run: Any) -> None:
     result = run(runway_hours=1)
     assert result["failed"] is True and "one of the following is required: name, stream_id" in result["msg"]
+
+
+def test_an_abandoned_member_is_never_topped_up(run: Any, chain: FakeRPC, store: StateStore) -> None:
+    store.set_status("web-1", "abandoned")
+    chain.add(7, sender=ME, recipient=PROVIDER, left=100, rate=RATE)
+    for check in (True, False):
+        result = run(name="web-1", runway_hours=2, ethereum_private_key=KEY, _ansible_check_mode=check)
+        assert result["failed"] is True and result["failure"]["field"] == "name", result["msg"]
+        assert result["msg"].startswith("VM web-1 has status abandoned: golem_fleet gave up on it"), result["msg"]
+        assert chain.calls == [] and "exception" not in result, "refused before the chain is asked"
