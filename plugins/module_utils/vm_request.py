@@ -179,7 +179,7 @@ def vm_services(module: ConnectedModule, task: VMTask,
     call (each fleet thread gets its own requests Session), one identity proof per provider, the payments
     (built on first use)."""
     return VMServices(task.store, task.known_hosts, task.deadline,
-                      provider_client=lambda placement: module.provider(placement.ip, placement.port),
+                      provider_client=lambda placement, **options: module.provider(placement.ip, placement.port, **options),
                       warn=module.warn, check_mode=module.module.check_mode,
                       identity=ProviderIdentity(module.central_within(task.deadline)), lazy_payments=Lazy(build_payments) if build_payments else None,
                       run_command=module.module.run_command)

@@ -233,7 +233,8 @@ class Fleet:
             return
 
         def look(record: VMRecord) -> Any:
-            client = self.services.provider_client(Lifecycle.placement_of(record))
+            # A provider already known silent is asked once: its retries would only delay the rest of the run.
+            client = self.services.provider_client(Lifecycle.placement_of(record), **self.healing.http_options(record))
             client.set_deadline(self.services.deadline)
             try:
                 return lookup(client, record.name, record.provider_id, self.services.identity)

@@ -82,6 +82,12 @@ class Healing:
         self.now = now
 
     # -- a running member's lookup -----------------------------------------------------------
+    @staticmethod
+    def http_options(record: VMRecord) -> dict[str, Any]:
+        """A provider the row already records as silent is asked once, without the retries that ride out a
+        passing failure: the first failure had them, and each later run asks again anyway."""
+        return {"retries": 0} if record.config.get(UNREACHABLE_SINCE) is not None else {}
+
     def answered(self, record: VMRecord) -> None:
         """Its provider answered: a first failure recorded on the row is over (bookkeeping, not a change)."""
         if record.config.get(UNREACHABLE_SINCE) is None or self.services.check_mode:
@@ -143,7 +149,7 @@ class Healing:
         entry: dict[str, Any] = {"name": record.name, "provider": where.describe(), "stream_id": record.stream_id,
                                  "refund_wei": self._terminate(record, out)}
         record = self.services.store.get(record.name) or record
-        client = self.services.provider_client(where)
+        client = self.services.provider_client(where, **self.http_options(record))
         client.set_deadline(self.services.deadline)
         try:
             remote = lookup(client, record.name, record.provider_id, self.services.identity)

@@ -45,14 +45,15 @@ class Lazy(Generic[T]):
 
 @dataclass(frozen=True)
 class VMServices:
-    """``provider_client(placement)`` builds a provider's client; ``identity`` proves a provider's 404s are its
+    """``provider_client(placement, **http_options)`` builds a provider's client (the options override the
+    task's: ``retries=0`` for one try); ``identity`` proves a provider's 404s are its
     own (shared, each provider is proved once a task); ``lazy_payments`` makes what pays a create (None: nothing
     is paid) on first use, so a run that finds its VM as asked never imports the payment code."""
 
     store: StateBackend
     known_hosts: KnownHosts
     deadline: Deadline
-    provider_client: Callable[[Placement], Any]
+    provider_client: Callable[..., Any]
     warn: Callable[[str], None]
     check_mode: bool = False
     identity: ProviderIdentity = field(default_factory=ProviderIdentity)

@@ -100,8 +100,9 @@ class Network:
         self.ids = {ad.ip_address: ad.provider_id for ad in ADS}
         self.clients: list[FakeProvider] = []
 
-    def client(self, placement: Placement) -> FakeProvider:
+    def client(self, placement: Placement, **options: Any) -> FakeProvider:
         client = FakeProvider(self, placement.ip or "")
+        client.options = options  # type: ignore[attr-defined]
         with self.lock:
             self.clients.append(client)
         return client

@@ -223,3 +223,15 @@ def test_a_bad_duration_is_named(text: str) -> None:
     with pytest.raises(ValidationError) as err:
         check_duration(text, "replace_unreachable_after")
     assert err.value.field == "replace_unreachable_after" and err.value.value == text
+
+
+def test_a_provider_already_known_silent_is_asked_once_without_retries(store: StateStore) -> None:
+    net = Network()
+    four(store, net)
+    net.unreachable.add(US1)
+    healing_fleet(store, net, 4, ads=ADS, replace_after=None).run()
+    assert {tuple(c.options.items()) for c in net.clients if c.ip == US1} == {()}  # the first failure: retried
+    net.clients.clear()
+    healing_fleet(store, net, 4, ads=ADS, replace_after=None).run()
+    assert {tuple(c.options.items()) for c in net.clients if c.ip == US1} == {(("retries", 0),)}
+    assert {tuple(c.options.items()) for c in net.clients if c.ip == SE1} == {()}  # one that answers: as always
