@@ -15,10 +15,13 @@ description:
     first), and leaves the others alone.
   - With O(verify) (the default) each running member's provider is asked for it by name, and a member the
     provider no longer has (deleted behind the collection's back) is created again, on the same provider
-    first. A run with nothing to do makes only those read calls and reports no change.
-  - Discovery is asked once per run, however many VMs are created. New VMs are placed round-robin over the
+    first. A run with nothing to do makes only those read calls (and one to discovery for the members' prices,
+    RV(vms[].glm_per_month)) and reports no change.
+  - Discovery is asked once per run to place the new VMs, however many are created (once more when a member's
+    provider is not in that answer, for RV(vms[].glm_per_month)). New VMs are placed round-robin over the
     matching providers, taking countries in turn (O(countries)), so they spread over providers and countries;
-    the cheapest (as M(golem.vm.golem_vm)'s V(cheapest) ranks them) first in each country. Providers priced over
+    the cheapest (as M(golem.vm.golem_vm)'s V(cheapest) ranks them) first in each country. O(provider_selection)
+    fills each provider's advertised room first instead. Providers priced over
     O(max_glm_per_month) are skipped with a warning and never contacted.
     When a provider fails a create, the VM falls over to the next provider.
   - Each VM is created as M(golem.vm.golem_vm) creates one; its state row is written before the create call,
@@ -70,6 +73,29 @@ options:
     description:
       - CPU platform of the providers to use, for example V(x86_64).
     type: str
+  provider_selection:
+    description:
+      - How new members are placed on the providers that fit; providers priced over O(max_glm_per_month) are
+        skipped whatever this says.
+      - Unset (the default, the placement before this option existed), members are placed round-robin, one per
+        provider per turn, over the providers interleaved by country (O(countries) in turn), the cheapest first in
+        each country; a member starts at the turn of its index.
+      - Set, members still take the countries in turn by their index (member 1 the first country of
+        O(countries), member 2 the next, ...), but within a country they fill its providers in this order, each
+        up to the VMs of the size its advertised free resources hold (free CPU, memory and storage, each divided
+        by the size's, the fewest of the three), before the next provider is used. Members already running take
+        none of that room, because a provider advertises what is free after its VMs. A country whose room is
+        taken passes its members on to the next country with room; when every provider's room is taken, a member
+        is tried on its country's first provider.
+      - V(cheapest) ranks providers as M(golem.vm.golem_vm) does, by what the size costs a month as it is paid -
+        adverts with GLM prices first, by their GLM price; then those with USD prices only, by USD; then those
+        without prices. V(first) takes discovery's order. V(most_free) takes the provider with the most free CPU
+        (then memory, then storage) first, so members are packed onto the largest providers.
+      - When a create fails, the member falls over to its country's other providers in the same order, then to
+        the next countries' (round-robin - the next turns).
+    type: str
+    choices: [cheapest, first, most_free]
+    version_added: 0.3.0
   size:
     description:
       - V(small) is 1 CPU, 1 GB memory and 10 GB storage; V(medium) 2, 4, 20; V(large) 4, 8, 40;
@@ -94,7 +120,8 @@ options:
     description:
       - Ask each running member's provider for it (C(GET /api/v1/vms/NAME), one read call per member, in
         parallel) and create again a member the provider no longer has.
-      - V(false) trusts the state file, and a run with nothing to do then makes no call at all.
+      - V(false) trusts the state file, and a run with nothing to do then calls no provider (discovery is asked
+        once for the members' prices, RV(vms[].glm_per_month)).
     type: bool
     default: true
   replace_unreachable_after:
@@ -165,6 +192,17 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ fleet.vms | map(attribute='ssh_command') | list }}"
 
+- name: Keep six VMs on the cheapest providers, each filled to its advertised room first
+  golem.vm.golem_fleet:
+    name: batch
+    count: 6
+    provider_selection: cheapest
+  register: batch
+
+- name: Show what the fleet costs a month
+  ansible.builtin.debug:
+    msg: "{{ batch.glm_per_month_total }} GLM a month"
+
 - name: Shrink the fleet to two (destroys web-04 and web-03)
   golem.vm.golem_fleet:
     name: web
@@ -190,13 +228,36 @@ EXAMPLES = r"""
 
 RETURN = r"""
 vms:
-  description: The fleet's members after the run (in check mode, as planned), sorted by name; each as
-    M(golem.vm.golem_vm) returns RV(golem.vm.golem_vm#module:vm).
+  description:
+    - The fleet's members after the run (in check mode, as planned), sorted by name; each as
+      M(golem.vm.golem_vm) returns RV(golem.vm.golem_vm#module:vm), with RV(vms[].glm_per_month).
   returned: always
   type: list
   elements: dict
-  sample: [{name: web-01, provider_id: "0x12...", country: SE, status: running, ssh_port: 20001,
+  sample: [{name: web-01, provider_id: "0x12...", country: SE, status: running, ssh_port: 20001, glm_per_month: 32.0,
             ssh_command: "ssh -i /home/me/.golem/requestor/ssh/golem_id_ed25519 -p 20001 -- root@203.0.113.7"}]
+  contains:
+    glm_per_month:
+      description:
+        - What the member costs a month in GLM at its provider's advertised GLM prices for its resources, computed
+          as its payment stream is (for a member that would be created in check mode, the figure in its
+          RV(bill)).
+        - A state row holds no prices, so they come from discovery's listing; when the run placed no member,
+          discovery is asked once for them (a failure there is a warning, and the figures are V(null)).
+        - V(null) when the provider advertises no GLM prices (the MVP era's, which take no payment), or no
+          longer advertises.
+      type: float
+      sample: 32.0
+      version_added: 0.3.0
+glm_per_month_total:
+  description:
+    - What the members that are paid add up to a month in GLM, from RV(vms[].glm_per_month) (V(null) ones count
+      nothing). Only members V(running) or being created (in check mode, planned) are added; a stopped, failed
+      or abandoned member's stream was terminated.
+  returned: always
+  type: float
+  sample: 78.0
+  version_added: 0.3.0
 created:
   description: Names of the VMs created (in check mode, that would be created).
   returned: always
@@ -359,8 +420,11 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import Fleet, discover, failure_message
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_healing import Healing, check_duration
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_plan import check_fleet, member_name
+from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_prices import AdvertPrices, member_prices
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_runway import top_up_fleet
 from ansible_collections.golem.vm.plugins.module_utils.vm.payments import build_payments
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import STRATEGIES
+from ansible_collections.golem.vm.plugins.module_utils.vm.placer import Fill
 from ansible_collections.golem.vm.plugins.module_utils.vm.stream_target import check_runway_options
 from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
 from ansible_collections.golem.vm.plugins.module_utils.vm_request import prepare_task, vm_services
@@ -372,6 +436,7 @@ ARGUMENT_SPEC: ArgumentSpec = member_spec(
     count={"type": "int", "required": True},
     countries={"type": "list", "elements": "str", "default": []},
     platform={"type": "str"},
+    provider_selection={"type": "str", "choices": list(STRATEGIES)},
     parallelism={"type": "int", "default": 10},
     verify={"type": "bool", "default": True},
     replace_unreachable_after={"type": "str"},
@@ -399,10 +464,14 @@ class GolemFleet(ConnectedModule):
         self.closes(task.store)
         discovery = self.discovery_within(task.deadline)
         spec = task.want.spec
+        prices = AdvertPrices(discovery, self.warn)
 
         def placements() -> Any:
-            return discover(discovery(), spec, provider_port=p["provider_port"], countries=countries,
-                            platform=p["platform"], warn=self.warn, max_glm_per_month=p["max_glm_per_month"])
+            found = discover(discovery(), spec, provider_port=p["provider_port"], countries=countries,
+                             platform=p["platform"], warn=self.warn, max_glm_per_month=p["max_glm_per_month"],
+                             strategy=p["provider_selection"])
+            prices.learn(found.placements() if isinstance(found, Fill) else found)
+            return found
 
         services = vm_services(self, task, lambda: build_payments(
             p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery, warn=self.warn,
@@ -430,9 +499,15 @@ class GolemFleet(ConnectedModule):
             gone = set(res.destroyed) | set(res.planned)
             after = sorted([r for r in before if r.name not in gone] + list(res.planned.values()),
                            key=lambda r: r.name)
+        # A member given up on this run neither costs nor is paid more (in check mode its row still says running).
+        given_up = {entry["name"] for entry in res.abandoned}
+        paid = [r for r in after if r.name not in given_up]
+        monthly, total = member_prices(paid, prices.pricing, spec)
         result: dict[str, Any] = {
             "changed": res.changed,
-            "vms": [represent_vm(r, known_hosts_path=task.known_hosts_path) for r in after],
+            "vms": [{**represent_vm(r, known_hosts_path=task.known_hosts_path), "glm_per_month": monthly.get(r.name)}
+                    for r in after],
+            "glm_per_month_total": total,
             "created": sorted(res.created),
             "destroyed": res.destroyed,
             "actions": res.actions,
@@ -442,9 +517,6 @@ class GolemFleet(ConnectedModule):
         if self.module.check_mode:
             result["bill"] = res.bill()
         # After the run, so its new members are seen; they were paid for payment_hours when created.
-        # A member given up on this run is never paid more (in check mode its row still says running).
-        given_up = {entry["name"] for entry in res.abandoned}
-        paid = [r for r in after if r.name not in given_up]
         runway = None if below is None else top_up_fleet(services, p, paid, below, local_dir=task.state.local_dir,
                                                          bills=res.bills)
         result["topped_up"] = runway.topped_up if runway is not None else []

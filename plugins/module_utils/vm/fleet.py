@@ -11,7 +11,8 @@
   and a member the provider no longer has is created again. Without ``verify`` a re-run with
   nothing to do makes no call at all.
 * Discovery is asked once per run (it rate-limits per client IP); every new VM is placed
-  round-robin over the matching providers, interleaved by country, and falls over to the rest.
+  round-robin over the matching providers, interleaved by country (or, with a provider_selection, fills
+  each provider's advertised room in that order), and falls over to the rest.
 * Each create or destroy is one Lifecycle in its own thread with its own provider clients
   (requests Sessions are not shared between threads); all share one Deadline and one
   ProviderIdentity, so each provider proves who it is once, whatever the number of members.
@@ -42,7 +43,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_plan import (
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm.outcome import Outcome
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
-from ansible_collections.golem.vm.plugins.module_utils.vm.placer import candidates_for, fitting_providers, spread
+from ansible_collections.golem.vm.plugins.module_utils.vm.placer import Fill, candidates_for, fill, fitting_providers, spread
 from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, check_create_inputs
 
@@ -53,11 +54,14 @@ FLEET_POLL_MAX = 0.3
 
 def discover(discovery: Any, spec: ResourceSpec, *, provider_port: int, countries: list[str] | None,
              platform: str | None, warn: Callable[[str], None],
-             max_glm_per_month: float | None = None) -> list[Placement]:
-    """One discovery call for the whole fleet, spread over providers and countries; providers over the
-    price cap are left out (with a warning) and never contacted."""
+             max_glm_per_month: float | None = None, strategy: str | None = None) -> list[Placement] | Fill:
+    """One discovery call for the whole fleet, spread over providers and countries (round-robin, or with
+    ``strategy`` filling each provider's room in that order); providers over the price cap are left out
+    (with a warning) and never contacted."""
     fitting = fitting_providers(discovery, spec, provider_port=provider_port, countries=countries,
                                 platform=platform, warn=warn, max_glm_per_month=max_glm_per_month)
+    if strategy is not None:
+        return fill(fitting, countries, provider_port, spec, strategy)
     return spread(fitting, countries, provider_port, spec)
 
 
@@ -83,7 +87,7 @@ class FleetResult:
 
 class Fleet:
     def __init__(self, prefix: str, count: int, services: VMServices, *, template: Want,
-                 placements: Callable[[], list[Placement]], parallelism: int, verify: bool = True,
+                 placements: Callable[[], list[Placement] | Fill], parallelism: int, verify: bool = True,
                  healing: Healing | None = None) -> None:
         """``template`` is the Want of every member but its name, and ``template.labels`` the labels the user
         asked (None: members keep theirs; the membership label is added here); ``placements()`` asks discovery;
@@ -183,7 +187,7 @@ class Fleet:
                 # After discovery: one that fails or sends nonsense leaves no key pair behind.
                 self._load_key()
                 jobs = [(record.name if record else member_name(self.prefix, i, self.count), record, "present",
-                         candidates_for(placements, i)) for i, record in todo.rebuilt()]
+                         candidates_for(placements, i, todo.create)) for i, record in todo.rebuilt()]
                 self._in_threads("create", jobs)
             if healing is not None:
                 healing.result()
@@ -304,7 +308,8 @@ class Fleet:
             placements = self.placements()
             for index, gone in todo.rebuilt():
                 name = member_name(self.prefix, index, self.count) if gone is None else gone.name
-                where = candidates_for(placements, index)[0] if gone is None else Lifecycle.placement_of(gone)
+                where = (candidates_for(placements, index, todo.create)[0] if gone is None
+                         else Lifecycle.placement_of(gone))
                 try:
                     bill = self._bill(where)
                 except GolemError as exc:

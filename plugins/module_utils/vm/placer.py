@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import over_cap
@@ -84,8 +86,84 @@ def spread(providers: list[dict[str, Any]], countries: list[str] | None, port: i
             for turn in range(max((len(g) for g in groups), default=0)) for group in groups if turn < len(group)]
 
 
-def candidates_for(placements: list[Placement], index: int) -> list[Placement]:
-    """Fleet member ``index`` starts at its round-robin turn; the others follow, for fail-over."""
+def room_for(resources: Mapping[str, Any], spec: ResourceSpec) -> int:
+    """How many VMs of ``spec`` an advert's free resources hold: the fewest of cpu, memory and storage.
+
+    Adverts are checked where they are read; this only keeps the count a whole number of at least 0.
+    """
+    fits = []
+    for key, need in (("cpu", spec.cpu), ("memory", spec.memory), ("storage", spec.storage)):
+        have = resources.get(key)
+        usable = have if isinstance(have, int) and not isinstance(have, bool) else 0
+        fits.append(max(usable, 0) // max(need, 1))
+    return min(fits)
+
+
+@dataclass(frozen=True)
+class Fill:
+    """A fleet's providers by country, each country's in the order of a strategy, with the VMs each has room for.
+
+    Members fill a provider up to its room before the next is used, so ``cheapest`` pays least; members still
+    take the countries in turn by their index, as the round-robin spread does.
+    """
+
+    groups: tuple[tuple[tuple[Placement, int], ...], ...]  # per country: (placement, room), in strategy order
+
+    def placements(self) -> list[Placement]:
+        return [placement for group in self.groups for placement, _room in group]
+
+    def _assign(self, placing: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Where each member created in this run goes: (country, provider) positions in ``groups``.
+
+        A member starts in its country by index; when that country's room is taken, in the next with room.
+        Room is what adverts say is free, so members already running (the provider counted them) take none
+        of it. When every advertised room is taken the member is tried on its country's first provider.
+        """
+        used = [[0] * len(group) for group in self.groups]
+        count = len(self.groups)
+        chosen: dict[int, tuple[int, int]] = {}
+        for index in sorted(set(placing)):
+            home = (index - 1) % count
+            spot = next(((country, position) for country in ((home + step) % count for step in range(count))
+                         for position, (_placement, room) in enumerate(self.groups[country])
+                         if used[country][position] < room), (home, 0))
+            used[spot[0]][spot[1]] += 1
+            chosen[index] = spot
+        return chosen
+
+    def candidates(self, index: int, placing: Sequence[int]) -> list[Placement]:
+        """Member ``index``'s provider first, then its country's others and the next countries', in order."""
+        if not self.groups:
+            return []
+        count = len(self.groups)
+        country, position = self._assign(placing).get(index, ((index - 1) % count, 0))
+        ordered = [self.groups[country][position][0]] + [
+            placement for step in range(count) for placement, _room in self.groups[(country + step) % count]]
+        found: list[Placement] = []
+        for placement in ordered:
+            if all(placement.ip != other.ip for other in found):
+                found.append(placement)
+        return found
+
+
+def fill(providers: list[dict[str, Any]], countries: list[str] | None, port: int, spec: ResourceSpec,
+         strategy: str) -> Fill:
+    """The fleet's ``provider_selection``: providers grouped by country (the order of ``countries``, else by
+    name), each group in ``strategy``'s order (as golem_vm picks one provider), each with its room for ``spec``."""
+    order = list(countries) if countries else sorted({p["country"] or "" for p in providers})
+    groups = [_order([p for p in providers if (p["country"] or "") == country], strategy, spec) for country in order]
+    return Fill(tuple(tuple((as_placement(p, port), room_for(p["resources"], spec)) for p in group)
+                      for group in groups if group))
+
+
+def candidates_for(placements: list[Placement] | Fill, index: int, placing: Sequence[int] = ()) -> list[Placement]:
+    """Fleet member ``index``'s providers, the first to try first; ``placing``: the indices created in this run.
+
+    A round-robin list starts at the member's turn and the others follow, for fail-over; a Fill places the
+    members it is given in index order within each provider's room.
+    """
+    if isinstance(placements, Fill):
+        return placements.candidates(index, placing)
     start = (index - 1) % len(placements)
     return placements[start:] + placements[:start]
 

@@ -14,7 +14,6 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline impor
 from ansible_collections.golem.vm.plugins.module_utils.provider.identity import ProviderIdentity
 from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import KnownHosts
-from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 
 if TYPE_CHECKING:  # payments are built only by a task that may pay
     from ansible_collections.golem.vm.plugins.module_utils.vm.payments import StreamPayments
