@@ -22,21 +22,17 @@ description:
     C(golem_country_se)) and C(golem_status_<status>). With O(refresh=true), hosts whose provider did not answer
     are also in C(golem_unreachable), and hosts whose payment stream has less runway left than
     O(runway_threshold_hours) are in C(golem_runway_low).
-  - A member M(golem.vm.golem_fleet) gave up on (status V(abandoned) - its provider stopped answering and left
-    discovery, its stream was terminated and a replacement created) is listed by default, as every status is, so
-    the rows that still need attention can be found. Its host is in C(golem) and C(golem_status_abandoned) only - in
-    no provider, country, running, unreachable or low-runway group - and gets no C(ansible_port), C(ansible_user),
-    key or ssh options; its C(ansible_host) is C(abandoned.golem.invalid), a name that never resolves, so a play that
-    targets it by accident (through C(golem) or C(all)) fails to connect instead of reaching whatever its name or
-    its old endpoint now leads to. O(exclude_statuses=[abandoned]) leaves such hosts out.
+  - A member M(golem.vm.golem_fleet) gave up on and replaced (status V(abandoned)) is listed like every status, in
+    C(golem) and C(golem_status_abandoned) only, with no C(ansible_port), C(ansible_user), key or ssh options and
+    C(ansible_host) set to C(abandoned.golem.invalid), a name that never resolves, so a play that reaches it through
+    C(golem) or C(all) fails to connect instead of reaching what its name or old endpoint now leads to.
   - Host variables, named with O(hostvars_prefix) (default C(golem_)), are the fields of the
     RV(golem.vm.golem_vm#module:vm) result (C(name), C(provider_id), C(provider_ip), C(provider_port), C(country),
     C(status), C(resources), C(size), C(image), C(ssh_host), C(ssh_port), C(ssh_user), C(ssh_private_key_path),
     C(ssh_public_key), C(known_hosts_path), C(ssh_command), C(labels), C(stream_id), C(created_at), C(updated_at),
     C(error), C(history), C(unreachable_since), C(abandoned_at)), plus C(vm_id) and C(host_key_known) (whether
     known_hosts holds the VM's host key; connecting fails until it does; V(null) for an abandoned host).
-    C(golem_history) is what M(golem.vm.golem_fleet) did to the VM and why (see
-    RV(golem.vm.golem_vm_info#module:vms[].history)); entries of any other shape in the state are left out.
+    C(golem_history) is as RV(golem.vm.golem_vm_info#module:vms[].history), only entries of golem_fleet's shape.
     C(golem_labels) is a dictionary (empty for a VM without labels), so O(keyed_groups) can group by a label
     (C(golem_labels.role) as the key) or by every label (C(golem_labels) as the key).
     With O(refresh=true) also C(recorded_status), C(live_status), C(provider_reachable), C(refresh_error),
@@ -304,11 +300,6 @@ statuses: [running]
 keyed_groups:
   - key: golem_labels.role
     prefix: role
-
----
-# Every VM but the members golem_fleet gave up on (those are in golem_status_abandoned when listed).
-plugin: golem.vm.golem
-exclude_statuses: [abandoned]
 
 ---
 # Ask the providers for the live status; hosts of a provider that does not answer within 5 s
