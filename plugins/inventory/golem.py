@@ -14,26 +14,33 @@ description:
   - Uses a YAML configuration file whose name ends with C(golem.yml) or C(golem.yaml).
   - The state file is read with one query; a missing state file gives an empty inventory (run with C(-v) to see
     why). A row that cannot be used (unreadable config, no SSH port) is skipped with a warning naming the VM.
-  - Filters by O(names), O(providers), O(countries), O(statuses) and O(labels), with the same names, defaults
-    and rules as M(golem.vm.golem_vm_info); a VM is listed only when it matches every filter given.
+  - Filters by O(names), O(providers), O(countries), O(statuses), O(exclude_statuses) and O(labels), with the same
+    names, defaults and rules as M(golem.vm.golem_vm_info); a VM is listed only when it matches every filter given.
   - A key in the configuration file that is not one of the options below fails, with the list of valid keys.
   - Hosts are in the group C(golem) and in its child groups C(golem_provider_<provider id>) (the id in lower case,
     or the provider IP when the id is not recorded), C(golem_country_<code>) (lower case, for example
     C(golem_country_se)) and C(golem_status_<status>). With O(refresh=true), hosts whose provider did not answer
     are also in C(golem_unreachable), and hosts whose payment stream has less runway left than
     O(runway_threshold_hours) are in C(golem_runway_low).
+  - A member M(golem.vm.golem_fleet) gave up on and replaced (status V(abandoned)) is listed like every status, in
+    C(golem) and C(golem_status_abandoned) only, with no C(ansible_port), C(ansible_user), key or ssh options and
+    C(ansible_host) set to C(abandoned.golem.invalid), a name that never resolves, so a play that reaches it through
+    C(golem) or C(all) fails to connect instead of reaching what its name or old endpoint now leads to.
   - Host variables, named with O(hostvars_prefix) (default C(golem_)), are the fields of the
     RV(golem.vm.golem_vm#module:vm) result (C(name), C(provider_id), C(provider_ip), C(provider_port), C(country),
     C(status), C(resources), C(size), C(image), C(ssh_host), C(ssh_port), C(ssh_user), C(ssh_private_key_path),
     C(ssh_public_key), C(known_hosts_path), C(ssh_command), C(labels), C(stream_id), C(created_at), C(updated_at),
-    C(error)), plus C(vm_id) and C(host_key_known) (whether known_hosts holds the VM's host key; connecting fails
-    until it does). C(golem_labels) is a dictionary (empty for a VM without labels), so O(keyed_groups) can group by
-    a label (C(golem_labels.role) as the key) or by every label (C(golem_labels) as the key).
+    C(error), C(history), C(unreachable_since), C(abandoned_at)), plus C(vm_id) and C(host_key_known) (whether
+    known_hosts holds the VM's host key; connecting fails until it does; V(null) for an abandoned host).
+    C(golem_history) is as RV(golem.vm.golem_vm_info#module:vms[].history), only entries of golem_fleet's shape.
+    C(golem_labels) is a dictionary (empty for a VM without labels), so O(keyed_groups) can group by a label
+    (C(golem_labels.role) as the key) or by every label (C(golem_labels) as the key).
     With O(refresh=true) also C(recorded_status), C(live_status), C(provider_reachable), C(refresh_error),
     C(stream_remaining_seconds), C(stream_error) and C(missing_reason) (see O(refresh)).
   - Connection variables have no prefix - C(ansible_host), C(ansible_port) (the provider's SSH proxy port),
     C(ansible_user), C(ansible_ssh_private_key_file) and C(ansible_ssh_common_args) (C(-o UserKnownHostsFile=...)
-    and C(-o StrictHostKeyChecking=yes)). Host key checking is never turned off.
+    and C(-o StrictHostKeyChecking=yes)). Host key checking is never turned off. An abandoned host has only
+    C(ansible_host), see above.
 author:
   - golem.vm maintainers (!UNKNOWN)
 extends_documentation_fragment:
@@ -82,14 +89,26 @@ options:
     description:
       - Only VMs whose status is one of these are listed; an empty list (the default, as for
         M(golem.vm.golem_vm_info)) lists every status. Use V([running]) for the hosts you can connect to.
-      - Recorded statuses are V(creating), V(running), V(stopped) and V(error). With O(refresh=true) the status a
-        provider reports counts instead, which can also be V(stopping), V(deleted) or V(missing) (the provider
-        does not know the VM); the recorded status counts for VMs whose provider did not answer.
+      - Recorded statuses are V(creating), V(running), V(stopped), V(error) and V(abandoned) (a member
+        M(golem.vm.golem_fleet) gave up on). With O(refresh=true) the status a provider reports counts instead,
+        which can also be V(stopping), V(deleted) or V(missing) (the provider does not know the VM); the recorded
+        status counts for VMs whose provider did not answer. An abandoned VM stays V(abandoned) whatever its
+        provider reports.
     type: list
     elements: str
     default: []
     env:
       - name: GOLEM_INVENTORY_STATUSES
+  exclude_statuses:
+    description:
+      - Leave out VMs with one of these statuses, the same ones O(statuses) takes; for example V([abandoned]) lists
+        every VM but the members M(golem.vm.golem_fleet) gave up on.
+      - A status may not be in both O(statuses) and O(exclude_statuses).
+    type: list
+    elements: str
+    default: []
+    env:
+      - name: GOLEM_INVENTORY_EXCLUDE_STATUSES
   names:
     description:
       - Only VMs with these names; shell-style patterns such as V(web-*) are allowed. Empty means every VM.
@@ -231,8 +250,8 @@ options:
 notes:
   - With O(cache=true) the rows read (and the refresh results) are cached as plain JSON, and the groups,
     O(compose), O(groups) and O(keyed_groups) are built again from them on every run. A change of O(state_path),
-    O(statuses), O(names), O(providers), O(countries), O(labels), O(filters) or O(refresh) makes the cached entry
-    unused.
+    O(statuses), O(exclude_statuses), O(names), O(providers), O(countries), O(labels), O(filters) or O(refresh)
+    makes the cached entry unused.
   - In AWX or AAP the state file must be reachable from the inventory sync (for example on a mounted volume);
     each job runs in a fresh execution environment.
 seealso:

@@ -12,8 +12,8 @@ description:
   - Lists the VMs recorded in the state (the SQLite file or the PostgreSQL database that M(golem.vm.golem_vm) and
     M(golem.vm.golem_fleet) write, found by the same options and variables), each in the shape of
     M(golem.vm.golem_vm)'s RV(golem.vm.golem_vm#module:vm) result.
-  - Filters by O(names), O(providers), O(countries), O(statuses) and O(labels); a VM is listed only when it
-    matches every filter given. The C(golem.vm.golem) inventory's O(golem.vm.golem#inventory:filters) follow the
+  - Filters by O(names), O(providers), O(countries), O(statuses), O(exclude_statuses) and O(labels); a VM is
+    listed only when it matches every filter given. The C(golem.vm.golem) inventory's O(golem.vm.golem#inventory:filters) follow the
     same rules.
   - With O(refresh=true), each listed VM's provider is asked for the VM by name (C(GET /api/v1/vms/NAME), never the
     list endpoint, which kills pending creates upstream), several at a time and all within O(refresh_timeout);
@@ -22,6 +22,10 @@ description:
   - A VM is reported V(missing) only when its own provider says so - a 404 with the provider's JSON error from a
     server that proves it is the recorded provider (an MVP-era provider is vouched for by discovery). Anything
     else at the address makes the provider unreachable, with the reason in RV(vms[].refresh_error).
+  - A member M(golem.vm.golem_fleet) gave up on (its provider stopped answering and left discovery; its stream was
+    terminated and a replacement created) keeps its row in status V(abandoned) until its provider settles it. Such
+    VMs are listed like any other, since they still need attention; O(statuses=[abandoned]) lists only them,
+    O(exclude_statuses=[abandoned]) leaves them out. RV(vms[].history) says what was done to each VM and why.
   - Never changes anything - not the state, not a provider, not the chain - so it always reports C(changed=false).
     A VM its provider no longer has keeps its row; M(golem.vm.golem_vm) with O(golem.vm.golem_vm#module:state=absent)
     forgets it.
@@ -65,9 +69,20 @@ options:
   statuses:
     description:
       - Only VMs with one of these statuses; empty means every status.
-      - Recorded statuses are V(creating), V(running), V(stopped) and V(error). With O(refresh=true) the status the
-        provider reports counts instead, which can also be V(stopping), V(deleted) or V(missing) (the provider no
-        longer has the VM); the recorded status counts for VMs whose provider did not answer.
+      - Recorded statuses are V(creating), V(running), V(stopped), V(error) and V(abandoned) (a member
+        M(golem.vm.golem_fleet) gave up on). With O(refresh=true) the status the provider reports counts instead,
+        which can also be V(stopping), V(deleted) or V(missing) (the provider no longer has the VM); the recorded
+        status counts for VMs whose provider did not answer.
+      - An abandoned VM stays V(abandoned) whatever its provider reports (that is in RV(vms[].live_status)), so it is
+        never listed as V(running).
+    type: list
+    elements: raw
+    default: []
+  exclude_statuses:
+    description:
+      - Leave out VMs with one of these statuses, the same ones O(statuses) takes, for example V([abandoned]) for
+        every VM but those M(golem.vm.golem_fleet) gave up on.
+      - A status may not be in both O(statuses) and O(exclude_statuses).
     type: list
     elements: raw
     default: []
@@ -156,6 +171,15 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ web.vms | map(attribute='ssh_command') }}"
 
+- name: Members golem_fleet gave up on, with what it did to each and why
+  golem.vm.golem_vm_info:
+    statuses: [abandoned]
+  register: abandoned
+
+- name: Every VM but those
+  golem.vm.golem_vm_info:
+    exclude_statuses: [abandoned]
+
 - name: Ask the providers and the chain about every VM
   golem.vm.golem_vm_info:
     refresh: true
@@ -199,8 +223,9 @@ vms:
     country: {description: "Country of the provider; V(null) when not recorded.", type: str, sample: SE}
     status:
       description:
-        - "V(creating), V(running), V(stopped) or V(error) as recorded; after a refresh the provider's status when it
-          gave one, which can also be V(stopping), V(deleted) or V(missing)."
+        - "V(creating), V(running), V(stopped), V(error) or V(abandoned) as recorded; after a refresh the provider's
+          status when it gave one, which can also be V(stopping), V(deleted) or V(missing). An abandoned VM stays
+          V(abandoned)."
       type: str
       sample: running
     resources: {description: "C(cpu), C(memory) (GB) and C(storage) (GB).", type: dict,
@@ -224,6 +249,28 @@ vms:
     created_at: {description: When the VM was recorded (UTC)., type: str, sample: "2026-11-27 08:00:00"}
     updated_at: {description: When its record last changed (UTC)., type: str}
     error: {description: Why the VM is in status V(error)., type: str}
+    history:
+      description:
+        - What M(golem.vm.golem_fleet) did to the VM and why, oldest first (the newest 50 entries); empty for a VM
+          it did nothing to.
+        - Each entry has C(at) (epoch seconds), C(event) (V(unreachable), V(answered), V(abandoned), V(replaced),
+          V(replacement), V(settled) or V(topped_up)), C(detail) (why, in a sentence), and C(wei) (the money it
+          moved) and C(tx) (its transaction) when it moved money.
+        - Entries of any other shape in the state are left out.
+      type: list
+      elements: dict
+      sample:
+        - {at: 1764403200, event: unreachable, detail: "its provider did not answer"}
+        - {at: 1764406800, event: abandoned, detail: "unreachable for 1 h and gone from discovery; stream terminated",
+           wei: 1200000000000000, tx: "0x9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0"}
+    unreachable_since:
+      description: Since when (epoch seconds) the VM's provider has not answered M(golem.vm.golem_fleet); V(null) when it answers.
+      type: int
+      sample: 1764403200
+    abandoned_at:
+      description: When (epoch seconds) M(golem.vm.golem_fleet) gave the VM up; V(null) unless it is V(abandoned).
+      type: int
+      sample: 1764406800
     recorded_status:
       description: The status in the state, whatever the provider said.
       returned: when O(refresh=true)
@@ -340,6 +387,7 @@ ARGUMENT_SPEC: ArgumentSpec = member_spec(
     providers={"type": "list", "elements": "raw", "default": []},
     countries={"type": "list", "elements": "raw", "default": []},
     statuses={"type": "list", "elements": "raw", "default": []},
+    exclude_statuses={"type": "list", "elements": "raw", "default": []},
     labels={"type": "dict"},
     refresh={"type": "bool", "default": False},
     refresh_timeout={"type": "float", "default": DEFAULT_TIMEOUT},
@@ -356,7 +404,8 @@ class GolemVMInfo(ConnectedModule):
         p = self.params
         # Every option is checked before the state is opened or anyone is asked.
         vm_filter = VMFilter.parse(names=p["names"], providers=p["providers"], countries=p["countries"],
-                                   statuses=p["statuses"], labels=p["labels"])
+                                   statuses=p["statuses"], labels=p["labels"],
+                                   exclude_statuses=p["exclude_statuses"])
         options = refresh_options(
             timeout=p["refresh_timeout"], concurrency=p["refresh_concurrency"],
             payments_rpc_url=p["payments_rpc_url"], stream_payment_address=p["stream_payment_address"],

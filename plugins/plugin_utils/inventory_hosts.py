@@ -5,6 +5,9 @@ groups, and which of them become hosts under which names.
 
 Kept free of ansible imports so it stays cheap to import and easy to test. The hostvars reuse
 ``represent_vm``, so a host in the inventory shows the same fields as golem_vm's ``vm`` result.
+
+An abandoned member (golem_fleet gave up on it and replaced it) is a host for what it shows, in a group of its
+own and no other, with nothing to connect to: a play that reaches it by accident fails to connect.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import StreamRunway
 from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import show, word_problem
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED
 from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import RecordedEndpoints, host_pattern, keys_of
 from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import LiveStatus, effective_status
 from ansible_collections.golem.vm.plugins.module_utils.vm.refresh import refresh_fields, runway_low
@@ -25,6 +29,11 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.view import represent_
 TOP_GROUP = "golem"
 UNREACHABLE_GROUP = "golem_unreachable"
 RUNWAY_LOW_GROUP = "golem_runway_low"
+ABANDONED_GROUP = f"{TOP_GROUP}_status_{ABANDONED}"
+# An abandoned host's ansible_host: a name that never resolves (the reserved .invalid domain), so ssh fails
+# at once instead of falling back to the host name - which an older ssh_config may still map to the VM's
+# old endpoint, or DNS to some other machine.
+NO_HOST = "abandoned.golem.invalid"
 
 
 class SkipHost(Exception):
@@ -88,13 +97,15 @@ class HostBuilder:
         if refused is not None:
             # Never an Ansible host, an ssh option or an ssh_config line: checked where it is read.
             raise SkipHost(refused)
+        view = represent_vm(record, known_hosts_path=self.known_hosts_path)
+        view["vm_id"] = record.vm_id
+        if record.status == ABANDONED:
+            return self._abandoned(record, view, live, stream)
         port = record.ssh_port
         if not port:
             raise SkipHost(f"no SSH port is recorded (status {record.status or 'unknown'})")
         if not record.ssh_host:
             raise SkipHost("no SSH host or provider IP is recorded")
-        view = represent_vm(record, known_hosts_path=self.known_hosts_path)
-        view["vm_id"] = record.vm_id
         if self.key_file:
             # The inventory's key (an AWX job's fresh key file) is the one connections use, so the
             # line to paste names it too; golem_ssh_private_key_path still shows what was recorded.
@@ -124,9 +135,7 @@ class HostBuilder:
             hostvars["ansible_ssh_common_args"] = ssh_common_args(self.known_hosts_path, bool(key_file), shared_key)
         else:
             hostvars["ansible_ssh_common_args"] = self._args_with_key if key_file else self._args_without_key
-        key = self._key
-        for name, value in view.items():
-            hostvars[key(name)] = value
+        self._describe(hostvars, view)
         groups: list[str] = []
         provider = record.provider_id or record.provider_ip
         if provider:
@@ -140,6 +149,22 @@ class HostBuilder:
         if runway_low(stream, status, self.runway_threshold):
             groups.append(RUNWAY_LOW_GROUP)
         return HostEntry(record.name, status, hostvars, tuple(groups))
+
+    def _abandoned(self, record: VMRecord, view: dict[str, Any], live: LiveStatus | None,
+                   stream: StreamRunway | None) -> HostEntry:
+        """No user, key, port or ssh options, whatever the row records; only ABANDONED_GROUP, so no group of
+        hosts to configure (by provider, country or a refresh's findings) reaches it."""
+        view["host_key_known"] = None  # not to be connected to, so not asked
+        if live is not None:
+            view.update(refresh_fields(record, live, stream))
+        hostvars: dict[str, Any] = {"ansible_host": NO_HOST}
+        self._describe(hostvars, view)
+        return HostEntry(record.name, ABANDONED, hostvars, (ABANDONED_GROUP,))
+
+    def _describe(self, hostvars: dict[str, Any], view: dict[str, Any]) -> None:
+        key = self._key
+        for name, value in view.items():
+            hostvars[key(name)] = value
 
 
 def hostname_problem(hostname: Any) -> str | None:
@@ -187,7 +212,8 @@ class Listing:
                 continue
             names[hostname] = entry.name
             self.listed += 1
-            if builder.recorded is not None and not entry.hostvars[builder.prefix + "host_key_known"]:
+            if (builder.recorded is not None and entry.status != ABANDONED
+                    and not entry.hostvars[builder.prefix + "host_key_known"]):
                 self.without_key += 1
             yield hostname, entry
 

@@ -118,7 +118,8 @@ def _filter(read: Reader) -> VMFilter:
                           providers=[str(p) for p in read("providers").value or ()],
                           countries=read("countries").value or None,
                           statuses=[str(s) for s in read("statuses").value or ()],
-                          labels=read("labels").value)
+                          labels=read("labels").value,
+                          exclude_statuses=[str(s) for s in read("exclude_statuses").value or ()])
     return VMFilter.from_mapping(filters, base)
 
 

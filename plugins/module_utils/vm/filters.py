@@ -7,7 +7,8 @@ both. Every value is checked once, here, from what the user wrote (module option
 ``filters`` dictionary, where nothing has typed it yet); a bad one fails naming the field and the value.
 
 Statuses are kept apart from the rest: after a refresh they apply to the status the provider reports,
-which is known only once the providers were asked - and only VMs the other filters keep are asked.
+which is known only once the providers were asked - and only VMs the other filters keep are asked. An
+abandoned row's status is its own, whatever its provider says, so it is judged with the rest.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.state.statuses import VMStatus
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED, VMStatus
 from ansible_collections.golem.vm.plugins.module_utils.vm.fields import check_labels, country_code
 
 # What a refresh reports for a VM its provider no longer knows (HTTP 404).
 MISSING = "missing"
-# Every status a provider reports (a row records some of them), and MISSING.
-KNOWN_STATUSES = frozenset((*(status.value for status in VMStatus), MISSING))
+# Every status a provider reports (a row records some of them), MISSING, and the row-only ABANDONED.
+KNOWN_STATUSES = frozenset((*(status.value for status in VMStatus), MISSING, ABANDONED))
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -88,21 +89,26 @@ class VMFilter:
     countries: frozenset[str] = frozenset()  # upper case, as recorded
     statuses: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    exclude_statuses: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, *, names: Any = None, providers: Any = None, countries: Any = None, statuses: Any = None,
-              labels: Any = None, prefix: str = "") -> VMFilter:
+              labels: Any = None, exclude_statuses: Any = None, prefix: str = "") -> VMFilter:
         """From the user's values; ``prefix`` (``filters.``) goes before each field name in messages."""
         codes = [country_code(c, field=f"{prefix}countries")
                  for c in text_list(countries, f"{prefix}countries", "a two-letter country code")]
+        wanted = check_statuses(statuses, f"{prefix}statuses")
+        unwanted = check_statuses(exclude_statuses, f"{prefix}exclude_statuses")
+        _refuse_overlap(wanted, unwanted, prefix)
         return cls(
             names=NameFilter.parse(text_list(names, f"{prefix}names",
                                              "a VM name or a shell-style pattern such as web-*")),
             providers=frozenset(p.casefold() for p in text_list(providers, f"{prefix}providers",
                                                                 "a provider id or IP address")),
             countries=frozenset(c for c in codes if c),
-            statuses=tuple(check_statuses(statuses, f"{prefix}statuses")),
+            statuses=tuple(wanted),
             labels=tuple(sorted((check_labels(labels, f"{prefix}labels") or {}).items())),
+            exclude_statuses=tuple(unwanted),
         )
 
     @classmethod
@@ -118,10 +124,15 @@ class VMFilter:
             raise ValidationError(f"{field} has the unknown key {unknown[0]}; known: {', '.join(FILTER_KEYS)}",
                                   field=field, value=unknown[0])
         given = cls.parse(**{str(k): v for k, v in filters.items()}, prefix=f"{field}.")
-        return replace(base or cls(), **{str(k): getattr(given, str(k)) for k in filters})
+        merged = replace(base or cls(), **{str(k): getattr(given, str(k)) for k in filters})
+        _refuse_overlap(merged.statuses, merged.exclude_statuses, f"{field}." if "statuses" in filters else "")
+        return merged
 
     def selects(self, record: VMRecord) -> bool:
-        """Whether the row passes every condition but its status."""
+        """Whether the row passes every condition but its status - and, for an abandoned row, its status too: no
+        provider's answer changes it, so its provider is not asked when the status filters leave it out."""
+        if record.status == ABANDONED and not self.status_ok(ABANDONED):
+            return False
         if not self.names(record.name):
             return False
         if self.providers and not ((record.provider_id or "").casefold() in self.providers
@@ -135,7 +146,8 @@ class VMFilter:
         return True
 
     def status_ok(self, status: str | None) -> bool:
-        return not self.statuses or (status or "") in self.statuses
+        status = status or ""
+        return (not self.statuses or status in self.statuses) and status not in self.exclude_statuses
 
     def store_query(self, *, with_statuses: bool) -> dict[str, Any]:
         """What the state can narrow in its own query (``StateBackend.list`` keywords); ``selects`` does the rest."""
@@ -150,7 +162,17 @@ class VMFilter:
             "countries": sorted(self.countries),
             "statuses": sorted(self.statuses),
             "labels": [list(pair) for pair in self.labels],
+            "exclude_statuses": sorted(self.exclude_statuses),
         }
 
 
+def _refuse_overlap(statuses: Iterable[str], excluded: Iterable[str], prefix: str) -> None:
+    """A status both asked for and left out: one of the two would silently lose."""
+    both = sorted(set(statuses) & set(excluded))
+    if both:
+        raise ValidationError(f"status {both[0]} is in both {prefix}statuses and exclude_statuses",
+                              field="exclude_statuses", value=both[0])
+
+
+# The deprecated ``filters`` dictionary's keys; exclude_statuses came later and is an option only.
 FILTER_KEYS = ("labels", "countries", "providers", "statuses")

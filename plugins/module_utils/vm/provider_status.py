@@ -34,6 +34,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import 
     TaskTimeout,
 )
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import MISSING
 
 Endpoint = tuple[str, int]
@@ -57,7 +58,12 @@ class LiveStatus:
 
 
 def effective_status(record: VMRecord, live: LiveStatus | None) -> str:
-    """The status that filters and groups go by: the provider's, when a refresh learnt it."""
+    """The status that filters and groups go by: the provider's, when a refresh learnt it.
+
+    An abandoned row stays abandoned: golem_fleet gave up on the VM and stopped paying for it, so a provider
+    that answers again saying it runs does not make it one of the VMs that run."""
+    if record.status == ABANDONED:
+        return ABANDONED
     return live.status if live is not None and live.status is not None else record.status
 
 

@@ -20,6 +20,7 @@ from ansible_collections.golem.vm.plugins.module_utils.chain.runway_reads import
 from ansible_collections.golem.vm.plugins.module_utils.foundation import settings
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED
 from ansible_collections.golem.vm.plugins.module_utils.vm.filters import MISSING
 from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import check_contract_address, check_rpc_url
 from ansible_collections.golem.vm.plugins.module_utils.vm.provider_status import (
@@ -150,11 +151,13 @@ def refresh_fields(record: VMRecord, live: LiveStatus | None, stream: StreamRunw
                    not_asked: str | None = None) -> dict[str, Any]:
     """What a refresh adds to a VM's view (RV(vm) shape): the live status, and the stream's runway.
 
-    ``status`` becomes the one filters go by: the provider's when it gave one, else the recorded one.
+    ``status`` becomes the one filters go by: the provider's when it gave one, else the recorded one (always the
+    recorded one for an abandoned row: ``live_status`` says what its provider answered).
     """
     status = effective_status(record, live)
+    gone = status in GONE_STATUSES or (live is not None and live.status in GONE_STATUSES)
     missing_reason = None
-    if stream is not None and stream.ended is not None and status in GONE_STATUSES:
+    if stream is not None and stream.ended is not None and gone:
         missing_reason = (f"its payment stream {stream.stream_id} {stream.ended}, and a paying provider deletes "
                           "a VM whose stream has ended")
     return {
@@ -171,6 +174,7 @@ def refresh_fields(record: VMRecord, live: LiveStatus | None, stream: StreamRunw
 
 
 def runway_low(stream: StreamRunway | None, status: str, threshold: int) -> bool:
-    """Whether a VM's running stream has less than ``threshold`` seconds left and the VM is worth paying for."""
+    """Whether a VM's running stream has less than ``threshold`` seconds left and the VM is worth paying for
+    (an abandoned one is not: golem_fleet replaced it)."""
     return (stream is not None and stream.ended is None and stream.remaining_seconds is not None
-            and stream.remaining_seconds < threshold and status not in GONE_STATUSES)
+            and stream.remaining_seconds < threshold and status not in GONE_STATUSES and status != ABANDONED)

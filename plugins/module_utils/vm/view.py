@@ -10,7 +10,12 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from ansible_collections.golem.vm.plugins.module_utils.state.history import read_history
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+
+# Epoch seconds golem_fleet records in a member's config: when its provider stopped answering, and when it
+# gave the member up.
+TIMES = ("unreachable_since", "abandoned_at")
 
 
 def ssh_command(
@@ -61,7 +66,16 @@ def represent_vm(record: VMRecord, *, known_hosts_path: str | None = None) -> di
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "error": error,
+        # What golem_fleet did to the VM and why; only entries of the shape it writes (someone else's row may
+        # hold anything), like the times below.
+        "history": read_history(record.config),
+        **{key: _epoch(record.config.get(key)) for key in TIMES},
     }
+
+
+def _epoch(value: Any) -> int | None:
+    """A time in epoch seconds as golem_fleet writes it, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def diff_view(record: VMRecord | None) -> dict[str, Any]:

@@ -47,3 +47,18 @@ def test_an_empty_file_is_written_when_asked(tmp_path: Path, flag: str) -> None:
     proc = play(tmp_path, "-e", f"ssh_config_allow_empty={flag}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 VM(s) in" in proc.stdout and (tmp_path / "golem_config").exists()
+
+
+def test_abandoned_members_get_no_host_block(tmp_path: Path) -> None:
+    # What the golem.vm.golem inventory gives an abandoned member: a name that never resolves and no port.
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        "[golem:children]\ngolem_status_running\ngolem_status_abandoned\n\n"
+        f"[golem_status_running]\nweb-1 ansible_host=192.0.2.7 ansible_port=20001 ansible_user=root "
+        f"golem_known_hosts_path={tmp_path / 'known_hosts'}\n\n"
+        "[golem_status_abandoned]\nold-1 ansible_host=abandoned.golem.invalid\n")
+    proc = play(tmp_path, "-i", str(inventory))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    written = (tmp_path / "golem_config").read_text()
+    assert "Host web-1\n" in written and "Port 20001" in written
+    assert "old-1" not in written and "invalid" not in written

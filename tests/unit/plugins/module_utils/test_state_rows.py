@@ -32,7 +32,8 @@ def test_statuses_are_defined_once() -> None:
     assert STATUSES == ("creating", "running", "stopped", "error", "abandoned")
     # Every status a row holds is a provider's, but the one golem_fleet gives a member it gave up on.
     assert set(STATUSES) - {ABANDONED} < {s.value for s in VMStatus} and ABANDONED not in {s.value for s in VMStatus}
-    assert filters.KNOWN_STATUSES == {"creating", "running", "stopping", "stopped", "error", "deleted", "missing"}
+    assert filters.KNOWN_STATUSES == {"creating", "running", "stopping", "stopped", "error", "deleted", "missing",
+                                      "abandoned"}
     check_status("stopped")
     with pytest.raises(ValidationError, match="status must be one of creating, running, stopped, error, abandoned"):
         check_status("stopping")
