@@ -200,7 +200,7 @@ vm:
     provider_ip: {description: IP address of the provider., type: str, sample: 203.0.113.7}
     provider_port: {description: Port of the provider API., type: int, sample: 7466}
     country: {description: Country of the provider., type: str, sample: SE}
-    status: {description: "V(creating), V(running), V(stopped) or V(error).", type: str, sample: running}
+    status: {description: "V(creating), V(running), V(stopped), V(error), or V(abandoned) (a fleet member golem.vm.golem_fleet gave up on).", type: str, sample: running}
     resources: {description: "C(cpu), C(memory) (GB) and C(storage) (GB).", type: dict,
                 sample: {cpu: 1, memory: 1, storage: 10}}
     size: {description: "The size asked for at creation, if any.", type: str, sample: small}
@@ -222,6 +222,23 @@ vm:
     error: {description: Why the VM is in status V(error)., type: str}
     labels: {description: The VM's labels., type: dict, sample: {role: web}}
     stream_id: {description: "Id of the VM's payment stream, when it has one.", type: int, sample: 7}
+    history:
+      description:
+        - What golem.vm.golem_fleet did to the VM and why (C(unreachable), C(answered), C(abandoned), C(stream_terminated),
+          C(replacement), C(topped_up)), oldest first; each with C(at) (Unix time), C(event), C(detail) and, when money
+          moved, C(wei) and C(tx). Entries of another shape in the row are left out.
+      type: list
+      elements: dict
+      version_added: 0.3.0
+      sample: [{at: 1796630400, event: abandoned, detail: "provider 0x88... has not answered for 1900 s"}]
+    unreachable_since:
+      description: Unix time at which the VM's provider was first found not answering; null once it answers again.
+      type: int
+      version_added: 0.3.0
+    abandoned_at:
+      description: Unix time at which golem.vm.golem_fleet gave up on the VM (status V(abandoned)).
+      type: int
+      version_added: 0.3.0
 stream:
   description:
     - What this run did with the VM's payment stream; empty when it did nothing with one.
