@@ -418,7 +418,7 @@ from ansible_collections.golem.vm.plugins.module_utils.arguments import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import Fleet, discover, failure_message
-from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_healing import Healing, check_duration
+from ansible_collections.golem.vm.plugins.module_utils.vm.healing import Healing, advertised_in, check_duration
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_plan import check_fleet, member_name
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_prices import AdvertPrices, member_prices
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_runway import top_up_fleet
@@ -476,22 +476,10 @@ class GolemFleet(ConnectedModule):
         services = vm_services(self, task, lambda: build_payments(
             p, local_dir=task.state.local_dir, deadline=task.deadline, discovery=discovery, warn=self.warn,
             store=task.store))
-        listed: list[set[str]] = []
-
-        def advertised(record: Any) -> bool | None:
-            """Whether discovery still lists the member's provider; None when it cannot tell. Asked once a run."""
-            if not listed:
-                try:
-                    ads = discovery().list_advertisements(on_invalid=lambda _pid, _exc: None)
-                except GolemError as exc:
-                    self.warn(f"discovery could not list the providers, so no member was given up on: {exc.msg}")
-                    return None
-                listed.append({(ad.provider_id or "").lower() for ad in ads} | {ad.ip_address for ad in ads})
-            return (record.provider_id.lower() if record.provider_id else record.provider_ip) in listed[0]
-
         fleet = Fleet(p["name"], p["count"], services, template=task.want,
                       placements=placements, parallelism=p["parallelism"], verify=p["verify"],
-                      healing=Healing(services, replace_after=replace_after, advertised=advertised))
+                      healing=Healing(services, replace_after=replace_after,
+                                      advertised=advertised_in(discovery, self.warn)))
         before = fleet.members()
         res = fleet.run()
         after = before if self.module.check_mode else fleet.members()

@@ -128,6 +128,23 @@ options:
         (upstream silently overwrites names).
     type: bool
     default: false
+  abandon_unreachable_after:
+    description:
+      - Give the VM up when its provider has not answered for longer than this, with O(state=present). A
+        duration, in seconds or as a number with V(s), V(m), V(h) or V(d), for example V(30m). Unset (the
+        default), a provider that does not answer only fails the task, as always.
+      - With it, the first time the provider does not answer (connection refused or reset, no answer in time, a
+        gateway's 502, 503 or 504) the time is recorded on the row, and the task fails; any answer clears it.
+        Once the provider has been silent for longer than this B(and) its advert is gone from discovery, the
+        VM is abandoned, as M(golem.vm.golem_fleet) abandons a member with O(golem.vm.golem_fleet#module:replace_unreachable_after).
+        Its row stays, with status V(abandoned); the payment stream the collection opened for it is terminated
+        (the deposit not yet vested comes back; the provider keeps what vested). No other VM is created in its
+        place; see RV(abandoned).
+      - A later run on an abandoned VM settles it once its provider answers (deleting the VM if it is still
+        there, then forgetting the row) and, with O(state=present), creates the VM anew; while the provider is
+        silent it fails, changing nothing.
+    type: str
+    version_added: 0.3.0
 notes:
   - Never lists a provider's VMs; it asks for one VM by name. Upstream providers kill creates that are pending
     while their VM list is read.
@@ -200,7 +217,8 @@ vm:
     provider_ip: {description: IP address of the provider., type: str, sample: 203.0.113.7}
     provider_port: {description: Port of the provider API., type: int, sample: 7466}
     country: {description: Country of the provider., type: str, sample: SE}
-    status: {description: "V(creating), V(running), V(stopped), V(error), or V(abandoned) (a fleet member golem.vm.golem_fleet gave up on).", type: str, sample: running}
+    status: {description: "V(creating), V(running), V(stopped), V(error), or V(abandoned) (given up on).", type: str,
+             sample: running}
     resources: {description: "C(cpu), C(memory) (GB) and C(storage) (GB).", type: dict,
                 sample: {cpu: 1, memory: 1, storage: 10}}
     size: {description: "The size asked for at creation, if any.", type: str, sample: small}
@@ -239,6 +257,16 @@ vm:
       description: Unix time at which golem.vm.golem_fleet gave up on the VM (status V(abandoned)).
       type: int
       version_added: 0.3.0
+abandoned:
+  description:
+    - When this run gave the VM up (O(abandon_unreachable_after)), why, the stream terminated and the wei that came
+      back; empty otherwise. It is also in the VM's C(history).
+  returned: always
+  type: dict
+  version_added: 0.3.0
+  sample: {name: web-1, provider: "0x88... (203.0.113.9)", why: "provider 0x88... (203.0.113.9) has not answered
+           for 1900 s (abandon_unreachable_after 1800 s) and its advert is gone from discovery", stream_id: 7,
+           refund_wei: 40822368421052}
 stream:
   description:
     - What this run did with the VM's payment stream; empty when it did nothing with one.
@@ -352,6 +380,7 @@ from ansible_collections.golem.vm.plugins.module_utils.arguments import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.resources import SIZES
+from ansible_collections.golem.vm.plugins.module_utils.vm.healing import Healing, advertised_in, check_duration
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import STRATEGIES, Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.view import diff_view, represent_vm
@@ -368,6 +397,7 @@ ARGUMENT_SPEC: ArgumentSpec = member_spec(
     platform={"type": "str"},
     provider_selection={"type": "str", "default": "cheapest", "choices": list(STRATEGIES)},
     adopt={"type": "bool", "default": False},
+    abandon_unreachable_after={"type": "str"},
 )
 MODULE_SETTINGS: dict[str, Any] = {"supports_check_mode": True,
                                    "mutually_exclusive": [*VM_SPEC_EXCLUSIVE, ("provider_id", "provider_ip")]}
@@ -379,6 +409,7 @@ class GolemVM(ConnectedModule):
 
     def execute(self) -> dict[str, Any]:
         p = self.params
+        abandon_after = check_duration(p["abandon_unreachable_after"], "abandon_unreachable_after")
         pinned = None
         if p["provider_id"] or p["provider_ip"]:
             pinned = Placement(p["provider_ip"], p["provider_port"], p["provider_id"], None)
@@ -414,7 +445,9 @@ class GolemVM(ConnectedModule):
                                   warn=self.warn, store=task.store)
 
         services = vm_services(self, task, payments)
-        life = Lifecycle(task.want, services, candidates=candidates)
+        life = Lifecycle(task.want, services, candidates=candidates, healing=Healing(
+            services, replace_after=abandon_after, advertised=advertised_in(discovery, self.warn),
+            option="abandon_unreachable_after"))
         try:
             final = life.run(record)
         except GolemError as exc:
@@ -427,6 +460,7 @@ class GolemVM(ConnectedModule):
             "actions": life.out.actions,
             "vm": represent_vm(final, known_hosts_path=task.known_hosts_path) if final else {},
             "stream": services.stream_report(p["name"]),
+            "abandoned": life.out.abandoned or {},
         }
         if life.out.request is not None:
             result["request"] = life.out.request

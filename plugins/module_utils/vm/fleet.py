@@ -31,7 +31,7 @@ from ansible_collections.golem.vm.plugins.module_utils.provider.identity import 
 from ansible_collections.golem.vm.plugins.module_utils.state.history import event, with_event
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED
-from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_healing import Healing, unanswered
+from ansible_collections.golem.vm.plugins.module_utils.vm.healing import Healing, unanswered
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_plan import (
     FLEET_LABEL,
     REPLACES_LABEL,
@@ -231,7 +231,7 @@ class Fleet:
 
     def _verify(self, todo: Plan) -> None:
         """Ask each running member's provider for it by name; move the ones it lacks to ``todo.repair``, and
-        the ones given up on (fleet_healing.py) to ``todo.abandon``, with a stand-in to create for each."""
+        the ones given up on (healing.py) to ``todo.abandon``, with a stand-in to create for each."""
         running = {i: r for i, r in todo.keep.items() if r.status == "running"}
         if not running:
             return

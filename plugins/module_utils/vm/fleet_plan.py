@@ -3,7 +3,7 @@
 """A fleet's members by name (``<prefix>-NN``), the options checked before any call, and the plan of a run:
 which members to keep, which indices to create and which members to destroy.
 
-An index held by an abandoned row (fleet_healing.py) is not free: its stand-in takes the lowest free index,
+An index held by an abandoned row (healing.py) is not free: its stand-in takes the lowest free index,
 over ``count`` if need be, and is labelled so that later runs keep it as a member.
 """
 
@@ -65,7 +65,7 @@ class Plan:
     repair: dict[int, VMRecord] = field(default_factory=dict)
     # Indices held by abandoned rows, and the names of those rows: a stand-in over count replaces one.
     reserved: dict[int, str] = field(default_factory=dict)
-    # Members given up on this run (fleet_healing.py), each with why.
+    # Members given up on this run (healing.py), each with why.
     abandon: list[tuple[VMRecord, str]] = field(default_factory=list)
 
     def rebuilt(self) -> list[tuple[int, VMRecord | None]]:

@@ -28,6 +28,8 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.resources impo
 from ansible_collections.golem.vm.plugins.module_utils.provider.identity import lookup
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import VMInfo
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED
+from ansible_collections.golem.vm.plugins.module_utils.vm.healing import Healing
 from ansible_collections.golem.vm.plugins.module_utils.vm.outcome import Outcome
 from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.retire import Retirement
@@ -44,9 +46,10 @@ class HalfMade(ProviderError):
 
 
 class Lifecycle:
-    def __init__(self, want: Want, services: VMServices, *, candidates: Callable[[Placement | None], list[Placement]]
-                 ) -> None:
-        """``candidates(preferred)`` lists the placements to try, ``preferred`` first."""
+    def __init__(self, want: Want, services: VMServices, *, candidates: Callable[[Placement | None], list[Placement]],
+                 healing: Healing | None = None) -> None:
+        """``candidates(preferred)`` lists the placements to try, ``preferred`` first; ``healing`` gives the VM up
+        when its provider stays silent (None: never)."""
         self.want = want
         self.services = services
         self._candidates = candidates
@@ -55,6 +58,7 @@ class Lifecycle:
                                check_mode=services.check_mode, act=self._act, run_command=services.run_command,
                                on_keys=self._share_keys)
         self.retire = Retirement(services, self.out)
+        self.healing = healing or Healing(services, replace_after=None, advertised=lambda _record: None)
         self._creation: CreateTransaction | None = None
 
     @property
@@ -108,11 +112,21 @@ class Lifecycle:
     def present(self, record: VMRecord | None, *, create: bool = True, again: bool = True) -> VMRecord | None:
         preferred = replacing = None
         carried = False
+        if record is not None and record.status == ABANDONED:
+            # Given up on (its stream terminated): only its provider's word ends it, then a new VM is made.
+            self.healing.settle_vm(record, self.out)
+            record = None
         if record is not None:
             placement = self.placement_of(record)
             # The SSH check of a re-run overlaps the provider call instead of following it.
             probe = BannerProbe(record) if self.want.wait and record.status == "running" else None
-            client, remote = self._lookup(record)
+            try:
+                client, remote = self._lookup(record)
+            except ProviderError as exc:
+                if self.healing.replace_after is None:
+                    raise
+                return self.healing.give_up_on_vm(record, exc, self.out)
+            self.healing.answered(record)
             half_made = None
             if remote is not None:
                 diffs = creation_only_differences(self.want, record, self.placement_of(record).describe())

@@ -16,3 +16,5 @@ class Outcome:
     request: dict[str, Any] | None = None
     # Check mode: what the create would pay (CreateHooks.bill); None when it pays nothing.
     bill: dict[str, Any] | None = None
+    # The VM was given up on (healing.py): why, the stream terminated and the wei that came back.
+    abandoned: dict[str, Any] | None = None

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A fleet that heals itself: members whose provider stopped answering and left discovery are abandoned (their
 streams terminated, their rows kept) and replaced; abandoned rows are settled when their provider answers again.
-The fake providers and discovery are test_fleet's; the real network is tests/integration/test_fleet_healing.py."""
+The fake providers and discovery are test_fleet's; the real network is tests/integration/test_healing.py."""
 
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ import pytest
 from test_fleet import ADS, SE1, SE2, US1, FakeDiscovery, Network, fleet, record
 from test_fleet import store  # noqa: F401  pylint: disable=unused-import
 
-from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import PaymentError, ValidationError
+from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import PaymentError, ProviderError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.state.history import read_history
 from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_file import StateStore
 from ansible_collections.golem.vm.plugins.module_utils.vm.create_hooks import CreateHooks
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet import Fleet
-from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_healing import Healing, check_duration
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_plan import FLEET_LABEL, REPLACES_LABEL, plan
+from ansible_collections.golem.vm.plugins.module_utils.vm.healing import Healing, check_duration
+from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.services import Lazy
 
 WITHOUT_US = [ad for ad in ADS if ad.ip_address != US1]
@@ -235,3 +237,43 @@ def test_a_provider_already_known_silent_is_asked_once_without_retries(store: St
     healing_fleet(store, net, 4, ads=ADS, replace_after=None).run()
     assert {tuple(c.options.items()) for c in net.clients if c.ip == US1} == {(("retries", 0),)}
     assert {tuple(c.options.items()) for c in net.clients if c.ip == SE1} == {()}  # one that answers: as always
+
+
+def one_vm(store: StateStore, net: Network, *, ads: list[Any], abandon_after: float | None,
+           payments: FakePayments | None = None) -> Lifecycle:
+    """golem_vm's Lifecycle for web-02, with abandon_unreachable_after."""
+    run = healing_fleet(store, net, 0, ads=ads, payments=payments)
+    want = replace(run.template, name="web-02", state="present", labels=None)
+    listed = {ad.provider_id for ad in ads}
+    return Lifecycle(want, run.services, candidates=lambda preferred: [Placement(SE1, 7466, "0xse1", "SE")],
+                     healing=Healing(run.services, replace_after=abandon_after, option="abandon_unreachable_after",
+                                     advertised=lambda rec: rec.provider_id in listed))
+
+
+def test_golem_vm_gives_its_vm_up_only_when_asked_and_makes_it_anew_once_the_provider_answers(
+        store: StateStore) -> None:
+    net, paying = Network(), FakePayments()
+    four(store, net)
+    net.unreachable.add(US1)
+    # Without the option a silent provider fails the task and nothing is written.
+    before = dict(store.get("web-02").config)
+    with pytest.raises(ProviderError):
+        one_vm(store, net, ads=WITHOUT_US, abandon_after=None, payments=paying).run(store.get("web-02"))
+    assert store.get("web-02").config == before
+    # With it: the first silence is recorded and the task fails; once due, the VM is given up on.
+    with pytest.raises(ProviderError):
+        one_vm(store, net, ads=WITHOUT_US, abandon_after=60, payments=paying).run(store.get("web-02"))
+    assert isinstance(store.get("web-02").config["unreachable_since"], int)
+    store.set_status("web-02", "running", unreachable_since=int(time.time()) - 600)
+    life = one_vm(store, net, ads=WITHOUT_US, abandon_after=60, payments=paying)
+    final = life.run(store.get("web-02"))
+    assert final.status == "abandoned" and paying.terminated == ["web-02"]
+    assert life.out.abandoned["refund_wei"] == 1000 and "abandon_unreachable_after 60 s" in life.out.abandoned["why"]
+    assert net.writes() == []  # nothing was created in its place
+    # While its provider is silent, a run changes nothing; once it answers, the VM is deleted there and made anew.
+    with pytest.raises(ProviderError, match="still does not answer"):
+        one_vm(store, net, ads=WITHOUT_US, abandon_after=60, payments=paying).run(store.get("web-02"))
+    net.unreachable.clear()
+    again = one_vm(store, net, ads=ADS, abandon_after=60, payments=paying).run(store.get("web-02"))
+    assert (US1, "delete", "web-02") in net.calls and again.status == "running" and again.provider_ip == SE1
+    assert paying.terminated == ["web-02"], "the stream was terminated once"

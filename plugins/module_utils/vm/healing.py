@@ -1,7 +1,8 @@
 # Copyright (c) golem.vm contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""How golem_fleet heals: a member whose provider stopped answering is abandoned and replaced, and settled
-once that provider answers again.
+"""How a VM whose provider stopped answering is given up on, and settled once that provider answers again:
+golem_fleet replaces such a member (``replace_unreachable_after``); golem_vm only gives its VM up
+(``abandon_unreachable_after``), never by default.
 
 * The first time a member's provider does not answer (refused, reset, timed out, a gateway's 502-504), the
   time is recorded on the row (``unreachable_since``); the next answer, whatever it says, clears it.
@@ -66,6 +67,24 @@ def unanswered(exc: GolemError) -> bool:
             and exc.status in (None, *_GATEWAY_STATUSES))
 
 
+def advertised_in(discovery: Callable[[], Any], warn: Callable[[str], None]) -> Callable[[VMRecord], bool | None]:
+    """Whether discovery still lists a VM's provider (by id, else by address); None when it cannot tell. Discovery
+    is asked once, on first use."""
+    listed: list[set[str]] = []
+
+    def advertised(record: VMRecord) -> bool | None:
+        if not listed:
+            try:
+                ads = discovery().list_advertisements(on_invalid=lambda _pid, _exc: None)
+            except GolemError as exc:
+                warn(f"discovery could not list the providers, so no VM was given up on: {exc.msg}")
+                return None
+            listed.append({(ad.provider_id or "").lower() for ad in ads} | {ad.ip_address for ad in ads})
+        return (record.provider_id.lower() if record.provider_id else record.provider_ip) in listed[0]
+
+    return advertised
+
+
 def placement_of(record: VMRecord) -> Placement:
     return Placement(record.provider_ip, record.provider_port or 7466, record.provider_id, record.country)
 
@@ -75,7 +94,10 @@ class Healing:
     provider (None: discovery could not tell)."""
 
     def __init__(self, services: VMServices, *, replace_after: float | None,
-                 advertised: Callable[[VMRecord], bool | None], now: Callable[[], float] = time.time) -> None:
+                 advertised: Callable[[VMRecord], bool | None], now: Callable[[], float] = time.time,
+                 option: str = "replace_unreachable_after") -> None:
+        """``option`` names ``replace_after`` in messages."""
+        self.option = option
         self.services = services
         self.replace_after = replace_after
         self.advertised = advertised
@@ -121,8 +143,8 @@ class Healing:
             self.services.warn(f"fleet member {record.name}'s provider {where} has not answered for {silent:.0f} s but "
                                "still advertises: the member was left alone")
             return None
-        return (f"provider {where} has not answered for {silent:.0f} s (replace_unreachable_after "
-                f"{self.replace_after:g} s) and its advert is gone from discovery")
+        return (f"provider {where} has not answered for {silent:.0f} s ({self.option} {self.replace_after:g} s) "
+                "and its advert is gone from discovery")
 
     # -- abandoning and settling (each in a worker thread) ----------------------------------------
     def abandon(self, record: VMRecord, why: str, replacement: str, out: Outcome) -> dict[str, Any]:
@@ -194,3 +216,21 @@ class Healing:
             current.config, event("stream_terminated", f"payment stream {record.stream_id} terminated: {refund or 0} "
                                                        "wei came back", wei=refund or 0, tx=tx)))
         return refund
+
+    # -- golem_vm's one VM ----------------------------------------------------------------------
+    def give_up_on_vm(self, record: VMRecord, exc: ProviderError, out: Outcome) -> VMRecord:
+        """golem_vm's VM whose provider did not answer: abandoned when due (the row returned, status abandoned);
+        otherwise ``exc`` is raised again, saying how long the provider has been silent."""
+        why = self.due(record, exc) if unanswered(exc) else None
+        if why is None:
+            raise exc
+        entry = self.abandon(record, why, "nothing (golem_vm does not replace a VM)", out)
+        out.abandoned = entry
+        return self.services.store.get(record.name) or record
+
+    def settle_vm(self, record: VMRecord, out: Outcome) -> None:
+        """golem_vm's abandoned VM: settled (its row forgotten) if its provider answers; ProviderError if not."""
+        if self.settle(record, out) is None:
+            why = record.config.get("error") or "its provider stopped answering"
+            raise ProviderError(f"VM {record.name} was abandoned ({why}) and its provider {placement_of(record).describe()} "
+                                "still does not answer: the row stays until it does (its stream is terminated)")
