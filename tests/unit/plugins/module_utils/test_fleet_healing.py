@@ -277,3 +277,18 @@ def test_golem_vm_gives_its_vm_up_only_when_asked_and_makes_it_anew_once_the_pro
     again = one_vm(store, net, ads=ADS, abandon_after=60, payments=paying).run(store.get("web-02"))
     assert (US1, "delete", "web-02") in net.calls and again.status == "running" and again.provider_ip == SE1
     assert paying.terminated == ["web-02"], "the stream was terminated once"
+
+
+def test_a_provider_lost_in_the_middle_of_the_replacement_leaves_nothing_unrecorded(store: StateStore) -> None:
+    net, paying = Network(), FakePayments()
+    four(store, net, silent_since=time.time() - 600)
+    net.unreachable.add(US1)
+    # The stand-ins' creates break off after they were sent: the VMs may exist, so their rows must stay.
+    net.resetting.update({SE1, SE2})
+    res = healing_fleet(store, net, 4, ads=WITHOUT_US, payments=paying).run()
+    assert set(res.failures) >= {"web-05", "web-06"}
+    rows = {r.name: r.status for r in store.list()}
+    assert rows["web-02"] == rows["web-04"] == "abandoned" and sorted(paying.terminated) == ["web-02", "web-04"]
+    assert rows["web-05"] == rows["web-06"] == "error", "a create whose answer was lost keeps its row"
+    sent = {name for _ip, what, name in net.calls if what == "create"}
+    assert sent <= set(rows), "every VM a create was sent for has a row"
