@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import pytest
+from fake_rpc import FakeRPC
+from pytest_httpserver import HTTPServer
 from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.common import warnings as ansible_warnings
 
@@ -16,3 +18,15 @@ def module_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ansible_internal, "is_controller", False)
     # AnsibleModule keeps warnings in a process-wide dict; one test's must not leak into the next.
     ansible_warnings._global_warnings.clear()
+
+
+# The StreamPayment contract the modules' tests pay through (the address anvil gives the first contract deployed).
+CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
+@pytest.fixture
+def chain(httpserver: HTTPServer) -> FakeRPC:
+    """A payment chain answering JSON-RPC at the test server's /rpc (tests/unit/fake_rpc.py)."""
+    fake = FakeRPC(CONTRACT)
+    httpserver.expect_request("/rpc").respond_with_handler(fake.handler)
+    return fake

@@ -30,13 +30,6 @@ PAYING_CALLS = {"eth_sendRawTransaction", "eth_estimateGas", "eth_getTransaction
 
 
 @pytest.fixture
-def chain(httpserver: HTTPServer) -> FakeRPC:
-    fake = FakeRPC(CONTRACT)
-    httpserver.expect_request("/rpc").respond_with_handler(fake.handler)
-    return fake
-
-
-@pytest.fixture
 def store(tmp_path: Path) -> StateStore:
     state = StateStore(str(tmp_path / "vms.db"))
     for index, status in ((1, "running"), (2, "running"), (3, "abandoned")):

@@ -31,13 +31,6 @@ PAYING_CALLS = {"eth_sendRawTransaction", "eth_estimateGas", "eth_getTransaction
 
 
 @pytest.fixture
-def chain(httpserver: HTTPServer) -> FakeRPC:
-    fake = FakeRPC(CONTRACT)
-    httpserver.expect_request("/rpc").respond_with_handler(fake.handler)
-    return fake
-
-
-@pytest.fixture
 def store(tmp_path: Path, httpserver: HTTPServer) -> StateStore:
     state = StateStore(str(tmp_path / "vms.db"))
     state.upsert(VMRecord("web-1", "127.0.0.60", "web-1", "running", {

@@ -58,13 +58,6 @@ def state(tmp_path: Path) -> StateStore:
 
 
 @pytest.fixture
-def chain(httpserver: HTTPServer) -> FakeRPC:
-    fake = FakeRPC(CONTRACT)
-    httpserver.expect_request("/rpc").respond_with_handler(fake.handler)
-    return fake
-
-
-@pytest.fixture
 def run(httpserver: HTTPServer, state: StateStore, capsys: pytest.CaptureFixture[str]) -> Run:
     def run_module(**args: Any) -> dict[str, Any]:
         args.setdefault("state_path", state.path)
