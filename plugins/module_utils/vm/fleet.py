@@ -103,6 +103,7 @@ class Fleet:
         self.result = FleetResult()
         self.healing = healing or Healing(services, replace_after=None, advertised=lambda _record: None)
         self._replacing: dict[str, str] = {}  # a new member's name -> the abandoned member it replaces
+        self._stands_at: dict[str, str] = {}  # a stand-in's name -> the name of the slot it stands at
 
     def members(self) -> list[VMRecord]:
         """Rows labelled as this fleet's, and rows from before labels whose name fits the old rule."""
@@ -140,12 +141,12 @@ class Fleet:
                 self.services.store.set_status(record.name, record.status, labels=wanted)
 
     def _labels_of(self, name: str, record: VMRecord | None) -> dict[str, str]:
-        """The fleet's labels, and on a stand-in for an abandoned member the label that keeps it a member."""
+        """The fleet's labels, and on a stand-in (a member named over count) the label naming the slot it stands
+        at, so that later runs keep it there."""
         labels = dict(self.template.labels or {})
-        replaced = self._replacing.get(name) or (record.labels.get(REPLACES_LABEL) if record is not None else None)
-        index = member_index(self.prefix, name)
-        if replaced and index is not None and index > self.count:
-            labels[REPLACES_LABEL] = replaced
+        slot = record.labels.get(REPLACES_LABEL) if record is not None else self._stands_at.get(name)
+        if slot:
+            labels[REPLACES_LABEL] = slot
         return labels
 
     def run(self) -> FleetResult:
@@ -153,10 +154,7 @@ class Fleet:
         self._adopt_unlabelled(current)
         abandoned = [r for r in current if r.status == ABANDONED]
         todo = plan(self.prefix, self.count, [r for r in current if r.status != ABANDONED], abandoned)
-        for index in todo.create:
-            replaced = todo.replaces(index, self.count)
-            if replaced:
-                self._replacing[member_name(self.prefix, index, self.count)] = replaced
+        self._note_stand_ins(todo)
         self._relabel(todo.keep)
         for record in todo.keep.values():
             if record.status != "running":
@@ -283,6 +281,13 @@ class Fleet:
         todo.add_creates(self.count)
         for new in sorted(set(todo.create) - before):
             self._replacing[member_name(self.prefix, new, self.count)] = record.name
+        self._note_stand_ins(todo)
+
+    def _note_stand_ins(self, todo: Plan) -> None:
+        for index, slot in todo.stands_at.items():
+            name, held = member_name(self.prefix, index, self.count), member_name(self.prefix, slot, self.count)
+            self._stands_at[name] = held
+            self._replacing.setdefault(name, todo.reserved.get(slot, held))
 
     def _check_inputs(self, *, paying: bool) -> None:
         """``paying``: a run that may pay (check mode pays nothing, so needs no chain libraries)."""

@@ -72,29 +72,32 @@ class Plan:
         """Every index to create, ascending, with the record of a member being repaired."""
         return sorted([(i, None) for i in self.create] + list(self.repair.items()), key=lambda item: item[0])
 
+    # A new member whose slot's index is held by another row: its name's index -> the slot it stands at.
+    stands_at: dict[int, int] = field(default_factory=dict)
+
     def taken(self) -> set[int]:
-        """Indices no new member may take: every row's, and those already planned."""
+        """Indices no new member may be named with: every row's, every slot's, and those already planned."""
         rows = [*self.keep.values(), *self.repair.values(), *self.destroy]
-        return {i for i in (_index(r.name) for r in rows) if i is not None} | set(self.reserved) | set(self.create)
+        return ({i for i in (_index(r.name) for r in rows) if i is not None} | set(self.keep) | set(self.repair)
+                | set(self.reserved) | set(self.create))
 
     def add_creates(self, count: int) -> None:
-        """Fill the fleet up to ``count`` members with the lowest free indices."""
-        need = count - len(self.keep) - len(self.repair) - len(self.create)
-        taken, index = self.taken(), 0
-        while need > 0:
-            index += 1
-            if index not in taken:
-                self.create.append(index)
-                need -= 1
+        """Fill every free slot up to ``count``: a new member takes its slot's index as its name, or, when a row
+        holds that index (an abandoned one, or one being destroyed), the lowest free index over ``count``."""
+        used = set(self.keep) | set(self.repair) | {self.stands_at.get(i, i) for i in self.create}
+        taken = self.taken()
+        over = max([count, *taken])
+        for slot in range(1, count + 1):
+            if slot in used:
+                continue
+            if slot not in taken:
+                self.create.append(slot)
+            else:
+                over += 1
+                self.create.append(over)
+                self.stands_at[over] = slot
+            taken.add(self.create[-1])
         self.create.sort()
-
-    def replaces(self, index: int, count: int) -> str | None:
-        """The abandoned row a new member at ``index`` over count stands in for (None: within count)."""
-        if index <= count or not self.reserved:
-            return None
-        over = sorted(i for i in self.create if i > count)
-        names = [name for _i, name in sorted(self.reserved.items())]
-        return names[min(over.index(index), len(names) - 1)] if index in over else names[-1]
 
 
 def _index(name: str) -> int | None:

@@ -292,3 +292,20 @@ def test_a_provider_lost_in_the_middle_of_the_replacement_leaves_nothing_unrecor
     assert rows["web-05"] == rows["web-06"] == "error", "a create whose answer was lost keeps its row"
     sent = {name for _ip, what, name in net.calls if what == "create"}
     assert sent <= set(rows), "every VM a create was sent for has a row"
+
+
+def test_a_new_member_never_takes_the_index_a_stand_in_stands_at() -> None:
+    def row(name: str, replaces: str | None = None) -> Any:
+        rec = record(name)
+        rec.config["labels"] = {FLEET_LABEL: "web", **({REPLACES_LABEL: replaces} if replaces else {})}
+        return rec
+
+    # web-02 was abandoned, replaced by web-05 and settled (its row gone); web-04 is lost now.
+    live = [row("web-01"), row("web-03"), row("web-05", replaces="web-02")]
+    todo = plan("web", 4, live, [])
+    assert todo.create == [4] and todo.destroy == [], "web-02 would stand where web-05 does: the next run churns"
+    again = plan("web", 4, [*live, row("web-04")], [])
+    assert again.create == [] and again.destroy == [] and sorted(again.keep) == [1, 2, 3, 4]
+    # A slot whose index a row still holds (abandoned) gets a stand-in over count, labelled with that slot.
+    held = plan("web", 4, [row("web-01"), row("web-03"), row("web-04")], [row("web-02")])
+    assert held.create == [5] and held.stands_at == {5: 2}
