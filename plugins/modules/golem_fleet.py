@@ -231,6 +231,8 @@ vms:
   description:
     - The fleet's members after the run (in check mode, as planned), sorted by name; each as
       M(golem.vm.golem_vm) returns RV(golem.vm.golem_vm#module:vm), with RV(vms[].glm_per_month).
+    - Abandoned members (O(replace_unreachable_after)) are listed too, with status V(abandoned), until their
+      provider's answer settles them; they do not count toward O(count).
   returned: always
   type: list
   elements: dict
