@@ -377,9 +377,10 @@ class StreamChain:
                          [ZERO_ADDRESS, to_checksum_address(recipient), deposit, rate], value=deposit,
                          what=f"opening a stream of {deposit} wei to {recipient}", before_send=before_send)
 
-    def top_up(self, contract: str, stream_id: int, amount: int) -> str:
+    def top_up(self, contract: str, stream_id: int, amount: int, *,
+               before_send: Callable[[str, int, str], None] | None = None) -> str:
         return self.send(contract, "topUp(uint256,uint256)", ["uint256", "uint256"], [stream_id, amount],
-                         value=amount, what=f"topping up stream {stream_id} by {amount} wei")
+                         value=amount, what=f"topping up stream {stream_id} by {amount} wei", before_send=before_send)
 
     def terminate(self, contract: str, stream_id: int) -> str:
         return self.send(contract, "terminate(uint256)", ["uint256"], [stream_id],

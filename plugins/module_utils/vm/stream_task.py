@@ -132,6 +132,8 @@ class StreamTask:
             raise ValidationError(f"VM {record.name} has status {ABANDONED}: golem_fleet gave up on it and replaced "
                                   f"it, so its stream {self.target.stream_id} is not topped up; remove its row, or "
                                   "create the VM again", field="name", value=record.name)
+        if runway_hours is not None:
+            self._settle_sent_top_up()
         stream = self.read()
         if runway_hours is None or below_seconds is None:
             self.after = self.before
@@ -160,13 +162,50 @@ class StreamTask:
             self.actions.append(f"would top up {what}")
             self.after = diff_view(stream, stop_time=plan.stop_time_after, deposit=plan.deposit_wei_after)
             return stream
-        tx = self.chain.top_up(self.target.contract, self.target.stream_id, plan.amount_wei)
+        tx = self.chain.top_up(self.target.contract, self.target.stream_id, plan.amount_wei,
+                               before_send=self._note_sending if record is not None else None)
         self.result["tx"] = self.result["top_up"]["tx"] = tx
         self._mined(tx, f"topping up stream {self.target.stream_id} by {plan.amount_wei} wei")
+        if record is not None:
+            self._note_sending(None, None, None)
         self.actions.append(f"topped up {what}")
         now = self.chain.read(self.target.contract, self.target.stream_id)
         self.after = diff_view(now)
         return now
+
+    def _note_sending(self, tx: str | None, nonce: int | None, raw: str | None) -> None:
+        """On the VM's row before a top-up leaves (signed, its nonce held), and cleared once it is mined: a top-up
+        whose answer or receipt an earlier run lost is settled before another is paid, so none is paid twice."""
+        record = self.target.record
+        if record is not None:
+            self.store.set_status(record.name, record.status, top_up_tx=tx, top_up_nonce=nonce, top_up_raw=raw)
+
+    def _settle_sent_top_up(self) -> None:
+        """The top-up an earlier run sent and did not see mined: mined, or never to be, before anything more is
+        paid; one still waiting fails the task (sent again when the node does not know it), and pays nothing."""
+        record = self.target.record
+        tx = record.config.get("top_up_tx") if record is not None else None
+        if record is None or not isinstance(tx, str):
+            return
+        receipt = self.chain.receipt(tx, 0.0, check=False)
+        if receipt is None:
+            nonce, raw = record.config.get("top_up_nonce"), record.config.get("top_up_raw")
+            used = isinstance(nonce, int) and not isinstance(nonce, bool) and self.chain.nonce("latest") > nonce
+            if not used:
+                if not self.chain.known(tx) and isinstance(raw, str) and not self.check_mode:
+                    try:
+                        self.chain.rebroadcast(raw, tx)
+                    except PaymentError as exc:
+                        self.warn(f"sending the top-up {tx} of VM {record.name} again failed: {exc.msg}")
+                raise PaymentError(f"the top-up {tx} of VM {record.name}'s stream {self.target.stream_id}, sent by an "
+                                   "earlier run, is not mined yet: nothing more is paid until it is; the row keeps it "
+                                   "and the next run settles it", field="runway_hours")
+            # Its nonce was used: by this very transaction, mined meanwhile, or by another (then it never will be).
+            receipt = self.chain.receipt(tx, 0.0, check=False)
+        self._act(f"settle the top-up {tx} an earlier run sent: " + ("it was mined" if receipt is not None
+                                                                     else "it never will be (its nonce was used)"))
+        if not self.check_mode:
+            self._note_sending(None, None, None)
 
     # -- state=absent ----------------------------------------------------------------------------
     def absent(self) -> Any:

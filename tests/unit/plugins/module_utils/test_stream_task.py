@@ -10,6 +10,7 @@ mines it, one second after the read). The real chain is in tests/integration/tes
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -42,6 +43,9 @@ class FakeContract:
         self.streams: dict[int, dict[str, Any]] = {}
         self.sent: list[tuple[str, int, int]] = []
         self.mine = True
+        self.pool: set[str] = set()  # transactions the node holds, not mined
+        self.used_nonces = 0
+        self.rebroadcasts: list[str] = []
 
     def add(self, stream_id: int, *, left: int, sender: str = ME, elapsed: int = 600) -> None:
         start = self.now - elapsed
@@ -62,10 +66,15 @@ class FakeContract:
         self.now += 1
         return f"0xtx{len(self.sent)}"
 
-    def top_up(self, contract: str, stream_id: int, amount: int) -> str:
+    def top_up(self, contract: str, stream_id: int, amount: int, *,
+               before_send: Callable[[str, int, str], None] | None = None) -> str:
         s = self.streams[stream_id]
+        if before_send is not None:
+            before_send(f"0xtx{len(self.sent) + 1}", len(self.sent), "0xraw")
         self.sent.append(("topUp", stream_id, amount))
         tx = self._mine()
+        if not self.mine:
+            self.pool.add(tx)
         assert s["recipient"] != ZERO and not s["halted"] and self.now < s["stop"], "the contract would revert"
         s["stop"] += amount // s["rate"]
         s["deposit"] += amount
@@ -79,8 +88,17 @@ class FakeContract:
         s.update(recipient=ZERO, withdrawn=vested, stop=min(s["stop"], self.now), refund=s["deposit"] - vested)
         return tx
 
-    def receipt(self, tx: str, until: float) -> dict[str, Any] | None:
+    def receipt(self, tx: str, until: float, *, check: bool = True) -> dict[str, Any] | None:
         return {"blockNumber": hex(self.now), "status": "0x1"} if self.mine else None
+
+    def known(self, tx: str) -> bool:
+        return tx in self.pool
+
+    def nonce(self, block: str = "pending") -> int:
+        return self.used_nonces
+
+    def rebroadcast(self, raw: str, tx: str) -> None:
+        self.rebroadcasts.append(tx)
 
     def block_time(self, block: str) -> int:
         return int(block, 16)
@@ -203,6 +221,42 @@ def test_a_top_up_not_mined_in_time_fails_with_its_hash(store: StateStore) -> No
 
 
 # --- state=absent ----------------------------------------------------------------------------
+
+
+def test_a_top_up_an_earlier_run_did_not_see_mined_is_never_paid_again(store: StateStore) -> None:
+    chain = FakeContract()
+    chain.add(7, left=100)
+    chain.mine = False
+    with pytest.raises(GolemError, match="was not mined"):
+        task(chain, store, record=row(store)).present(1, 3540)
+    assert store.get("web-1").config["top_up_tx"] == "0xtx1", "the row records the top-up before it leaves"
+    # Still waiting in the node's pool: nothing more is paid, and the row keeps it.
+    with pytest.raises(PaymentError, match="0xtx1 .* is not mined yet: nothing more is paid"):
+        task(chain, store, record=store.get("web-1")).present(1, 3540)
+    assert len(chain.sent) == 1 and store.get("web-1").config["top_up_tx"] == "0xtx1"
+    # Mined at last: settled, and the runway it bought is enough, so nothing is paid again.
+    chain.mine = True
+    run = task(chain, store, record=store.get("web-1"))
+    run.present(1, 3540)
+    assert len(chain.sent) == 1 and not run.changed and "top_up_tx" not in store.get("web-1").config
+    assert any("settle the top-up 0xtx1" in a and "it was mined" in a for a in run.actions)
+
+
+def test_a_recorded_top_up_that_never_left_is_sent_again_or_given_up_once_its_nonce_is_used(
+        store: StateStore) -> None:
+    chain = FakeContract()
+    chain.add(7, left=100)
+    row(store, top_up_tx="0xlost", top_up_nonce=4, top_up_raw="0xraw")
+    chain.mine = False
+    # Unknown to the node and its nonce still free: sent again (the same bytes), and nothing new is paid.
+    with pytest.raises(PaymentError, match="not mined yet"):
+        task(chain, store, record=store.get("web-1")).present(1, 3540)
+    assert chain.rebroadcasts == ["0xlost"] and chain.sent == []
+    # Its nonce was used by another transaction: it never will be mined, so the runway is bought now, once.
+    chain.used_nonces, chain.mine = 5, True
+    run = task(chain, store, record=store.get("web-1"))
+    run.present(1, 3540)
+    assert len(chain.sent) == 1 and run.changed and "top_up_tx" not in store.get("web-1").config
 
 
 def test_absent_terminates_and_the_refund_is_what_had_not_vested_when_mined(store: StateStore) -> None:
