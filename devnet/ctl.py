@@ -95,8 +95,9 @@ def preflight() -> list[str]:
     checks = [(layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "discovery"),
               (payments.CHAIN.ip, payments.CHAIN.port, "payment chain"),
               (postgres.IP, postgres.PORT, "PostgreSQL")]
-    checks += [(p.ip, layout.PROVIDER_PORT, f"provider {p.key}") for p in layout.PROVIDERS]
-    checks += [(p.ip, p.port_range[0], f"first SSH proxy port of provider {p.key}") for p in layout.PROVIDERS]
+    every = layout.PROVIDERS + layout.SPARE_PROVIDERS
+    checks += [(p.ip, layout.PROVIDER_PORT, f"provider {p.key}") for p in every]
+    checks += [(p.ip, p.port_range[0], f"first SSH proxy port of provider {p.key}") for p in every]
     checks += [(layout.GOLEM_BASE_ANVIL_IP, layout.GOLEM_BASE_PORT, "Golem Base chain (anvil)"),
                (layout.GOLEM_BASE_IP, layout.GOLEM_BASE_PORT, "Golem Base")]
     # A wildcard sshd on the host would take port 22 of every VM address.
@@ -110,7 +111,8 @@ def print_status(status: dict) -> None:
     if status.get("golem_base"):
         print(f"golem base {status['golem_base']['rpc_url']}  ws={status['golem_base']['ws_url']}  "
               f"chain={status['golem_base']['chain_id']:#x}")
-    for prov in status["providers"]:
+    # Spares are listed only while a test runs them.
+    for prov in status["providers"] + [p for p in status.get("spare_providers", []) if p["alive"]]:
         state = "up" if prov["alive"] else "DOWN"
         print(f"provider   {prov['key']}  {prov['url']}  country={prov['country']}  "
               f"upstream={prov['version']} ({prov['api']} API)  id={prov['provider_id']}  {state}")

@@ -33,12 +33,13 @@ import postgres  # noqa: E402
 from hypervisor import Hypervisor  # noqa: E402
 
 STARTUP_TIMEOUT = 120.0
+MIN_ROUND_GAP = 1.0
 
 
 def http_json(method: str, host: str, port: int, path: str, body: Any = None,
-              headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout,
-                                      source_address=(layout.CONTROL_SOURCE_IP, 0))
+              headers: dict[str, str] | None = None, timeout: float = 5.0,
+              source_ip: str = layout.CONTROL_SOURCE_IP) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=(source_ip, 0))
     try:
         data = json.dumps(body).encode() if body is not None else None
         hdrs = {"Content-Type": "application/json", **(headers or {})}
@@ -105,6 +106,9 @@ class Network:
         self.ready = False
         # Set by a test that posts an advertisement of its own and needs it to stand for a while.
         self.ads_held = False
+        # Providers to kill (SIGKILL) the moment they ask the hypervisor to launch a VM: a provider lost in the
+        # middle of a create, at the one point that leaves the most behind (the name mapped, the launch under way).
+        self.kill_on_launch: set[str] = set()
         # Held by a round of advertising: "hold-ads" returns only once the round in flight is over, so no
         # advert of that round lands after the test's own.
         self._advertising = asyncio.Lock()
@@ -113,7 +117,7 @@ class Network:
         self._kick.set()
 
     # -- environment of each server ------------------------------------------------
-    def _base_env(self, home: Path, bind_ip: str) -> dict[str, str]:
+    def _base_env(self, home: Path, bind_ip: str, size: dict[str, int] | None = None) -> dict[str, str]:
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": str(home),
@@ -123,10 +127,11 @@ class Network:
             "GOLEM_DEVNET_BIND_IP": bind_ip,
             "GOLEM_DEVNET_RUN": str(self.run),
         }
+        host = size or layout.host_size()
         env.update({k: str(v) for k, v in {
-            "GOLEM_DEVNET_HOST_CPUS": layout.host_size()["cpu"],
-            "GOLEM_DEVNET_HOST_MEMORY_GB": layout.host_size()["memory"],
-            "GOLEM_DEVNET_HOST_DISK_GB": layout.host_size()["storage"],
+            "GOLEM_DEVNET_HOST_CPUS": host["cpu"],
+            "GOLEM_DEVNET_HOST_MEMORY_GB": host["memory"],
+            "GOLEM_DEVNET_HOST_DISK_GB": host["storage"],
         }.items()})
         home.mkdir(parents=True, exist_ok=True)
         return env
@@ -152,7 +157,7 @@ class Network:
 
     def provider_child(self, prov: layout.Provider) -> Child:
         home = self.run / "providers" / prov.key
-        env = self._base_env(home, prov.ip)
+        env = self._base_env(home, prov.ip, prov.size)
         closed = "http://127.0.0.1:1"  # a closed loopback port: outside services fail at once
         settings = {
             "HOST": prov.ip, "PORT": layout.PROVIDER_PORT, "PUBLIC_IP": prov.ip,
@@ -181,8 +186,9 @@ class Network:
         # 0.1.63 silently forces STREAM_PAYMENT_ADDRESS to 0x0 (reference §7.2).
         if prov.api == "jobs" and self.payments:
             settings.update(self.payments.provider_settings())
-        if prov.api == "jobs":
-            # The current providers run upstream's own Golem Base advertiser (devnetd still feeds central).
+        if prov.api == "jobs" and prov in layout.PROVIDERS:
+            # The current providers run upstream's own Golem Base advertiser (devnetd still feeds central);
+            # the spares keep upstream's discovery-server advertiser, so nothing of theirs outlives a test.
             settings.update(golembase_net.provider_settings())
         env.update({f"GOLEM_PROVIDER_{k}": str(v) for k, v in settings.items()})
         env["GOLEM_DEVNET_SOCKET"] = str(self.run / "multipass.sock")
@@ -236,7 +242,7 @@ class Network:
     async def start_provider(self, prov: layout.Provider) -> None:
         name = f"provider-{prov.key}"
         self.children[name] = child = self.provider_child(prov)
-        if prov.api == "jobs":
+        if prov.api == "jobs" and prov in layout.PROVIDERS:
             await asyncio.to_thread(golembase_net.fund, self.provider_ids[prov.key])
         await child.start()
         if prov.api == "jobs":
@@ -318,7 +324,7 @@ class Network:
 
     # -- advertisements ----------------------------------------------------------------
     def advertisement(self, prov: layout.Provider) -> dict[str, Any] | None:
-        size = layout.host_size()
+        size = prov.size
         used = self.hypervisor.allocated(prov.key)
         free = {k: size[k] - used[k] for k in size}
         # As upstream: nothing is posted once free capacity drops below one small VM.
@@ -339,7 +345,7 @@ class Network:
             await self._advertise_round()
 
     async def _advertise_round(self) -> None:
-        for prov in layout.PROVIDERS:
+        for prov in layout.PROVIDERS + layout.SPARE_PROVIDERS:
             if self.ads_held:
                 return
             pid = self.provider_ids.get(prov.key)
@@ -352,7 +358,7 @@ class Network:
             try:
                 status, body = await asyncio.to_thread(
                     http_json, "POST", layout.DISCOVERY_IP, layout.DISCOVERY_PORT, "/api/v1/advertisements",
-                    ad, {"X-Provider-ID": pid, "X-Provider-Signature": "golem-devnet"})
+                    ad, {"X-Provider-ID": pid, "X-Provider-Signature": "golem-devnet"}, source_ip=prov.ip)
             except OSError as exc:
                 print(f"advertise {prov.key}: {exc}", flush=True)
                 continue
@@ -361,10 +367,26 @@ class Network:
             else:
                 print(f"advertise {prov.key}: HTTP {status} {body}", flush=True)
 
+    async def withdraw_advert(self, prov: layout.Provider) -> None:
+        """A spare provider leaves central discovery as it found it; between rounds, so no round re-posts it."""
+        pid = self.provider_ids.get(prov.key)
+        async with self._advertising:
+            self.ads_posted.pop(prov.key, None)
+            if pid:
+                status, body = await asyncio.to_thread(
+                    http_json, "DELETE", layout.DISCOVERY_IP, layout.DISCOVERY_PORT, f"/api/v1/advertisements/{pid}",
+                    None, {"X-Provider-ID": pid, "X-Provider-Signature": "golem-devnet"}, source_ip=prov.ip)
+                if status not in (200, 404):
+                    print(f"withdraw advert of {prov.key}: HTTP {status} {body}", flush=True)
+
     async def advertise_forever(self) -> None:
         while True:
             self._kick.clear()
             await self.advertise_once()
+            # A round after every VM change, but not more often than this: each provider posts from its own
+            # address, as a real one does, and discovery allows an address 100 requests a minute (over that it
+            # answers 500, its rate-limit reply failing to serialise).
+            await asyncio.sleep(MIN_ROUND_GAP)
             try:
                 await asyncio.wait_for(self._kick.wait(), layout.ADVERTISE_EVERY)
             except asyncio.TimeoutError:
@@ -377,8 +399,13 @@ class Network:
             if "control" in request:
                 reply = await self.control(request)
             else:
-                rc, out, err = await self.hypervisor.handle(
-                    request.get("owner", "default"), request.get("argv", []), request.get("cloud_init"))
+                owner, argv = request.get("owner", "default"), request.get("argv", [])
+                if argv[:1] == ["launch"] and owner in self.kill_on_launch:
+                    self.kill_on_launch.discard(owner)
+                    await self.children[f"provider-{owner}"].stop(timeout=0)
+                    self.write_status()
+                # The launch goes on: the host keeps the VM its dead provider asked for.
+                rc, out, err = await self.hypervisor.handle(owner, argv, request.get("cloud_init"))
                 reply = {"rc": rc, "stdout": out, "stderr": err}
         except Exception as exc:  # noqa: BLE001 - reported to the caller, never kills the daemon
             reply = {"rc": 2, "stdout": "", "stderr": f"devnetd: {type(exc).__name__}: {exc}\n"}
@@ -400,6 +427,9 @@ class Network:
             if not self.ads_held:
                 self.kick()
             return {"rc": 0, "status": self.status()}
+        if action == "kill-on-launch":
+            self.kill_on_launch.add(layout.provider_by_key(request["name"]).key)
+            return {"rc": 0, "status": self.status()}
         if action in ("stop", "start"):
             # For fault tests: take one server down (it stops advertising) and bring it back.
             target = request["name"]
@@ -419,6 +449,8 @@ class Network:
                 child = self.children.get(f"provider-{prov.key}")
                 if action == "stop" and child is not None:
                     await child.stop(timeout=float(request.get("timeout", 10)))
+                    if prov in layout.SPARE_PROVIDERS:
+                        await self.withdraw_advert(prov)
                 elif action == "start" and (child is None or not child.alive):
                     await self.start_provider(prov)
             self.write_status()
@@ -433,17 +465,9 @@ class Network:
             "discovery_url": layout.DISCOVERY_URL,
             "net": layout.NET,
             "control_source_ip": layout.CONTROL_SOURCE_IP,
-            "providers": [
-                {
-                    "key": p.key, "provider_id": self.provider_ids.get(p.key), "ip": p.ip,
-                    "url": p.url, "country": p.country, "version": p.version, "api": p.api,
-                    "ssh_ports": list(p.port_range),
-                    "payments": bool(p.api == "jobs" and self.payments),
-                    "alive": bool(self.children.get(f"provider-{p.key}") and
-                                  self.children[f"provider-{p.key}"].alive),
-                }
-                for p in layout.PROVIDERS
-            ],
+            "providers": [self._provider_status(p) for p in layout.PROVIDERS],
+            # Not in "providers": only the tests that start them know of them.
+            "spare_providers": [self._provider_status(p) for p in layout.SPARE_PROVIDERS],
             "postgres": self.children["postgres"].status() if "postgres" in self.children else None,
             "discovery_alive": bool(self.children.get("discovery") and self.children["discovery"].alive),
             "payments": self.payments.status() if self.payments else None,
@@ -451,6 +475,16 @@ class Network:
             "children": {n: (c.process.pid if c.alive and c.process else None) for n, c in self.children.items()},
             "vms": {n: {"owner": i.owner, "ip": i.ip, "state": i.info()["state"]}
                     for n, i in self.hypervisor.instances.items()},
+        }
+
+    def _provider_status(self, p: layout.Provider) -> dict[str, Any]:
+        child = self.children.get(f"provider-{p.key}")
+        return {
+            "key": p.key, "provider_id": self.provider_ids.get(p.key), "ip": p.ip,
+            "url": p.url, "country": p.country, "version": p.version, "api": p.api,
+            "ssh_ports": list(p.port_range),
+            "payments": bool(p.api == "jobs" and self.payments),
+            "alive": bool(child and child.alive),
         }
 
     def write_status(self) -> None:

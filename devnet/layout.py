@@ -61,6 +61,13 @@ class Provider:
     port_range: tuple[int, int]
     usd: tuple[float, float, float] | None  # per core, per GB RAM, per GB storage, a month
     glm: tuple[float, float, float] | None
+    # The host this provider sees (cpu, memory GB, disk GB); None: host_size(), as every standing provider.
+    host: tuple[int, int, int] | None = None
+
+    @property
+    def size(self) -> dict[str, int]:
+        """The emulated host this provider counts its free resources from."""
+        return dict(zip(("cpu", "memory", "storage"), self.host)) if self.host else host_size()
 
     @property
     def api(self) -> str:
@@ -84,6 +91,17 @@ PROVIDERS = (
     Provider("de", f"{NET}.0.4", "DE", "0.1.31", (26000, 29000), None, None),
 )
 
+# Started only when a test asks (`devnet ctl start nl-low`), so the standing network above stays what every
+# other test sees: three paying providers in one country at three prices, on small hosts, so placement by
+# price and by free room can be watched. Only central discovery lists them (devnetd posts their adverts, as
+# for the others), and devnetd withdraws an advert when its spare stops: nothing of theirs outlives a test.
+SPARE_PROVIDERS = (
+    Provider("nl-low", f"{NET}.0.5", "NL", "0.1.63", (29000, 30000), (3.0, 1.0, 0.05), (12.0, 4.0, 0.2), (2, 8, 100)),
+    Provider("nl-mid", f"{NET}.0.6", "NL", "0.1.63", (30000, 31000), (4.0, 1.5, 0.08), (16.0, 6.0, 0.3), (2, 8, 100)),
+    Provider("nl-high", f"{NET}.0.7", "NL", "0.1.63", (31000, 32000), (6.0, 2.5, 0.12), (24.0, 10.0, 0.5),
+             (8, 16, 200)),
+)
+
 
 def host_size() -> dict[str, int]:
     """The emulated host each provider sees (each counts the whole host on its own)."""
@@ -99,7 +117,7 @@ def venv(name: str) -> Path:
 
 
 def provider_by_key(key: str) -> Provider:
-    for prov in PROVIDERS:
+    for prov in PROVIDERS + SPARE_PROVIDERS:
         if prov.key == key:
             return prov
     raise KeyError(key)

@@ -173,7 +173,10 @@ options:
 notes:
   - Membership is read from the state file. With O(verify) each running member is looked up by name; a
     provider's VM list is never read, because upstream providers kill creates that are pending while it is.
-  - A member recorded with a status other than V(running) is left alone with a warning.
+  - A member whose create did not finish (recorded V(creating) or V(error), for example because its provider
+    went away during the create) is settled as M(golem.vm.golem_vm) settles it - adopted when its provider has it,
+    else what it left is cleared (its stream terminated or carried over) and it is created again. A V(stopped)
+    member is left alone with a warning.
 seealso:
   - module: golem.vm.golem_vm
   - module: golem.vm.golem_provider_info

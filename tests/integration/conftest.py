@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from .ansible_runner import BIN, Ansible
-from .devnet_helpers import REPO, keypair, status
+from .devnet_helpers import REPO, central_adverts, control, keypair, status, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +22,34 @@ def devnet() -> dict:
 @pytest.fixture(scope="session")
 def providers(devnet) -> dict[str, dict]:
     return {p["key"]: p for p in devnet["providers"]}
+
+
+@pytest.fixture(scope="module")
+def spares(devnet):
+    """The network's three NL providers (devnet/layout.py SPARE_PROVIDERS: one country, three prices, small hosts),
+    running and advertised on central discovery with all their room; stopped, their adverts withdrawn, after."""
+    keys = [p["key"] for p in devnet["spare_providers"]]
+    try:
+        # Dearest first: discovery lists adverts in the order they came, so a provider_selection "first"
+        # would not pass for "cheapest".
+        for key in reversed(keys):
+            control("start", name=key)
+        found = {p["key"]: p for p in status()["spare_providers"]}
+        assert all(p["alive"] and p["provider_id"] for p in found.values()), found
+        wait_until(lambda: all(central_adverts().get(p["provider_id"], {}).get("resources") == ROOM[k]
+                               for k, p in found.items()),
+                   timeout=60, what="the spare providers advertised with all their room")
+        yield found
+    finally:
+        for key in keys:
+            control("stop", name=key)
+    ids = {p["provider_id"] for p in status()["spare_providers"]}
+    assert not ids & set(central_adverts()), "a stopped spare leaves no advert for the tests that follow"
+
+
+# What each spare's advert says is free before any VM runs on it (devnet/layout.py).
+ROOM = {"nl-low": {"cpu": 2, "memory": 8, "storage": 100}, "nl-mid": {"cpu": 2, "memory": 8, "storage": 100},
+        "nl-high": {"cpu": 8, "memory": 16, "storage": 200}}
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,13 @@ def discovery_url() -> str:
     return status()["discovery_url"]
 
 
+def central_adverts() -> dict[str, dict]:
+    """Provider id -> advertisement, as central discovery lists them now."""
+    code, body = http("GET", f"{discovery_url()}/api/v1/advertisements")
+    assert code == 200, body
+    return {ad["provider_id"]: ad for ad in body}
+
+
 def devnet_env() -> dict[str, str]:
     """The network's env file (``export KEY=value`` lines): the requestor's key, the chain, the contract."""
     path = Path(status()["payments"]["env_file"])

@@ -30,7 +30,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.resources impo
 from ansible_collections.golem.vm.plugins.module_utils.provider.identity import lookup
 from ansible_collections.golem.vm.plugins.module_utils.state.history import event, with_event
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
-from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED
+from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED, VMStatus
 from ansible_collections.golem.vm.plugins.module_utils.vm.healing import Healing, unanswered
 from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_plan import (
     FLEET_LABEL,
@@ -42,7 +42,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.fleet_plan import (
 )
 from ansible_collections.golem.vm.plugins.module_utils.vm.lifecycle import Lifecycle
 from ansible_collections.golem.vm.plugins.module_utils.vm.outcome import Outcome
-from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement, recorded_placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.placer import Fill, candidates_for, fill, fitting_providers, spread
 from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, check_create_inputs
@@ -50,6 +50,8 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, chec
 # A worker freed late starts the next queued VM late; a few more GETs cost less (a create is running
 # after ~1 s).
 FLEET_POLL_MAX = 0.3
+# Row statuses of a member whose create may not have finished.
+UNSETTLED = (VMStatus.CREATING.value, VMStatus.ERROR.value)
 
 
 def discover(discovery: Any, spec: ResourceSpec, *, provider_port: int, countries: list[str] | None,
@@ -156,6 +158,11 @@ class Fleet:
         todo = plan(self.prefix, self.count, [r for r in current if r.status != ABANDONED], abandoned)
         self._note_stand_ins(todo)
         self._relabel(todo.keep)
+        # A member whose create did not finish (its provider lost, the task cut short) is settled as golem_vm
+        # settles it: adopted when its provider has it, else its leftovers cleared and it is created again.
+        for index, record in list(todo.keep.items()):
+            if record.status in UNSETTLED:
+                todo.repair[index] = todo.keep.pop(index)
         for record in todo.keep.values():
             if record.status != "running":
                 self.services.warn(f"fleet member {record.name} is recorded with status {record.status}; it was left alone. "
@@ -236,7 +243,7 @@ class Fleet:
 
         def look(record: VMRecord) -> Any:
             # A provider already known silent is asked once: its retries would only delay the rest of the run.
-            client = self.services.provider_client(Lifecycle.placement_of(record), **self.healing.http_options(record))
+            client = self.services.provider_client(recorded_placement(record), **self.healing.http_options(record))
             client.set_deadline(self.services.deadline)
             try:
                 return lookup(client, record.name, record.provider_id, self.services.identity)
@@ -251,7 +258,7 @@ class Fleet:
             answers = dict(zip(running, pool.map(look, running.values())))
         for index, answer in answers.items():
             record = running[index]
-            where = Lifecycle.placement_of(record).describe()
+            where = recorded_placement(record).describe()
             if isinstance(answer, IdentityError):
                 # Not the provider it was rented from: never re-created on a foreign 404.
                 self.result.attempted += 1
@@ -308,13 +315,19 @@ class Fleet:
         for record in todo.destroy:
             res.changed = True
             res.destroyed.append(record.name)
-            res.actions.append(f"would destroy VM {record.name} on provider {Lifecycle.placement_of(record).describe()}")
+            res.actions.append(f"would destroy VM {record.name} on provider {recorded_placement(record).describe()}")
         if todo.create or todo.repair:
             placements = self.placements()
             for index, gone in todo.rebuilt():
                 name = member_name(self.prefix, index, self.count) if gone is None else gone.name
+                if gone is not None and gone.status in UNSETTLED:
+                    # Only its provider can tell whether the VM is there; check mode asks none.
+                    res.changed = True
+                    res.actions.append(f"would settle VM {name}, recorded with status {gone.status}: adopted if "
+                                       f"provider {recorded_placement(gone).describe()} has it, else created again")
+                    continue
                 where = (candidates_for(placements, index, todo.create)[0] if gone is None
-                         else Lifecycle.placement_of(gone))
+                         else recorded_placement(gone))
                 try:
                     bill = self._bill(where)
                 except GolemError as exc:

@@ -58,10 +58,12 @@ def check_fleet(prefix: str, count: int, countries: list[str] | None, parallelis
 class Plan:
     """Members by slot: the index a member stands at (a stand-in stands at the index of the member it replaces)."""
 
+    prefix: str  # the fleet's name: members are <prefix>-NN
     keep: dict[int, VMRecord]
     create: list[int]  # new members' indices (their names), ascending
     destroy: list[VMRecord]  # highest slot first
-    # Members the state file has but their provider no longer does: created again, old placement first.
+    # Members the state file has but their provider no longer does, or whose create did not finish: each run
+    # through golem_vm's path (adopted if its provider has it, else created again, old placement first).
     repair: dict[int, VMRecord] = field(default_factory=dict)
     # Indices held by abandoned rows, and the names of those rows: a stand-in over count replaces one.
     reserved: dict[int, str] = field(default_factory=dict)
@@ -78,7 +80,7 @@ class Plan:
     def taken(self) -> set[int]:
         """Indices no new member may be named with: every row's, every slot's, and those already planned."""
         rows = [*self.keep.values(), *self.repair.values(), *self.destroy]
-        return ({i for i in (_index(r.name) for r in rows) if i is not None} | set(self.keep) | set(self.repair)
+        return ({i for i in (member_index(self.prefix, r.name) for r in rows) if i is not None} | set(self.keep) | set(self.repair)
                 | set(self.reserved) | set(self.create))
 
     def add_creates(self, count: int) -> None:
@@ -98,11 +100,6 @@ class Plan:
                 self.stands_at[over] = slot
             taken.add(self.create[-1])
         self.create.sort()
-
-
-def _index(name: str) -> int | None:
-    found = re.search(r"-(\d+)$", name)
-    return int(found.group(1)) if found else None
 
 
 def plan(prefix: str, count: int, records: list[VMRecord], abandoned: list[VMRecord] | None = None) -> Plan:
@@ -127,6 +124,6 @@ def plan(prefix: str, count: int, records: list[VMRecord], abandoned: list[VMRec
             extra.append((slot, record))
     reserved = {i: r.name for r in abandoned or () if (i := member_index(prefix, r.name)) is not None}
     destroy = [r for _i, r in sorted(extra, key=lambda item: (item[0], item[1].name), reverse=True)]
-    todo = Plan(members, [], destroy, reserved=reserved)
+    todo = Plan(prefix, members, [], destroy, reserved=reserved)
     todo.add_creates(count)
     return todo

@@ -37,7 +37,7 @@ from ansible_collections.golem.vm.plugins.module_utils.state.history import even
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
 from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED
 from ansible_collections.golem.vm.plugins.module_utils.vm.outcome import Outcome
-from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import recorded_placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.retire import Retirement
 from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.waits import SETTLE_SECONDS, delete_verified
@@ -85,10 +85,6 @@ def advertised_in(discovery: Callable[[], Any], warn: Callable[[str], None]) -> 
     return advertised
 
 
-def placement_of(record: VMRecord) -> Placement:
-    return Placement(record.provider_ip, record.provider_port or 7466, record.provider_id, record.country)
-
-
 class Healing:
     """One fleet run's healing steps; ``advertised(record)`` says whether discovery still lists the member's
     provider (None: discovery could not tell)."""
@@ -115,7 +111,7 @@ class Healing:
         if record.config.get(UNREACHABLE_SINCE) is None or self.services.check_mode:
             return
         self.services.store.set_status(record.name, record.status, unreachable_since=None, history=with_event(
-            record.config, event("answered", f"provider {placement_of(record).describe()} answered again")))
+            record.config, event("answered", f"provider {recorded_placement(record).describe()} answered again")))
 
     def silent_for(self, record: VMRecord, exc: GolemError) -> float:
         """Seconds its provider has not answered; the first failure is recorded on the row (not in check mode)."""
@@ -124,14 +120,14 @@ class Healing:
             return now - since
         if not self.services.check_mode:
             self.services.store.set_status(record.name, record.status, unreachable_since=int(now), history=with_event(
-                record.config, event("unreachable", f"provider {placement_of(record).describe()} did not answer: "
+                record.config, event("unreachable", f"provider {recorded_placement(record).describe()} did not answer: "
                                                     f"{exc.msg}")))
         return 0.0
 
     def due(self, record: VMRecord, exc: GolemError) -> str | None:
         """Why the member is to be abandoned now; None to leave it (with a warning saying why)."""
         silent = self.silent_for(record, exc)
-        where = placement_of(record).describe()
+        where = recorded_placement(record).describe()
         if self.replace_after is None or silent < self.replace_after:
             return None
         listed = self.advertised(record)
@@ -150,7 +146,7 @@ class Healing:
     def abandon(self, record: VMRecord, why: str, replacement: str, out: Outcome) -> dict[str, Any]:
         """Give the member up: status abandoned, then its stream terminated. Raises GolemError when the stream
         cannot be terminated now: the row stays abandoned, recording the stream, and the next run settles it."""
-        entry: dict[str, Any] = {"name": record.name, "provider": placement_of(record).describe(), "why": why,
+        entry: dict[str, Any] = {"name": record.name, "provider": recorded_placement(record).describe(), "why": why,
                                  "replaced_by": replacement, "stream_id": record.stream_id, "refund_wei": None}
         out.changed = True
         if self.services.check_mode:
@@ -167,7 +163,7 @@ class Healing:
     def settle(self, record: VMRecord, out: Outcome) -> dict[str, Any] | None:
         """An abandoned row, once its provider answers: its VM deleted if still there, then the row forgotten.
         None while the provider is still silent."""
-        where = placement_of(record)
+        where = recorded_placement(record)
         entry: dict[str, Any] = {"name": record.name, "provider": where.describe(), "stream_id": record.stream_id,
                                  "refund_wei": self._terminate(record, out)}
         record = self.services.store.get(record.name) or record
@@ -232,5 +228,5 @@ class Healing:
         """golem_vm's abandoned VM: settled (its row forgotten) if its provider answers; ProviderError if not."""
         if self.settle(record, out) is None:
             why = record.config.get("error") or "its provider stopped answering"
-            raise ProviderError(f"VM {record.name} was abandoned ({why}) and its provider {placement_of(record).describe()} "
+            raise ProviderError(f"VM {record.name} was abandoned ({why}) and its provider {recorded_placement(record).describe()} "
                                 "still does not answer: the row stays until it does (its stream is terminated)")

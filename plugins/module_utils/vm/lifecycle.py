@@ -31,7 +31,7 @@ from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRec
 from ansible_collections.golem.vm.plugins.module_utils.state.statuses import ABANDONED
 from ansible_collections.golem.vm.plugins.module_utils.vm.healing import Healing
 from ansible_collections.golem.vm.plugins.module_utils.vm.outcome import Outcome
-from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement
+from ansible_collections.golem.vm.plugins.module_utils.vm.placement import Placement, recorded_placement
 from ansible_collections.golem.vm.plugins.module_utils.vm.retire import Retirement
 from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.waits import SETTLE_SECONDS, BannerProbe, VMWaiter, delete_verified
@@ -89,13 +89,9 @@ class Lifecycle:
         client.set_deadline(self.services.deadline)
         return client
 
-    @staticmethod
-    def placement_of(record: VMRecord) -> Placement:
-        return Placement(record.provider_ip, record.provider_port or 7466, record.provider_id, record.country)
-
     def _lookup(self, record: VMRecord) -> tuple[Any, VMInfo | None]:
         """The client of the record's provider, and the VM there (None: that provider says it has none)."""
-        placement = self.placement_of(record)
+        placement = recorded_placement(record)
         client = self.client(placement)
         pinned = self.want.pinned
         # The user's own provider_ip/provider_port vouch for an address no id was recorded for.
@@ -117,7 +113,7 @@ class Lifecycle:
             self.healing.settle_vm(record, self.out)
             record = None
         if record is not None:
-            placement = self.placement_of(record)
+            placement = recorded_placement(record)
             # The SSH check of a re-run overlaps the provider call instead of following it.
             probe = BannerProbe(record) if self.want.wait and record.status == "running" else None
             try:
@@ -129,7 +125,7 @@ class Lifecycle:
             self.healing.answered(record)
             half_made = None
             if remote is not None:
-                diffs = creation_only_differences(self.want, record, self.placement_of(record).describe())
+                diffs = creation_only_differences(self.want, record, recorded_placement(record).describe())
                 if diffs:
                     self.services.warn(f"VM {self.want.name} exists and these can only be set at creation, so they were "
                                        f"left as they are: {'; '.join(diffs)}. Destroy and re-create the VM to change them.")
@@ -198,7 +194,7 @@ class Lifecycle:
         if status in ("stopped", "stopping"):
             self._sync_status(record, "stopped")
             raise ProviderError(
-                f"VM {self.want.name} on provider {self.placement_of(record).describe()} is stopped, and VM on Golem "
+                f"VM {self.want.name} on provider {recorded_placement(record).describe()} is stopped, and VM on Golem "
                 "providers have no start endpoint: it cannot be started again. Destroy it (state=absent) and "
                 "create it anew (state=present)",
                 url=client.http.base_url,
@@ -206,7 +202,7 @@ class Lifecycle:
         if status in ("error", "deleted"):
             self._sync_status(record, "error", error=remote.error_message or f"provider reports status {status}")
             raise ProviderError(
-                f"provider {self.placement_of(record).describe()} reports VM {self.want.name} in status {status}"
+                f"provider {recorded_placement(record).describe()} reports VM {self.want.name} in status {status}"
                 + (f": {remote.error_message}" if remote.error_message else "")
                 + "; destroy it (state=absent) and create it anew",
                 url=client.http.base_url,
@@ -230,7 +226,7 @@ class Lifecycle:
 
     def _endpoint(self, record: VMRecord, client: Any) -> tuple[int | None, str]:
         try:
-            return self.waiter.endpoint(client, self.placement_of(record).ip or "",
+            return self.waiter.endpoint(client, recorded_placement(record).ip or "",
                                         allow_foreign=self.want.allow_foreign_ssh_host)
         except ValidationError as exc:
             self._sync_status(record, "error", error=exc.msg, ssh_host=None, ssh_port=None)
@@ -300,7 +296,7 @@ class Lifecycle:
     def _recorded_meanwhile(self, record: VMRecord) -> VMRecord:
         """Another run recorded the name while this one waited for its lock: that VM is the one."""
         self._act(f"VM {self.want.name} was recorded by another run meanwhile, on provider "
-                  f"{self.placement_of(record).describe()}")
+                  f"{recorded_placement(record).describe()}")
         client, remote = self._lookup(record)
         if remote is None:
             raise ProviderError(f"VM {self.want.name} was recorded by another run meanwhile (status {record.status}), "
@@ -347,7 +343,7 @@ class Lifecycle:
                 field="name",
                 value=self.want.name,
             )
-        placement = self.placement_of(record)
+        placement = recorded_placement(record)
         client, remote = self._lookup(record)
         if remote is None:
             if record.status == "stopped":
@@ -388,7 +384,7 @@ class Lifecycle:
             if self.want.pinned is not None:
                 self._absent_unrecorded()
             return None
-        placement = self.placement_of(record)
+        placement = recorded_placement(record)
         client, remote = self._lookup(record)
         self.retire.check_payable(record)
         if self.services.check_mode:

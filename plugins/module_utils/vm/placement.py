@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from ansible_collections.golem.vm.plugins.module_utils.foundation.http import DEFAULT_PROVIDER_PORT
+from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+
 STRATEGIES = ("cheapest", "first", "most_free")
 
 
@@ -22,3 +25,9 @@ class Placement(NamedTuple):
         if self.provider_id and self.ip:
             return f"{self.provider_id} ({self.ip})"
         return self.provider_id or self.ip or "?"
+
+
+def recorded_placement(record: VMRecord) -> Placement:
+    """Where a recorded VM runs, as its row says (rows written before ports were recorded: the default port)."""
+    return Placement(record.provider_ip, record.provider_port or DEFAULT_PROVIDER_PORT, record.provider_id,
+                     record.country)

@@ -406,13 +406,45 @@ def test_check_mode_plans_without_any_provider_call_or_write(store):
     assert net.calls == [] and Path(store.path).read_bytes() == before
 
 
-def test_a_member_not_running_is_left_alone_with_a_warning(store):
+def test_a_stopped_member_is_left_alone_with_a_warning(store):
     net = Network()
-    store.upsert(record("web-01", status="error"))
+    store.upsert(record("web-01", status="stopped"))
     run = fleet(store, net, 1)
     res = run.run()
     assert not res.changed and net.calls == []
-    assert any("web-01" in w and "status error" in w for w in run.warnings)
+    assert any("web-01" in w and "status stopped" in w for w in run.warnings)
+
+
+@pytest.mark.parametrize("status", ["creating", "error"])
+def test_a_member_whose_create_did_not_finish_is_adopted_when_its_provider_has_it(store, status):
+    net = Network()
+    net.vms[SE1].add("web-01")  # the provider finished the create the earlier run lost sight of
+    store.upsert(record("web-01", status=status))
+    res = fleet(store, net, 1).run()
+    assert res.failures == {} and res.changed
+    assert store.get("web-01").status == "running" and store.get("web-01").provider_ip == SE1
+    assert net.writes() == [], "adopted, not created again"
+
+
+@pytest.mark.parametrize("status", ["creating", "error"])
+def test_a_member_whose_create_did_not_finish_is_created_again_when_its_provider_lacks_it(store, status):
+    net = Network()
+    store.upsert(record("web-01", status=status))
+    res = fleet(store, net, 1).run()
+    assert res.failures == {} and res.created == ["web-01"]
+    # As golem_vm settles a lost create: a late create cleared first, then made again once on its own provider.
+    assert net.writes() == [(SE1, "delete", "web-01"), (SE1, "create", "web-01")]
+    assert store.get("web-01").status == "running"
+
+
+def test_check_mode_says_an_unfinished_member_would_be_settled_and_asks_no_provider(store):
+    net = Network()
+    store.upsert(record("web-01", status="error"))
+    before = Path(store.path).read_bytes()
+    res = fleet(store, net, 1, check=True).run()
+    assert res.changed and res.created == [] and net.calls == []
+    assert any(a.startswith("would settle VM web-01, recorded with status error") for a in res.actions)
+    assert Path(store.path).read_bytes() == before
 
 
 def test_the_default_key_is_loaded_once_before_the_threads(store):
