@@ -247,8 +247,11 @@ vms:
         - What the member costs a month in GLM at its provider's advertised GLM prices for its resources, computed
           as its payment stream is (for a member that would be created in check mode, the figure in its
           RV(bill)).
-        - A state row holds no prices, so they come from discovery's listing; when the run placed no member,
-          discovery is asked once for them (a failure there is a warning, and the figures are V(null)).
+        - A member keeps on its row the price it was placed at (the price its stream pays). For a member recorded
+          without it (by golem.vm before 0.3, or created again on its old provider), its provider's advertised
+          prices come from discovery's listing; when the run placed no member, discovery is asked once for them
+          (a failure there is a warning, and the figures are V(null)). A run with nothing to do over members that
+          all record their price asks discovery nothing.
         - V(null) when the provider advertises no GLM prices (the MVP era's, which take no payment), or no
           longer advertises.
       type: float

@@ -63,6 +63,7 @@ def test_cheapest_fills_providers_in_price_order_within_their_room(ansible: Ansi
             stream = payments.stream(row["stream_id"])
             assert stream["ratePerSecond"] == bill[member]["rate_wei_per_second"]
             assert stream["recipient"].lower() == spares[placed[member]]["provider_id"].lower()
+            assert row["glm_per_month"] == pytest.approx(MONTHLY[placed[member]]), "the row keeps the price paid"
         rates = {k: {payments.stream(rows[m]["stream_id"])["ratePerSecond"] for m, p in placed.items() if p == k}
                  for k in SPARES}
         assert max(rates["nl-low"]) < min(rates["nl-mid"]) and max(rates["nl-mid"]) < min(rates["nl-high"])

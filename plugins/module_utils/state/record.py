@@ -10,6 +10,7 @@ an older collection, or a hand edit.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +154,19 @@ class VMRecord:
     @property
     def error(self) -> str | None:
         return self._str("error")
+
+    @property
+    def recorded_price(self) -> tuple[bool, float | None]:
+        """(whether the row records its GLM a month, that price): None recorded means its provider advertised no GLM
+        prices. A value no price can be (a string, a bool, negative, not finite) counts as not recorded."""
+        if "glm_per_month" not in self.config:
+            return False, None
+        value = self.config["glm_per_month"]
+        if value is None:
+            return True, None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            return False, None
+        return True, float(value)
 
     @property
     def updated_at(self) -> str | None:

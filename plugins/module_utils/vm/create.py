@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import glm_per_month
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import (
     GolemError, PaymentPending, ProviderError, StateError, TaskTimeout, ValidationError)
@@ -101,6 +102,10 @@ class CreateTransaction:
             # Always written, even empty: rows that carry the key were written by golem.vm 0.2 or later.
             "labels": dict(self.want.labels or {}),
         }
+        if placement.advertised:
+            # What the member costs at the prices it was placed by (its stream's rate is fixed at them; None: the
+            # advert has no GLM prices), so a fleet run can show it without asking discovery again.
+            config["glm_per_month"] = glm_per_month(placement.pricing, spec)
         if self.want.stream_id is not None:
             config["stream_id"] = self.want.stream_id
         config.update(self.hooks.carried(self.want.name, placement))

@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What each fleet member costs a month at its provider's advertised GLM prices, and the fleet's total.
 
-The prices are the adverts', priced as a stream to the provider is (chain/terms.py), so a planned member's
-figure is its check-mode bill's. A row records no prices, so they come from discovery: the listing the run
-already made when it placed members, else one more listing for the whole fleet.
+A member created by golem.vm 0.3 or later has its price on its row, as its provider's advert priced it when it
+was placed (its stream's rate was fixed at that price). Others are priced at their provider's advert as a stream
+to it is (chain/terms.py), so a planned member's figure is its check-mode bill's; those prices come from the
+listing the run already made when it placed members, else from one more listing for the whole fleet.
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ def member_prices(records: Iterable[VMRecord], prices: Callable[[str | None], di
     each: dict[str, float | None] = {}
     total = 0.0
     for record in records:
-        resources = member_spec(record, spec)
-        monthly = glm_per_month(prices(record.provider_id), resources) if resources is not None else None
+        recorded, monthly = record.recorded_price
+        if not recorded:
+            resources = member_spec(record, spec)
+            monthly = glm_per_month(prices(record.provider_id), resources) if resources is not None else None
         each[record.name] = monthly
         if monthly is not None and record.status in _PAYING:
             total += monthly

@@ -18,8 +18,10 @@ class Placement(NamedTuple):
     port: int
     provider_id: str | None = None
     country: str | None = None
-    # The advertised prices (payments need the GLM ones); None when not known yet.
+    # The advertised prices (payments need the GLM ones); None when not known yet, or advertised without.
     pricing: dict[str, Any] | None = None
+    # Read from the provider's advert: ``pricing`` None then means it advertises no prices.
+    advertised: bool = False
 
     def describe(self) -> str:
         if self.provider_id and self.ip:

@@ -73,7 +73,8 @@ def fitting_providers(discovery: Any, spec: ResourceSpec, *, provider_port: int,
 
 
 def as_placement(provider: dict[str, Any], port: int) -> Placement:
-    return Placement(provider["ip_address"], port, provider["provider_id"], provider["country"], provider["pricing"])
+    return Placement(provider["ip_address"], port, provider["provider_id"], provider["country"], provider["pricing"],
+                     advertised=True)
 
 
 def spread(providers: list[dict[str, Any]], countries: list[str] | None, port: int,
@@ -215,7 +216,7 @@ class Placer:
                 return pinned
             for ad in ads:
                 if ad.ip_address == pinned.ip:
-                    return Placement(pinned.ip, pinned.port, ad.provider_id, ad.country, _prices(ad))
+                    return Placement(pinned.ip, pinned.port, ad.provider_id, ad.country, _prices(ad), advertised=True)
             return pinned
         ad = self.discovery.get_advertisement(pinned.provider_id or "")
         if ad is None:
@@ -225,7 +226,7 @@ class Placer:
                 field="provider_id",
                 value=pinned.provider_id,
             )
-        return Placement(ad.ip_address, pinned.port, ad.provider_id, ad.country, _prices(ad))
+        return Placement(ad.ip_address, pinned.port, ad.provider_id, ad.country, _prices(ad), advertised=True)
 
     def candidates(self, preferred: Placement | None = None) -> list[Placement]:
         """Placements to try in order; the first that creates the VM wins."""

@@ -171,6 +171,27 @@ def test_each_member_is_priced_at_its_advert_and_only_paying_ones_add_up() -> No
     assert total == 18.0
 
 
+def test_a_price_recorded_on_the_row_is_used_and_discovery_is_not_asked() -> None:
+    asked: list[str | None] = []
+
+    def prices(provider_id: str | None) -> dict[str, float] | None:
+        asked.append(provider_id)
+        return glm(9.0)
+
+    records = [VMRecord("web-01", "127.0.0.2", "web-01", "running", {"provider_id": "0xa", "glm_per_month": 4.5}),
+               VMRecord("web-02", "127.0.0.2", "web-02", "running", {"provider_id": "0xb", "glm_per_month": None})]
+    assert member_prices(records, prices, SMALL) == ({"web-01": 4.5, "web-02": None}, 4.5)
+    assert asked == [], "every row says its price (None: its provider advertised none)"
+
+
+@pytest.mark.parametrize("hostile", ["4.5", True, -1.0, float("nan"), float("inf"), [4.5], {"glm": 1}])
+def test_a_recorded_price_no_price_can_be_is_ignored_for_the_adverts(hostile: Any) -> None:
+    record = VMRecord("web-01", "127.0.0.2", "web-01", "running", {"provider_id": "0xa", "glm_per_month": hostile})
+    assert record.recorded_price == (False, None)
+    # 9 + 1 + 1 for small at the advert's prices
+    assert member_prices([record], {"0xa": glm(9.0)}.get, SMALL) == ({"web-01": 11.0}, 11.0)
+
+
 def test_prices_come_from_this_runs_listing_else_from_one_more_call() -> None:
     disc = FakeDiscovery([ad("0xother", "127.0.0.61", "SE", glm(3.0)), ad("0xbare", "127.0.0.62", "SE", None)])
     prices = AdvertPrices(lambda: disc, print)
@@ -215,3 +236,12 @@ def test_check_mode_members_cost_what_the_bill_says(store: StateStore) -> None:
         name: glm for name, glm in each.items() if glm is not None}
     assert each["web-03"] is None and total == res.bill()["glm_per_month"] == 110.0
     assert len(run.disc.calls) == 1  # type: ignore[attr-defined]
+
+
+def test_a_member_records_the_price_it_was_placed_at(store: StateStore) -> None:
+    net = Network()
+    disc = FakeDiscovery([ad("0xse1", SE1, "SE", glm(1.0)), ad("0xus1", US1, "US", None)])
+    res = fleet(store, net, 2, discovery=disc, countries=["SE", "US"]).run()
+    assert res.failures == {}
+    # small on 0xse1: 1 + 1 + 1; 0xus1 advertises no GLM prices, and the row says so.
+    assert {r.name: r.recorded_price for r in store.list()} == {"web-01": (True, 3.0), "web-02": (True, None)}

@@ -57,3 +57,39 @@ def test_cheapest_check_mode_places_in_price_order_and_prices_each_member(
     assert {name: bill["glm_per_month"] for name, bill in result["bill"]["members"].items()} == {
         name: glm for name, _pid, glm in placed}
     assert len(httpserver.log) == 1  # one discovery call; no provider is asked anything
+
+
+def _members(state_path: Path, prices: dict[str, float | None | str]) -> None:
+    """Rows of fleet ``web``, each recording the price given (the key left out for "absent")."""
+    from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
+    from ansible_collections.golem.vm.plugins.module_utils.state.sqlite_backend import SQLiteStateStore
+
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStateStore(str(state_path))
+    try:
+        for name, price in prices.items():
+            config: dict[str, Any] = {"cpu": 1, "memory": 1, "storage": 10, "ssh_port": 20001, "provider_id": "0xcheap",
+                                      "provider_port": 7466, "labels": {"golem.vm/fleet": "web"}}
+            if price != "absent":
+                config["glm_per_month"] = price
+            store.upsert(VMRecord(name, "192.0.2.1", name, "running", config))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("prices", "calls", "total"), [
+    ({"web-01": 3.0, "web-02": 3.5}, 0, 6.5),
+    # A row without its price (recorded before 0.3): one listing prices it at the advert's (1 + 1 + 1).
+    ({"web-01": 3.0, "web-02": "absent"}, 1, 6.0),
+])
+def test_a_fleet_with_nothing_to_do_asks_discovery_only_for_prices_its_rows_lack(
+        tmp_path: Path, httpserver: HTTPServer, capsys: pytest.CaptureFixture[str], prices: dict[str, Any],
+        calls: int, total: float) -> None:
+    httpserver.expect_request(ADS).respond_with_json([advert("0xcheap", "192.0.2.1", 1.0, 10)])
+    state = tmp_path / "requestor" / "vms.db"
+    _members(state, prices)
+    result = run({"name": "web", "count": 2, "verify": False, "wait": False, "discovery_backend": "central",
+                  "discovery_url": httpserver.url_for("").rstrip("/"), "state_path": str(state)}, capsys)
+    assert not result.get("failed") and result["changed"] is False, result
+    assert result["glm_per_month_total"] == total
+    assert len(httpserver.log) == calls
