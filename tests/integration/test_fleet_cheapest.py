@@ -40,7 +40,7 @@ def test_cheapest_fills_providers_in_price_order_within_their_room(ansible: Ansi
         plan = ansible.module("golem_fleet", args, check=True)
         assert not plan["failed"] and plan["changed"], plan.get("msg")
         planned = {vm["name"]: key_of[vm["provider_id"]] for vm in plan["vms"]}
-        assert sorted(planned.values()) == sorted(k for k, n in EXPECTED.items() for _ in range(n))
+        assert sorted(planned.values()) == sorted(k for k, n in EXPECTED.items() for _each in range(n))
         bill = plan["bill"]["members"]
         assert sorted(bill) == sorted(planned)
         assert plan["glm_per_month_total"] == pytest.approx(sum(MONTHLY[k] for k in planned.values()))
