@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -136,6 +137,21 @@ def _addresses(name: str) -> list[str]:
         return sorted({info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)})
     except (OSError, UnicodeError):
         return []
+
+
+def resolve_within(seconds: float, resolve: Resolve = _addresses) -> Resolve:
+    """``resolve`` that gives up after ``seconds``, answering no address.
+
+    The resolver's own timeouts (attempts, search domains) can add up to minutes, and the name is a provider's:
+    the lookup runs in a daemon thread that is left behind when the time is up, so the task keeps its budget.
+    """
+    def bounded(name: str) -> list[str]:
+        found: list[list[str]] = []
+        worker = threading.Thread(target=lambda: found.append(resolve(name)), name="golem-resolve", daemon=True)
+        worker.start()
+        worker.join(max(0.0, seconds))
+        return found[0] if found else []
+    return bounded
 
 
 def ssh_host_of(answered: str | None, *, provider_ip: str, source: str, allow_foreign: bool = False,

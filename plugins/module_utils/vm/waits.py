@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
-from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import ssh_host_of
+from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints import resolve_within, ssh_host_of
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, ProviderError
 from ansible_collections.golem.vm.plugins.module_utils.provider.models import AccessInfo, VMInfo
 from ansible_collections.golem.vm.plugins.module_utils.state.record import VMRecord
@@ -28,6 +28,8 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.known_hosts import (
 
 # Upstream's async create takes ~1 s on small hosts; poll fast first, then back off.
 POLL_FIRST, POLL_MAX = 0.2, 2.0
+# At most this long to look up a host name a provider gave for SSH (a working resolver answers in well under it).
+RESOLVE_SECONDS = 10.0
 
 
 class JobFailed(ProviderError):
@@ -113,8 +115,11 @@ class VMWaiter:
         a ValidationError names the provider, the field and the value otherwise.
         """
         access = self.access(client)
+        # A name the provider gave is looked up within the task's time, at most RESOLVE_SECONDS: unresolved, it
+        # is not the provider's own address, and is refused as any other foreign host.
         host = ssh_host_of(access.ssh_host, provider_ip=provider_ip, source=f"provider {client.http.base_url}",
-                           allow_foreign=allow_foreign)
+                           allow_foreign=allow_foreign,
+                           resolve=resolve_within(min(RESOLVE_SECONDS, max(0.0, self.deadline.remaining()))))
         return access.ssh_port, host
 
     def ssh(self, record: VMRecord, *, new: bool) -> None:

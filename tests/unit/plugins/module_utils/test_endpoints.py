@@ -6,6 +6,7 @@ and again where it is written: known_hosts lines, ssh command lines, Ansible hos
 from __future__ import annotations
 
 import base64
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from ansible_collections.golem.vm.plugins.module_utils.foundation.endpoints impo
     check_port,
     host_problem,
     port_problem,
+    resolve_within,
     ssh_host_of,
 )
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import ValidationError
@@ -228,3 +230,25 @@ def test_ssh_keyscan_ends_its_options_before_the_host() -> None:
 
     assert scan_host_keys("127.0.0.2", 20001, key_types=("ed25519",), run=run) == [KEY]
     assert commands[0][-2:] == ["--", "127.0.0.2"]
+
+
+def test_a_name_that_resolves_too_slowly_is_refused_without_waiting_for_the_resolver() -> None:
+    release, answered = threading.Event(), threading.Event()
+
+    def hangs(name: str) -> list[str]:
+        release.wait()  # a resolver stuck on a hostile name server, until the test lets it go
+        answered.set()
+        return ["127.0.0.2"]
+
+    try:
+        with pytest.raises(ValidationError) as err:
+            ssh_host_of("slow.provider.example", provider_ip="127.0.0.2", source="provider x",
+                        resolve=resolve_within(0.2, hangs))
+        assert not answered.is_set(), "the task went on while the lookup still hung: its time is bounded"
+    finally:
+        release.set()
+    assert err.value.field == "ssh_host" and "slow.provider.example" in err.value.msg
+
+
+def test_a_name_resolved_in_time_is_answered_as_resolved() -> None:
+    assert resolve_within(5.0, lambda name: ["127.0.0.2"])("vm.provider.example") == ["127.0.0.2"]
