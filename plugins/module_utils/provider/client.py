@@ -148,7 +148,15 @@ class ProviderClient:
     def stop_vm(self, name: str) -> VMInfo:
         # Not idempotent by HTTP method, but stopping twice is harmless; still, POST is not retried.
         path = f"{API_PREFIX}/vms/{segment(name)}/stop"
-        return self._parse(VMInfo, self._call("POST", path).data, "a VM", f"POST {path}")
+        try:
+            answer = self._call("POST", path)
+        except ProviderError as exc:
+            if exc.status != 404:
+                raise
+            raise ProviderError(f"provider {self.http.base_url} cannot stop VMs: it speaks the MVP-era API, which has "
+                                "no stop endpoint; use state=absent to destroy the VM", url=exc.url, method=exc.method,
+                                status=exc.status, response=exc.response) from None
+        return self._parse(VMInfo, answer.data, "a VM", f"POST {path}")
 
     def delete_vm(self, name: str) -> None:
         """DELETE /vms/{name}; providers answer 200 even for a name they do not know."""

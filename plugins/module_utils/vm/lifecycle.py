@@ -16,6 +16,7 @@ Rules that hold everywhere below:
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ from ansible_collections.golem.vm.plugins.module_utils.vm.waits import SETTLE_SE
 from ansible_collections.golem.vm.plugins.module_utils.vm.want import Want, check_create_inputs, creation_only_differences
 
 if TYPE_CHECKING:
+    from ansible_collections.golem.vm.plugins.module_utils.state.backend import NameLock
     from ansible_collections.golem.vm.plugins.module_utils.vm.create import CreateTransaction
 
 
@@ -80,6 +82,10 @@ class Lifecycle:
             "absent": self.absent,
         }[self.want.state]
         return handler(record)
+
+    def _locked(self) -> AbstractContextManager[NameLock]:
+        """The name's lock, for what changes the VM or its row, waited for within the task's time."""
+        return self.services.store.lock(self.want.name, timeout=max(0.0, self.services.deadline.remaining()))
 
     def _act(self, text: str) -> None:
         self.out.actions.append(text)
@@ -154,7 +160,7 @@ class Lifecycle:
             else:
                 # Under the name's lock, and only if the row is still the one read: another run (a second
                 # controller) may hold the lock to create this VM right now, or have repaired it already.
-                with self.services.store.lock(self.want.name, timeout=max(0.0, self.services.deadline.remaining())) as held:
+                with self._locked() as held:
                     current = self.services.store.get(self.want.name)
                     same = record.same_vm(current)
                     if same:
@@ -283,7 +289,7 @@ class Lifecycle:
             self.want.private_key_path = self.want.private_key_path or private
         if self.services.check_mode:
             return self.creation.run(placements, on_taken=self._taken)
-        with self.services.store.lock(self.want.name, timeout=max(0.0, self.services.deadline.remaining())) as held:
+        with self._locked() as held:
             theirs = self.services.store.get(self.want.name)
             if theirs is not None and not (replacing is not None and replacing.same_vm(theirs)):
                 return self._recorded_meanwhile(theirs)
@@ -336,13 +342,10 @@ class Lifecycle:
         self.waiter.ssh(record, new=True)
 
     # -- stopped / absent ---------------------------------------------------------------------
-    def stopped(self, record: VMRecord | None) -> VMRecord | None:
+    def stopped(self, record: VMRecord | None, *, again: bool = True) -> VMRecord | None:
         if record is None:
-            raise ValidationError(
-                f"VM {self.want.name} is not recorded in {self.services.store.location}: nothing to stop",
-                field="name",
-                value=self.want.name,
-            )
+            raise ValidationError(f"VM {self.want.name} is not recorded in {self.services.store.location}: nothing to "
+                                  "stop", field="name", value=self.want.name)
         placement = recorded_placement(record)
         client, remote = self._lookup(record)
         if remote is None:
@@ -351,11 +354,9 @@ class Lifecycle:
                 self._act(f"VM {self.want.name} is stopped, and provider {placement.describe()} has deleted it since; "
                           "state=absent forgets it")
                 return record
-            raise ProviderError(
-                f"VM {self.want.name} is recorded on provider {placement.describe()} but the provider no longer has "
-                "it; use state=absent to forget it, or state=present to create it again",
-                url=client.http.base_url,
-            )
+            raise ProviderError(f"VM {self.want.name} is recorded on provider {placement.describe()} but the provider no "
+                                "longer has it; use state=absent to forget it, or state=present to create it again",
+                                url=client.http.base_url)
         if remote.status.value == "stopped":
             return self._sync_status(record, "stopped")
         self.retire.check_payable(record)
@@ -363,20 +364,23 @@ class Lifecycle:
         if self.services.check_mode:
             self._act(f"would stop VM {self.want.name}")
             return record
-        try:
-            client.stop_vm(self.want.name)
-        except ProviderError as exc:
-            if exc.status == 404:
-                raise ProviderError(
-                    f"provider {placement.describe()} cannot stop VMs: it speaks the MVP-era API, which has no "
-                    "stop endpoint; use state=absent to destroy the VM",
-                    url=exc.url, method=exc.method, status=exc.status, response=exc.response,
-                ) from None
-            raise
-        self._act(f"stopped VM {self.want.name}")
-        record = self.services.store.set_status(self.want.name, "stopped") or record
-        # A stopped VM cannot run again (no start endpoint upstream): what it has not used comes back.
-        self.retire.release(record)
+        # Under the name's lock, and only if the row is still the one read: another run may have destroyed or
+        # re-created this VM meanwhile, and its stream is not this one's to end.
+        with self._locked() as held:
+            current = self.services.store.get(self.want.name)
+            same = record.same_vm(current)
+            if same:
+                client.stop_vm(self.want.name)
+                self._act(f"stopped VM {self.want.name}")
+                record = self.services.store.set_status(self.want.name, "stopped") or record
+                held.verify()  # a lost lock (PostgreSQL) may already be another run's: change nothing more
+                # A stopped VM cannot run again (no start endpoint upstream): what it has not used comes back.
+                self.retire.release(record)
+        if not same:
+            if current is None:
+                raise StateError(f"VM {self.want.name} was removed from {self.services.store.location} by another run "
+                                 "while this one was stopping it: nothing to stop")
+            return self.stopped(self._changed(current, again), again=False)
         return self.services.store.get(self.want.name) or record
 
     def absent(self, record: VMRecord | None, *, again: bool = True) -> VMRecord | None:
@@ -395,7 +399,7 @@ class Lifecycle:
             return None
         # Under the name's lock, and only if the row is still the one read: another run may be creating this
         # VM again right now, and its new row and VM are what the user now asks to destroy.
-        with self.services.store.lock(self.want.name, timeout=max(0.0, self.services.deadline.remaining())) as held:
+        with self._locked() as held:
             current = self.services.store.get(self.want.name)
             same = record.same_vm(current)
             if same:

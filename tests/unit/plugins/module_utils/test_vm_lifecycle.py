@@ -445,13 +445,22 @@ def test_stopped_stops_a_running_vm_once(store, providers):
     assert providers["127.0.0.2"].writes() == [("stop", "web-1")] and not life.out.changed
 
 
-def test_stopped_on_an_mvp_provider_says_it_cannot(store, providers):
+def test_stopped_leaves_a_vm_alone_that_another_run_removed_meanwhile(store, providers):
     recorded(store)
-    providers["127.0.0.2"].vms["web-1"] = vm("web-1")
-    providers["127.0.0.2"].stop_status = 404
-    with pytest.raises(ProviderError) as err:
+    se = providers["127.0.0.2"]
+    se.vms["web-1"] = vm("web-1")
+    looked = se.get_vm
+
+    def and_removed(name: str, missing_ok: bool = False) -> VMInfo | None:
+        found = looked(name, missing_ok=missing_ok)
+        store.delete(name)  # another run's state=absent, between this run's look and its lock
+        return found
+
+    se.get_vm = and_removed  # type: ignore[method-assign]
+    with pytest.raises(StateError) as err:
         run(store, providers, state="stopped")
-    assert "MVP-era API" in err.value.msg
+    assert "removed" in err.value.msg and "by another run" in err.value.msg
+    assert ("stop", "web-1") not in se.calls, "a VM whose row is gone is not this run's to stop"
 
 
 def test_started_on_a_stopped_vm_explains_there_is_no_start(store, providers):
