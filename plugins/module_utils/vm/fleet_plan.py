@@ -80,8 +80,8 @@ class Plan:
     def taken(self) -> set[int]:
         """Indices no new member may be named with: every row's, every slot's, and those already planned."""
         rows = [*self.keep.values(), *self.repair.values(), *self.destroy]
-        return ({i for i in (member_index(self.prefix, r.name) for r in rows) if i is not None} | set(self.keep) | set(self.repair)
-                | set(self.reserved) | set(self.create))
+        named = {i for i in (member_index(self.prefix, r.name) for r in rows) if i is not None}
+        return named | set(self.keep) | set(self.repair) | set(self.reserved) | set(self.create)
 
     def add_creates(self, count: int) -> None:
         """Fill every free slot up to ``count``: a new member takes its slot's index as its name, or, when a row
