@@ -12,8 +12,8 @@ from ansible_collections.golem.vm.plugins.module_utils.provider.client import Pr
 
 
 def test_stop_on_a_provider_without_the_endpoint_says_it_speaks_the_mvp_api(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/api/v1/vms/web-1/stop", method="POST").respond_with_json({"detail": "Not Found"},
-                                                                                          status=404)
+    stop = httpserver.expect_request("/api/v1/vms/web-1/stop", method="POST")
+    stop.respond_with_json({"detail": "Not Found"}, status=404)
     client = ProviderClient(httpserver.host, httpserver.port, retries=0)
     with pytest.raises(ProviderError) as err:
         client.stop_vm("web-1")
@@ -22,8 +22,8 @@ def test_stop_on_a_provider_without_the_endpoint_says_it_speaks_the_mvp_api(http
 
 
 def test_stop_answers_other_errors_as_they_are(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/api/v1/vms/web-1/stop", method="POST").respond_with_json({"detail": "boom"},
-                                                                                          status=500)
+    stop = httpserver.expect_request("/api/v1/vms/web-1/stop", method="POST")
+    stop.respond_with_json({"detail": "boom"}, status=500)
     with pytest.raises(ProviderError) as err:
         ProviderClient(httpserver.host, httpserver.port, retries=0).stop_vm("web-1")
     assert err.value.status == 500 and "MVP-era" not in err.value.msg
