@@ -58,6 +58,12 @@ def glm_per_month(pricing: Mapping[str, Any] | None, spec: ResourceSpec) -> floa
     return round(core * spec.cpu + ram * spec.memory + storage * spec.storage, 8)
 
 
+def glm_per_month_of(rate_wei: int) -> float:
+    """What a stream paying ``rate_wei`` a second costs a month in GLM (paid 1:1 in native ETH on 0.1.x), rounded as
+    an advert's price is, so a stream opened at a price within a cap is within it here too."""
+    return round(rate_wei * SECONDS_PER_MONTH / 10 ** 18, 8)
+
+
 def stream_terms(pricing: Mapping[str, Any] | None, spec: ResourceSpec, hours: int) -> StreamTerms | None:
     """Rate and deposit of a stream paying ``spec`` for ``hours``; None when the advert has no GLM prices."""
     monthly = glm_per_month(pricing, spec)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.runway import ChainStream, plan_top_up
-from ansible_collections.golem.vm.plugins.module_utils.chain.terms import ZERO_ADDRESS
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import ZERO_ADDRESS, glm_per_month_of
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError
 from ansible_collections.golem.vm.plugins.module_utils.state.backend import StateBackend
@@ -30,7 +30,7 @@ from ansible_collections.golem.vm.plugins.module_utils.state.statuses import VMS
 from ansible_collections.golem.vm.plugins.module_utils.vm.payment_options import chain_factory
 from ansible_collections.golem.vm.plugins.module_utils.vm.services import VMServices
 from ansible_collections.golem.vm.plugins.module_utils.vm.stream_target import row_target
-from ansible_collections.golem.vm.plugins.module_utils.vm.stream_task import StreamTask, glm_per_month_of
+from ansible_collections.golem.vm.plugins.module_utils.vm.stream_task import StreamTask
 
 
 @dataclass

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ansible_collections.golem.vm.plugins.module_utils.chain.network import check_contract
 from ansible_collections.golem.vm.plugins.module_utils.chain.runway import refund_at
+from ansible_collections.golem.vm.plugins.module_utils.chain.sent import PENDING, settle_sent
 from ansible_collections.golem.vm.plugins.module_utils.chain.terms import (
     DEFAULT_MAX_GLM_PER_MONTH, StreamTerms, bill_of, check_cap, over_cap, requires_payment, stream_terms, succeeded)
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
@@ -353,36 +354,19 @@ class StreamPayments(CreateHooks):
         return found
 
     def _settle_tx(self, record: VMRecord, chain: StreamChain, contract: str, tx: str) -> int | None:
-        receipt = chain.receipt(tx, time.monotonic() + SETTLE_SECONDS, check=False)
-        if receipt is not None:
-            if not succeeded(receipt):
-                self.warn(f"VM {record.name}'s stream transaction {tx} reverted: it opened no stream")
-                return None
-            return chain.created_stream(receipt, contract)
-        if chain.known(tx):
-            raise PaymentError(f"VM {record.name}'s stream transaction {tx} is still waiting to be mined; the row "
-                               "keeps it and the next run settles it")
-        nonce, raw = record.config.get("stream_nonce"), record.config.get("stream_raw_tx")
-        if isinstance(nonce, int) and not isinstance(nonce, bool):
-            # Unknown to this node is not dead: another node behind the same URL may hold it, or it was dropped
-            # and can be sent again. Dead is when the account's mined nonce passed it without its receipt.
-            if chain.nonce("latest") > nonce:
-                receipt = chain.receipt(tx, 0.0, check=False)
-                if receipt is not None:
-                    return chain.created_stream(receipt, contract) if succeeded(receipt) else None
-                self.warn(f"VM {record.name}'s stream transaction {tx} will never be mined: its nonce {nonce} was "
-                          "used by another transaction of the account; it opened no stream")
-                return None
-            if isinstance(raw, str):
-                try:
-                    chain.rebroadcast(raw, tx)
-                except PaymentError as exc:
-                    self.warn(f"sending VM {record.name}'s stream transaction {tx} again failed: {exc.msg}")
-            raise PaymentError(f"VM {record.name}'s stream transaction {tx} is not mined yet (its nonce {nonce} is "
-                               "still free, and it was sent again); the row keeps it and the next run settles it")
-        self.warn(f"VM {record.name}'s stream transaction {tx} is unknown to payments RPC {chain.rpc_url}: it was "
-                  "never mined, so it opened no stream")
-        return None
+        sent = settle_sent(chain, tx, record.config.get("stream_nonce"), record.config.get("stream_raw_tx"),
+                           until=time.monotonic() + SETTLE_SECONDS, resend=True, warn=self.warn,
+                           what=f"VM {record.name}'s stream transaction")
+        if sent.state == PENDING:
+            raise PaymentError(f"VM {record.name}'s stream transaction {tx} is pending: {sent.why}; the row keeps it "
+                               "and the next run settles it")
+        if sent.receipt is None:
+            self.warn(f"VM {record.name}'s stream transaction {tx} opened no stream: {sent.why}")
+            return None
+        if not succeeded(sent.receipt):
+            self.warn(f"VM {record.name}'s stream transaction {tx} reverted: it opened no stream")
+            return None
+        return chain.created_stream(sent.receipt, contract)
 
 
 def pricing_lookup(discovery: Callable[[], Any]) -> Callable[[Placement, str], dict[str, Any] | None]:

@@ -23,7 +23,8 @@ from ansible_collections.golem.vm.plugins.module_utils.chain.runway import (
     remaining_seconds,
     terminated,
 )
-from ansible_collections.golem.vm.plugins.module_utils.chain.terms import SECONDS_PER_MONTH, ZERO_ADDRESS
+from ansible_collections.golem.vm.plugins.module_utils.chain.sent import MINED, PENDING, settle_sent
+from ansible_collections.golem.vm.plugins.module_utils.chain.terms import ZERO_ADDRESS, glm_per_month_of
 from ansible_collections.golem.vm.plugins.module_utils.foundation.deadline import Deadline
 from ansible_collections.golem.vm.plugins.module_utils.foundation.errors import GolemError, PaymentError, ValidationError
 from ansible_collections.golem.vm.plugins.module_utils.foundation.http import API_PREFIX, segment
@@ -41,12 +42,6 @@ def stream_result(stream: Any, contract: str) -> dict[str, Any]:
     view["remaining_seconds"] = remaining_seconds(stream)
     view["ended"] = ended_reason(stream) is not None
     return view
-
-
-def glm_per_month_of(rate_wei: int) -> float:
-    """What a stream paying ``rate_wei`` a second costs a month in GLM (paid 1:1 in native ETH on 0.1.x), rounded as
-    chain.terms rounds an advert's price, so a stream opened at a price within a cap is within it here too."""
-    return round(rate_wei * SECONDS_PER_MONTH / 10 ** 18, 8)
 
 
 def provider_view(client: Any, name: str) -> dict[str, Any]:
@@ -182,28 +177,20 @@ class StreamTask:
 
     def _settle_sent_top_up(self) -> None:
         """The top-up an earlier run sent and did not see mined: mined, or never to be, before anything more is
-        paid; one still waiting fails the task (sent again when the node does not know it), and pays nothing."""
+        paid; one that may still be mined fails the task (sent again when the node does not know it, outside
+        check mode), and pays nothing."""
         record = self.target.record
         tx = record.config.get("top_up_tx") if record is not None else None
         if record is None or not isinstance(tx, str):
             return
-        receipt = self.chain.receipt(tx, 0.0, check=False)
-        if receipt is None:
-            nonce, raw = record.config.get("top_up_nonce"), record.config.get("top_up_raw")
-            used = isinstance(nonce, int) and not isinstance(nonce, bool) and self.chain.nonce("latest") > nonce
-            if not used:
-                if not self.chain.known(tx) and isinstance(raw, str) and not self.check_mode:
-                    try:
-                        self.chain.rebroadcast(raw, tx)
-                    except PaymentError as exc:
-                        self.warn(f"sending the top-up {tx} of VM {record.name} again failed: {exc.msg}")
-                raise PaymentError(f"the top-up {tx} of VM {record.name}'s stream {self.target.stream_id}, sent by an "
-                                   "earlier run, is not mined yet: nothing more is paid until it is; the row keeps it "
-                                   "and the next run settles it", field="runway_hours")
-            # Its nonce was used: by this very transaction, mined meanwhile, or by another (then it never will be).
-            receipt = self.chain.receipt(tx, 0.0, check=False)
-        self._act(f"settle the top-up {tx} an earlier run sent: " + ("it was mined" if receipt is not None
-                                                                     else "it never will be (its nonce was used)"))
+        sent = settle_sent(self.chain, tx, record.config.get("top_up_nonce"), record.config.get("top_up_raw"),
+                           until=0.0, resend=not self.check_mode, warn=self.warn, what=f"the top-up of VM {record.name}")
+        if sent.state == PENDING:
+            raise PaymentError(f"the top-up {tx} of VM {record.name}'s stream {self.target.stream_id}, sent by an "
+                               f"earlier run, is not mined yet: nothing more is paid until it is ({sent.why}); the row "
+                               "keeps it and the next run settles it", field="runway_hours")
+        self._act(f"settle the top-up {tx} an earlier run sent: " + ("it was mined" if sent.state == MINED
+                                                                     else f"it never will be ({sent.why})"))
         if not self.check_mode:
             self._note_sending(None, None, None)
 
